@@ -1,0 +1,111 @@
+"""cde-otel: production readiness and OpenTelemetry for the CDE Orchestrator.
+
+Turn everything on with one environment variable::
+
+    CDE_OTEL_ENABLED=true python your_app.py
+
+or programmatically::
+
+    import cde_otel
+
+    cde_otel.configure()          # providers, exporters, instrumentation, logging
+    with cde_otel.correlation("request-42"):
+        ...
+    cde_otel.shutdown()           # flushes every signal
+
+Names are imported lazily so that ``import cde_otel`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cde_otel._version import __version__
+
+_EXPORTS: dict[str, str] = {
+    # core
+    "Project": "cde_otel.core",
+    "Feature": "cde_otel.core",
+    "ProjectStatus": "cde_otel.core",
+    "FeatureStatus": "cde_otel.core",
+    "FileSystemProjectRepository": "cde_otel.core",
+    # errors
+    "CDEError": "cde_otel.errors",
+    "ProjectError": "cde_otel.errors",
+    "FeatureError": "cde_otel.errors",
+    "StateError": "cde_otel.errors",
+    "ValidationError": "cde_otel.errors",
+    "CDESystemError": "cde_otel.errors",
+    "ReadOnlyModeError": "cde_otel.errors",
+    "CircuitBreakerOpenError": "cde_otel.errors",
+    "ERROR_CODES": "cde_otel.errors",
+    "ErrorFormatter": "cde_otel.errors",
+    # settings
+    "SETTINGS": "cde_otel.settings",
+    "load_settings": "cde_otel.settings",
+    # resilience
+    "CircuitBreaker": "cde_otel.resilience",
+    "ResilientProjectRepository": "cde_otel.resilience",
+    # telemetry
+    "configure": "cde_otel.telemetry",
+    "shutdown": "cde_otel.telemetry",
+    "correlation": "cde_otel.telemetry",
+    "current_correlation_id": "cde_otel.telemetry",
+    "CDEInstrumentor": "cde_otel.instrumentation",
+    # logging
+    "setup_logging": "cde_otel.logging",
+    "get_logger": "cde_otel.logging",
+    # health
+    "HealthMonitor": "cde_otel.health",
+    "get_health_status": "cde_otel.health",
+    "cde_getHealth": "cde_otel.health",
+    "start_health_server": "cde_otel.health",
+}
+
+__all__ = [
+    "ERROR_CODES",
+    "SETTINGS",
+    "CDEError",
+    "CDEInstrumentor",
+    "CDESystemError",
+    "CircuitBreaker",
+    "CircuitBreakerOpenError",
+    "ErrorFormatter",
+    "Feature",
+    "FeatureError",
+    "FeatureStatus",
+    "FileSystemProjectRepository",
+    "HealthMonitor",
+    "Project",
+    "ProjectError",
+    "ProjectStatus",
+    "ReadOnlyModeError",
+    "ResilientProjectRepository",
+    "StateError",
+    "ValidationError",
+    "__version__",
+    "cde_getHealth",
+    "configure",
+    "correlation",
+    "current_correlation_id",
+    "get_health_status",
+    "get_logger",
+    "load_settings",
+    "setup_logging",
+    "shutdown",
+    "start_health_server",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cde_otel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,160 @@
+"""The on-disk state document: encoding, checksum and validation.
+
+A state document is ``{"schema_version", "revision", "saved_at", "checksum", "project"}``;
+the checksum is SHA-256 over the canonical JSON of everything else, so a file
+that parses but was damaged (or hand-edited badly) is still caught. Backups use
+the same format, which makes any backup a drop-in state file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from cde_otel.core.errors import StateError
+from cde_otel.core.model import (
+    PHASES,
+    Feature,
+    FeatureStatus,
+    Project,
+    ProjectStatus,
+    utcnow,
+)
+
+SCHEMA_VERSION = 1
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def checksum(document: dict[str, Any]) -> str:
+    body = {k: v for k, v in document.items() if k != "checksum"}
+    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def encode(project: Project, revision: int) -> bytes:
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "revision": revision,
+        "saved_at": utcnow().isoformat(),
+        "project": project.to_dict(),
+    }
+    document["checksum"] = checksum(document)
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def decode(raw: bytes, *, source: str) -> tuple[Project, int]:
+    """Parses and validates a state document; any defect is a coded ``StateError``."""
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise StateError(
+            f"state file {source} is not valid JSON: {exc}", "E203", {"path": source, "reason": str(exc)}
+        ) from exc
+    if not isinstance(document, dict):
+        raise _invalid(source, "document", "an object")
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _invalid(source, "schema_version", "an integer")
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"state file {source} has schema version {version}; this cde-otel reads up to {SCHEMA_VERSION}",
+            "E205",
+            {"path": source, "schema_version": version, "supported": SCHEMA_VERSION},
+        )
+    if document.get("checksum") != checksum(document):
+        raise StateError(
+            f"state file {source} fails its checksum", "E203", {"path": source, "reason": "checksum mismatch"}
+        )
+    revision = _field(document, "revision", int, source)
+    project_doc = _field(document, "project", dict, source)
+    try:
+        return _project_from(project_doc, source), revision
+    except StateError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StateError(
+            f"state file {source} does not match the schema: {exc!r}",
+            "E204",
+            {"path": source, "reason": repr(exc)},
+        ) from exc
+
+
+def _invalid(source: str, name: str, expected: str) -> StateError:
+    return StateError(
+        f"state file {source}: {name} must be {expected}",
+        "E204",
+        {"path": source, "field": name, "expected": expected},
+    )
+
+
+def _field(doc: dict[str, Any], name: str, kind: type, source: str) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _invalid(source, name, kind.__name__)
+    return value
+
+
+def _opt_str(doc: dict[str, Any], name: str, source: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(source, name, "a string or null")
+    return value
+
+
+def _time(doc: dict[str, Any], name: str, source: str) -> datetime:
+    parsed = datetime.fromisoformat(_field(doc, name, str, source))
+    if parsed.tzinfo is None:
+        raise _invalid(source, name, "a timezone-aware ISO-8601 timestamp")
+    return parsed
+
+
+def _feature_from(doc: Any, project_id: str, source: str) -> Feature:
+    if not isinstance(doc, dict):
+        raise _invalid(source, "features[]", "an object")
+    phase = _field(doc, "current_phase", str, source)
+    if phase not in PHASES:
+        raise _invalid(source, "current_phase", f"one of {PHASES}")
+    artifacts = _field(doc, "artifacts", dict, source)
+    if not all(k in PHASES and isinstance(v, dict) for k, v in artifacts.items()):
+        raise _invalid(source, "artifacts", "a mapping of phase to object")
+    history = _field(doc, "phase_history", list, source)
+    if not all(isinstance(h, dict) and isinstance(h.get("phase"), str) for h in history):
+        raise _invalid(source, "phase_history", "a list of {phase, completed_at}")
+    feature = Feature(
+        project_id=project_id,
+        prompt=_field(doc, "prompt", str, source),
+        name=_field(doc, "name", str, source),
+        workflow_type=_field(doc, "workflow_type", str, source),
+        id=_field(doc, "id", str, source),
+        status=FeatureStatus(_field(doc, "status", str, source)),
+        current_phase=phase,
+        artifacts=artifacts,
+        phase_history=history,
+        failure_reason=_opt_str(doc, "failure_reason", source),
+        created_at=_time(doc, "created_at", source),
+        updated_at=_time(doc, "updated_at", source),
+    )
+    if _field(doc, "project_id", str, source) != project_id:
+        raise _invalid(source, "features[].project_id", "the owning project's id")
+    return feature
+
+
+def _project_from(doc: dict[str, Any], source: str) -> Project:
+    project_id = _field(doc, "id", str, source)
+    features_doc = _field(doc, "features", list, source)
+    features = [_feature_from(f, project_id, source) for f in features_doc]
+    if len({f.id for f in features}) != len(features):
+        raise _invalid(source, "features", "a list with unique ids")
+    return Project(
+        name=_field(doc, "name", str, source),
+        path=_field(doc, "path", str, source),
+        id=project_id,
+        status=ProjectStatus(_field(doc, "status", str, source)),
+        features={f.id: f for f in features},
+        created_at=_time(doc, "created_at", source),
+        updated_at=_time(doc, "updated_at", source),
+    )

@@ -1,0 +1,38 @@
+"""Correlation IDs: one id per top-level operation, carried in OpenTelemetry baggage.
+
+Baggage lives in the OpenTelemetry context, so the id follows child spans,
+asyncio tasks (contextvars), threads (with the threading instrumentation that
+``configure()`` enables) and other processes (W3C ``baggage`` header or the
+``BAGGAGE`` environment variable picked up at start-up).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import baggage, context
+
+CORRELATION_KEY = "cde.correlation_id"
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id of the current context, if any."""
+    value = baggage.get_baggage(CORRELATION_KEY)
+    return value if isinstance(value, str) else None
+
+
+@contextmanager
+def correlation(correlation_id: str | None = None) -> Iterator[str]:
+    """Runs the block under ``correlation_id`` (a fresh one when omitted), e.g. an incoming request id."""
+    cid = correlation_id or new_correlation_id()
+    token = context.attach(baggage.set_baggage(CORRELATION_KEY, cid))
+    try:
+        yield cid
+    finally:
+        context.detach(token)
