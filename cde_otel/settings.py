@@ -117,6 +117,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("redact_keys", (), _list, "list",
        "Extra key fragments whose values are masked in logs and attributes "
        "(token, password, secret, api_key, authorization, cookie, prompt are always masked)."),
+    # -- errors -----------------------------------------------------------------------
+    _s("errors_docs_url", "", _str, "url",
+       "URL of the published error catalog page; formatted errors link to its `#e101`-style anchors "
+       "(empty: the relative `docs/errors/catalog.md`)."),
     # -- state and resilience ---------------------------------------------------------
     _s("state_lock_timeout_s", 10.0, _float, "float", "Seconds to wait for another process's state lock."),
     _s("backup_retention", 10, _int, "int", "Checksummed state backups kept per project."),

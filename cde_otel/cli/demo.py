@@ -1,5 +1,144 @@
-"""`cde-otel demo ...` commands."""
+"""``cde-otel demo``: a realistic workload with telemetry on, and what it produced.
+
+With no OTLP endpoint configured the telemetry stays local (OTLP-JSON files a collector can
+read back) and the terminal shows the span tree of one feature's workflow and a P50/P95/P99
+table per operation. With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set it ships to the collector too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
 
-app = typer.Typer(no_args_is_help=True, help="demo commands.")
+from cde_otel import telemetry
+from cde_otel.cli._console import console
+from cde_otel.cli._errors import handle_errors
+from cde_otel.demo_workload import WorkloadResult, run_workload
+from cde_otel.health._percentiles import summarize
+from cde_otel.logging import setup_logging
+from cde_otel.settings import load_settings
+
+app = typer.Typer(help="Run a realistic workload with telemetry on and show what it produced.")
+
+
+@app.callback(invoke_without_command=True)
+def demo(
+    features: Annotated[int, typer.Option(min=1, max=10_000, help="Features to drive through the phases.")] = 12,
+    project: Annotated[
+        Path | None, typer.Option(help="Existing project directory (default: a fresh temporary one).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the workload's random choices.")] = 7,
+) -> None:
+    with handle_errors():
+        pipeline = telemetry.configure()
+        captured = InMemorySpanExporter()
+        project_dir = project or Path(tempfile.mkdtemp(prefix="cde-otel-demo-"))
+        log_file = _quiet_logging(pipeline, project_dir)
+        if pipeline is not None and isinstance(pipeline.tracer_provider, TracerProvider):
+            pipeline.tracer_provider.add_span_processor(SimpleSpanProcessor(captured))
+        console.print(f"[bold]cde-otel demo[/]: {features} features in [cyan]{project_dir}[/]")
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            task = progress.add_task("features", total=features)
+            result = run_workload(
+                project_dir, features, seed=seed, on_feature_done=lambda _: progress.advance(task)
+            )
+        _report(result, pipeline, captured)
+        if log_file is not None:
+            console.print(f"[dim]log lines[/] → {log_file}")
+        telemetry.shutdown()
+
+
+def _quiet_logging(pipeline: telemetry.Pipeline | None, project_dir: Path) -> Path | None:
+    """Keeps the terminal for the demo's own output: log lines go to a file (and to OTel logs)."""
+    if pipeline is None:
+        return None
+    settings = load_settings()
+    log_file = Path(settings.log_file) if settings.log_file else (pipeline.local_dir or project_dir) / "cde-otel.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    setup_logging(output_file=log_file, logger_provider=pipeline.logger_provider, console=False, settings=settings)
+    return log_file
+
+
+def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, captured: InMemorySpanExporter) -> None:
+    console.print(
+        f"completed {len(result.completed)}, failed {len(result.failed)}, "
+        f"refused as expected: {dict(sorted(result.refused.items())) or 'none'}"
+    )
+    if pipeline is None:
+        console.print("[yellow]Telemetry is disabled (OTEL_SDK_DISABLED=true): nothing was recorded.[/]")
+        return
+    spans = list(captured.get_finished_spans())
+    feature_id = (result.completed or result.failed or [None])[0]
+    if feature_id and spans:
+        console.print(_feature_tree(feature_id, spans))
+    if pipeline.health_reader is not None:
+        console.print(_latency_table(pipeline.health_reader.get_metrics_data()))
+    for signal, where in pipeline.exporters.items():
+        console.print(f"[dim]{signal}[/] → {where}")
+
+
+def _feature_tree(feature_id: str, spans: list[ReadableSpan]) -> Tree:
+    """Every trace that touched the feature, as a tree of spans with durations."""
+    traces = {s.context.trace_id for s in spans if (s.attributes or {}).get("cde.feature.id") == feature_id}
+    tree = Tree(f"[bold]workflow of feature {feature_id}[/] ({len(traces)} traces, tag cde.feature.id)")
+    by_trace: dict[int, list[ReadableSpan]] = defaultdict(list)
+    for span in spans:
+        if span.context.trace_id in traces:
+            by_trace[span.context.trace_id].append(span)
+    for trace_spans in sorted(by_trace.values(), key=lambda group: min(s.start_time or 0 for s in group)):
+        _add_children(tree, None, trace_spans)
+    return tree
+
+
+def _add_children(node: Tree, parent_id: int | None, spans: list[ReadableSpan]) -> None:
+    ids = {s.context.span_id for s in spans}
+    for span in sorted(spans, key=lambda s: s.start_time or 0):
+        parent = span.parent.span_id if span.parent is not None and span.parent.span_id in ids else None
+        if parent != parent_id:
+            continue
+        duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
+        attrs = span.attributes or {}
+        label = f"{span.name} [dim]{duration_ms:.2f} ms[/]"
+        if "cde.feature.next_phase" in attrs:
+            label += f" {attrs.get('cde.feature.phase')} → {attrs['cde.feature.next_phase']}"
+        if "error.type" in attrs:
+            label += f" [red]{attrs['error.type']}[/]"
+        _add_children(node.add(label), span.context.span_id, spans)
+
+
+def _latency_table(data: Any) -> Table:
+    points: dict[str, list[Any]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for resource_metrics in data.resource_metrics if data is not None else ():
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != "cde.operation.duration":
+                    continue
+                for point in metric.data.data_points:
+                    operation = str(point.attributes.get("cde.operation"))
+                    points[operation].append(point)
+                    if point.attributes.get("cde.outcome") == "error":
+                        errors[operation] += point.count
+    table = Table(title="Latency per operation (from the cde.operation.duration histogram)")
+    for column in ("operation", "count", "errors", "P50 ms", "P95 ms", "P99 ms"):
+        table.add_column(column, justify="left" if column == "operation" else "right", overflow="fold")
+    for operation in sorted(points):
+        stats = summarize(points[operation], errors=errors[operation])
+        table.add_row(operation, str(stats.count), str(stats.errors), *(_ms(v) for v in (stats.p50, stats.p95, stats.p99)))
+    return table
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.3f}"

@@ -1,4 +1,8 @@
-"""Crash-safe file primitives: atomic replace with fsync, and errno classification."""
+"""Crash-safe file primitives: atomic replace with fsync, write probes, errno classification.
+
+Every byte the repository writes goes through :func:`write_all`, which is also the
+one seam fault-injection helpers patch (``cde_otel.resilience.simulate_storage_error``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,27 @@ import contextlib
 import errno
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 #: errnos after which writing cannot succeed until an operator acts (read-only mode).
 STORAGE_UNAVAILABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
 #: errnos worth retrying: the same write may succeed in a moment.
 TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT})
+#: Names of :data:`TRANSIENT_ERRNOS` as they appear in a ``StateError``'s ``context["errno"]``.
+TRANSIENT_ERRNO_NAMES = frozenset(errno.errorcode[n] for n in TRANSIENT_ERRNOS)
+
+
+def is_storage_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in STORAGE_UNAVAILABLE_ERRNOS
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Writes every byte of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -23,18 +42,20 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _temp_name(target: Path, kind: str = "") -> Path:
+    # The ``.*.tmp`` shape is what remove_stale_temp_files sweeps after a crash.
+    return target.with_name(f".{kind}{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
 def atomic_write(target: Path, data: bytes) -> None:
     """Writes ``data`` to ``target`` so a crash at any instant leaves the old or the new file.
 
     temp file in the same directory -> write -> fsync -> rename over -> fsync directory.
     """
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = _temp_name(target)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -49,6 +70,31 @@ def atomic_write(target: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     fsync_dir(target.parent)
+
+
+def probe_write(directory: Path, size: int = 4096) -> None:
+    """Proves ``directory`` accepts a durable write of ``size`` bytes, leaving nothing behind.
+
+    Raises the ``OSError`` of the failing step (ENOSPC, EROFS, EACCES...).
+    """
+    tmp = _temp_name(directory / "write-probe", kind="probe-")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        write_all(fd, b"\0" * max(1, size))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def move_aside(path: Path, label: str) -> Path:
+    """Renames ``path`` to ``<name>.<label>-<UTC timestamp>`` in the same directory (kept, never deleted)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = path.with_name(f"{path.name}.{label}-{stamp}")
+    os.replace(path, kept)
+    fsync_dir(path.parent)
+    return kept
 
 
 def remove_stale_temp_files(directory: Path) -> None:

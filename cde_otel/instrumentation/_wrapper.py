@@ -1,0 +1,305 @@
+"""The wrapper put around every target: one span, one histogram record, two log events.
+
+It never raises into the application and never changes a return value or an
+exception: telemetry failures are swallowed and logged (``dont_throw``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from cde_otel.instrumentation._targets import Role, Target
+from cde_otel.telemetry.correlation import CORRELATION_KEY
+
+_log = logging.getLogger("cde_otel.instrumentation")
+F = TypeVar("F", bound=Callable[..., Any])
+
+ATTR_OPERATION = "cde.operation"
+ATTR_OUTCOME = "cde.outcome"
+ATTR_PROJECT_ID = "cde.project.id"
+ATTR_FEATURE_ID = "cde.feature.id"
+ATTR_FEATURE_PHASE = "cde.feature.phase"
+ATTR_NEXT_PHASE = "cde.feature.next_phase"
+ATTR_CORRELATION_ID = "cde.correlation_id"
+ATTR_ERROR_TYPE = "error.type"
+ATTR_RECOVERABLE = "cde.error.recoverable"
+ATTR_FUNCTION = "code.function.name"
+ATTR_PROMPT_LENGTH = "cde.prompt.length"
+ATTR_PROMPT = "cde.prompt"
+
+OperationLogger = Callable[..., None]
+
+
+def dont_throw(func: F) -> F:
+    """Telemetry code must never break the host application."""
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception:
+            _log.debug("cde-otel telemetry failed inside %s", func.__qualname__, exc_info=True)
+            return None
+
+    return guarded  # type: ignore[return-value]
+
+
+def _id(obj: Any) -> str | None:
+    value = getattr(obj, "id", None)
+    return None if value is None else str(value)
+
+
+def _is_feature(obj: Any) -> bool:
+    return hasattr(obj, "current_phase") and hasattr(obj, "project_id")
+
+
+def _is_terminal(feature: Any) -> bool:
+    status = getattr(feature, "status", None)
+    return str(getattr(status, "value", status)).lower() in ("completed", "failed")
+
+
+def _is_project(obj: Any) -> bool:
+    return hasattr(obj, "features") and hasattr(obj, "id")
+
+
+class _Operation:
+    __slots__ = ("attrs", "cpu0", "span", "start", "token")
+
+    def __init__(self, span: trace.Span, token: object, attrs: dict[str, Any], start: float, cpu0: float) -> None:
+        self.span = span
+        self.token = token
+        self.attrs = attrs
+        self.start = start
+        self.cpu0 = cpu0
+
+
+class OperationTelemetry:
+    """Shared instruments and policies for all wrapped operations of one instrumentor."""
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        duration: Histogram,
+        errors: Counter,
+        *,
+        log_start: OperationLogger | None,
+        log_end: OperationLogger | None,
+        capture_content: bool = False,
+        capture_max_length: int = 256,
+    ) -> None:
+        self.tracer = tracer
+        self.duration = duration
+        self.errors = errors
+        self.log_start = log_start
+        self.log_end = log_end
+        self.capture_content = capture_content
+        self.capture_max_length = capture_max_length
+        self.active = True
+        # project id -> the feature last changed in it, so the save that persists the change is
+        # tagged with the feature too (one tag then finds a feature's whole workflow).
+        self.touched: dict[str, str] = {}
+        self.live_projects: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+    def remember(self, project: Any) -> None:
+        """Tracks live projects (weakly) for the active-features gauge."""
+        project_id = _id(project)
+        if project_id is not None:
+            # Not weak-referenceable: skip it rather than keep it alive.
+            with contextlib.suppress(TypeError):
+                self.live_projects[project_id] = project
+
+    def active_features(self) -> int:
+        total = 0
+        for project in list(self.live_projects.values()):
+            features = getattr(project, "features", None)
+            values = features.values() if isinstance(features, dict) else (features or ())
+            total += sum(1 for f in values if not _is_terminal(f))
+        return total
+
+    # -- attributes -------------------------------------------------------------------
+    def _begin_attrs(
+        self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname, ATTR_FUNCTION: target.spec}
+        role = target.role
+        if role is Role.PROJECT:
+            attrs[ATTR_PROJECT_ID] = _id(instance)
+            self.remember(instance)
+            prompt = (args[0] if args else kwargs.get("prompt")) if target.method == "start_feature" else None
+            if isinstance(prompt, str):
+                attrs[ATTR_PROMPT_LENGTH] = len(prompt)
+                if self.capture_content:
+                    attrs[ATTR_PROMPT] = prompt[: self.capture_max_length]
+        elif role is Role.FEATURE:
+            attrs[ATTR_FEATURE_ID] = _id(instance)
+            attrs[ATTR_PROJECT_ID] = str(instance.project_id)
+            attrs[ATTR_FEATURE_PHASE] = str(instance.current_phase)
+            if target.method == "advance_phase":
+                nxt = args[0] if args else kwargs.get("next_phase")
+                if isinstance(nxt, str):
+                    attrs[ATTR_NEXT_PHASE] = nxt
+        else:
+            for candidate in (*args, *kwargs.values()) if role is Role.STORE else (instance, *args):
+                if _is_project(candidate):
+                    attrs[ATTR_PROJECT_ID] = _id(candidate)
+                    break
+                if _is_feature(candidate):
+                    attrs[ATTR_FEATURE_ID] = _id(candidate)
+                    attrs[ATTR_PROJECT_ID] = str(candidate.project_id)
+                    break
+        project_id = attrs.get(ATTR_PROJECT_ID)
+        if project_id is None:
+            attrs.pop(ATTR_PROJECT_ID, None)
+        elif ATTR_FEATURE_ID not in attrs and role is Role.STORE:
+            touched = self.touched.get(project_id)
+            if touched is not None:
+                attrs[ATTR_FEATURE_ID] = touched
+        return attrs
+
+    # -- span lifecycle ---------------------------------------------------------------
+    def begin(self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Operation:
+        attrs = self._begin_attrs(target, instance, args, kwargs)
+        parent = context.get_current()
+        span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs)
+        cid = baggage.get_baggage(CORRELATION_KEY, parent)
+        ctx = trace.set_span_in_context(span, parent)
+        if not isinstance(cid, str):
+            # A top-level operation without a correlation id gets its trace id as one:
+            # free, unique, and a log line carrying it leads straight to the trace.
+            cid = trace.format_trace_id(span.get_span_context().trace_id)
+            ctx = baggage.set_baggage(CORRELATION_KEY, cid, ctx)
+        span.set_attribute(ATTR_CORRELATION_ID, cid)
+        attrs[ATTR_CORRELATION_ID] = cid
+        token = context.attach(ctx)
+        if self.log_start is not None:
+            self.log_start(target.qualname, **_log_ids(attrs))
+        return _Operation(span, token, attrs, time.perf_counter(), time.thread_time())
+
+    def end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
+        duration = time.perf_counter() - op.start
+        span = op.span
+        attrs = op.attrs
+        metric_attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname}
+        error_code: str | None = None
+        try:
+            if error is None:
+                metric_attrs[ATTR_OUTCOME] = "ok"
+                self._note_result(target, attrs, span, result)
+            else:
+                code = getattr(error, "code", None)
+                error_code = code if isinstance(code, str) else type(error).__name__
+                metric_attrs[ATTR_OUTCOME] = "error"
+                metric_attrs[ATTR_ERROR_TYPE] = error_code
+                span.set_attribute(ATTR_ERROR_TYPE, error_code)
+                recoverable = getattr(error, "recoverable", None)
+                if isinstance(recoverable, bool):
+                    span.set_attribute(ATTR_RECOVERABLE, recoverable)
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{error_code}: {error}"[:256]))
+                self.errors.add(1, {ATTR_ERROR_TYPE: error_code, ATTR_OPERATION: target.qualname})
+            # Recorded while the span is still current, so exemplars and the end log event
+            # carry this operation's trace and span ids.
+            self.duration.record(duration, metric_attrs)
+            if self.log_end is not None:
+                self.log_end(
+                    target.qualname,
+                    duration * 1000.0,
+                    metric_attrs[ATTR_OUTCOME],
+                    error_code=error_code,
+                    cpu_ms=(time.thread_time() - op.cpu0) * 1000.0,
+                    **_log_ids(attrs),
+                )
+        finally:
+            span.end()
+            context.detach(op.token)  # type: ignore[arg-type]
+
+    def _note_result(self, target: Target, attrs: dict[str, Any], span: trace.Span, result: Any) -> None:
+        role = target.role
+        if role is Role.FEATURE:
+            feature_id = attrs.get(ATTR_FEATURE_ID)
+            project_id = attrs.get(ATTR_PROJECT_ID)
+            if feature_id and project_id:
+                self.touched[project_id] = feature_id
+            return
+        if result is None:
+            if role is Role.STORE and target.method in ("save", "save_state"):
+                project_id = attrs.get(ATTR_PROJECT_ID)
+                if project_id is not None and self.touched.get(project_id) == attrs.get(ATTR_FEATURE_ID):
+                    self.touched.pop(project_id, None)
+            return
+        if _is_feature(result):
+            feature_id = _id(result)
+            if feature_id is not None:
+                span.set_attribute(ATTR_FEATURE_ID, feature_id)
+                span.set_attribute(ATTR_FEATURE_PHASE, str(result.current_phase))
+                attrs[ATTR_FEATURE_ID] = feature_id
+                self.touched[str(result.project_id)] = feature_id
+        elif _is_project(result) and ATTR_PROJECT_ID not in attrs:
+            project_id = _id(result)
+            if project_id is not None:
+                span.set_attribute(ATTR_PROJECT_ID, project_id)
+                attrs[ATTR_PROJECT_ID] = project_id
+                self.remember(result)
+
+    # -- wrappers ---------------------------------------------------------------------
+    def wrapper_for(self, target: Target, func: Callable[..., Any]) -> Callable[..., Any]:
+        """A wrapt-style wrapper ``(wrapped, instance, args, kwargs)`` for ``target``."""
+        begin: Callable[..., _Operation | None] = dont_throw(self.begin)
+        end: Callable[..., None] = dont_throw(self.end)
+
+        if inspect.iscoroutinefunction(func):
+
+            async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                if not self.active:
+                    return await wrapped(*args, **kwargs)
+                op = begin(target, instance, args, kwargs)
+                if op is None:
+                    return await wrapped(*args, **kwargs)
+                try:
+                    result = await wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    end(target, op, error=exc)
+                    raise
+                end(target, op, result)
+                return result
+
+            return async_wrapper
+
+        def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if not self.active:
+                return wrapped(*args, **kwargs)
+            op = begin(target, instance, args, kwargs)
+            if op is None:
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                end(target, op, error=exc)
+                raise
+            end(target, op, result)
+            return result
+
+        return sync_wrapper
+
+
+_LOG_KEYS = {
+    ATTR_PROJECT_ID: "project_id",
+    ATTR_FEATURE_ID: "feature_id",
+    ATTR_FEATURE_PHASE: "phase",
+    ATTR_CORRELATION_ID: "correlation_id",
+}
+
+
+def _log_ids(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {key: attrs[attr] for attr, key in _LOG_KEYS.items() if attr in attrs}

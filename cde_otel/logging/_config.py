@@ -1,0 +1,240 @@
+"""``setup_logging`` / ``reset_logging`` / ``get_logger``: structlog routed through stdlib ``logging``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal, TextIO, cast
+
+import structlog
+from opentelemetry._logs import LoggerProvider
+
+from cde_otel.core.errors import CDESystemError
+from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge, resolve_logger_provider
+from cde_otel.logging._handlers import Rotation, file_handler
+from cde_otel.logging._processors import (
+    add_trace_context,
+    correlation_id_adder,
+    foreign_stack_info,
+    leading_keys_first,
+    redactor,
+)
+from cde_otel.settings import Settings, load_settings
+
+Format = Literal["auto", "json", "console"]
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
+           "critical": logging.CRITICAL}  # fmt: skip
+
+
+@dataclass
+class _Installed:
+    """What the active ``setup_logging`` call changed, so that the next call or ``reset_logging`` undoes it."""
+
+    handlers: list[logging.Handler] = field(default_factory=list)
+    previous_root_level: int = logging.WARNING
+    slow_operation_ms: float = 1000.0
+    bridged: bool = False
+
+
+_installed: _Installed | None = None
+
+
+def slow_operation_ms() -> float:
+    """Threshold above which an operation logs a warning (``CDE_OTEL_SLOW_OPERATION_MS``)."""
+    if _installed is not None:
+        return _installed.slow_operation_ms
+    return float(load_settings().slow_operation_ms)
+
+
+def is_configured() -> bool:
+    return _installed is not None
+
+
+def _parse_level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    try:
+        return _LEVELS[level.strip().lower()]
+    except KeyError:
+        raise CDESystemError(
+            f"unknown log level {level!r}",
+            "E903",
+            {"setting": "CDE_OTEL_LOG_LEVEL", "value": level, "expected": sorted(_LEVELS)},
+        ) from None
+
+
+def _wants_console(fmt: Format, stream: TextIO) -> bool:
+    if fmt == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return bool(isatty and isatty())
+    return fmt == "console"
+
+
+def _formatter(console: bool, stream: TextIO | None, pre_chain: list[Any]) -> structlog.stdlib.ProcessorFormatter:
+    renderer: Any
+    if console:
+        isatty = getattr(stream, "isatty", None)
+        renderer = structlog.dev.ConsoleRenderer(colors=bool(isatty and isatty()))
+        tail: list[Any] = [renderer]
+    else:
+        tail = [structlog.processors.format_exc_info, leading_keys_first, structlog.processors.JSONRenderer()]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=pre_chain,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+    )
+
+
+def setup_logging(
+    level: str | int | None = None,
+    output_file: str | os.PathLike[str] | None = None,
+    *,
+    fmt: Format | None = None,
+    rotation: Rotation | None = None,
+    max_bytes: int | None = None,
+    retention_days: int | None = None,
+    logger_provider: LoggerProvider | None = None,
+    otel: bool | None = None,
+    stream: TextIO | None = None,
+    console: bool = True,
+    settings: Settings | None = None,
+) -> None:
+    """Configures structlog and the stdlib root logger; calling it again replaces the previous setup.
+
+    Every argument left ``None`` comes from the settings table (``CDE_OTEL_LOG_*``). Output:
+    ``stream`` (default ``sys.stderr``; JSON lines, or the console renderer on a terminal or with
+    ``fmt="console"``; ``console=False`` for none) and, with ``output_file``, JSON lines in a rotated
+    file. OpenTelemetry logs: bridged to ``logger_provider``, or to the global provider when one is
+    configured; ``otel=False`` turns the bridge off.
+    """
+    global _installed
+    cfg = settings if settings is not None else load_settings()
+    root_level = _parse_level(level if level is not None else cfg.log_level)
+    fmt = fmt or cast(Format, cfg.log_format)
+    path = output_file if output_file is not None else (cfg.log_file or None)
+    redact_keys = tuple(cfg.redact_keys)
+    content_max_length = int(cfg.capture_max_length) if cfg.capture_content else None
+
+    from cde_otel.telemetry.correlation import current_correlation_id  # telemetry imports this package
+
+    provider = resolve_logger_provider(logger_provider, otel)
+    redact = redactor(redact_keys, content_max_length)
+    add_correlation_id = correlation_id_adder(current_correlation_id)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+    # structlog events: the bridge sees redacted values; trace ids are the LogRecord's own context there.
+    chain: list[Any] = [
+        structlog.stdlib.filter_by_level,
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        timestamper,
+        structlog.processors.StackInfoRenderer(),
+        add_correlation_id,
+        redact,
+    ]
+    if provider is not None:
+        chain.append(StructlogBridge(logger_provider=provider))
+    chain += [structlog.stdlib.add_logger_name, add_trace_context, structlog.stdlib.ProcessorFormatter.wrap_for_formatter]
+
+    # stdlib records from third-party code, rendered by the same formatters.
+    pre_chain: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        timestamper,
+        foreign_stack_info,
+        add_correlation_id,
+        add_trace_context,
+        redact,
+    ]
+
+    handlers: list[logging.Handler] = []
+    if console:
+        out = stream if stream is not None else sys.stderr
+        stream_handler = logging.StreamHandler(out)
+        stream_handler.setFormatter(_formatter(_wants_console(fmt, out), out, pre_chain))
+        handlers.append(stream_handler)
+    if path:
+        handler = file_handler(
+            path,
+            rotation or cast(Rotation, cfg.log_rotation),
+            max_bytes if max_bytes is not None else int(cfg.log_max_bytes),
+            retention_days if retention_days is not None else int(cfg.log_retention_days),
+        )
+        handler.setFormatter(_formatter(False, None, pre_chain))
+        handlers.append(handler)
+    if provider is not None:
+        handlers.append(ForeignRecordBridge(provider, current_correlation_id, redact_keys, content_max_length))
+
+    root = logging.getLogger()
+    previous_root_level = _installed.previous_root_level if _installed is not None else root.level
+    _uninstall(root)
+    if provider is not None:
+        _remove_foreign_otel_handlers(root)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(root_level)
+
+    structlog.configure(
+        processors=chain,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        context_class=dict,
+        # Off: cached loggers would keep an old chain after a reconfiguration, and hide events
+        # from structlog.testing.capture_logs.
+        cache_logger_on_first_use=False,
+    )
+    _installed = _Installed(handlers, previous_root_level, float(cfg.slow_operation_ms), provider is not None)
+
+
+def _remove_foreign_otel_handlers(root: logging.Logger) -> None:
+    """Drops another OTel logging handler on root (e.g. ``opentelemetry-instrument``'s): it would duplicate records."""
+    for handler in list(root.handlers):
+        if type(handler).__name__ == "LoggingHandler" and type(handler).__module__.startswith("opentelemetry."):
+            root.removeHandler(handler)
+            logging.getLogger(__name__).debug("replaced %s on the root logger by the cde_otel bridge", handler)
+
+
+def _uninstall(root: logging.Logger) -> None:
+    if _installed is None:
+        return
+    for handler in _installed.handlers:
+        root.removeHandler(handler)
+        if not isinstance(handler, ForeignRecordBridge):  # its flush would force-flush the provider
+            handler.close()
+
+
+def reset_logging() -> None:
+    """Undoes ``setup_logging``: removes its handlers, restores the root level and structlog's defaults."""
+    global _installed
+    if _installed is None:
+        return
+    root = logging.getLogger()
+    _uninstall(root)
+    root.setLevel(_installed.previous_root_level)
+    structlog.reset_defaults()
+    _installed = None
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdlib.BoundLogger:
+    """A structlog logger over the stdlib logger ``name`` (use ``__name__``); ``.bind(...)`` adds context.
+
+    Before ``setup_logging`` its events go to stdlib ``logging`` as plain messages (silent unless the
+    application configured logging), never straight to stdout.
+    """
+    stdlib_logger = logging.getLogger(name)
+    return cast(
+        structlog.stdlib.BoundLogger,
+        structlog.wrap_logger(stdlib_logger, wrapper_class=structlog.stdlib.BoundLogger, **initial_values),
+    )
+
+
+def log_file_handlers() -> list[logging.FileHandler]:
+    """The file handlers the active setup installed (for tests and ``cde-otel`` diagnostics)."""
+    if _installed is None:
+        return []
+    return [h for h in _installed.handlers if isinstance(h, logging.FileHandler)]

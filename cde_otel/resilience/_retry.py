@@ -1,0 +1,97 @@
+"""Retries of transient persistence failures with exponential backoff and jitter (tenacity).
+
+Transient: ``StateError`` E201 whose ``context["errno"]`` is EAGAIN, EBUSY, EINTR or
+ETIMEDOUT, a lock timeout E206, or a raw ``OSError`` with one of those errnos.
+Everything else (conflicts, validation, a full or read-only disk) fails at once.
+
+Each failed attempt that is retried adds a ``cde.retry`` event to the current span and
+counts one ``cde.retry.attempts`` (attributes ``cde.operation``, ``error.type``); giving
+up adds ``cde.retry.exhausted``. ``sleep`` is injectable so tests do not wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import tenacity
+from opentelemetry.metrics import MeterProvider
+
+from cde_otel.core import storage
+from cde_otel.core.errors import StateError
+from cde_otel.resilience._telemetry import add_span_event, count_retry, error_type
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same operation may succeed if simply tried again in a moment."""
+    if isinstance(exc, StateError):
+        return exc.code == "E206" or (exc.code == "E201" and exc.context.get("errno") in storage.TRANSIENT_ERRNO_NAMES)
+    if isinstance(exc, OSError):
+        return exc.errno in storage.TRANSIENT_ERRNOS
+    return False
+
+
+class TransientRetry:
+    """A persistence guard: ``guard(operation)`` runs it, retrying transient failures.
+
+    ``attempts`` counts the first try; waits grow as ``initial_wait_s * 2**n`` plus up to
+    ``initial_wait_s`` of random jitter, capped at ``max_wait_s``.
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 5,
+        max_wait_s: float = 2.0,
+        initial_wait_s: float = 0.05,
+        operation: str = "FileSystemProjectRepository.save",
+        sleep: Callable[[float], None] = time.sleep,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.attempts = max(1, attempts)
+        self.max_wait_s = max_wait_s
+        self.initial_wait_s = initial_wait_s
+        self.operation = operation
+        self.sleep = sleep
+        self.meter_provider = meter_provider
+
+    def __call__(self, operation: Callable[[], T], /) -> T:
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential_jitter(
+                initial=self.initial_wait_s, max=self.max_wait_s, jitter=self.initial_wait_s
+            ),
+            retry=tenacity.retry_if_exception(is_transient),
+            sleep=self.sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(operation)
+        except Exception as exc:
+            if is_transient(exc):
+                add_span_event(
+                    "cde.retry.exhausted",
+                    {"cde.operation": self.operation, "cde.retry.attempts": self.attempts,
+                     "error.type": error_type(exc)},
+                )  # fmt: skip
+            raise
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        kind = error_type(exc) if exc is not None else "unknown"
+        errno_name = exc.context.get("errno") if isinstance(exc, StateError) else None
+        attributes: dict[str, str | int | float] = {
+            "cde.operation": self.operation,
+            "cde.retry.attempt": state.attempt_number,
+            "cde.retry.wait_s": round(state.upcoming_sleep, 6),
+            "error.type": kind,
+        }
+        if isinstance(errno_name, str):
+            attributes["cde.retry.errno"] = errno_name
+        add_span_event("cde.retry", attributes)
+        count_retry(self.meter_provider, {"cde.operation": self.operation, "error.type": kind})

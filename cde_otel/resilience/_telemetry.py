@@ -1,0 +1,76 @@
+"""The resilience layer's telemetry: span events on the current span and two instruments.
+
+Only the OpenTelemetry API is used: everything is a cheap no-op until providers are
+configured. Instruments are created once per meter provider (``None`` = the global one).
+Recording never raises into the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
+from opentelemetry.util.types import AttributeValue
+
+METER_NAME = "cde_otel"
+RETRY_COUNTER = "cde.retry.attempts"
+BREAKER_GAUGE = "cde.circuit_breaker.state"
+#: Gauge values of the breaker states.
+BREAKER_STATE_VALUES: Mapping[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+
+_lock = threading.Lock()
+# Keyed by id(provider); the provider itself is kept so its id cannot be reused while cached.
+_retry_counters: dict[int, tuple[MeterProvider | None, Counter]] = {}
+_gauges: dict[int, MeterProvider | None] = {}
+
+
+def _meter(meter_provider: MeterProvider | None) -> metrics.Meter:
+    return metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+
+
+def add_span_event(name: str, attributes: Mapping[str, AttributeValue]) -> None:
+    """Adds ``name`` to the current span, if one is recording."""
+    with contextlib.suppress(Exception):
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(name, dict(attributes))
+
+
+def count_retry(meter_provider: MeterProvider | None, attributes: Mapping[str, AttributeValue]) -> None:
+    with contextlib.suppress(Exception):
+        key = id(meter_provider)
+        with _lock:
+            cached = _retry_counters.get(key)
+            if cached is None:
+                counter = _meter(meter_provider).create_counter(
+                    RETRY_COUNTER, unit="{attempt}", description="Re-attempts of transiently failing operations."
+                )
+                cached = _retry_counters[key] = (meter_provider, counter)
+        cached[1].add(1, dict(attributes))
+
+
+def observe_breakers(meter_provider: MeterProvider | None, states: Callable[[], Iterable[tuple[str, str]]]) -> None:
+    """Registers (once per provider) the ``cde.circuit_breaker.state`` gauge over ``states()``."""
+
+    def observe(_options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(BREAKER_STATE_VALUES[state], {"cde.breaker.name": name}) for name, state in states()]
+
+    with contextlib.suppress(Exception), _lock:
+        if id(meter_provider) in _gauges:
+            return
+        _meter(meter_provider).create_observable_gauge(
+            BREAKER_GAUGE,
+            callbacks=[observe],
+            unit="1",
+            description="Circuit breaker state: 0 closed, 1 half_open, 2 open.",
+        )
+        _gauges[id(meter_provider)] = meter_provider
+
+
+def error_type(exc: BaseException) -> str:
+    code: Any = getattr(exc, "code", None)
+    return code if isinstance(code, str) else type(exc).__name__

@@ -1,0 +1,39 @@
+"""Process and host gauges that the alert rules read (memory, disk free at the project)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+
+import psutil
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+
+_registered: set[int] = set()
+
+
+def register_system_metrics(meter_provider: MeterProvider, project_path: str | None = None) -> None:
+    """Registers the gauges once per MeterProvider."""
+    if id(meter_provider) in _registered:
+        return
+    _registered.add(id(meter_provider))
+    meter = meter_provider.get_meter("cde_otel.system")
+    process = psutil.Process()
+    path = project_path or os.getcwd()
+
+    def rss(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(process.memory_info().rss)]
+
+    def memory_utilization(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(psutil.virtual_memory().percent / 100.0)]
+
+    def disk_free(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(shutil.disk_usage(path).free)]
+
+    meter.create_observable_gauge("cde.process.memory.usage", [rss], unit="By", description="Resident set size.")
+    meter.create_observable_gauge(
+        "cde.system.memory.utilization", [memory_utilization], unit="1", description="Share of system memory in use."
+    )
+    meter.create_observable_gauge(
+        "cde.disk.free", [disk_free], unit="By", description="Free disk space where the project lives."
+    )

@@ -1,0 +1,389 @@
+"""CDEInstrumentor against the SDK's in-memory exporters and readers."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+from opentelemetry.trace import StatusCode
+from telemetry_helpers import Telemetry, make_telemetry, walk
+
+from cde_otel.core import FeatureError, FileSystemProjectRepository, Project
+from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.settings import load_settings
+from cde_otel.telemetry import correlation
+from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S
+
+
+@pytest.fixture
+def otel() -> Iterator[Telemetry]:
+    telemetry = make_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        settings=load_settings({}),
+        log_operations=False,
+    )
+    try:
+        yield telemetry
+    finally:
+        CDEInstrumentor().uninstrument()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(name="demo", path=str(tmp_path))
+
+
+def test_span_names_attributes_and_deterministic_ids(otel: Telemetry, project: Project) -> None:
+    project.activate()
+    feature = project.start_feature("Add login with OAuth")
+    feature.advance_phase("decompose", {"tasks": 3})
+
+    activate, transition = otel.by_name("Project.activate")[0], otel.by_name("Project.transition_status")[0]
+    start = otel.by_name("Project.start_feature")[0]
+    advance = otel.by_name("Feature.advance_phase")[0]
+    # Sequential ids: activate is trace 1 / span 1, its nested transition_status span 2.
+    assert activate.context.trace_id == 1 and activate.context.span_id == 1
+    assert transition.parent is not None and transition.parent.span_id == activate.context.span_id
+    assert transition.context.trace_id == activate.context.trace_id
+    assert activate.attributes["cde.operation"] == "Project.activate"
+    assert activate.attributes["code.function.name"] == "cde_otel.core.model:Project.activate"
+    assert activate.attributes["cde.project.id"] == project.id
+    # A top-level operation's fresh correlation id is its trace id; children share it.
+    assert activate.attributes["cde.correlation_id"] == trace.format_trace_id(1)
+    assert transition.attributes["cde.correlation_id"] == trace.format_trace_id(1)
+    assert start.attributes["cde.feature.id"] == feature.id
+    assert start.attributes["cde.feature.phase"] == "define"
+    assert start.attributes["cde.prompt.length"] == len("Add login with OAuth")
+    assert advance.attributes["cde.feature.id"] == feature.id
+    assert advance.attributes["cde.feature.phase"] == "define"
+    assert advance.attributes["cde.feature.next_phase"] == "decompose"
+    assert "cde.prompt.length" not in transition.attributes
+
+
+def test_no_prompt_text_in_attributes_by_default(otel: Telemetry, project: Project) -> None:
+    project.activate()
+    project.start_feature("my secret token is hunter2")
+    for span in otel.finished():
+        for value in span.attributes.values():
+            assert "hunter2" not in str(value)
+
+
+def test_prompt_capture_is_opt_in_and_truncated(project: Project) -> None:
+    telemetry = make_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        settings=load_settings({"CDE_OTEL_CAPTURE_CONTENT": "true", "CDE_OTEL_CAPTURE_MAX_LENGTH": "5"}),
+        log_operations=False,
+    )
+    try:
+        project.activate()
+        project.start_feature("abcdefghij")
+    finally:
+        CDEInstrumentor().uninstrument()
+    assert telemetry.by_name("Project.start_feature")[0].attributes["cde.prompt"] == "abcde"
+
+
+def test_save_is_nested_and_tagged_with_the_feature_it_persists(otel: Telemetry, tmp_path: Path) -> None:
+    repo = FileSystemProjectRepository()
+    project = repo.get_or_create(tmp_path)
+    project.activate()
+    feature = project.start_feature("Add search")
+    repo.save(project)
+    saves = otel.by_name("FileSystemProjectRepository.save")
+    assert saves[-1].attributes["cde.feature.id"] == feature.id
+    assert saves[-1].attributes["cde.project.id"] == project.id
+    get_or_create = otel.by_name("FileSystemProjectRepository.get_or_create")[0]
+    nested = [s for s in saves if s.parent and s.parent.span_id == get_or_create.context.span_id]
+    assert nested, "the first save runs inside get_or_create and must be its child"
+    assert get_or_create.attributes["cde.project.id"] == project.id
+
+
+def test_error_spans_carry_code_and_recoverability(otel: Telemetry, project: Project) -> None:
+    with pytest.raises(FeatureError) as raised:
+        project.start_feature("too early")
+    span = otel.by_name("Project.start_feature")[0]
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == raised.value.code == "E101"
+    assert span.attributes["cde.error.recoverable"] is True
+    assert [e.name for e in span.events] == ["exception"]
+    errors = otel.points("cde.errors")
+    assert [(dict(p.attributes), p.value) for p in errors] == [
+        ({"error.type": "E101", "cde.operation": "Project.start_feature"}, 1)
+    ]
+
+
+SENTINEL_ERROR = LookupError("the very same exception object")
+SENTINEL_RESULT = object()
+
+
+class Plain:
+    def give(self) -> object:
+        return SENTINEL_RESULT
+
+    def throw(self) -> None:
+        raise SENTINEL_ERROR
+
+
+def test_wrapper_preserves_return_values_and_exceptions(otel: Telemetry, tmp_path: Path) -> None:
+    repo = FileSystemProjectRepository()
+    assert repo.get_by_path(tmp_path) is None
+    project = repo.get_or_create(tmp_path)
+    assert repo.get_by_path(tmp_path) == project
+    CDEInstrumentor().uninstrument()
+    telemetry = make_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        targets=[f"{__name__}:Plain.give", f"{__name__}:Plain.throw"],
+        log_operations=False,
+    )
+    assert Plain().give() is SENTINEL_RESULT
+    with pytest.raises(LookupError) as raised:
+        Plain().throw()
+    assert raised.value is SENTINEL_ERROR
+    assert [s.name for s in telemetry.finished()] == ["Plain.give", "Plain.throw"]
+
+
+def test_instrumentation_failure_never_reaches_the_app(project: Project) -> None:
+    class BrokenTracer:
+        def start_span(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("exporter exploded")
+
+    telemetry = make_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, log_operations=False
+    )
+    try:
+        ops = CDEInstrumentor().operation_telemetry
+        assert ops is not None
+        ops.tracer = BrokenTracer()  # type: ignore[assignment]
+        project.activate()
+        feature = project.start_feature("still works")
+        assert feature.current_phase == "define"
+        with pytest.raises(FeatureError):
+            feature.complete()
+    finally:
+        CDEInstrumentor().uninstrument()
+    assert telemetry.finished() == []
+
+
+def test_uninstrument_stops_all_telemetry(otel: Telemetry, project: Project) -> None:
+    project.activate()
+    assert otel.finished()
+    CDEInstrumentor().uninstrument()
+    otel.spans.clear()
+    project.archive()
+    project.activate()
+    assert otel.finished() == []
+    assert not hasattr(Project.activate, "__wrapped__")
+
+
+def test_instrumenting_twice_is_a_no_op(otel: Telemetry, project: Project) -> None:
+    CDEInstrumentor().instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    project.activate()
+    assert len(otel.by_name("Project.activate")) == 1
+
+
+def test_duration_histogram_records_seconds_with_outcome(otel: Telemetry, project: Project) -> None:
+    project.activate()
+    with pytest.raises(FeatureError):
+        project.start_feature("x").complete()
+    points = {
+        (p.attributes["cde.operation"], p.attributes["cde.outcome"]): p for p in otel.points("cde.operation.duration")
+    }
+    ok = points[("Project.activate", "ok")]
+    assert ok.count == 1 and 0 < ok.sum < 1.0  # seconds, not milliseconds
+    failed = points[("Feature.complete", "error")]
+    assert failed.attributes["error.type"] == "E105"
+    assert type(ok).__name__ == "ExponentialHistogramDataPoint"
+
+
+def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) -> None:
+    telemetry = make_telemetry(views=False)  # a plain MeterProvider, as a user would pass
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, log_operations=False
+    )
+    try:
+        project.activate()
+    finally:
+        CDEInstrumentor().uninstrument()
+    point = telemetry.points("cde.operation.duration")[0]
+    assert tuple(point.explicit_bounds) == CLASSIC_BOUNDARIES_S
+    ratios = [b / a for a, b in zip(CLASSIC_BOUNDARIES_S, CLASSIC_BOUNDARIES_S[1:], strict=False)]
+    assert max(ratios) < 1.2  # half a bucket is < 10 % relative error
+    assert CLASSIC_BOUNDARIES_S[0] <= 1e-5 and CLASSIC_BOUNDARIES_S[-1] >= 60
+
+
+def test_active_features_gauge_counts_unfinished_features(otel: Telemetry, tmp_path: Path) -> None:
+    repo = FileSystemProjectRepository()
+    project = repo.get_or_create(tmp_path)
+    project.activate()
+    keep = project.start_feature("one")
+    done = project.start_feature("two")
+    done.fail("abandoned")
+    assert keep.status.value == "defining"
+    [point] = otel.points("cde.features.active")
+    assert point.value == 1
+
+
+def test_correlation_follows_threads_and_asyncio_tasks(otel: Telemetry, project: Project) -> None:
+    ThreadingInstrumentor().instrument()
+    try:
+        project.activate()
+        with correlation("req-42"):
+            thread = threading.Thread(target=lambda: project.start_feature("from a thread"))
+            thread.start()
+            thread.join()
+
+            async def in_task() -> None:
+                await asyncio.gather(asyncio.create_task(_advance(project)))
+
+            asyncio.run(in_task())
+    finally:
+        ThreadingInstrumentor().uninstrument()
+    tagged = [s for s in otel.finished() if s.attributes.get("cde.correlation_id") == "req-42"]
+    assert {s.name for s in tagged} == {"Project.start_feature", "Feature.advance_phase"}
+
+
+async def _advance(project: Project) -> None:
+    feature = next(iter(project.features.values()))
+    feature.advance_phase("decompose")
+
+
+def test_async_user_target_shaped_like_upstream_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "upstream_like"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "repo.py").write_text(
+        textwrap.dedent(
+            """
+            import asyncio
+
+            class AsyncRepository:
+                async def get_or_create(self, path):
+                    await asyncio.sleep(0)
+                    return {"path": path}
+
+                async def delete(self, path):
+                    raise KeyError(path)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    telemetry = make_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        settings=load_settings(
+            {"CDE_OTEL_TARGETS": "upstream_like.repo:AsyncRepository.get_or_create,upstream_like.repo:AsyncRepository.delete"}
+        ),
+        log_operations=False,
+    )
+    try:
+        from upstream_like.repo import AsyncRepository  # type: ignore[import-not-found]
+
+        repo = AsyncRepository()
+        assert asyncio.run(repo.get_or_create("/p")) == {"path": "/p"}
+        with pytest.raises(KeyError):
+            asyncio.run(repo.delete("/p"))
+    finally:
+        CDEInstrumentor().uninstrument()
+        sys.modules.pop("upstream_like.repo", None)
+        sys.modules.pop("upstream_like", None)
+    [ok] = telemetry.by_name("AsyncRepository.get_or_create")
+    [failed] = telemetry.by_name("AsyncRepository.delete")
+    assert ok.end_time is not None and ok.end_time > ok.start_time
+    assert failed.status.status_code is StatusCode.ERROR and failed.attributes["error.type"] == "KeyError"
+
+
+def test_upstream_package_imported_after_instrument_is_patched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in with the upstream module layout, imported only after instrument()."""
+    root = tmp_path / "cde_orchestrator"
+    (root / "domain").mkdir(parents=True)
+    (root / "adapters" / "state").mkdir(parents=True)
+    for init in (root, root / "domain", root / "adapters", root / "adapters" / "state"):
+        (init / "__init__.py").write_text("")
+    (root / "domain" / "entities.py").write_text(
+        textwrap.dedent(
+            """
+            import uuid
+
+            class Feature:
+                def __init__(self, project_id):
+                    self.id = uuid.uuid4()
+                    self.project_id = project_id
+                    self.current_phase = "define"
+                    self.status = "defining"
+
+                def advance_phase(self, next_phase, results):
+                    self.current_phase = next_phase
+
+            class Project:
+                def __init__(self):
+                    self.id = uuid.uuid4()
+                    self.features = []
+
+                def start_feature(self, prompt):
+                    feature = Feature(self.id)
+                    self.features.append(feature)
+                    return feature
+            """
+        )
+    )
+    (root / "adapters" / "filesystem_project_repository.py").write_text(
+        textwrap.dedent(
+            """
+            class FileSystemProjectRepository:
+                async def save(self, project):
+                    return None
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    telemetry = make_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, log_operations=False
+    )
+    try:
+        assert "cde_orchestrator.domain.entities" not in sys.modules
+        from cde_orchestrator.adapters.filesystem_project_repository import (  # type: ignore[import-not-found]
+            FileSystemProjectRepository as UpstreamRepository,
+        )
+        from cde_orchestrator.domain.entities import Project as UpstreamProject  # type: ignore[import-not-found]
+
+        project = UpstreamProject()
+        feature = project.start_feature("upstream prompt")
+        feature.advance_phase("decompose", {})
+        asyncio.run(UpstreamRepository().save(project))
+    finally:
+        CDEInstrumentor().uninstrument()
+        for name in [m for m in sys.modules if m.startswith("cde_orchestrator")]:
+            sys.modules.pop(name)
+    names = [s.name for s in telemetry.finished()]
+    assert names == ["Project.start_feature", "Feature.advance_phase", "FileSystemProjectRepository.save"]
+    start, advance, save = telemetry.finished()
+    assert start.attributes["cde.project.id"] == str(project.id)
+    assert advance.attributes["cde.feature.id"] == str(feature.id)
+    assert save.attributes["cde.feature.id"] == str(feature.id)  # the save persists that feature's change
+    assert start.attributes["code.function.name"] == "cde_orchestrator.domain.entities:Project.start_feature"
+
+
+def test_nesting_is_a_tree(otel: Telemetry, tmp_path: Path) -> None:
+    repo = FileSystemProjectRepository()
+    project = repo.get_or_create(tmp_path)
+    depths = {span.name: depth for depth, span in walk(otel.finished())}
+    assert depths["FileSystemProjectRepository.get_or_create"] == 0
+    assert depths["FileSystemProjectRepository.save"] == 1
+    assert project.revision == 1
+    assert not math.isnan(project.revision)
