@@ -55,8 +55,9 @@ _INLINE_SECRET = re.compile(
     r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}"
     r"|\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
 )
-# Cheap pre-check so most strings skip the regex entirely.
-_INLINE_HINTS = ("bearer", "basic", "pass", "pwd", "secret", "token", "key")
+# Cheap pre-check (one C-level scan) so most strings skip the substitution entirely.
+_INLINE_HINT = re.compile(r"(?i)bearer|basic|pass|pwd|secret|token|key")
+_SCALARS = (int, float, bool, type(None))
 
 
 def _normalise(key: str) -> str:
@@ -88,8 +89,7 @@ def is_content_key(key: str) -> bool:
 
 def scrub_text(text: str) -> str:
     """Masks inline secrets in free text (``Bearer ...``, ``password=...``); other text is returned as is."""
-    lowered = text.lower()
-    if not any(hint in lowered for hint in _INLINE_HINTS):
+    if _INLINE_HINT.search(text) is None:
         return text
     return _INLINE_SECRET.sub(_mask_inline, text)
 
@@ -107,6 +107,8 @@ def redact_value(key: str, value: Any, extra: tuple[str, ...] = (), content_max_
         if content and content_max_length is not None and isinstance(value, str):
             return value[:content_max_length]
         return MASK
+    if isinstance(value, _SCALARS):
+        return value
     return _redact_nested(value, extra, content_max_length)
 
 

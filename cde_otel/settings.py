@@ -204,6 +204,7 @@ def markdown_table() -> str:
     """The settings table as Markdown, for the README."""
     lines = ["| Environment variable | Default | Type | Meaning |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
-        default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
-        lines.append(f"| `{s.env}` | `{default}` | {s.type_name} | {s.meaning} |")
+        default = ",".join(s.default) if isinstance(s.default, tuple) else str(s.default)
+        shown = f"`{default}`" if default else "*(empty)*"
+        lines.append(f"| `{s.env}` | {shown} | {s.type_name} | {s.meaning} |")
     return "\n".join(lines)

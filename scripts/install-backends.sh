@@ -232,6 +232,7 @@ PROMETHEUS_VERSION="$(prometheus_version)"
 
 env_tmp="$(mktemp "${CACHE}/.backends.env.XXXXXX")"
 print_env > "${env_tmp}"
+chmod 644 "${env_tmp}"
 mv "${env_tmp}" "${ENV_FILE}"
 log "done in $(( $(now) - t_start ))s${TIMINGS[*]:+ (built: ${TIMINGS[*]})}; env file: ${ENV_FILE}"
 cat "${ENV_FILE}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cde_otel.cli import demo, errors, health, state
@@ -18,5 +20,39 @@ app.add_typer(health.app, name="health")
 app.add_typer(demo.app, name="demo")
 
 
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as Markdown (as in the README).")
+    ] = False,
+) -> None:
+    """Every CDE_OTEL_* setting: variable, default, type and meaning, with the value in effect."""
+    from rich.table import Table
+
+    from cde_otel.cli._console import console
+    from cde_otel.cli._errors import handle_errors
+    from cde_otel.settings import SETTINGS, load_settings, markdown_table
+
+    if markdown:
+        console.out(markdown_table(), highlight=False)
+        return
+    with handle_errors():
+        current = load_settings()
+    table = Table(title="cde-otel settings")
+    for column in ("variable", "default", "in effect", "type", "meaning"):
+        table.add_column(column, overflow="fold")
+    for setting in SETTINGS:
+        table.add_row(
+            setting.env, str(setting.default), str(getattr(current, setting.name)), setting.type_name, setting.meaning
+        )
+    console.print(table)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:  # outside any command (e.g. while assembling): still no raw traceback
+        from cde_otel.cli._errors import report_error
+
+        report_error(error)
+        raise SystemExit(1) from None

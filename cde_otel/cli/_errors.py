@@ -54,8 +54,8 @@ def handle_errors(exit_code: int = ERROR_EXIT_CODE) -> Iterator[None]:
     """Context manager and decorator: failures become a formatted message and ``typer.Exit(exit_code)``."""
     try:
         yield
-    except typer.TyperException:
-        raise  # typer.Exit, typer.Abort and usage errors keep their own handling
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise  # exits, aborts and usage errors keep typer's own handling
     except Exception as error:
         report_error(error)
         raise typer.Exit(exit_code) from None

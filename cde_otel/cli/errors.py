@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from cde_otel.cli._console import console, err_console
@@ -27,7 +28,10 @@ UNKNOWN_CODE_EXIT = 2
 
 app = typer.Typer(no_args_is_help=True, help="Look up error codes: list them, explain one, generate their docs.")
 
-_PLAIN = {"markup": False, "emoji": False, "highlight": False, "soft_wrap": True}
+
+def _plain(target: Console, text: str, *, end: str = "\n") -> None:
+    """Prints ``text`` verbatim: no markup, emoji codes, highlighting or re-wrapping."""
+    target.print(text, end=end, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -50,11 +54,9 @@ def explain(code: Annotated[str, typer.Argument(help="An error code such as E101
     """Explain one error code: what it means, its causes, how to fix it, and where to read more."""
     text = ErrorFormatter.explain(code)
     if text is None:
-        err_console.print(
-            f"Unknown error code {code.strip()!r}. Run `cde-otel errors list` to see every code.", **_PLAIN
-        )
+        _plain(err_console, f"Unknown error code {code.strip()!r}. Run `cde-otel errors list` to see every code.")
         raise typer.Exit(UNKNOWN_CODE_EXIT)
-    console.print(text, **_PLAIN)
+    _plain(console, text)
 
 
 @app.command()
@@ -70,12 +72,12 @@ def docs(
     if check:
         current = target.read_text(encoding="utf-8") if target.is_file() else None
         if current != text:
-            err_console.print(f"{target} is out of date; run: cde-otel errors docs --write", **_PLAIN)
+            _plain(err_console, f"{target} is out of date; run: cde-otel errors docs --write")
             raise typer.Exit(1)
-        console.print(f"{target} is up to date.", **_PLAIN)
+        _plain(console, f"{target} is up to date.")
     elif write:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-        console.print(f"Wrote {target}.", **_PLAIN)
+        _plain(console, f"Wrote {target}.")
     else:
-        console.print(text, end="", **_PLAIN)
+        _plain(console, text, end="")

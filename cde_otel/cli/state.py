@@ -32,7 +32,7 @@ def backups(path: PathArg) -> None:
         found = repo.list_backups(path)
         table = Table(title=f"Backups of {path}")
         for column in ("name", "revision", "created (UTC)", "size", "valid?"):
-            table.add_column(column, justify="right" if column in ("revision", "size") else "left")
+            table.add_column(column, justify="right" if column in ("revision", "size") else "left", overflow="fold")
         for backup in found:
             try:
                 repo.load_backup(path, backup.name)

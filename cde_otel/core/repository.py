@@ -19,7 +19,8 @@ Graceful degradation (PROD-05):
   probes the ``.cde`` directory of an existing project, and a brand-new project
   that cannot be persisted comes back read-only, in memory, instead of failing.
   :attr:`FileSystemProjectRepository.read_only_projects` maps each read-only
-  project path to its reason (what health readiness reports).
+  project path to its reason, and ``is_read_only(path)`` returns one reason or None
+  (what health readiness reports).
 * **Automatic exit** — :meth:`~FileSystemProjectRepository.probe` writes a tiny
   fsynced temp file in ``.cde/``; success ends read-only mode. ``save`` and
   :meth:`~FileSystemProjectRepository.ensure_writable` probe by themselves, at
@@ -173,6 +174,12 @@ class FileSystemProjectRepository:
         """``{project path: reason}`` of every project this repository holds in read-only mode."""
         with self._guard:
             return dict(self._read_only)
+
+    def is_read_only(self, path: str | os.PathLike[str]) -> str | None:
+        """The read-only reason of the project at ``path``, or None while it is writable (for health)."""
+        key = str(Path(path).expanduser().resolve())
+        with self._guard:
+            return self._read_only.get(key)
 
     def probe(self, project: Project) -> bool:
         """Tries a durable write in the project's ``.cde/``; True when it worked.

@@ -179,7 +179,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
                   "Or go back to a state this version wrote: cde-otel state restore PROJECT_DIR BACKUP"),
            causes=("A newer cde-otel wrote the state and an older one is reading it.",)),
     _entry("E206", "State Lock Timeout",
-           "Waited {timeout_s}s for the state lock '{path}', which another process holds.",
+           "Waited {timeout_s} seconds for the state lock '{path}', which another process holds.",
            fixes=("Retry: the operation is safe to repeat",
                   "Look for another process working on the same project: ps aux | grep -i cde",
                   "Wait longer for the lock: CDE_OTEL_STATE_LOCK_TIMEOUT_S=30"),
@@ -255,7 +255,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
     # -- system (E9xx) --------------------------------------------------------------
     _entry("E901", "Circuit Breaker Open",
            "The circuit breaker '{name}' is open after {failure_threshold} consecutive failures; "
-           "calls resume in {remaining_s}s.",
+           "calls resume in {remaining_s} seconds.",
            fixes=("Wait for the cooldown, then retry: the next call is a trial, and its success closes the breaker",
                   "Fix the failure that opened it: look at the previous errors in the logs",
                   "Tune the breaker: CDE_OTEL_BREAKER_FAILURES and CDE_OTEL_BREAKER_TIMEOUT_S"),

@@ -42,9 +42,9 @@ import shlex
 import string
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import IO, Any
 
-from cde_otel.core.errors import CDEError, CDESystemError, _json_safe
+from cde_otel.core.errors import CDEError, CDESystemError
 from cde_otel.errors.catalog import CATALOG, CatalogEntry, catalog_entry
 from cde_otel.settings import load_settings
 
@@ -94,7 +94,7 @@ class _LenientFormatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, list | tuple | set | frozenset):
             value = ", ".join(str(v) for v in value) or "none"
-        return super().format_field(value, format_spec)
+        return str(super().format_field(value, format_spec))
 
 
 _FORMATTER = _LenientFormatter(lambda key: f"<unknown {key}>")
@@ -132,7 +132,7 @@ def can_encode_emoji(encoding: str | None) -> bool:
     return True
 
 
-def prefers_ascii(stream: TextIO | None = None, environ: Mapping[str, str] | None = None) -> bool:
+def prefers_ascii(stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> bool:
     """ASCII when ``NO_COLOR`` is set (non-empty) or ``stream`` (default stdout) cannot encode the emoji."""
     env = os.environ if environ is None else environ
     if env.get("NO_COLOR"):
@@ -160,6 +160,14 @@ def as_cde_error(error: BaseException) -> CDEError:
     return wrapped
 
 
+def _json_context(error: CDEError) -> dict[str, Any]:
+    try:
+        context: dict[str, Any] = error.to_dict()["context"]
+    except Exception:  # a context value whose repr itself fails must not hide the error
+        return {str(key): "<unrepresentable>" for key in error.context}
+    return context
+
+
 class ErrorFormatter:
     """Formats errors for end users; all methods are class methods, no instance needed."""
 
@@ -180,7 +188,7 @@ class ErrorFormatter:
             "details": cde.message,
             "suggestions": [interpolate(s, values) for s in entry.suggestions],
             "docs": entry.docs_link(docs_url or configured_docs_url()),
-            "context": _json_safe(cde.context),
+            "context": _json_context(cde),
         }
 
     @classmethod
@@ -190,7 +198,7 @@ class ErrorFormatter:
         *,
         ascii: bool | None = None,
         docs_url: str | None = None,
-        stream: TextIO | None = None,
+        stream: IO[str] | None = None,
     ) -> str:
         """The multi-line message; ``ascii=None`` picks ASCII for ``NO_COLOR`` or emoji-less ``stream``."""
         use_ascii = prefers_ascii(stream) if ascii is None else ascii

@@ -183,7 +183,14 @@ class HealthMonitor:
             active = self._active_features(reasons)
             snapshot = self._metrics_snapshot(reasons)
             error_rate = snapshot.errors / snapshot.total if snapshot and snapshot.total else 0.0
-            conditions = self._conditions(disk, disk_state, memory, memory_state, error_rate, snapshot)
+            conditions = self._conditions(
+                disk=disk,
+                disk_state=disk_state,
+                memory=memory,
+                memory_state=memory_state,
+                error_rate=error_rate,
+                snapshot=snapshot,
+            )
             self._update_alerts(conditions)
 
             unhealthy = read_only or disk_state == "critical" or writable is False
@@ -228,7 +235,7 @@ class HealthMonitor:
         """
         reasons: list[str] = []
         _, disk_state = self._disk_check(reasons)
-        writable = self._writable_check(reasons)
+        writable = self._writable_check(reasons, wait=False)  # the fsync probe refreshes in the background
         read_only = self._read_only_check(reasons)
         ready = not read_only and disk_state != "critical" and writable
         return ready, [] if ready else reasons
@@ -264,8 +271,8 @@ class HealthMonitor:
             return memory, "critical"
         return memory, "warning" if memory.system_percent > warning else "ok"
 
-    def _writable_check(self, reasons: list[str]) -> bool:
-        writable, why = self._writable.get()
+    def _writable_check(self, reasons: list[str], *, wait: bool = True) -> bool:
+        writable, why = self._writable.get(wait=wait)
         if not writable:
             reasons.append(f"state not writable: {why}")
         return writable
@@ -365,6 +372,7 @@ class HealthMonitor:
     # -- alerts ------------------------------------------------------------------------
     def _conditions(
         self,
+        *,
         disk: DiskReading | None,
         disk_state: str,
         memory: MemoryReading | None,

@@ -108,9 +108,9 @@ def exponential_quantile(q: float, counts: ExponentialCounts, interpolation: Int
             if lower == upper:
                 return lower
             if interpolation == "exponential" and lower > 0:
-                return lower * (upper / lower) ** fraction
+                return lower * math.pow(upper / lower, fraction)
             if interpolation == "exponential" and upper < 0:
-                return -((-upper) * ((-lower) / (-upper)) ** (1 - fraction))
+                return upper * math.pow(lower / upper, 1 - fraction)  # mirrored: both bounds negative
             return lower + (upper - lower) * fraction
         cumulative += count
     return ordered[-1][1]

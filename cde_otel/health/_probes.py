@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Generic, TypeVar
 
 import psutil
 
+from cde_otel.core import storage
 from cde_otel.core.repository import STATE_DIR
 
 T = TypeVar("T")
@@ -71,28 +71,28 @@ def default_memory_probe() -> MemoryReading:
 
 
 def probe_state_writable(project_path: Path) -> tuple[bool, str | None]:
-    """Creates and removes a temp file where the state lives (``.cde``, else the project directory).
+    """Proves the state directory (``.cde``, else the project directory) accepts a durable write.
 
-    Never creates ``.cde`` itself: a health check must not change the project. The temp
-    file name matches the pattern the repository sweeps (``.*.tmp``), so a crash between
-    create and unlink leaves nothing behind for long.
+    The same probe the repository uses to leave read-only mode (write + fsync + unlink, so
+    a full disk shows up even with delayed allocation). Never creates ``.cde`` itself: a
+    health check must not change the project.
     """
     state_dir = project_path / STATE_DIR
     target = state_dir if state_dir.is_dir() else project_path
     try:
-        fd, name = tempfile.mkstemp(prefix=".health-probe.", suffix=".tmp", dir=target)
-        try:
-            os.write(fd, b"ok")
-        finally:
-            os.close(fd)
-            Path(name).unlink(missing_ok=True)
+        storage.probe_write(target)
     except OSError as exc:
         return False, f"cannot write in {target}: {exc.strerror or exc}"
     return True, None
 
 
 class TTLCache(Generic[T]):
-    """Holds one value for ``ttl`` seconds of ``clock``; concurrent callers share one refresh."""
+    """Holds one value for ``ttl`` seconds of ``clock``; concurrent callers share one refresh.
+
+    ``get(wait=False)`` never blocks on a refresh once a value exists: it returns the
+    stale value and refreshes in a background thread (stale-while-revalidate), so a slow
+    probe (an fsync) does not land on a health request's latency.
+    """
 
     def __init__(self, compute: Callable[[], T], ttl: float, clock: Callable[[], float]) -> None:
         self._compute = compute
@@ -102,15 +102,32 @@ class TTLCache(Generic[T]):
         self._value: T | None = None
         self._expires = -float("inf")
         self._filled = False
+        self._refreshing = False
 
-    def get(self) -> T:
+    def get(self, *, wait: bool = True) -> T:
         with self._lock:
             now = self._clock()
-            if not self._filled or now >= self._expires:
-                self._value = self._compute()
-                self._filled = True
-                self._expires = now + self._ttl
-            return self._value  # type: ignore[return-value]
+            if self._filled and (now < self._expires or not wait):
+                if now >= self._expires and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
+                return self._value  # type: ignore[return-value]
+            self._value = self._compute()
+            self._filled = True
+            self._expires = now + self._ttl
+            return self._value
+
+    def _refresh(self) -> None:
+        try:
+            value = self._compute()
+        except Exception:  # keep serving the last value; the next synchronous get() raises it
+            with self._lock:
+                self._refreshing = False
+            return
+        with self._lock:
+            self._value, self._filled = value, True
+            self._expires = self._clock() + self._ttl
+            self._refreshing = False
 
     def invalidate(self) -> None:
         with self._lock:

@@ -196,16 +196,13 @@ def _active_features_callback(telemetry: OperationTelemetry) -> Any:
 
 
 def _operation_loggers(log_operations: bool | None) -> tuple[Any, Any]:
-    """Start/end event emitters, or (None, None) when operations should not be logged.
+    """Start/end event emitters, or (None, None) when ``log_operations=False``.
 
-    By default operations are logged only once structlog is configured (``configure()`` does
-    it), so instrumenting alone never starts printing to an application's stdout.
+    The emitters write through stdlib logging, which stays silent until logging is set up
+    (``configure()`` or ``cde_otel.logging.setup_logging``), so instrumenting alone never
+    prints to an application's output and a later ``setup_logging`` starts the events.
     """
     if log_operations is False:
-        return None, None
-    import structlog
-
-    if log_operations is None and not structlog.is_configured():
         return None, None
     from cde_otel.logging._operations import log_operation_end, log_operation_start
 

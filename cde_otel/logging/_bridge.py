@@ -20,27 +20,15 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry._logs import LoggerProvider, NoOpLoggerProvider, get_logger_provider
-from opentelemetry._logs._internal import ProxyLoggerProvider
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.instrumentation.structlog import StructlogProcessor
-from structlog.typing import EventDict, WrappedLogger
+from structlog.typing import WrappedLogger
 
 from cde_otel.logging._processors import otel_attribute_value
 from cde_otel.redaction import redact_value, scrub_text
 
 _OWN_LOGGERS = ("opentelemetry",)
-
-
-def resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool | None) -> LoggerProvider | None:
-    """The provider to bridge to: the given one, else the global one when it is configured (or ``otel=True``)."""
-    if otel is False:
-        return None
-    if logger_provider is not None:
-        return logger_provider
-    global_provider = get_logger_provider()
-    configured = not isinstance(global_provider, NoOpLoggerProvider | ProxyLoggerProvider)
-    return global_provider if configured or otel else None
 
 
 def _clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +39,13 @@ def _clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class StructlogBridge(StructlogProcessor):  # type: ignore[misc]  # untyped contrib base
+class StructlogBridge(StructlogProcessor):
     """``StructlogProcessor`` that never raises into the app and emits only OTel-valid attributes."""
 
-    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    def __init__(self, logger_provider: LoggerProvider) -> None:
+        super().__init__(logger_provider=logger_provider)  # type: ignore[no-untyped-call]  # untyped contrib
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
         try:
             super().__call__(logger, method_name, event_dict)
         except Exception:  # a telemetry failure must not break the caller's log call
@@ -62,7 +53,7 @@ class StructlogBridge(StructlogProcessor):  # type: ignore[misc]  # untyped cont
         return event_dict
 
     @staticmethod
-    def _get_attributes(event_dict: EventDict) -> dict[str, Any]:
+    def _get_attributes(event_dict: dict[str, Any]) -> dict[str, Any]:
         attributes: dict[str, Any] = StructlogProcessor._get_attributes(event_dict)
         # The logger name is the LogRecord's instrumentation scope already.
         attributes.pop("logger", None)
@@ -81,7 +72,7 @@ def is_structlog_record(record: logging.LogRecord) -> bool:
     return isinstance(record.msg, dict) and hasattr(record, "_logger")
 
 
-class ForeignRecordBridge(LoggingHandler):  # type: ignore[misc]  # untyped contrib base
+class ForeignRecordBridge(LoggingHandler):
     """``LoggingHandler`` for third-party stdlib records only, with redaction and correlation id."""
 
     def __init__(

@@ -6,13 +6,11 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO, cast
+from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
 import structlog
-from opentelemetry._logs import LoggerProvider
 
 from cde_otel.core.errors import CDESystemError
-from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge, resolve_logger_provider
 from cde_otel.logging._handlers import Rotation, file_handler
 from cde_otel.logging._processors import (
     add_trace_context,
@@ -22,6 +20,9 @@ from cde_otel.logging._processors import (
     redactor,
 )
 from cde_otel.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from opentelemetry._logs import LoggerProvider
 
 Format = Literal["auto", "json", "console"]
 
@@ -36,17 +37,20 @@ class _Installed:
     handlers: list[logging.Handler] = field(default_factory=list)
     previous_root_level: int = logging.WARNING
     slow_operation_ms: float = 1000.0
-    bridged: bool = False
 
 
 _installed: _Installed | None = None
+_unconfigured_slow_operation_ms: float | None = None
 
 
 def slow_operation_ms() -> float:
     """Threshold above which an operation logs a warning (``CDE_OTEL_SLOW_OPERATION_MS``)."""
+    global _unconfigured_slow_operation_ms
     if _installed is not None:
         return _installed.slow_operation_ms
-    return float(load_settings().slow_operation_ms)
+    if _unconfigured_slow_operation_ms is None:  # read once: this is on every operation's path
+        _unconfigured_slow_operation_ms = float(load_settings().slow_operation_ms)
+    return _unconfigured_slow_operation_ms
 
 
 def is_configured() -> bool:
@@ -119,7 +123,7 @@ def setup_logging(
 
     from cde_otel.telemetry.correlation import current_correlation_id  # telemetry imports this package
 
-    provider = resolve_logger_provider(logger_provider, otel)
+    provider = _resolve_logger_provider(logger_provider, otel)
     redact = redactor(redact_keys, content_max_length)
     add_correlation_id = correlation_id_adder(current_correlation_id)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
@@ -135,9 +139,18 @@ def setup_logging(
         add_correlation_id,
         redact,
     ]
+    bridge: logging.Handler | None = None
     if provider is not None:
+        # Imported only when bridging: the contrib instrumentations are not free to import.
+        from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge
+
         chain.append(StructlogBridge(logger_provider=provider))
-    chain += [structlog.stdlib.add_logger_name, add_trace_context, structlog.stdlib.ProcessorFormatter.wrap_for_formatter]
+        bridge = ForeignRecordBridge(provider, current_correlation_id, redact_keys, content_max_length)
+    chain += [
+        structlog.stdlib.add_logger_name,
+        add_trace_context,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
 
     # stdlib records from third-party code, rendered by the same formatters.
     pre_chain: list[Any] = [
@@ -159,16 +172,16 @@ def setup_logging(
         stream_handler.setFormatter(_formatter(_wants_console(fmt, out), out, pre_chain))
         handlers.append(stream_handler)
     if path:
-        handler = file_handler(
+        rotated = file_handler(
             path,
             rotation or cast(Rotation, cfg.log_rotation),
             max_bytes if max_bytes is not None else int(cfg.log_max_bytes),
             retention_days if retention_days is not None else int(cfg.log_retention_days),
         )
-        handler.setFormatter(_formatter(False, None, pre_chain))
-        handlers.append(handler)
-    if provider is not None:
-        handlers.append(ForeignRecordBridge(provider, current_correlation_id, redact_keys, content_max_length))
+        rotated.setFormatter(_formatter(False, None, pre_chain))
+        handlers.append(rotated)
+    if bridge is not None:
+        handlers.append(bridge)
 
     root = logging.getLogger()
     previous_root_level = _installed.previous_root_level if _installed is not None else root.level
@@ -188,7 +201,21 @@ def setup_logging(
         # from structlog.testing.capture_logs.
         cache_logger_on_first_use=False,
     )
-    _installed = _Installed(handlers, previous_root_level, float(cfg.slow_operation_ms), provider is not None)
+    _installed = _Installed(handlers, previous_root_level, float(cfg.slow_operation_ms))
+
+
+def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool | None) -> LoggerProvider | None:
+    """The provider to bridge to: the given one, else the global one when it is configured (or ``otel=True``)."""
+    if otel is False:
+        return None
+    if logger_provider is not None:
+        return logger_provider
+    from opentelemetry._logs import NoOpLoggerProvider, get_logger_provider
+    from opentelemetry._logs._internal import ProxyLoggerProvider
+
+    global_provider = get_logger_provider()
+    configured = not isinstance(global_provider, NoOpLoggerProvider | ProxyLoggerProvider)
+    return global_provider if configured or otel else None
 
 
 def _remove_foreign_otel_handlers(root: logging.Logger) -> None:
@@ -204,8 +231,7 @@ def _uninstall(root: logging.Logger) -> None:
         return
     for handler in _installed.handlers:
         root.removeHandler(handler)
-        if not isinstance(handler, ForeignRecordBridge):  # its flush would force-flush the provider
-            handler.close()
+        handler.close()  # closes our files; never the caller's stream, never the LoggerProvider
 
 
 def reset_logging() -> None:

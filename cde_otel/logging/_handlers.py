@@ -22,7 +22,9 @@ from cde_otel.core.errors import CDESystemError
 Rotation = Literal["daily", "size", "none"]
 
 
-def file_handler(path: str | Path, rotation: Rotation, max_bytes: int, retention: int) -> logging.FileHandler:
+def file_handler(
+    path: str | os.PathLike[str], rotation: Rotation, max_bytes: int, retention: int
+) -> logging.FileHandler:
     """A UTF-8, append-mode handler for ``path`` (parent directories created) rotating as asked."""
     target = Path(path).expanduser()
     try:

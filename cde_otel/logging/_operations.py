@@ -18,12 +18,15 @@ import logging
 import time
 from typing import Any, Literal, NamedTuple
 
-from cde_otel.logging._config import get_logger, slow_operation_ms
+import structlog
+
+from cde_otel.logging._config import get_logger, is_configured, slow_operation_ms
 
 OPERATIONS_LOGGER = "cde_otel.operations"
 Outcome = Literal["ok", "error"]
 
 _logger = get_logger(OPERATIONS_LOGGER)
+_stdlib_logger = logging.getLogger(OPERATIONS_LOGGER)
 _process: Any = None  # psutil.Process, created on the first slow operation
 
 
@@ -37,7 +40,8 @@ class OperationStart(NamedTuple):
 def log_operation_start(operation: str, **ids: Any) -> OperationStart:
     """Logs ``"<operation> started"`` and returns the clocks ``log_operation_end`` needs for CPU time."""
     started = OperationStart(time.perf_counter_ns(), time.process_time_ns())
-    _logger.info(f"{operation} started", operation=operation, **ids)
+    if _enabled(logging.INFO):
+        _logger.info(f"{operation} started", operation=operation, **ids)
     return started
 
 
@@ -46,14 +50,17 @@ def log_operation_end(
     duration_ms: float,
     outcome: Outcome,
     error_code: str | None = None,
+    *,
     cpu_ms: float | None = None,
     rss_mb: float | None = None,
-    *,
     started: OperationStart | None = None,
     **ids: Any,
 ) -> None:
     """Logs ``"<operation> succeeded|failed"`` with ``duration_ms``, ``outcome`` and ``error_code``."""
     slow = duration_ms > slow_operation_ms()
+    level = logging.WARNING if slow or outcome != "ok" else logging.INFO
+    if not _enabled(level):
+        return
     fields: dict[str, Any] = {
         "operation": operation,
         "duration_ms": round(duration_ms, 3),
@@ -71,9 +78,15 @@ def log_operation_end(
         fields["cpu_ms"] = round(cpu_ms, 3)
     if rss_mb is not None:
         fields["rss_mb"] = round(rss_mb, 1)
-    level = logging.WARNING if slow or outcome != "ok" else logging.INFO
     verb = "succeeded" if outcome == "ok" else "failed"
     _logger.log(level, f"{operation} {verb}", **fields)
+
+
+def _enabled(level: int) -> bool:
+    """Skips building an event nobody will see; a foreign structlog setup (``capture_logs``) sees everything."""
+    if is_configured() or not structlog.is_configured():
+        return _stdlib_logger.isEnabledFor(level)
+    return True
 
 
 def _rss_mb() -> float | None:

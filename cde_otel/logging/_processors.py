@@ -44,6 +44,10 @@ def correlation_id_adder(current_correlation_id: Callable[[], str | None]) -> Pr
     return add_correlation_id
 
 
+# Keys whose values the logging setup itself writes: nothing to redact there.
+_OWN_KEYS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id", "correlation_id"})
+
+
 def redactor(extra: Iterable[str] = (), content_max_length: int | None = None) -> Processor:
     """A processor masking secrets and prompt text in every value, and inline secrets in the message."""
     fragments = tuple(extra)
@@ -53,7 +57,7 @@ def redactor(extra: Iterable[str] = (), content_max_length: int | None = None) -
             if key == "event":
                 if isinstance(value, str):
                     event_dict[key] = scrub_text(value)
-            elif not key.startswith("_"):  # structlog's own plumbing (_record, _logger...)
+            elif key not in _OWN_KEYS and not key.startswith("_"):  # _record, _logger...: structlog's plumbing
                 event_dict[key] = redact_value(key, value, fragments, content_max_length)
         return event_dict
 

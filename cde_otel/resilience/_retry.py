@@ -62,7 +62,7 @@ class TransientRetry:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_exponential_jitter(
-                initial=self.initial_wait_s, max=self.max_wait_s, jitter=self.initial_wait_s
+                multiplier=self.initial_wait_s, max=self.max_wait_s, jitter=self.initial_wait_s
             ),
             retry=tenacity.retry_if_exception(is_transient),
             sleep=self.sleep,

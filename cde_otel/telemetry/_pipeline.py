@@ -70,7 +70,10 @@ def build_resource(environ: Mapping[str, str]) -> Resource:
     )
     # The OTEL_* variables (service name, resource attributes) win over what we detect.
     resource = detected.merge(OTELResourceDetector().detect())
-    if "OTEL_SERVICE_NAME" not in environ and resource.attributes.get("service.name") in (None, "unknown_service"):
+    service_name = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service_name:
+        resource = resource.merge(Resource({"service.name": service_name}))
+    elif str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
     return resource
 

@@ -83,7 +83,7 @@ def make_monitor(project: Path, host: Host, clock: FakeClock, recorder: Recorder
                  **settings: object) -> HealthMonitor:  # fmt: skip
     return HealthMonitor(
         project,
-        metric_reader=recorder.reader if recorder else None,
+        metric_reader=(recorder or make_recorder()).reader,
         disk_probe=host.disk,
         memory_probe=host.memory,
         settings=load_settings({}, **settings),

@@ -139,6 +139,16 @@ def test_console_renderer_on_a_terminal() -> None:
         json.loads(output.splitlines()[0])
 
 
+def test_console_forced_without_a_terminal_has_no_colour_codes() -> None:
+    stream = io.StringIO()
+    setup_logging("info", stream=stream, fmt="console")
+    get_logger("cde_otel.tests.console").info("plain text please")
+    output = stream.getvalue()
+    assert "plain text please" in output
+    assert "\x1b[" not in output
+    assert not output.lstrip().startswith("{")
+
+
 def test_json_forced_on_a_terminal() -> None:
     tty = TTY()
     setup_logging("info", stream=tty, fmt="json")

@@ -121,15 +121,15 @@ def test_no_duplicates_when_structlog_and_stdlib_are_both_used(
     setup_logging("info", stream=stream, logger_provider=provider)
     for n in range(3):
         get_logger("app").info(f"structlog {n}")
+        structlog.get_logger("other").info(f"plain structlog {n}")  # structlog's own entry point, same route
         logging.getLogger("lib").info(f"stdlib {n}")
 
-    assert sorted(map(str, bodies(exporter))) == sorted([f"structlog {n}" for n in range(3)] + [f"stdlib {n}" for n in range(3)])
-    assert len(stream.getvalue().splitlines()) == 6
+    expected = [f"{kind} {n}" for kind in ("structlog", "plain structlog", "stdlib") for n in range(3)]
+    assert sorted(map(str, bodies(exporter))) == sorted(expected)
+    assert len(stream.getvalue().splitlines()) == 9
 
 
-def test_records_below_the_level_are_not_bridged(
-    provider: LoggerProvider, exporter: InMemoryLogRecordExporter
-) -> None:
+def test_records_below_the_level_are_not_bridged(provider: LoggerProvider, exporter: InMemoryLogRecordExporter) -> None:
     setup_logging("warning", stream=io.StringIO(), logger_provider=provider)
     get_logger("app").info("quiet")
     logging.getLogger("lib").info("quiet too")
@@ -231,3 +231,24 @@ def test_content_capture_truncates_exported_prompt(
     get_logger("app").info("f", prompt="Add auth")
     logging.getLogger("lib").info("g", extra={"prompt": "Add auth"})
     assert [dict(r.log_record.attributes or {})["prompt"] for r in exported(exporter)] == ["Add", "Add"]
+
+
+def test_global_provider_used_when_configured(
+    monkeypatch: pytest.MonkeyPatch, provider: LoggerProvider, exporter: InMemoryLogRecordExporter
+) -> None:
+    # Setting the real global provider is once-per-process; stand in for `set_logger_provider` here.
+    import opentelemetry._logs
+
+    monkeypatch.setattr(opentelemetry._logs, "get_logger_provider", lambda: provider)
+    setup_logging("info", stream=io.StringIO())
+    get_logger("app").info("to the global provider")
+    assert bodies(exporter) == ["to the global provider"]
+
+
+def test_no_bridge_without_a_configured_provider(provider: LoggerProvider) -> None:
+    from cde_otel.logging._config import _resolve_logger_provider
+
+    assert _resolve_logger_provider(None, None) is None  # the global one is still the API's proxy
+    assert _resolve_logger_provider(None, True) is not None  # forced: the proxy forwards once one is set
+    assert _resolve_logger_provider(provider, None) is provider
+    assert _resolve_logger_provider(provider, False) is None

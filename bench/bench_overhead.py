@@ -1,0 +1,312 @@
+"""Benchmark: cost of the instrumentation wrapper over the irreducible cost of the SDK (goal ≤ 1.10).
+
+    .venv/bin/python bench/bench_overhead.py [--quick]
+
+Run in its own process: it calls ``configure()``, which installs global providers.
+
+Providers and logging are set up the way ``configure()`` does it (resource, the baggage
+span processor, a ``BatchSpanProcessor``, a periodic metric reader plus the health reader,
+the duration views, a ``BatchLogRecordProcessor``, structlog JSON lines through stdlib
+logging with the OpenTelemetry log bridge) except that every exporter is a no-op and the
+JSON lines go to ``/dev/null``: what is measured is the cost on the calling thread, not a
+network. Every variant below runs in this one process, on the same providers, processors,
+instruments and logging setup, on its own ``Project`` (a subclass that differs only in
+its ``transition_status``), interleaved round by round (see ``_timing``):
+
+* ``bare`` — the uninstrumented ``Project.transition_status`` (ACTIVE <-> ARCHIVED).
+* ``instrumented`` — the method as ``configure()`` patched it (spans, metrics, two log events).
+* ``floor`` — a minimal hand-written wrapper producing the same telemetry through the same
+  providers: the same span (name, kind, attributes incl. the correlation id computed
+  inline), one record on the same histogram, the same two events via
+  ``log_operation_start``/``log_operation_end``. Its cost is the SDK's, not ours.
+* ``instrumented_no_logs`` / ``floor_no_logs`` — the same without the log events (the
+  wrapper built by ``OperationTelemetry.wrapper_for`` with ``log_start=log_end=None``,
+  installed with ``wrapt.FunctionWrapper`` exactly as the instrumentor does).
+* ``upstream_json`` — the bare call plus three ``json.dumps`` lines through stdlib logging
+  (to ``/dev/null``), the style of a hand-rolled logging wrapper, for context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from _timing import Loop, interleave
+
+_ITERATIONS = {"full": 2_000, "quick": 400}
+_ROUNDS = {"full": 31, "quick": 5}
+
+
+class _NullSpanExporter:
+    """Accepts every batch and does nothing: the export thread stays almost idle."""
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class _NullLogExporter:
+    def export(self, batch: Sequence[Any]) -> Any:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _null_metric_exporter() -> Any:
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    class NullMetricExporter(MetricExporter):
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            return None
+
+    return NullMetricExporter()
+
+
+def configure_like_default(log_stream: Any) -> Any:
+    """``configure()`` with its default pipeline shape, no-op exporters and log lines to ``log_stream``."""
+    from opentelemetry.processor.baggage import BaggageSpanProcessor
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from cde_otel.logging import setup_logging
+    from cde_otel.settings import load_settings
+    from cde_otel.telemetry import configure
+    from cde_otel.telemetry._histograms import duration_views
+    from cde_otel.telemetry._pipeline import build_resource
+    from cde_otel.telemetry.correlation import CORRELATION_KEY
+
+    settings = load_settings({})  # defaults, whatever the caller's environment says
+    resource = build_resource({})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
+    tracer_provider.add_span_processor(BatchSpanProcessor(_NullSpanExporter()))  # type: ignore[arg-type]
+    meter_provider = MeterProvider(
+        resource=resource,
+        metric_readers=[
+            PeriodicExportingMetricReader(_null_metric_exporter(), export_interval_millis=5_000),
+            InMemoryMetricReader(),
+        ],
+        views=duration_views(settings.histogram, settings.histogram_max_size),
+    )
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(_NullLogExporter()))  # type: ignore[arg-type]
+    # configure() would set logging up on sys.stderr; the same call with another stream, first,
+    # and configure(logging_setup=False) then turns the operation log events on as it would.
+    setup_logging(logger_provider=logger_provider, settings=settings, stream=log_stream)
+    configure(
+        settings,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        logging_setup=False,
+    )
+    return settings
+
+
+def _floor_method(original: Callable[..., Any], telemetry: Any, *, with_logs: bool) -> Callable[..., Any]:
+    """The minimal hand-written wrapper: the same span, histogram record and log events, nothing else."""
+    from opentelemetry import baggage, context, trace
+    from opentelemetry.trace import SpanKind
+
+    from cde_otel.logging import log_operation_end, log_operation_start
+    from cde_otel.telemetry.correlation import CORRELATION_KEY
+
+    tracer = telemetry.tracer
+    histogram = telemetry.duration
+    name = "Project.transition_status"
+    function = "cde_otel.core.model:Project.transition_status"
+    ok_attributes = {"cde.operation": name, "cde.outcome": "ok"}
+    perf_counter = time.perf_counter
+    thread_time = time.thread_time
+
+    def transition_status(self: Any, target: Any) -> Any:
+        parent = context.get_current()
+        project_id = str(self.id)
+        span = tracer.start_span(
+            name,
+            parent,
+            SpanKind.INTERNAL,
+            {"cde.operation": name, "code.function.name": function, "cde.project.id": project_id},
+        )
+        ctx = trace.set_span_in_context(span, parent)
+        cid = baggage.get_baggage(CORRELATION_KEY, parent)
+        if cid is None:
+            cid = trace.format_trace_id(span.get_span_context().trace_id)
+            ctx = baggage.set_baggage(CORRELATION_KEY, cid, ctx)
+        span.set_attribute("cde.correlation_id", cid)
+        token = context.attach(ctx)
+        try:
+            if with_logs:
+                log_operation_start(name, project_id=project_id, correlation_id=cid)
+                cpu0 = thread_time()
+            start = perf_counter()
+            result = original(self, target)
+            duration = perf_counter() - start
+            histogram.record(duration, ok_attributes)
+            if with_logs:
+                log_operation_end(
+                    name,
+                    duration * 1000.0,
+                    "ok",
+                    error_code=None,
+                    cpu_ms=(thread_time() - cpu0) * 1000.0,
+                    project_id=project_id,
+                    correlation_id=cid,
+                )
+            return result
+        finally:
+            span.end()
+            context.detach(token)
+
+    return transition_status
+
+
+def _upstream_json_method(original: Callable[..., Any], log_stream: Any) -> Callable[..., Any]:
+    """Three ``json.dumps`` lines per call through stdlib logging: a typical hand-rolled wrapper."""
+    logger = logging.getLogger("bench.upstream")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(log_stream)
+    logger.addHandler(handler)
+    name = "transition_status"
+
+    def transition_status(self: Any, target: Any) -> Any:
+        started = time.perf_counter()
+        now = datetime.now(UTC).isoformat()
+        logger.info(json.dumps({"timestamp": now, "level": "info", "event": "operation started",
+                                "operation": name, "project_id": self.id}))  # fmt: skip
+        result = original(self, target)
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        now = datetime.now(UTC).isoformat()
+        logger.info(json.dumps({"timestamp": now, "level": "info", "event": "operation succeeded",
+                                "operation": name, "project_id": self.id, "duration_ms": duration_ms}))  # fmt: skip
+        logger.info(json.dumps({"timestamp": now, "level": "info", "event": "metric", "name": "operation.duration",
+                                "operation": name, "value_ms": duration_ms}))  # fmt: skip
+        return result
+
+    return transition_status
+
+
+def _alternating_loop(project: Any) -> Loop:
+    """n calls: archive, activate, archive, ... (a pure, disk-free core operation)."""
+    from cde_otel.core import ProjectStatus
+
+    archived, active = ProjectStatus.ARCHIVED, ProjectStatus.ACTIVE
+
+    def loop(n: int) -> None:
+        for _ in range(n // 2):
+            project.transition_status(archived)
+            project.transition_status(active)
+
+    return loop
+
+
+def measure_overhead(*, quick: bool = False, rounds: int | None = None, iterations: int | None = None) -> dict[str, Any]:
+    """Configures telemetry in this process (once) and times every variant interleaved."""
+    mode = "quick" if quick else "full"
+    rounds = rounds or _ROUNDS[mode]
+    iterations = iterations or _ITERATIONS[mode]
+    # Captured before configure() patches the class.
+    from cde_otel.core import Project, ProjectStatus
+
+    original = Project.__dict__["transition_status"]
+    log_stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process's logging setup
+    configure_like_default(log_stream)
+
+    import wrapt
+
+    from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.instrumentation._targets import CORE_TARGETS
+    from cde_otel.instrumentation._wrapper import OperationTelemetry
+
+    telemetry = CDEInstrumentor().operation_telemetry
+    if telemetry is None or not isinstance(Project.__dict__["transition_status"], wrapt.FunctionWrapper):
+        raise RuntimeError("configure() did not instrument Project.transition_status")
+    if telemetry.log_start is None:
+        raise RuntimeError("configure() did not turn the operation log events on")
+    target = next(t for t in CORE_TARGETS if t.qualname == "Project.transition_status")
+    no_logs = OperationTelemetry(telemetry.tracer, telemetry.duration, telemetry.errors, log_start=None, log_end=None)
+
+    methods: dict[str, Any] = {
+        "bare": original,
+        "instrumented": None,  # inherits the method configure() patched
+        "floor": _floor_method(original, telemetry, with_logs=True),
+        "instrumented_no_logs": wrapt.FunctionWrapper(original, no_logs.wrapper_for(target, original)),
+        "floor_no_logs": _floor_method(original, telemetry, with_logs=False),
+        "upstream_json": _upstream_json_method(original, log_stream),
+    }
+    loops: dict[str, Loop] = {}
+    for name, method in methods.items():
+        # Every variant is a direct subclass, so attribute lookups cost the same everywhere.
+        cls = type(f"Project_{name}", (Project,), {} if method is None else {"transition_status": method})
+        project = cls(name=f"bench-{name}", path=f"/nonexistent/{name}")
+        project.status = ProjectStatus.ACTIVE
+        loops[name] = _alternating_loop(project)
+
+    timings = interleave(loops, rounds=rounds, iterations=iterations)
+    ns = {name: round(timings.median_ns(name), 1) for name in loops}
+    ratio = timings.ratio("instrumented", "floor")
+    q1, q3 = timings.ratio_spread("instrumented", "floor")
+    return {
+        "overhead_ratio_vs_floor": round(ratio, 4),
+        "overhead_spans_metrics_ratio_vs_floor": round(timings.ratio("instrumented_no_logs", "floor_no_logs"), 4),
+        "overhead": {
+            "operation": "Project.transition_status (ACTIVE <-> ARCHIVED)",
+            "ns_per_op": ns,
+            "ratio_iqr": [round(q1, 4), round(q3, 4)],
+            "ratios": {
+                "instrumented/floor": round(ratio, 4),
+                "instrumented_no_logs/floor_no_logs": round(timings.ratio("instrumented_no_logs", "floor_no_logs"), 4),
+                "instrumented/bare": round(timings.ratio("instrumented", "bare"), 2),
+                "floor/bare": round(timings.ratio("floor", "bare"), 2),
+                "upstream_json/bare": round(timings.ratio("upstream_json", "bare"), 2),
+                "instrumented/upstream_json": round(timings.ratio("instrumented", "upstream_json"), 3),
+            },
+            "our_cost_ns_per_op": round(ns["instrumented"] - ns["floor"], 1),
+            "rounds": rounds,
+            "iterations_per_round": iterations,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure_overhead(quick=args.quick)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

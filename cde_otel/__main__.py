@@ -1,0 +1,3 @@
+from cde_otel.cli import main
+
+main()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up ./.venv and the real backends (OpenTelemetry Collector, Jaeger, Prometheus; built or installed
+# once and cached outside the repo, keyed by version), then runs every check: ruff, mypy, the collector
+# and Prometheus config validators, promtool rule unit tests, and pytest — unit, reliability and
+# end-to-end tests. Any failure, and any skipped test, fails the run. Extra arguments go to pytest.
+set -euo pipefail
+source "$(dirname "$0")/_venv.sh"
+cd "$ROOT"
+
+echo "==> backends (cache: ${CDE_OTEL_BACKENDS_CACHE:-$HOME/.cache/cde-otel/backends})" >&2
+while IFS='=' read -r name value; do
+  case "$name" in CDE_OTEL_*_BIN) export "$name=$value" ;; esac
+done < <(bash scripts/install-backends.sh)
+
+echo "==> ruff, mypy" >&2
+ruff check .
+ruff format --check .
+mypy
+
+echo "==> collector and Prometheus configs" >&2
+"$CDE_OTEL_OTELCOL_BIN" validate --config collector-config/otel-collector.yaml
+"$CDE_OTEL_PROMTOOL_BIN" check config collector-config/prometheus.yml
+"$CDE_OTEL_PROMTOOL_BIN" check rules collector-config/rules/*.yml
+"$CDE_OTEL_PROMTOOL_BIN" test rules collector-config/rules/tests/*.yml
+
+echo "==> pytest" >&2
+CDE_OTEL_FAIL_ON_SKIP=1 pytest -p no:cacheprovider "$@"

@@ -1,0 +1,247 @@
+"""The real pipeline: an env-var-only program → OTLP → Collector → Jaeger + Prometheus (+ logs file).
+
+Everything is polled with deadlines; a missing backend is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backends import Backends, poll_until
+
+DRIVERS = Path(__file__).resolve().parent / "drivers"
+DEADLINE_S = 60.0
+
+
+def _driver_env(backends: Backends, service: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CDE_OTEL_"))}
+    env.update(
+        CDE_OTEL_ENABLED="true",
+        CDE_OTEL_TARGETS="controlled:ControlledOperation.run",
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=backends.otlp_http_endpoint,
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BLRP_SCHEDULE_DELAY="200",
+        PYTHONPATH=str(DRIVERS),
+    )
+    return env
+
+
+def _exact_quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class DemoRun:
+    def __init__(self, service: str, output: dict[str, Any], durations: list[float]) -> None:
+        self.service = service
+        self.output = output
+        self.durations = durations
+
+
+@pytest.fixture(scope="module")
+def demo_run(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    work = tmp_path_factory.mktemp("demo-run")
+    rng = random.Random(20261128)
+    # Log-uniform from 1 ms to 2 s: the controlled operation's exact durations.
+    durations = [math.exp(rng.uniform(math.log(1e-3), math.log(2.0))) for _ in range(2000)]
+    (work / "durations.json").write_text(json.dumps(durations))
+    (work / "project").mkdir()
+    service = f"cde-e2e-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, str(DRIVERS / "workload_driver.py"), "demo", str(work / "project"), str(work / "durations.json")],
+        env=_driver_env(backends, service),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return DemoRun(service, json.loads(done.stdout.strip().splitlines()[-1]), durations)
+
+
+def _traces(backends: Backends, service: str, **params: Any) -> list[dict[str, Any]]:
+    return list(backends.jaeger_get("/api/traces", service=service, limit=2000, **params).get("data") or [])
+
+
+def _span_tags(span: dict[str, Any]) -> dict[str, Any]:
+    return {t["key"]: t["value"] for t in span.get("tags", [])}
+
+
+def test_jaeger_has_nested_project_feature_and_state_spans(backends: Backends, demo_run: DemoRun) -> None:
+    services = poll_until(
+        lambda: (lambda s: s if demo_run.service in s else None)(backends.jaeger_get("/api/services")["data"] or []),
+        timeout=DEADLINE_S,
+        what="the service in Jaeger",
+    )
+    assert demo_run.service in services
+
+    def enough() -> list[dict[str, Any]] | None:
+        traces = _traces(backends, demo_run.service)
+        names = {s["operationName"] for t in traces for s in t["spans"]}
+        wanted = {"Project.start_feature", "Feature.advance_phase", "Feature.complete", "FileSystemProjectRepository.save"}
+        return traces if wanted <= names else None
+
+    traces = poll_until(enough, timeout=DEADLINE_S, what="project, feature and state spans in Jaeger")
+    nested = 0
+    for trace in traces:
+        by_id = {s["spanID"]: s for s in trace["spans"]}
+        correlation_ids = {_span_tags(s).get("cde.correlation_id") for s in trace["spans"]}
+        assert len(correlation_ids) == 1 and None not in correlation_ids, trace["traceID"]
+        for span in trace["spans"]:
+            parents = [r["spanID"] for r in span.get("references", []) if r["refType"] == "CHILD_OF"]
+            if parents and parents[0] in by_id:
+                parent = by_id[parents[0]]
+                if (parent["operationName"], span["operationName"]) == (
+                    "FileSystemProjectRepository.get_or_create",
+                    "FileSystemProjectRepository.save",
+                ):
+                    nested += 1
+    assert nested >= 1, "get_or_create's first save must be its child span"
+
+
+def test_one_tag_finds_a_features_whole_workflow(backends: Backends, demo_run: DemoRun) -> None:
+    feature_id = demo_run.output["completed"][0]
+    tags = json.dumps({"cde.feature.id": feature_id})
+
+    def workflow() -> list[str] | None:
+        names = sorted(
+            s["operationName"]
+            for t in _traces(backends, demo_run.service, tags=tags)
+            for s in t["spans"]
+            if _span_tags(s).get("cde.feature.id") == feature_id
+        )
+        return names if "Feature.complete" in names and names.count("Feature.advance_phase") >= 5 else None
+
+    names = poll_until(workflow, timeout=DEADLINE_S, what=f"feature {feature_id}'s workflow by tag")
+    assert "Project.start_feature" in names
+    assert names.count("FileSystemProjectRepository.save") >= 6  # progress saved at every phase
+
+
+def test_prometheus_percentiles_match_exact_values(backends: Backends, demo_run: DemoRun) -> None:
+    selector = f'cde_operation_duration_seconds{{cde_operation="ControlledOperation.run",service_name="{demo_run.service}"}}'
+
+    def count() -> float | None:
+        result = backends.prom_query(f"histogram_count(sum({selector}))")
+        value = float(result[0]["value"][1]) if result else 0.0
+        return value if value >= len(demo_run.durations) else None
+
+    poll_until(count, timeout=DEADLINE_S, what="all controlled observations in Prometheus")
+    for q in (0.5, 0.95, 0.99):
+        [sample] = backends.prom_query(f"histogram_quantile({q}, sum({selector}))")
+        estimated = float(sample["value"][1])
+        exact = _exact_quantile(demo_run.durations, q)
+        assert abs(estimated - exact) / exact <= 0.02, (q, estimated, exact)
+
+
+def test_error_counts_by_code_are_queryable(backends: Backends, demo_run: DemoRun) -> None:
+    def errors() -> dict[str, float] | None:
+        rows = backends.prom_query(f'sum by (error_type) (cde_errors_total{{service_name="{demo_run.service}"}})')
+        found = {r["metric"]["error_type"]: float(r["value"][1]) for r in rows}
+        return found if set(demo_run.output["refused"]) <= set(found) else None
+
+    found = poll_until(errors, timeout=DEADLINE_S, what="cde_errors_total by code")
+    for code, times in demo_run.output["refused"].items():
+        assert found[code] >= times
+
+
+def test_collector_received_logs_that_point_at_jaeger_spans(backends: Backends, demo_run: DemoRun) -> None:
+    def log_records() -> list[dict[str, Any]] | None:
+        records = [
+            record
+            for request in backends.collector_log_requests()
+            for resource_logs in request.get("resourceLogs", [])
+            if any(
+                a["key"] == "service.name" and a["value"].get("stringValue") == demo_run.service
+                for a in resource_logs["resource"].get("attributes", [])
+            )
+            for scope in resource_logs.get("scopeLogs", [])
+            for record in scope.get("logRecords", [])
+            if record.get("traceId") and record.get("spanId")
+        ]
+        return records or None
+
+    records = poll_until(log_records, timeout=DEADLINE_S, what="log records in the collector's file")
+    spans = {(t["traceID"], s["spanID"]) for t in _traces(backends, demo_run.service) for s in t["spans"]}
+    matched = [r for r in records if (r["traceId"], r["spanId"]) in spans]
+    assert len(matched) >= len(records) * 0.9, (len(matched), len(records))
+    bodies = json.dumps(matched)
+    assert "succeeded" in bodies and "started" in bodies
+
+
+@pytest.fixture
+def outage_driver(backends: Backends, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, str]]:
+    control = tmp_path / "control"
+    control.write_text("up1")
+    (tmp_path / "project").mkdir()
+    service = f"cde-outage-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVERS / "workload_driver.py"), "loop", str(tmp_path / "project"), str(control)],
+        env=_driver_env(backends, service),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc, control, service
+    finally:
+        control.write_text("stop")
+        if not backends.collector_running():
+            backends.start_collector()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_collector_outage_keeps_the_app_running_and_recovers(
+    backends: Backends, outage_driver: tuple[subprocess.Popen[str], Path, str]
+) -> None:
+    proc, control, service = outage_driver
+    assert proc.stdout is not None
+    progress: list[dict[str, Any]] = []
+
+    def read_until(phase: str, count: int) -> list[dict[str, Any]] | None:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise AssertionError(f"driver exited: {proc.wait()} {proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
+        progress.append(json.loads(line))
+        seen = [p for p in progress if p["phase"] == phase]
+        return seen if len(seen) >= count else None
+
+    poll_until(lambda: read_until("up1", 20), timeout=DEADLINE_S, interval=0, what="iterations before the outage")
+    backends.stop_collector()
+    control.write_text("down")
+    down = poll_until(lambda: read_until("down", 150), timeout=120, interval=0, what="iterations during the outage")
+    rss_growth_mb = (down[-1]["rss"] - down[0]["rss"]) / 2**20
+    assert rss_growth_mb < 40, f"memory grew {rss_growth_mb:.1f} MiB while the collector was down"
+    backends.start_collector()
+    control.write_text("up2")
+    poll_until(lambda: read_until("up2", 5), timeout=DEADLINE_S, interval=0, what="iterations after the restart")
+
+    def after_restart() -> list[dict[str, Any]] | None:
+        traces = _traces(backends, service)
+        tagged = [
+            t
+            for t in traces
+            if any(str(_span_tags(s).get("cde.correlation_id", "")).startswith("outage-up2-") for s in t["spans"])
+        ]
+        return tagged or None
+
+    assert poll_until(after_restart, timeout=DEADLINE_S, what="telemetry sent after the collector came back")
+    assert proc.poll() is None, "the application must survive the outage"

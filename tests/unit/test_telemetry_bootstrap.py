@@ -1,0 +1,162 @@
+"""The one-variable switch: unchanged programs in fresh interpreters, configured only by the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from telemetry_helpers import make_telemetry
+
+from cde_otel.telemetry import correlation, propagation_env
+
+APP = textwrap.dedent(
+    """
+    import sys
+    from cde_otel.core import FileSystemProjectRepository
+
+    repo = FileSystemProjectRepository()
+    project = repo.get_or_create(sys.argv[1])
+    project.activate()
+    feature = project.start_feature("An unchanged program")
+    feature.advance_phase("decompose", {"n": 1})
+    repo.save(project)
+    print("otel imported:", any(m.startswith("opentelemetry") for m in sys.modules))
+    print("patched:", hasattr(type(project).activate, "__wrapped__"))
+    """
+)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDE_OTEL_", "OTEL_", "TRACEPARENT", "BAGGAGE"))}
+    env.update(extra)
+    return env
+
+
+def _run(tmp_path: Path, env: dict[str, str], code: str = APP) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "app.py"
+    script.write_text(code)
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(script), str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+    )
+
+
+def _spans(path: Path) -> Iterator[dict[str, Any]]:
+    for line in path.read_text().splitlines():
+        for resource_spans in json.loads(line)["resourceSpans"]:
+            resource = {a["key"]: a["value"] for a in resource_spans["resource"]["attributes"]}
+            for scope in resource_spans["scopeSpans"]:
+                for span in scope["spans"]:
+                    span["attrs"] = {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+                    span["resource"] = resource
+                    yield span
+
+
+def test_disabled_imports_no_opentelemetry_and_patches_nothing(tmp_path: Path) -> None:
+    result = _run(tmp_path, _clean_env(CDE_OTEL_LOCAL_DIR=str(tmp_path / "telemetry")))
+    assert "otel imported: False" in result.stdout
+    assert "patched: False" in result.stdout
+    assert not (tmp_path / "telemetry").exists()
+
+
+def test_one_environment_variable_turns_everything_on(tmp_path: Path) -> None:
+    local = tmp_path / "telemetry"
+    result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
+    assert "patched: True" in result.stdout
+    spans = list(_spans(local / "traces.jsonl"))
+    names = {s["name"] for s in spans}
+    assert {"Project.activate", "Project.start_feature", "Feature.advance_phase"} <= names
+    assert "FileSystemProjectRepository.save" in names
+    resource = spans[0]["resource"]
+    assert resource["service.name"]["stringValue"] == "cde-orchestrator"
+    assert resource["service.version"]["stringValue"]
+    assert "service.instance.id" in resource and "process.pid" in resource and "host.name" in resource
+    assert all(s["attrs"].get("cde.correlation_id") for s in spans)
+    # metrics and logs were flushed at exit too
+    assert "cde.operation.duration" in (local / "metrics.jsonl").read_text()
+    assert "Project.activate succeeded" in (local / "logs.jsonl").read_text()
+
+
+def test_standard_otel_variables_are_honoured(tmp_path: Path) -> None:
+    local = tmp_path / "telemetry"
+    env = _clean_env(
+        CDE_OTEL_ENABLED="1",
+        CDE_OTEL_LOCAL_DIR=str(local),
+        OTEL_SERVICE_NAME="my-orchestrator",
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=staging",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_TRACES_SAMPLER="always_on",
+    )
+    _run(tmp_path, env)
+    resource = next(_spans(local / "traces.jsonl"))["resource"]
+    assert resource["service.name"]["stringValue"] == "my-orchestrator"
+    assert resource["deployment.environment.name"]["stringValue"] == "staging"
+    assert not (local / "metrics.jsonl").exists() and not (local / "logs.jsonl").exists()
+
+
+def test_sampler_variable_can_drop_everything(tmp_path: Path) -> None:
+    local = tmp_path / "telemetry"
+    env = _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_TRACES_SAMPLER="always_off")
+    _run(tmp_path, env)
+    assert not (local / "traces.jsonl").exists() or list(_spans(local / "traces.jsonl")) == []
+
+
+def test_otel_sdk_disabled_wins(tmp_path: Path) -> None:
+    local = tmp_path / "telemetry"
+    result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", OTEL_SDK_DISABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
+    assert "otel imported: False" in result.stdout
+    assert "patched: False" in result.stdout
+    assert not local.exists()
+
+
+def test_correlation_and_trace_continue_in_a_child_process(tmp_path: Path) -> None:
+    telemetry = make_telemetry()
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with correlation("corr-parent-7"), tracer.start_as_current_span("parent") as parent:
+        child_env = propagation_env()
+    local = tmp_path / "telemetry"
+    _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), **child_env))
+    spans = list(_spans(local / "traces.jsonl"))
+    parent_trace = trace.format_trace_id(parent.get_span_context().trace_id)
+    assert spans and {s["traceId"] for s in spans} == {parent_trace}
+    assert {s["attrs"]["cde.correlation_id"] for s in spans} == {"corr-parent-7"}
+
+
+def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path) -> None:
+    launcher = Path(sys.executable).with_name("opentelemetry-instrument")
+    env = _clean_env(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    (tmp_path / "project").mkdir()
+    result = subprocess.run(
+        [str(launcher), sys.executable, str(script), str(tmp_path / "project")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "patched: True" in result.stdout
+    assert '"name": "Project.start_feature"' in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("value", ["false", "0", ""])
+def test_falsy_values_keep_it_off(tmp_path: Path, value: str) -> None:
+    result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED=value))
+    assert "otel imported: False" in result.stdout

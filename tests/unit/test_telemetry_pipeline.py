@@ -1,0 +1,79 @@
+"""Exporter selection and resource building, from environment mappings (no globals touched)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.json.file import FileSpanExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+from cde_otel.core import CDESystemError
+from cde_otel.settings import load_settings
+from cde_otel.telemetry._pipeline import DEFAULT_SERVICE_NAME, build_pipeline, build_resource, select_exporters
+
+
+def test_no_endpoint_means_local_otlp_json_files(tmp_path: Path) -> None:
+    settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
+    exporters, described, local_dir = select_exporters(settings, {})
+    assert isinstance(exporters["traces"], FileSpanExporter)
+    assert local_dir == tmp_path.resolve()
+    assert described["metrics"].endswith("metrics.jsonl")
+
+
+def test_endpoint_selects_otlp_http_by_default_and_grpc_by_protocol() -> None:
+    settings = load_settings({})
+    http, described, local = select_exporters(settings, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert isinstance(http["traces"], HttpSpanExporter) and local is None
+    assert described["traces"] == "otlp (http/protobuf)"
+    grpc, _, _ = select_exporters(
+        settings, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    )
+    assert isinstance(grpc["traces"], GrpcSpanExporter)
+
+
+def test_console_and_none_exporters() -> None:
+    exporters, described, _ = select_exporters(
+        load_settings({}), {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    )
+    assert isinstance(exporters["traces"], ConsoleSpanExporter)
+    assert exporters["metrics"] is None and described["logs"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    ],
+)
+def test_unsupported_choices_are_coded_configuration_errors(env: dict[str, str], setting: str) -> None:
+    with pytest.raises(CDESystemError) as raised:
+        select_exporters(load_settings({}), env)
+    assert raised.value.code == "E903" and raised.value.context["setting"] == setting
+
+
+def test_resource_defaults_and_overrides() -> None:
+    default = build_resource({})
+    assert default.attributes["service.name"] == DEFAULT_SERVICE_NAME
+    for key in ("service.version", "service.instance.id", "host.name", "process.pid", "os.type"):
+        assert key in default.attributes, key
+    assert build_resource({"OTEL_SERVICE_NAME": "other"}).attributes["service.name"] == "other"
+
+
+def test_classic_histogram_setting_switches_the_view(tmp_path: Path) -> None:
+    settings = load_settings({"CDE_OTEL_HISTOGRAM": "classic", "CDE_OTEL_LOCAL_DIR": str(tmp_path)})
+    pipeline = build_pipeline(settings, {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+    try:
+        histogram = pipeline.meter_provider.get_meter("t").create_histogram("cde.operation.duration", unit="s")
+        histogram.record(0.5, {"cde.operation": "X"})
+        assert pipeline.health_reader is not None
+        data = pipeline.health_reader.get_metrics_data()
+        point = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+        assert len(point.explicit_bounds) == 110
+    finally:
+        pipeline.tracer_provider.shutdown()
+        pipeline.meter_provider.shutdown()
+        pipeline.logger_provider.shutdown()
