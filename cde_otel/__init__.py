@@ -19,9 +19,13 @@ Names are imported lazily so that ``import cde_otel`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from cde_otel._version import __version__
+
+# A library's warnings must not reach Python's last-resort stderr handler before logging is set up.
+logging.getLogger("cde_otel").addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     # core

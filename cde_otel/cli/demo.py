@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -51,9 +52,7 @@ def demo(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
             task = progress.add_task("features", total=features)
-            result = run_workload(
-                project_dir, features, seed=seed, on_feature_done=lambda _: progress.advance(task)
-            )
+            result = run_workload(project_dir, features, seed=seed, on_feature_done=lambda _: progress.advance(task))
         _report(result, pipeline, captured)
         if log_file is not None:
             console.print(f"[dim]log lines[/] → {log_file}")
@@ -80,10 +79,11 @@ def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, capture
         console.print("[yellow]Telemetry is disabled (OTEL_SDK_DISABLED=true): nothing was recorded.[/]")
         return
     spans = list(captured.get_finished_spans())
-    feature_id = (result.completed or result.failed or [None])[0]
-    if feature_id and spans:
+    shown = result.completed or result.failed
+    if shown and spans:
+        feature_id = shown[0]
         console.print(_feature_tree(feature_id, spans))
-    if pipeline.health_reader is not None:
+    if isinstance(pipeline.health_reader, InMemoryMetricReader):
         console.print(_latency_table(pipeline.health_reader.get_metrics_data()))
     for signal, where in pipeline.exporters.items():
         console.print(f"[dim]{signal}[/] → {where}")
@@ -112,9 +112,9 @@ def _add_children(node: Tree, parent_id: int | None, spans: list[ReadableSpan]) 
         attrs = span.attributes or {}
         label = f"{span.name} [dim]{duration_ms:.2f} ms[/]"
         if "cde.feature.next_phase" in attrs:
-            label += f" {attrs.get('cde.feature.phase')} → {attrs['cde.feature.next_phase']}"
+            label += f" {attrs.get('cde.feature.phase')!s} → {attrs['cde.feature.next_phase']!s}"
         if "error.type" in attrs:
-            label += f" [red]{attrs['error.type']}[/]"
+            label += f" [red]{attrs['error.type']!s}[/]"
         _add_children(node.add(label), span.context.span_id, spans)
 
 
@@ -136,7 +136,9 @@ def _latency_table(data: Any) -> Table:
         table.add_column(column, justify="left" if column == "operation" else "right", overflow="fold")
     for operation in sorted(points):
         stats = summarize(points[operation], errors=errors[operation])
-        table.add_row(operation, str(stats.count), str(stats.errors), *(_ms(v) for v in (stats.p50, stats.p95, stats.p99)))
+        table.add_row(
+            operation, str(stats.count), str(stats.errors), *(_ms(v) for v in (stats.p50, stats.p95, stats.p99))
+        )
     return table
 
 

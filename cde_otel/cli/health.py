@@ -112,7 +112,7 @@ def serve(
     except (CDEError, OSError) as exc:
         err_console.print(f"[red]cannot start the health server: {exc}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"Health endpoints on {server.url}/health  (/health/ready, /health/metrics) - Ctrl-C to stop")
+    console.print(f"Serving {server.url}/health (Ctrl-C to stop)", soft_wrap=True)
     stopped = threading.Event()
     try:
         while not stopped.wait(0.5):  # short waits keep Ctrl-C responsive

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -227,6 +227,8 @@ class Project:
     read_only_reason: str | None = field(default=None, compare=False)
     #: The state-file revision this object was loaded from or last saved as.
     revision: int = field(default=0, compare=False)
+    #: Set by the repository while read-only: a rate-limited probe write that ends read-only mode.
+    _writable_probe: Callable[[Project], bool] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for feature in self.features.values():
@@ -242,6 +244,9 @@ class Project:
 
     def _check_writable(self, operation: str) -> None:
         if self.read_only:
+            probe = self._writable_probe
+            if probe is not None and probe(self):
+                return  # the storage is back: the probe ended read-only mode
             raise ReadOnlyModeError(
                 f"project {self.name!r} is read-only ({self.read_only_reason or 'persistence is failing'}); "
                 f"{operation} was refused, queries still work",

@@ -240,6 +240,7 @@ class FileSystemProjectRepository:
                 reason = self._read_only.get(str(root))
             if reason is not None:
                 project.read_only, project.read_only_reason = True, reason
+                project._writable_probe = self.ensure_writable
         return project
 
     def get_or_create(self, path: str | os.PathLike[str], name: str | None = None) -> Project:
@@ -279,6 +280,10 @@ class FileSystemProjectRepository:
     def list_backups(self, path: str | os.PathLike[str]) -> list[BackupInfo]:
         """Backups of the project at ``path``, newest first."""
         _, _, backup_dir = state_paths(self._project_dir(path))
+        return self._scan_backups(backup_dir)
+
+    def _scan_backups(self, backup_dir: Path) -> list[BackupInfo]:
+        # Internal callers use this directly, so saves are not traced as list_backups calls.
         found: list[BackupInfo] = []
         try:
             entries = list(backup_dir.iterdir())
@@ -432,11 +437,11 @@ class FileSystemProjectRepository:
         storage.remove_stale_temp_files(backup_dir)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         storage.atomic_write(backup_dir / f"state-r{revision:08d}-{stamp}.json", data)
-        for stale in self.list_backups(backup_dir.parent.parent)[self.backup_retention :]:
+        for stale in self._scan_backups(backup_dir)[self.backup_retention :]:
             stale.path.unlink(missing_ok=True)
 
     def _newest_backup_revision(self, backup_dir: Path) -> int:
-        backups = self.list_backups(backup_dir.parent.parent)
+        backups = self._scan_backups(backup_dir)
         return backups[0].revision if backups else 0
 
     # -- loading and recovery -------------------------------------------------
@@ -489,7 +494,7 @@ class FileSystemProjectRepository:
             repaired.revision = repaired_revision
             self._remember(repaired, raw)
             return repaired
-        backups = self.list_backups(backup_dir.parent.parent)
+        backups = self._scan_backups(backup_dir)
         found = self._newest_valid_backup(backups)
         if found is None:
             raise StateError(
@@ -571,6 +576,7 @@ class FileSystemProjectRepository:
 
     def _mark_read_only(self, project: Project, reason: str) -> None:
         project.read_only, project.read_only_reason = True, reason
+        project._writable_probe = self.ensure_writable  # a direct mutation may end read-only mode too
         with self._guard:
             self._read_only[str(Path(project.path))] = reason
             self._last_probe[str(Path(project.path))] = self.clock()

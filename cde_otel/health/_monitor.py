@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogramDataPoint,
     HistogramDataPoint,
@@ -52,6 +53,7 @@ from opentelemetry.sdk.metrics.export import (
 from cde_otel._version import __version__
 from cde_otel.core.errors import CDEError, ProjectError, error_for
 from cde_otel.core.repository import FileSystemProjectRepository, state_paths
+from cde_otel.errors import ErrorFormatter
 from cde_otel.health._percentiles import OperationStats, summarize
 from cde_otel.health._probes import (
     _PROCESS,
@@ -288,8 +290,12 @@ class HealthMonitor:
         return bool(flag)
 
     def _repository_read_only(self) -> bool | str | None:
-        probe = getattr(self.repository, "is_read_only", None)
-        return probe(self.project_path) if callable(probe) else False
+        # The repository's {path: reason} of projects in read-only mode; pass the app's own
+        # repository (``repository=``) so its read-only state is what health reports.
+        projects = getattr(self.repository, "read_only_projects", None)
+        if isinstance(projects, Mapping):
+            return projects.get(str(self.project_path))
+        return False
 
     def _breaker_states(self, reasons: list[str]) -> dict[str, str]:
         try:
@@ -322,7 +328,9 @@ class HealthMonitor:
         _, state_file, _ = state_paths(self.project_path)
         if not state_file.exists():
             return 0
-        project = self.repository.get_by_path(self.project_path)
+        # Health's own read is not an application operation: ask instrumentation to skip it.
+        with suppress_instrumentation():
+            project = self.repository.get_by_path(self.project_path)
         return len(project.get_active_features()) if project is not None else 0
 
     # -- metrics -----------------------------------------------------------------------
@@ -462,9 +470,12 @@ def cde_getHealth(project_path: str | None = None) -> str:
 
 
 def error_summary(exc: BaseException) -> dict[str, Any]:
-    """A user-facing, traceback-free description of ``exc`` (coded E902 when not a CDEError)."""
-    error = exc if isinstance(exc, CDEError) else error_for("E902", f"internal error: {type(exc).__name__}")
-    return {"code": error.code, "name": error.name, "message": error.message, "recoverable": error.recoverable}
+    """The user-facing error JSON of ``exc`` (``ErrorFormatter.to_json``: coded, no traceback)."""
+    try:
+        return ErrorFormatter.to_json(exc)
+    except Exception:  # the formatter failing must not turn a 500 into a dropped connection
+        error = exc if isinstance(exc, CDEError) else error_for("E902", f"unexpected {type(exc).__name__}")
+        return {"code": error.code, "name": error.name, "message": error.message, "recoverable": error.recoverable}
 
 
 def _json_default(value: Any) -> Any:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from opentelemetry import baggage, context, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
@@ -261,7 +262,7 @@ class OperationTelemetry:
         if inspect.iscoroutinefunction(func):
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not self.active:
+                if not self.active or not is_instrumentation_enabled():
                     return await wrapped(*args, **kwargs)
                 op = begin(target, instance, args, kwargs)
                 if op is None:
@@ -277,7 +278,7 @@ class OperationTelemetry:
             return async_wrapper
 
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not self.active:
+            if not self.active or not is_instrumentation_enabled():
                 return wrapped(*args, **kwargs)
             op = begin(target, instance, args, kwargs)
             if op is None:

@@ -35,6 +35,7 @@ __all__ = [
     "configure",
     "correlation",
     "current_correlation_id",
+    "export_status",
     "force_flush",
     "health_metric_reader",
     "is_configured",
@@ -151,6 +152,14 @@ def health_metric_reader() -> MetricReader | None:
     return _pipeline.health_reader if _pipeline is not None else None
 
 
+def export_status() -> str:
+    """ "ok", "failing" (the last export of some signal failed) or "disabled" (nothing is exported)."""
+    pipeline = _pipeline
+    if pipeline is None or pipeline.export_status is None:
+        return "disabled"
+    return pipeline.export_status.status()
+
+
 def force_flush(timeout_millis: int = 10_000) -> None:
     if _pipeline is not None:
         flush(_pipeline, timeout_millis)
@@ -177,7 +186,3 @@ def shutdown() -> None:
             _log.debug("cde-otel: resetting logging failed", exc_info=True)
         flush(pipeline)
         shutdown_pipeline(pipeline)
-
-
-__all__ += []  # correlation helpers re-exported above
-_ = (correlation, current_correlation_id, new_correlation_id, CORRELATION_KEY)

@@ -42,6 +42,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from cde_otel._version import __version__
 from cde_otel.core.errors import CDESystemError
 from cde_otel.settings import Settings
+from cde_otel.telemetry._export_status import (
+    ExportStatus,
+    TrackedLogExporter,
+    TrackedMetricExporter,
+    TrackedSpanExporter,
+)
 from cde_otel.telemetry._histograms import duration_views
 
 DEFAULT_SERVICE_NAME = "cde-orchestrator"
@@ -60,6 +66,7 @@ class Pipeline:
     exporters: dict[str, str] = field(default_factory=dict)
     local_dir: Path | None = None
     owned: bool = True
+    export_status: ExportStatus | None = None
 
 
 def build_resource(environ: Mapping[str, str]) -> Resource:
@@ -186,6 +193,7 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     env = os.environ if environ is None else environ
     resource = build_resource(env)
     exporters, described, local_dir = select_exporters(settings, env)
+    status = ExportStatus()
 
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER(_ARG)
     from opentelemetry.processor.baggage import BaggageSpanProcessor
@@ -196,7 +204,7 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
     span_exporter: SpanExporter | None = exporters["traces"]
     if span_exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        tracer_provider.add_span_processor(BatchSpanProcessor(TrackedSpanExporter(span_exporter, status)))
 
     readers: list[MetricReader] = []
     metric_exporter: MetricExporter | None = exporters["metrics"]
@@ -204,7 +212,7 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         interval = env.get("OTEL_METRIC_EXPORT_INTERVAL")
         readers.append(
             PeriodicExportingMetricReader(
-                metric_exporter,
+                TrackedMetricExporter(metric_exporter, status),
                 export_interval_millis=float(interval) if interval else float(settings.metric_export_interval_ms),
             )
         )
@@ -219,9 +227,18 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     logger_provider = LoggerProvider(resource=resource)
     log_exporter: LogRecordExporter | None = exporters["logs"]
     if log_exporter is not None:
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(TrackedLogExporter(log_exporter, status)))
 
-    return Pipeline(tracer_provider, meter_provider, logger_provider, health_reader, described, local_dir)
+    any_exporter = any(e is not None for e in exporters.values())
+    return Pipeline(
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        health_reader,
+        described,
+        local_dir,
+        export_status=status if any_exporter else None,
+    )
 
 
 def flush(pipeline: Pipeline, timeout_millis: int = 10_000) -> None:

@@ -35,9 +35,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "collector-config"
@@ -87,7 +88,7 @@ def poll_until(
             last_val = fn()
             if last_val:
                 return last_val
-        except Exception as exc:  # noqa: BLE001 - polled condition, report at the end
+        except Exception as exc:
             last_exc = exc
         if time.monotonic() >= deadline:
             detail = f"; last error: {last_exc!r}" if last_exc else f"; last value: {last_val!r}"
@@ -200,7 +201,7 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fo
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
 
 
@@ -228,8 +229,7 @@ class _Proc:
             self._log_fh.close()
         self._log_fh = open(self.log_path, "ab")
         self._log_fh.write(
-            f"===== start #{self.starts} {time.strftime('%Y-%m-%dT%H:%M:%S')}: "
-            f"{' '.join(self.argv)}\n".encode()
+            f"===== start #{self.starts} {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(self.argv)}\n".encode()
         )
         self._log_fh.flush()
         self.popen = subprocess.Popen(
@@ -303,7 +303,7 @@ class Backends:
             self.workdir = Path(workdir).resolve()
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._own_workdir = False
-        if REPO_ROOT == self.workdir or REPO_ROOT in self.workdir.parents:
+        if self.workdir == REPO_ROOT or REPO_ROOT in self.workdir.parents:
             raise BackendsError(f"workdir {self.workdir} is inside the repository {REPO_ROOT}")
         self.log_dir = self.workdir / "logs"
         self.log_dir.mkdir(exist_ok=True)
@@ -392,7 +392,7 @@ class Backends:
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    def __enter__(self) -> "Backends":
+    def __enter__(self) -> Backends:
         self.start()
         return self
 
@@ -437,7 +437,7 @@ class Backends:
         for proc in (self._collector, self._jaeger, self._prometheus):
             try:
                 proc.stop(timeout)
-            except Exception:  # noqa: BLE001 - keep stopping the others
+            except Exception:
                 pass
         if self._own_workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -448,9 +448,9 @@ class Backends:
 
     def log_tail(self, name: str, lines: int = 60) -> str:
         """Last lines of a process's output: name is 'jaeger', 'prometheus' or 'collector'."""
-        return {"jaeger": self._jaeger, "prometheus": self._prometheus, "collector": self._collector}[
-            name
-        ].log_tail(lines)
+        return {"jaeger": self._jaeger, "prometheus": self._prometheus, "collector": self._collector}[name].log_tail(
+            lines
+        )
 
     # ---- readiness ---------------------------------------------------------------------
 
@@ -467,7 +467,7 @@ class Backends:
             try:
                 if check():
                     return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 last = exc
             if time.monotonic() >= deadline:
                 raise BackendsError(
@@ -517,9 +517,7 @@ class Backends:
         params = {"query": expr}
         if at is not None:
             params["time"] = f"{at:.3f}"
-        status, body = _http(
-            f"{self.prometheus_url}/api/v1/query", data=urllib.parse.urlencode(params).encode()
-        )
+        status, body = _http(f"{self.prometheus_url}/api/v1/query", data=urllib.parse.urlencode(params).encode())
         try:
             doc = json.loads(body)
         except ValueError as exc:

@@ -8,14 +8,14 @@ instructions -- it never skips.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backends import Backends  # noqa: E402
+from backends import Backends
 
 _E2E_DIR = Path(__file__).resolve().parent
 
@@ -27,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _E2E_DIR == item.path.parent or _E2E_DIR in item.path.parents:
+        if item.path.parent == _E2E_DIR or _E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
 
 

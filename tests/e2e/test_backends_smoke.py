@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from backends import Backends, poll_until
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -27,8 +28,6 @@ from opentelemetry.sdk.metrics.view import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-from backends import Backends, poll_until
 
 DEADLINE = 30.0  # seconds per backend to show the data
 

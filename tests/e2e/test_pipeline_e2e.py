@@ -60,11 +60,18 @@ def demo_run(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> De
     rng = random.Random(20261128)
     # Log-uniform from 1 ms to 2 s: the controlled operation's exact durations.
     durations = [math.exp(rng.uniform(math.log(1e-3), math.log(2.0))) for _ in range(2000)]
-    (work / "durations.json").write_text(json.dumps(durations))
+    durations_file = work / "durations.json"
+    durations_file.write_text(json.dumps(durations))
     (work / "project").mkdir()
     service = f"cde-e2e-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
-        [sys.executable, str(DRIVERS / "workload_driver.py"), "demo", str(work / "project"), str(work / "durations.json")],
+        [
+            sys.executable,
+            str(DRIVERS / "workload_driver.py"),
+            "demo",
+            str(work / "project"),
+            str(work / "durations.json"),
+        ],
         env=_driver_env(backends, service),
         capture_output=True,
         text=True,
@@ -84,17 +91,22 @@ def _span_tags(span: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_jaeger_has_nested_project_feature_and_state_spans(backends: Backends, demo_run: DemoRun) -> None:
-    services = poll_until(
-        lambda: (lambda s: s if demo_run.service in s else None)(backends.jaeger_get("/api/services")["data"] or []),
-        timeout=DEADLINE_S,
-        what="the service in Jaeger",
-    )
+    def listed() -> list[str] | None:
+        services = backends.jaeger_get("/api/services")["data"] or []
+        return services if demo_run.service in services else None
+
+    services = poll_until(listed, timeout=DEADLINE_S, what="the service in Jaeger")
     assert demo_run.service in services
 
     def enough() -> list[dict[str, Any]] | None:
         traces = _traces(backends, demo_run.service)
         names = {s["operationName"] for t in traces for s in t["spans"]}
-        wanted = {"Project.start_feature", "Feature.advance_phase", "Feature.complete", "FileSystemProjectRepository.save"}
+        wanted = {
+            "Project.start_feature",
+            "Feature.advance_phase",
+            "Feature.complete",
+            "FileSystemProjectRepository.save",
+        }
         return traces if wanted <= names else None
 
     traces = poll_until(enough, timeout=DEADLINE_S, what="project, feature and state spans in Jaeger")
@@ -134,7 +146,9 @@ def test_one_tag_finds_a_features_whole_workflow(backends: Backends, demo_run: D
 
 
 def test_prometheus_percentiles_match_exact_values(backends: Backends, demo_run: DemoRun) -> None:
-    selector = f'cde_operation_duration_seconds{{cde_operation="ControlledOperation.run",service_name="{demo_run.service}"}}'
+    selector = (
+        f'cde_operation_duration_seconds{{cde_operation="ControlledOperation.run",service_name="{demo_run.service}"}}'
+    )
 
     def count() -> float | None:
         result = backends.prom_query(f"histogram_count(sum({selector}))")

@@ -38,7 +38,9 @@ def test_env_only_app_plain_and_enabled(tmp_path: Path) -> None:
     plain = _run([str(ROOT / "examples/app_env_only.py")], _env(), tmp_path)
     assert "refused as expected: E103" in plain and "is completed" in plain
     local = tmp_path / "telemetry"
-    _run([str(ROOT / "examples/app_env_only.py")], _env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)), tmp_path)
+    _run(
+        [str(ROOT / "examples/app_env_only.py")], _env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)), tmp_path
+    )
     assert {"Feature.complete", "Feature.fail", "FileSystemProjectRepository.save"} <= _span_names(
         local / "traces.jsonl"
     )

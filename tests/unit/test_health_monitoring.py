@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cde_otel import __version__
+from cde_otel.core import FileSystemProjectRepository
 from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status
 from cde_otel.settings import load_settings
 from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S
@@ -284,3 +285,21 @@ def test_defaults_read_the_telemetry_reader_and_resilience_breakers(
     assert status["checks"]["circuit_breakers"] == {"state-persistence": "open"}
     assert status["status"] == "degraded"
     assert "circuit breaker state-persistence is open" in status["reasons"]
+
+
+def test_read_only_comes_from_the_repository_by_default(project: Path) -> None:
+    class _Repository(FileSystemProjectRepository):
+        @property
+        def read_only_projects(self) -> dict[str, str]:
+            return {str(project.resolve()): "[E210] storage refused the write"}
+
+    host = Host()
+    monitor = HealthMonitor(
+        project, repository=_Repository(), disk_probe=host.disk, memory_probe=host.memory,
+        metric_reader=make_recorder().reader, settings=load_settings({}),
+    )  # fmt: skip
+
+    status = monitor.get_status()
+
+    assert status["checks"]["read_only"] is True and status["status"] == "unhealthy"
+    assert monitor.readiness() == (False, ["read-only: [E210] storage refused the write"])

@@ -119,7 +119,9 @@ def test_sampler_variable_can_drop_everything(tmp_path: Path) -> None:
 
 def test_otel_sdk_disabled_wins(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
-    result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", OTEL_SDK_DISABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
+    result = _run(
+        tmp_path, _clean_env(CDE_OTEL_ENABLED="true", OTEL_SDK_DISABLED="true", CDE_OTEL_LOCAL_DIR=str(local))
+    )
     assert "otel imported: False" in result.stdout
     assert "patched: False" in result.stdout
     assert not local.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import sys
 import textwrap
@@ -220,7 +221,7 @@ def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) 
         CDEInstrumentor().uninstrument()
     point = telemetry.points("cde.operation.duration")[0]
     assert tuple(point.explicit_bounds) == CLASSIC_BOUNDARIES_S
-    ratios = [b / a for a, b in zip(CLASSIC_BOUNDARIES_S, CLASSIC_BOUNDARIES_S[1:], strict=False)]
+    ratios = [b / a for a, b in itertools.pairwise(CLASSIC_BOUNDARIES_S)]
     assert max(ratios) < 1.2  # half a bucket is < 10 % relative error
     assert CLASSIC_BOUNDARIES_S[0] <= 1e-5 and CLASSIC_BOUNDARIES_S[-1] >= 60
 
@@ -286,7 +287,11 @@ def test_async_user_target_shaped_like_upstream_repository(tmp_path: Path, monke
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
         settings=load_settings(
-            {"CDE_OTEL_TARGETS": "upstream_like.repo:AsyncRepository.get_or_create,upstream_like.repo:AsyncRepository.delete"}
+            {
+                "CDE_OTEL_TARGETS": ",".join(
+                    f"upstream_like.repo:AsyncRepository.{m}" for m in ("get_or_create", "delete")
+                )
+            }
         ),
         log_operations=False,
     )

@@ -36,7 +36,8 @@ def test_endpoint_selects_otlp_http_by_default_and_grpc_by_protocol() -> None:
 
 def test_console_and_none_exporters() -> None:
     exporters, described, _ = select_exporters(
-        load_settings({}), {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+        load_settings({}),
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
     )
     assert isinstance(exporters["traces"], ConsoleSpanExporter)
     assert exporters["metrics"] is None and described["logs"] == "none"
@@ -46,7 +47,10 @@ def test_console_and_none_exporters() -> None:
     ("env", "setting"),
     [
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"}, "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "carrier-pigeon"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
     ],
 )
 def test_unsupported_choices_are_coded_configuration_errors(env: dict[str, str], setting: str) -> None:
@@ -65,7 +69,9 @@ def test_resource_defaults_and_overrides() -> None:
 
 def test_classic_histogram_setting_switches_the_view(tmp_path: Path) -> None:
     settings = load_settings({"CDE_OTEL_HISTOGRAM": "classic", "CDE_OTEL_LOCAL_DIR": str(tmp_path)})
-    pipeline = build_pipeline(settings, {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+    pipeline = build_pipeline(
+        settings, {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    )
     try:
         histogram = pipeline.meter_provider.get_meter("t").create_histogram("cde.operation.duration", unit="s")
         histogram.record(0.5, {"cde.operation": "X"})

@@ -1,0 +1,157 @@
+"""Benchmark: P50/P95/P99 error of the default duration histogram, read the way Prometheus reads it (goal ≤ 0.02).
+
+    .venv/bin/python bench/bench_quantiles.py [--quick]
+
+100,000 durations (fixed seed) from a mixture spanning 50 µs .. 1 s — fast in-memory calls,
+millisecond disk writes, slow 50-100 ms saves, and a uniform tail up to 1 s — are recorded
+into an SDK ``MeterProvider`` with an ``InMemoryMetricReader`` and the default view
+(``duration_views("exponential", 750)``: base-2 exponential buckets, max 750). Quantiles
+are computed from the exported point with ``cde_otel.health._percentiles`` as Prometheus
+does — no clamping to the point's min/max, which Prometheus never sees — with linear
+interpolation inside the bucket (Prometheus 2.x, e.g. Debian's 2.42 that the end-to-end
+suite runs) and exponential interpolation (Prometheus 3.x); the goal applies to the
+version in use, 2.x, i.e. ``linear``. Exact quantiles: the sorted samples, rank
+``ceil(q * n)`` (the same rank convention as the histogram's ``q * count``). The classic
+110-boundary view (``CDE_OTEL_HISTOGRAM=classic``) is reported for context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from typing import Any
+
+from cde_otel.health._percentiles import (
+    QUANTILES,
+    Interpolation,
+    exponential_quantile,
+    explicit_quantile,
+    merge_exponential,
+)
+
+LOWEST_S = 50e-6
+HIGHEST_S = 1.0
+GOAL = 0.02
+PROMETHEUS_IN_USE: Interpolation = "linear"  # Debian's Prometheus 2.42 (scripts/install-backends.sh)
+
+
+def latency_samples(count: int, seed: int = 42) -> list[float]:
+    """A mixture of log-normals plus a uniform tail, clipped to [50 µs, 1 s]."""
+    rng = random.Random(seed)
+    # (weight, median s, sigma): in-memory calls, state-file writes, slow saves; then a uniform tail.
+    modes = ((0.45, 150e-6, 0.5), (0.35, 3e-3, 0.6), (0.15, 60e-3, 0.4))
+    samples = []
+    for _ in range(count):
+        pick = rng.random()
+        cumulative = 0.0
+        value = None
+        for weight, median, sigma in modes:
+            cumulative += weight
+            if pick < cumulative:
+                value = rng.lognormvariate(math.log(median), sigma)
+                break
+        if value is None:
+            value = rng.uniform(0.1, HIGHEST_S)
+        samples.append(min(max(value, LOWEST_S), HIGHEST_S))
+    return samples
+
+
+def exact_quantile(sorted_samples: list[float], q: float) -> float:
+    rank = max(1, math.ceil(q * len(sorted_samples)))
+    return sorted_samples[rank - 1]
+
+
+def _recorded_point(samples: list[float], kind: str) -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S, DURATION_METRIC, duration_views
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], views=duration_views(kind, 750))
+    histogram = provider.get_meter("bench").create_histogram(
+        DURATION_METRIC, unit="s", explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S
+    )
+    attributes = {"cde.operation": "bench", "cde.outcome": "ok"}
+    for value in samples:
+        histogram.record(value, attributes)
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    points = [
+        point
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name == DURATION_METRIC
+        for point in metric.data.data_points
+    ]
+    if len(points) != 1:
+        raise RuntimeError(f"expected one histogram point, got {len(points)}")
+    return points[0]
+
+
+def _errors(estimates: dict[str, float], exact: dict[str, float]) -> dict[str, float]:
+    return {name: abs(estimates[name] - exact[name]) / exact[name] for name in exact}
+
+
+def measure_quantiles(*, quick: bool = False, samples: int | None = None) -> dict[str, Any]:
+    count = samples or (20_000 if quick else 100_000)
+    values = latency_samples(count)
+    ordered = sorted(values)
+    exact = {name: exact_quantile(ordered, q) for name, q in QUANTILES}
+
+    point = _recorded_point(values, "exponential")
+    counts = merge_exponential([point])
+    if counts is None:
+        raise RuntimeError("no exponential histogram point was recorded")
+    by_interpolation: dict[str, dict[str, Any]] = {}
+    for interpolation in ("linear", "exponential"):
+        estimates = {name: exponential_quantile(q, counts, interpolation) for name, q in QUANTILES}
+        errors = _errors(estimates, exact)
+        by_interpolation[interpolation] = {
+            "estimates_s": estimates,
+            "rel_errors": {k: round(v, 5) for k, v in errors.items()},
+            "max_rel_error": round(max(errors.values()), 5),
+        }
+
+    classic = _recorded_point(values, "classic")
+    classic_estimates = {
+        name: explicit_quantile(q, classic.explicit_bounds, classic.bucket_counts) for name, q in QUANTILES
+    }
+    classic_errors = _errors(classic_estimates, exact)
+    return {
+        "quantile_max_rel_error": by_interpolation[PROMETHEUS_IN_USE]["max_rel_error"],
+        "quantiles": {
+            "samples": count,
+            "range_s": [ordered[0], ordered[-1]],
+            "exact_s": exact,
+            "view": "ExponentialBucketHistogramAggregation(max_size=750)",
+            "scale": point.scale,
+            "buckets_used": len(point.positive.bucket_counts),
+            "goal_applies_to": f"{PROMETHEUS_IN_USE} interpolation (Prometheus 2.x in use)",
+            "exponential_view": by_interpolation,
+            "worst_of_both_interpolations": max(v["max_rel_error"] for v in by_interpolation.values()),
+            "classic_view": {
+                "boundaries": len(classic.explicit_bounds),
+                "estimates_s": classic_estimates,
+                "rel_errors": {k: round(v, 5) for k, v in classic_errors.items()},
+                "max_rel_error": round(max(classic_errors.values()), 5),
+            },
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure_quantiles(quick=args.quick)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0 if result["quantile_max_rel_error"] <= GOAL else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
