@@ -93,6 +93,11 @@ def _recorded_point(samples: list[float], kind: str) -> Any:
     return points[0]
 
 
+def _index_span(bucket_counts: Any) -> int:
+    used = [index for index, count in enumerate(bucket_counts) if count]
+    return used[-1] - used[0] + 1 if used else 0
+
+
 def _errors(estimates: dict[str, float], exact: dict[str, float]) -> dict[str, float]:
     return {name: abs(estimates[name] - exact[name]) / exact[name] for name in exact}
 
@@ -130,7 +135,8 @@ def measure_quantiles(*, quick: bool = False, samples: int | None = None) -> dic
             "exact_s": exact,
             "view": "ExponentialBucketHistogramAggregation(max_size=750)",
             "scale": point.scale,
-            "buckets_used": len(point.positive.bucket_counts),
+            "buckets_non_empty": sum(1 for c in point.positive.bucket_counts if c),
+            "bucket_index_span": _index_span(point.positive.bucket_counts),
             "goal_applies_to": f"{PROMETHEUS_IN_USE} interpolation (Prometheus 2.x in use)",
             "exponential_view": by_interpolation,
             "worst_of_both_interpolations": max(v["max_rel_error"] for v in by_interpolation.values()),
