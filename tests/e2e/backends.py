@@ -23,6 +23,7 @@ Pure standard library.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -82,7 +83,7 @@ def poll_until(
     """
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
-    last_val: Any = None
+    last_val: T | None = None
     while True:
         try:
             last_val = fn()
@@ -194,15 +195,27 @@ def find_binaries() -> Binaries:
     return Binaries(**{k: Path(v) for k, v in found.items()})
 
 
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: have the child get SIGTERM if the test process dies without cleaning up."""
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved in the parent so the child (between fork and exec) only makes one libc call.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM if the test process dies without cleaning up."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 # --------------------------------------------------------------------------------------
@@ -222,12 +235,13 @@ class _Proc:
     _log_fh: Any = field(default=None, repr=False)
 
     def start(self) -> None:
-        if self.running():
+        if self.popen is not None and self.popen.poll() is None:
             raise BackendsError(f"{self.name} is already running (pid {self.popen.pid})")
         self.starts += 1
         if self._log_fh is not None:  # previous run exited on its own
             self._log_fh.close()
-        self._log_fh = open(self.log_path, "ab")
+        # Kept open for the life of the process (its stdout/stderr); closed in stop().
+        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115
         self._log_fh.write(
             f"===== start #{self.starts} {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(self.argv)}\n".encode()
         )
@@ -239,7 +253,8 @@ class _Proc:
             stdin=subprocess.DEVNULL,
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
-            preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None,
+            # Only calls a pre-resolved prctl(); no imports or locks in the child.
+            preexec_fn=_set_pdeathsig if _PRCTL is not None else None,  # noqa: PLW1509
         )
 
     def running(self) -> bool:
@@ -435,15 +450,13 @@ class Backends:
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate all processes (collector first), SIGKILL after ``timeout``. Idempotent."""
         for proc in (self._collector, self._jaeger, self._prometheus):
-            try:
+            with contextlib.suppress(Exception):  # keep stopping the others
                 proc.stop(timeout)
-            except Exception:
-                pass
         if self._own_workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    @property
     def collector_running(self) -> bool:
+        """True while the collector process is alive (False after stop_collector())."""
         return self._collector.running()
 
     def log_tail(self, name: str, lines: int = 60) -> str:
@@ -524,7 +537,8 @@ class Backends:
             raise BackendsError(f"prometheus query {expr!r}: HTTP {status}: {body[:500]!r}") from exc
         if status != 200 or doc.get("status") != "success":
             raise BackendsError(f"prometheus query {expr!r}: HTTP {status}: {doc}")
-        return doc["data"]["result"]
+        result: list[dict[str, Any]] = doc["data"]["result"]
+        return result
 
     def prom_series(self, match: str) -> list[dict[str, str]]:
         """``/api/v1/series?match[]=...`` (label sets of matching series)."""
@@ -533,7 +547,8 @@ class Backends:
         doc = json.loads(body)
         if status != 200 or doc.get("status") != "success":
             raise BackendsError(f"prometheus series {match!r}: HTTP {status}: {doc}")
-        return doc["data"]
+        series: list[dict[str, str]] = doc["data"]
+        return series
 
     def jaeger_get(self, path: str, **params: Any) -> Any:
         """GET a Jaeger query API path (e.g. '/api/traces', service='x'); returns parsed JSON."""
@@ -552,13 +567,11 @@ class Backends:
         except FileNotFoundError:
             return []
         out = []
-        for line in text.splitlines():
-            line = line.strip()
+        for raw in text.splitlines():
+            line = raw.strip()
             if line:
-                try:
+                with contextlib.suppress(ValueError):  # a line still being written
                     out.append(json.loads(line))
-                except ValueError:
-                    pass  # a line still being written
         return out
 
     def collector_log_records(self) -> list[dict[str, Any]]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import random
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,64 +200,93 @@ def test_collector_received_logs_that_point_at_jaeger_spans(backends: Backends, 
     assert "succeeded" in bodies and "started" in bodies
 
 
+class Driver:
+    """A driver process whose JSON progress lines are read by a thread, so waits keep their deadlines."""
+
+    def __init__(self, args: list[str], env: dict[str, str], stderr_path: Path) -> None:
+        self.stderr_path = stderr_path
+        self._stderr = stderr_path.open("w")
+        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.progress: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def seen(self, phase: str, count: int) -> list[dict[str, Any]] | None:
+        while True:
+            try:
+                self.progress.append(self.lines.get_nowait())
+            except queue.Empty:
+                break
+        if self.proc.poll() is not None:
+            raise AssertionError(f"driver exited with {self.proc.returncode}: {self.stderr_path.read_text()[-3000:]}")
+        found = [p for p in self.progress if p["phase"] == phase]
+        return found if len(found) >= count else None
+
+    def close(self) -> None:
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+
 @pytest.fixture
-def outage_driver(backends: Backends, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, str]]:
+def outage_driver(backends: Backends, tmp_path: Path) -> Iterator[tuple[Driver, Path, str]]:
     control = tmp_path / "control"
     control.write_text("up1")
     (tmp_path / "project").mkdir()
     service = f"cde-outage-{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen(
+    driver = Driver(
         [sys.executable, str(DRIVERS / "workload_driver.py"), "loop", str(tmp_path / "project"), str(control)],
-        env=_driver_env(backends, service),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        _driver_env(backends, service),
+        tmp_path / "driver.stderr",
     )
     try:
-        yield proc, control, service
+        yield driver, control, service
     finally:
         control.write_text("stop")
         if not backends.collector_running():
             backends.start_collector()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        driver.close()
 
 
 def test_collector_outage_keeps_the_app_running_and_recovers(
-    backends: Backends, outage_driver: tuple[subprocess.Popen[str], Path, str]
+    backends: Backends, outage_driver: tuple[Driver, Path, str]
 ) -> None:
-    proc, control, service = outage_driver
-    assert proc.stdout is not None
-    progress: list[dict[str, Any]] = []
-
-    def read_until(phase: str, count: int) -> list[dict[str, Any]] | None:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        if not line:
-            raise AssertionError(f"driver exited: {proc.wait()} {proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
-        progress.append(json.loads(line))
-        seen = [p for p in progress if p["phase"] == phase]
-        return seen if len(seen) >= count else None
-
-    poll_until(lambda: read_until("up1", 20), timeout=DEADLINE_S, interval=0, what="iterations before the outage")
+    driver, control, service = outage_driver
+    poll_until(lambda: driver.seen("up1", 20), timeout=DEADLINE_S, interval=0.05, what="iterations before the outage")
     backends.stop_collector()
     control.write_text("down")
-    down = poll_until(lambda: read_until("down", 150), timeout=120, interval=0, what="iterations during the outage")
-    rss_growth_mb = (down[-1]["rss"] - down[0]["rss"]) / 2**20
-    assert rss_growth_mb < 40, f"memory grew {rss_growth_mb:.1f} MiB while the collector was down"
+    down = poll_until(lambda: driver.seen("down", 150), timeout=120, interval=0.05, what="iterations during outage")
+    rss_growth_mib = (down[-1]["rss"] - down[0]["rss"]) / 2**20
+    assert rss_growth_mib < 40, f"memory grew {rss_growth_mib:.1f} MiB while the collector was down"
     backends.start_collector()
     control.write_text("up2")
-    poll_until(lambda: read_until("up2", 5), timeout=DEADLINE_S, interval=0, what="iterations after the restart")
+    poll_until(lambda: driver.seen("up2", 5), timeout=DEADLINE_S, interval=0.05, what="iterations after the restart")
 
     def after_restart() -> list[dict[str, Any]] | None:
-        traces = _traces(backends, service)
         tagged = [
             t
-            for t in traces
+            for t in _traces(backends, service)
             if any(str(_span_tags(s).get("cde.correlation_id", "")).startswith("outage-up2-") for s in t["spans"])
         ]
         return tagged or None
 
     assert poll_until(after_restart, timeout=DEADLINE_S, what="telemetry sent after the collector came back")
-    assert proc.poll() is None, "the application must survive the outage"
+    assert driver.proc.poll() is None, "the application must survive the outage"
+
+
+def test_every_dashboard_panel_query_has_data(backends: Backends, demo_run: DemoRun) -> None:
+    from cde_otel.health._dashboard import dashboard_queries
+
+    queries = dashboard_queries(require_data=True)
+    assert len(queries) >= 10
+    for expr in queries:
+        result = poll_until(lambda e=expr: backends.prom_query(e) or None, timeout=DEADLINE_S, what=f"data for {expr}")
+        assert result, expr

@@ -1,0 +1,345 @@
+"""Benchmarks against the real Collector (with Jaeger and Prometheus behind it) on loopback.
+
+    .venv/bin/python bench/bench_pipeline.py [--quick]
+
+Backends come from ``tests/e2e/backends.py`` (binaries from ``scripts/install-backends.sh``).
+The load comes from ``_pipeline_worker.py`` children, turned on the way a user turns
+cde-otel on: ``CDE_OTEL_ENABLED=true`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (OTLP/HTTP, the
+default protocol), batch span processor tuned with the standard ``OTEL_BSP_*`` variables.
+Their stderr (the JSON log lines) goes to ``/dev/null``.
+
+``export_spans_per_s_zero_drop`` (goal ≥ 5,000 on 2 cores): an open-loop ramp of the offered
+rate, split over ``workers`` processes. A step passes when the workers kept the schedule
+(achieved ≥ 97 % of the offered rate), the final flush drained in ≤ 1 s (no backlog hidden
+in the queue), the SDK counted no dropped span, and the collector's own counters moved by
+exactly the number of spans created: ``otelcol_receiver_accepted_spans`` == spans created,
+no refused/failed spans, and ``otelcol_exporter_sent_spans{exporter="otlp_grpc/jaeger"}``
+== accepted (waited for, with a deadline). The key is the highest passing rate, in spans
+actually delivered per second.
+
+``collector_down_latency_ratio`` (goal ≤ 1.10): one worker process runs phases at a fixed
+rate while the benchmark stops and restarts the collector between them: up, down, up,
+down... (after a restart, the next "up" phase starts once the collector has accepted
+spans again). Per operation latency is measured around the call; the ratio is the median
+over pairs of p99(down) / p99(up). Then a long phase with the collector down: RSS sampled
+every 100 ms; growth must level off (bounded queues), reported as the peak growth and the
+growth over the second half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+WORKER = BENCH_DIR / "_pipeline_worker.py"
+JAEGER_EXPORTER = "otlp_grpc/jaeger"
+
+# The BSP tuning a user would set for a high span rate (standard variables).
+BSP_TUNING = {
+    "OTEL_BSP_MAX_QUEUE_SIZE": "8192",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2048",
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
+}
+
+
+def _backends_module() -> Any:
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
+    import backends
+
+    return backends
+
+
+def worker_env(endpoint: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CDE_OTEL_"))}
+    env.update(
+        CDE_OTEL_ENABLED="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_SERVICE_NAME="cde-otel-bench",
+        **BSP_TUNING,
+        **(extra or {}),
+    )
+    return env
+
+
+# -- the collector's own counters ------------------------------------------------------------
+def _parse_labels(text: str) -> dict[str, str]:
+    labels = {}
+    for part in text.split('",'):
+        key, _, value = part.partition('="')
+        if key:
+            labels[key.strip().strip(",")] = value.rstrip('"')
+    return labels
+
+
+def collector_counters(url: str) -> dict[str, float]:
+    """Span counters from the collector's Prometheus endpoint, summed over label sets.
+
+    Keys are metric names without ``_total``; exporter counters are per exporter
+    (``otelcol_exporter_sent_spans/otlp_grpc/jaeger``).
+    """
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    counters: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or "_spans" not in line:
+            continue
+        series, _, value = line.rpartition(" ")
+        name, _, label_text = series.partition("{")
+        name = name.removesuffix("_total")
+        if name.startswith("otelcol_exporter_"):
+            name = f"{name}/{_parse_labels(label_text.rstrip('}')).get('exporter', '?')}"
+        counters[name] = counters.get(name, 0.0) + float(value)
+    return counters
+
+
+def _delta(after: dict[str, float], before: dict[str, float], name: str) -> int:
+    return int(after.get(name, 0.0) - before.get(name, 0.0))
+
+
+def _wait_for_collector(url: str, before: dict[str, float], expected: int, timeout: float) -> dict[str, float]:
+    """Polls until the collector accepted ``expected`` spans and sent them all to Jaeger (or the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        after = collector_counters(url)
+        accepted = _delta(after, before, "otelcol_receiver_accepted_spans")
+        sent = _delta(after, before, f"otelcol_exporter_sent_spans/{JAEGER_EXPORTER}")
+        if (accepted >= expected and sent >= accepted) or time.monotonic() >= deadline:
+            return after
+        time.sleep(0.25)
+
+
+# -- throughput ---------------------------------------------------------------------------------
+def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dict[str, str]) -> dict[str, Any]:
+    before = collector_counters(backends.collector_metrics_url)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "rate", str(rate / workers), str(seconds)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds * 4 + 60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"pipeline worker failed with {proc.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    created = sum(r["ops"] for r in results)
+    after = _wait_for_collector(backends.collector_metrics_url, before, created, timeout=20)
+    accepted = _delta(after, before, "otelcol_receiver_accepted_spans")
+    sent = _delta(after, before, f"otelcol_exporter_sent_spans/{JAEGER_EXPORTER}")
+    refused = _delta(after, before, "otelcol_receiver_refused_spans") + _delta(
+        after, before, "otelcol_receiver_failed_spans"
+    )
+    send_failed = _delta(after, before, f"otelcol_exporter_send_failed_spans/{JAEGER_EXPORTER}")
+    sdk_dropped = sum(r["sdk_dropped"]["spans"] for r in results)
+    achieved = sum(r["achieved_rate"] for r in results)
+    flush_s = max(r["flush_s"] for r in results)
+    reasons = []
+    if achieved < 0.97 * rate:
+        reasons.append(f"workers reached {achieved:.0f}/s of {rate:.0f}/s")
+    if flush_s > 1.0:
+        reasons.append(f"final flush took {flush_s:.1f} s (backlog)")
+    if sdk_dropped:
+        reasons.append(f"SDK dropped {sdk_dropped} spans")
+    if accepted != created:
+        reasons.append(f"collector accepted {accepted} of {created} spans")
+    if refused or send_failed:
+        reasons.append(f"collector refused/failed {refused}, export to Jaeger failed {send_failed}")
+    if sent != accepted:
+        reasons.append(f"collector sent {sent} of {accepted} spans to Jaeger")
+    return {
+        "offered_rate": rate,
+        "achieved_rate": round(achieved, 1),
+        "spans_created": created,
+        "collector_accepted": accepted,
+        "sent_to_jaeger": sent,
+        "sdk_dropped_spans": sdk_dropped,
+        "sdk_dropped_logs": sum(r["sdk_dropped"]["logs"] for r in results),
+        "flush_s": round(flush_s, 3),
+        "max_lag_s": round(max(r["max_lag_s"] for r in results), 3),
+        "passed": not reasons,
+        "reasons": reasons,
+    }
+
+
+def measure_export_throughput(
+    backends: Any,
+    *,
+    rates: list[float],
+    seconds: float,
+    workers: int = 2,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Ramps the offered rate; stops at the first failing step. The key is the best passing rate."""
+    env = worker_env(backends.otlp_http_endpoint, extra_env)
+    steps = []
+    best = 0.0
+    for rate in rates:
+        step = _run_step(backends, rate, seconds, workers, env)
+        steps.append(step)
+        if not step["passed"]:
+            break
+        best = max(best, step["spans_created"] / seconds)
+    return {
+        "spans_per_s_zero_drop": round(best, 1),
+        "workers": workers,
+        "step_seconds": seconds,
+        "env": {**BSP_TUNING, **(extra_env or {})},
+        "steps": steps,
+    }
+
+
+# -- collector outage ---------------------------------------------------------------------------
+class _PhaseWorker:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "phases"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def run(self, rate: float, seconds: float) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"run {rate} {seconds}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"phase worker exited with {self.proc.wait()}")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _restart_collector(backends: Any, worker: _PhaseWorker, rate: float) -> float:
+    """Starts the collector and runs the load until it accepts spans again; returns the seconds that took."""
+    started = time.monotonic()
+    backends.start_collector()
+    before = collector_counters(backends.collector_metrics_url)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        worker.run(rate, 0.5)
+        if _delta(collector_counters(backends.collector_metrics_url), before, "otelcol_receiver_accepted_spans") > 0:
+            break
+    return time.monotonic() - started
+
+
+def measure_collector_down(
+    backends: Any, *, rate: float, phase_seconds: float, pairs: int, long_down_seconds: float
+) -> dict[str, Any]:
+    worker = _PhaseWorker(worker_env(backends.otlp_http_endpoint))
+    try:
+        worker.run(rate, min(2.0, phase_seconds))  # warm-up, discarded
+        phases: list[dict[str, Any]] = []
+        recoveries = []
+        for _ in range(pairs):
+            up = worker.run(rate, phase_seconds)
+            backends.stop_collector()
+            down = worker.run(rate, phase_seconds)
+            recoveries.append(_restart_collector(backends, worker, rate))
+            phases.append({"up": up, "down": down})
+        backends.stop_collector()
+        long_down = worker.run(rate, long_down_seconds)
+        backends.start_collector()
+    finally:
+        worker.close()
+    ratios = [p["down"]["p99_us"] / p["up"]["p99_us"] for p in phases]
+    rss = long_down["rss_mb"]
+    half = len(rss) // 2
+    return {
+        "collector_down_latency_ratio": round(statistics.median(ratios), 4),
+        "collector_down": {
+            "rate": rate,
+            "phase_seconds": phase_seconds,
+            "pair_ratios": [round(r, 4) for r in ratios],
+            "p99_us": {
+                "up": [round(p["up"]["p99_us"], 1) for p in phases],
+                "down": [round(p["down"]["p99_us"], 1) for p in phases],
+            },
+            "p50_us": {
+                "up": [round(p["up"]["p50_us"], 1) for p in phases],
+                "down": [round(p["down"]["p50_us"], 1) for p in phases],
+            },
+            "achieved_rate_down": [round(p["down"]["achieved_rate"], 1) for p in phases],
+            "sdk_dropped_total": long_down["sdk_dropped"],
+            "recovery_s": [round(r, 2) for r in recoveries],
+            "long_down_seconds": long_down_seconds,
+            "long_down_ops": long_down["ops"],
+            "long_down_p99_us": round(long_down["p99_us"], 1),
+            "rss_start_mb": rss[0],
+            "rss_peak_mb": max(rss),
+            "rss_end_mb": rss[-1],
+            "rss_peak_growth_mb": round(max(rss) - rss[0], 2),
+            "rss_growth_second_half_mb": round(max(rss[half:]) - max(rss[:half]), 2),
+            "rss_mb_every_s": rss[::10],
+        },
+    }
+
+
+# Operation log events at INFO are the default; WARNING keeps only slow/failed operations' events.
+SPANS_FOCUSED_ENV = {"CDE_OTEL_LOG_LEVEL": "warning"}
+
+
+def measure_pipeline(*, quick: bool = False) -> dict[str, Any]:
+    backends_module = _backends_module()
+    with backends_module.Backends() as backends:
+        if quick:
+            default = measure_export_throughput(backends, rates=[500.0, 1000.0], seconds=2.0)
+            focused = measure_export_throughput(backends, rates=[1000.0], seconds=2.0, extra_env=SPANS_FOCUSED_ENV)
+            outage = measure_collector_down(backends, rate=300.0, phase_seconds=1.5, pairs=1, long_down_seconds=2.0)
+        else:
+            default = measure_export_throughput(
+                backends, rates=[2000.0, 3000.0, 3500.0, 4000.0, 4500.0, 5000.0, 6000.0, 8000.0], seconds=5.0
+            )
+            focused = measure_export_throughput(
+                backends,
+                rates=[5000.0, 8000.0, 10000.0, 12000.0, 14000.0, 16000.0, 20000.0],
+                seconds=5.0,
+                extra_env=SPANS_FOCUSED_ENV,
+            )
+            outage = measure_collector_down(backends, rate=1000.0, phase_seconds=4.0, pairs=3, long_down_seconds=30.0)
+        return {
+            "export_spans_per_s_zero_drop": default["spans_per_s_zero_drop"],
+            "export_spans_per_s_zero_drop_logs_warning": focused["spans_per_s_zero_drop"],
+            "export": {"default_logging": default, "logs_at_warning": focused},
+            **outage,
+            "backends_startup_s": round(backends.startup_seconds or 0.0, 2),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure_pipeline(quick=args.quick)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
