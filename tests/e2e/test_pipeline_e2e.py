@@ -85,7 +85,7 @@ def demo_run(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> De
 
 
 def _traces(backends: Backends, service: str, **params: Any) -> list[dict[str, Any]]:
-    return list(backends.jaeger_get("/api/traces", service=service, limit=2000, **params).get("data") or [])
+    return list(backends.jaeger_get("/api/traces", service=service, limit=20_000, **params).get("data") or [])
 
 
 def _span_tags(span: dict[str, Any]) -> dict[str, Any]:
@@ -100,33 +100,29 @@ def test_jaeger_has_nested_project_feature_and_state_spans(backends: Backends, d
     services = poll_until(listed, timeout=DEADLINE_S, what="the service in Jaeger")
     assert demo_run.service in services
 
+    def nested_saves(traces: list[dict[str, Any]]) -> int:
+        count = 0
+        for trace in traces:
+            by_id = {s["spanID"]: s for s in trace["spans"]}
+            for span in trace["spans"]:
+                parents = [r["spanID"] for r in span.get("references", []) if r["refType"] == "CHILD_OF"]
+                if parents and parents[0] in by_id:
+                    pair = (by_id[parents[0]]["operationName"], span["operationName"])
+                    count += pair == ("FileSystemProjectRepository.get_or_create", "FileSystemProjectRepository.save")
+        return count
+
     def enough() -> list[dict[str, Any]] | None:
+        # The collector's exporter sends batches concurrently, so wait for the whole picture.
         traces = _traces(backends, demo_run.service)
         names = {s["operationName"] for t in traces for s in t["spans"]}
-        wanted = {
-            "Project.start_feature",
-            "Feature.advance_phase",
-            "Feature.complete",
-            "FileSystemProjectRepository.save",
-        }
-        return traces if wanted <= names else None
+        wanted = {"Project.start_feature", "Feature.advance_phase", "Feature.complete"}
+        wanted.add("FileSystemProjectRepository.save")
+        return traces if wanted <= names and nested_saves(traces) >= 1 else None
 
-    traces = poll_until(enough, timeout=DEADLINE_S, what="project, feature and state spans in Jaeger")
-    nested = 0
+    traces = poll_until(enough, timeout=DEADLINE_S, what="project, feature and state spans, nested, in Jaeger")
     for trace in traces:
-        by_id = {s["spanID"]: s for s in trace["spans"]}
         correlation_ids = {_span_tags(s).get("cde.correlation_id") for s in trace["spans"]}
         assert len(correlation_ids) == 1 and None not in correlation_ids, trace["traceID"]
-        for span in trace["spans"]:
-            parents = [r["spanID"] for r in span.get("references", []) if r["refType"] == "CHILD_OF"]
-            if parents and parents[0] in by_id:
-                parent = by_id[parents[0]]
-                if (parent["operationName"], span["operationName"]) == (
-                    "FileSystemProjectRepository.get_or_create",
-                    "FileSystemProjectRepository.save",
-                ):
-                    nested += 1
-    assert nested >= 1, "get_or_create's first save must be its child span"
 
 
 def test_one_tag_finds_a_features_whole_workflow(backends: Backends, demo_run: DemoRun) -> None:
@@ -169,11 +165,11 @@ def test_error_counts_by_code_are_queryable(backends: Backends, demo_run: DemoRu
     def errors() -> dict[str, float] | None:
         rows = backends.prom_query(f'sum by (error_type) (cde_errors_total{{service_name="{demo_run.service}"}})')
         found = {r["metric"]["error_type"]: float(r["value"][1]) for r in rows}
-        return found if set(demo_run.output["refused"]) <= set(found) else None
+        complete = all(found.get(code, 0) >= times for code, times in demo_run.output["refused"].items())
+        return found if complete else None
 
-    found = poll_until(errors, timeout=DEADLINE_S, what="cde_errors_total by code")
-    for code, times in demo_run.output["refused"].items():
-        assert found[code] >= times
+    found = poll_until(errors, timeout=DEADLINE_S, what="cde_errors_total by code, at the final counts")
+    assert set(demo_run.output["refused"]) <= set(found)
 
 
 def test_collector_received_logs_that_point_at_jaeger_spans(backends: Backends, demo_run: DemoRun) -> None:
@@ -192,10 +188,14 @@ def test_collector_received_logs_that_point_at_jaeger_spans(backends: Backends, 
         ]
         return records or None
 
-    records = poll_until(log_records, timeout=DEADLINE_S, what="log records in the collector's file")
-    spans = {(t["traceID"], s["spanID"]) for t in _traces(backends, demo_run.service) for s in t["spans"]}
-    matched = [r for r in records if (r["traceId"], r["spanId"]) in spans]
-    assert len(matched) >= len(records) * 0.9, (len(matched), len(records))
+    def matched_records() -> list[dict[str, Any]] | None:
+        records = log_records() or []
+        spans = {(t["traceID"], s["spanID"]) for t in _traces(backends, demo_run.service) for s in t["spans"]}
+        matched = [r for r in records if (r["traceId"], r["spanId"]) in spans]
+        # Every log record written inside an operation points at a span Jaeger has.
+        return matched if records and len(matched) == len(records) else None
+
+    matched = poll_until(matched_records, timeout=DEADLINE_S, what="log records matching Jaeger spans")
     bodies = json.dumps(matched)
     assert "succeeded" in bodies and "started" in bodies
 
