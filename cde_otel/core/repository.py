@@ -37,6 +37,7 @@ Graceful degradation (PROD-05):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -45,7 +46,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -371,13 +372,29 @@ class FileSystemProjectRepository:
         project.revision = revision
         self._remember(project, data)
 
+    @contextlib.contextmanager
+    def _state_lock(self, state_dir: Path) -> Iterator[None]:
+        """The cross-process state lock; waiting longer than ``lock_timeout`` is E206."""
+        lock = filelock.FileLock(str(state_dir / LOCK_FILE), timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout as exc:
+            raise StateError(
+                f"timed out after {self.lock_timeout}s waiting for the state lock of {state_dir}",
+                "E206",
+                {"path": str(state_dir / LOCK_FILE), "timeout_s": self.lock_timeout},
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _write_locked(
         self, project: Project, force: bool, state_dir: Path, state_file: Path, backup_dir: Path
     ) -> tuple[int, bytes]:
         try:
             state_dir.mkdir(exist_ok=True)
-            lock = filelock.FileLock(str(state_dir / LOCK_FILE), timeout=self.lock_timeout)
-            with lock:
+            with self._state_lock(state_dir):
                 try:
                     on_disk = self._disk_revision(state_file)
                 except StateError:
@@ -401,12 +418,6 @@ class FileSystemProjectRepository:
                 storage.atomic_write(state_file, data)
                 self._write_backup_after_commit(backup_dir, revision, data)
                 return revision, data
-        except filelock.Timeout as exc:
-            raise StateError(
-                f"timed out after {self.lock_timeout}s waiting for the state lock of {state_dir}",
-                "E206",
-                {"path": str(state_dir / LOCK_FILE), "timeout_s": self.lock_timeout},
-            ) from exc
         except CDEError:
             raise
         except OSError as exc:
@@ -473,14 +484,8 @@ class FileSystemProjectRepository:
     def _recover(self, root: Path, cause: StateError) -> Project:
         state_dir, state_file, backup_dir = state_paths(root)
         try:
-            with filelock.FileLock(str(state_dir / LOCK_FILE), timeout=self.lock_timeout):
+            with self._state_lock(state_dir):
                 return self._recover_locked(state_file, backup_dir, cause)
-        except filelock.Timeout as exc:
-            raise StateError(
-                f"timed out after {self.lock_timeout}s waiting for the state lock of {state_dir}",
-                "E206",
-                {"path": str(state_dir / LOCK_FILE), "timeout_s": self.lock_timeout},
-            ) from exc
         except OSError as exc:
             raise _storage_error(exc, path=state_file, operation="recover") from exc
 
