@@ -40,7 +40,9 @@ def _project() -> Project:
     return project
 
 
-def run_open_loop(project: Project, rate: float, seconds: float, *, latencies: list[int] | None = None) -> dict[str, Any]:
+def run_open_loop(
+    project: Project, rate: float, seconds: float, *, latencies: list[int] | None = None
+) -> dict[str, Any]:
     """Runs ``rate * seconds`` operations on an open-loop schedule; returns what happened."""
     total = int(rate * seconds)
     process = psutil.Process()
@@ -105,7 +107,9 @@ def install_drop_counters() -> dict[str, list[_DropCounter]]:
     from opentelemetry import _logs, trace
 
     counters: dict[str, list[_DropCounter]] = {"spans": [], "logs": []}
-    span_processors = getattr(getattr(trace.get_tracer_provider(), "_active_span_processor", None), "_span_processors", ())
+    span_processors = getattr(
+        getattr(trace.get_tracer_provider(), "_active_span_processor", None), "_span_processors", ()
+    )
     log_processors = getattr(
         getattr(_logs.get_logger_provider(), "_multi_log_record_processor", None), "_log_record_processors", ()
     )
@@ -125,7 +129,7 @@ def _dropped(counters: dict[str, list[_DropCounter]]) -> dict[str, int]:
 
 
 def _rate_mode(rate: float, seconds: float) -> dict[str, Any]:
-    import cde_otel.telemetry as telemetry
+    from cde_otel import telemetry
 
     if not telemetry.is_configured():
         raise RuntimeError("telemetry was not configured by the CDE_OTEL_ENABLED bootstrap")
@@ -135,6 +139,8 @@ def _rate_mode(rate: float, seconds: float) -> dict[str, Any]:
     telemetry.shutdown()
     result["flush_s"] = time.perf_counter() - flush_start
     result["sdk_dropped"] = _dropped(counters)
+    times = os.times()
+    result["cpu_s"] = times.user + times.system  # the whole process: start-up, operations, export threads
     result["pid"] = os.getpid()
     return result
 
@@ -144,7 +150,7 @@ def _percentile(ordered: list[int], q: float) -> float:
 
 
 def _phases_mode() -> None:
-    import cde_otel.telemetry as telemetry
+    from cde_otel import telemetry
 
     if not telemetry.is_configured():
         raise RuntimeError("telemetry was not configured by the CDE_OTEL_ENABLED bootstrap")

@@ -232,7 +232,9 @@ def _alternating_loop(project: Any) -> Loop:
     return loop
 
 
-def measure_overhead(*, quick: bool = False, rounds: int | None = None, iterations: int | None = None) -> dict[str, Any]:
+def measure_overhead(
+    *, quick: bool = False, rounds: int | None = None, iterations: int | None = None
+) -> dict[str, Any]:
     """Configures telemetry in this process (once) and times every variant interleaved."""
     mode = "quick" if quick else "full"
     rounds = rounds or _ROUNDS[mode]

@@ -119,8 +119,22 @@ def _wait_for_collector(url: str, before: dict[str, float], expected: int, timeo
 
 
 # -- throughput ---------------------------------------------------------------------------------
+def _backend_cpu_s(backends: Any) -> dict[str, float]:
+    """CPU seconds used so far by each backend process (to show what share of the cores they take)."""
+    import psutil
+
+    used = {}
+    for name in ("collector", "jaeger"):
+        popen = getattr(getattr(backends, f"_{name}", None), "popen", None)
+        if popen is not None and popen.poll() is None:
+            times = psutil.Process(popen.pid).cpu_times()
+            used[name] = times.user + times.system
+    return used
+
+
 def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dict[str, str]) -> dict[str, Any]:
     before = collector_counters(backends.collector_metrics_url)
+    cpu_before = _backend_cpu_s(backends)
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), "rate", str(rate / workers), str(seconds)],
@@ -139,6 +153,7 @@ def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dic
         results.append(json.loads(out.strip().splitlines()[-1]))
     created = sum(r["ops"] for r in results)
     after = _wait_for_collector(backends.collector_metrics_url, before, created, timeout=20)
+    cpu_after = _backend_cpu_s(backends)
     accepted = _delta(after, before, "otelcol_receiver_accepted_spans")
     sent = _delta(after, before, f"otelcol_exporter_sent_spans/{JAEGER_EXPORTER}")
     refused = _delta(after, before, "otelcol_receiver_refused_spans") + _delta(
@@ -171,6 +186,8 @@ def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dic
         "sdk_dropped_logs": sum(r["sdk_dropped"]["logs"] for r in results),
         "flush_s": round(flush_s, 3),
         "max_lag_s": round(max(r["max_lag_s"] for r in results), 3),
+        "worker_cpu_s": round(sum(r["cpu_s"] for r in results), 2),
+        "backend_cpu_s": {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2) for name in cpu_after},
         "passed": not reasons,
         "reasons": reasons,
     }
@@ -322,7 +339,7 @@ def measure_pipeline(*, quick: bool = False) -> dict[str, Any]:
                 seconds=5.0,
                 extra_env=SPANS_FOCUSED_ENV,
             )
-            outage = measure_collector_down(backends, rate=1000.0, phase_seconds=4.0, pairs=3, long_down_seconds=30.0)
+            outage = measure_collector_down(backends, rate=1000.0, phase_seconds=4.0, pairs=3, long_down_seconds=60.0)
         return {
             "export_spans_per_s_zero_drop": default["spans_per_s_zero_drop"],
             "export_spans_per_s_zero_drop_logs_warning": focused["spans_per_s_zero_drop"],

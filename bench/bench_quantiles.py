@@ -27,8 +27,8 @@ from typing import Any
 from cde_otel.health._percentiles import (
     QUANTILES,
     Interpolation,
-    exponential_quantile,
     explicit_quantile,
+    exponential_quantile,
     merge_exponential,
 )
 

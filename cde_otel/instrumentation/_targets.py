@@ -7,7 +7,7 @@ The upstream CDE Orchestrator's classes are listed beside ours: they are patched
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from cde_otel.core.errors import CDESystemError
@@ -26,14 +26,13 @@ class Target:
     cls: str
     method: str
     role: Role
+    # Derived once: the wrapper reads them on every call.
+    qualname: str = field(init=False, compare=False)
+    spec: str = field(init=False, compare=False)
 
-    @property
-    def qualname(self) -> str:
-        return f"{self.cls}.{self.method}"
-
-    @property
-    def spec(self) -> str:
-        return f"{self.module}:{self.qualname}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "qualname", f"{self.cls}.{self.method}")
+        object.__setattr__(self, "spec", f"{self.module}:{self.cls}.{self.method}")
 
 
 def _many(module: str, cls: str, role: Role, *methods: str) -> list[Target]:

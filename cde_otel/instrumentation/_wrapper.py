@@ -1,7 +1,7 @@
 """The wrapper put around every target: one span, one histogram record, two log events.
 
 It never raises into the application and never changes a return value or an
-exception: telemetry failures are swallowed and logged (``dont_throw``).
+exception: telemetry failures are swallowed and logged (``_safe_begin``/``_safe_end``, ``dont_throw``).
 """
 
 from __future__ import annotations
@@ -75,14 +75,14 @@ def _is_project(obj: Any) -> bool:
 
 
 class _Operation:
-    __slots__ = ("attrs", "cpu0", "span", "start", "token")
+    __slots__ = ("attrs", "span", "start", "started", "token")
 
-    def __init__(self, span: trace.Span, token: object, attrs: dict[str, Any], start: float, cpu0: float) -> None:
+    def __init__(self, span: trace.Span, token: object, attrs: dict[str, Any], started: Any) -> None:
         self.span = span
         self.token = token
         self.attrs = attrs
-        self.start = start
-        self.cpu0 = cpu0
+        self.started = started  # what the start log event measured (CPU clock for slow operations)
+        self.start = time.perf_counter()
 
 
 class OperationTelemetry:
@@ -118,7 +118,8 @@ class OperationTelemetry:
         if project_id is not None:
             # Not weak-referenceable: skip it rather than keep it alive.
             with contextlib.suppress(TypeError):
-                self.live_projects[project_id] = project
+                if self.live_projects.get(project_id) is not project:
+                    self.live_projects[project_id] = project
 
     def active_features(self) -> int:
         total = 0
@@ -183,9 +184,8 @@ class OperationTelemetry:
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         attrs[ATTR_CORRELATION_ID] = cid
         token = context.attach(ctx)
-        if self.log_start is not None:
-            self.log_start(target.qualname, **_log_ids(attrs))
-        return _Operation(span, token, attrs, time.perf_counter(), time.thread_time())
+        started = self.log_start(target.qualname, **_log_ids(attrs)) if self.log_start is not None else None
+        return _Operation(span, token, attrs, started)
 
     def end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
         duration = time.perf_counter() - op.start
@@ -218,7 +218,7 @@ class OperationTelemetry:
                     duration * 1000.0,
                     metric_attrs[ATTR_OUTCOME],
                     error_code=error_code,
-                    cpu_ms=(time.thread_time() - op.cpu0) * 1000.0,
+                    started=op.started,
                     **_log_ids(attrs),
                 )
         finally:
@@ -254,16 +254,32 @@ class OperationTelemetry:
                 self.remember(result)
 
     # -- wrappers ---------------------------------------------------------------------
+    def _safe_begin(self, target: Target, instance: Any, args: Any, kwargs: Any) -> _Operation | None:
+        if not self.active or not is_instrumentation_enabled():
+            return None
+        try:
+            return self.begin(target, instance, args, kwargs)
+        except Exception:
+            _log.debug("cde-otel: starting telemetry for %s failed", target.spec, exc_info=True)
+            return None
+
+    def _safe_end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
+        try:
+            self.end(target, op, result, error)
+        except Exception:
+            _log.debug("cde-otel: ending telemetry for %s failed", target.spec, exc_info=True)
+
     def wrapper_for(self, target: Target, func: Callable[..., Any]) -> Callable[..., Any]:
-        """A wrapt-style wrapper ``(wrapped, instance, args, kwargs)`` for ``target``."""
-        begin: Callable[..., _Operation | None] = dont_throw(self.begin)
-        end: Callable[..., None] = dont_throw(self.end)
+        """A wrapt-style wrapper ``(wrapped, instance, args, kwargs)`` for ``target``.
+
+        Telemetry failures are swallowed and logged (never raised); the call's own result or
+        exception passes through untouched.
+        """
+        begin, end = self._safe_begin, self._safe_end
 
         if inspect.iscoroutinefunction(func):
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                if not self.active or not is_instrumentation_enabled():
-                    return await wrapped(*args, **kwargs)
                 op = begin(target, instance, args, kwargs)
                 if op is None:
                     return await wrapped(*args, **kwargs)
@@ -278,8 +294,6 @@ class OperationTelemetry:
             return async_wrapper
 
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            if not self.active or not is_instrumentation_enabled():
-                return wrapped(*args, **kwargs)
             op = begin(target, instance, args, kwargs)
             if op is None:
                 return wrapped(*args, **kwargs)

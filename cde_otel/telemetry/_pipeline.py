@@ -226,8 +226,15 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
 
     logger_provider = LoggerProvider(resource=resource)
     log_exporter: LogRecordExporter | None = exporters["logs"]
+    queue_size, batch_size = _log_batch_sizes(env)
     if log_exporter is not None:
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(TrackedLogExporter(log_exporter, status)))
+        logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(
+                TrackedLogExporter(log_exporter, status),
+                max_queue_size=queue_size,
+                max_export_batch_size=batch_size,
+            )
+        )
 
     any_exporter = any(e is not None for e in exporters.values())
     return Pipeline(
@@ -239,6 +246,17 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         local_dir,
         export_status=status if any_exporter else None,
     )
+
+
+def _log_batch_sizes(environ: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """(max_queue_size, max_export_batch_size) for logs: room for two records per span.
+
+    Every operation logs a start and an end record, so the SDK's defaults (2048/512, the
+    same as for spans) would drop logs first under load. The OTEL_BLRP_* variables win.
+    """
+    queue = None if environ.get("OTEL_BLRP_MAX_QUEUE_SIZE") else 8192
+    batch = None if environ.get("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") else 1024
+    return queue, batch
 
 
 def flush(pipeline: Pipeline, timeout_millis: int = 10_000) -> None:

@@ -83,3 +83,14 @@ def test_classic_histogram_setting_switches_the_view(tmp_path: Path) -> None:
         pipeline.tracer_provider.shutdown()
         pipeline.meter_provider.shutdown()
         pipeline.logger_provider.shutdown()
+
+
+def test_log_queue_has_room_for_two_records_per_span_unless_configured() -> None:
+    from cde_otel.telemetry._pipeline import _log_batch_sizes
+
+    queue, batch = _log_batch_sizes({})
+    assert queue is not None and batch is not None and queue >= 2 * 2048 and batch >= 2 * 512
+    assert _log_batch_sizes({"OTEL_BLRP_MAX_QUEUE_SIZE": "100", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "10"}) == (
+        None,
+        None,
+    )

@@ -1,0 +1,239 @@
+"""Runs every cde-otel benchmark and prints a table with each goal (issue 9), or one JSON object.
+
+    .venv/bin/python bench/run.py                 # everything (~4-5 min on 2 cores), rich table
+    .venv/bin/python bench/run.py --json          # one JSON object on stdout
+    .venv/bin/python bench/run.py --quick --json  # short smoke run (~1 min)
+    .venv/bin/python bench/run.py --only overhead,quantiles
+
+Each benchmark runs in its own child process (``run.py --child NAME``): ``configure()``
+installs global providers and patches classes, so no benchmark may inherit another's
+state. Ratios are measured side by side inside one benchmark (see ``_timing``). A
+benchmark that fails is reported under ``errors`` with its keys set to ``null`` and makes
+the exit status 1; a missed goal is reported (``goals``), not an error.
+
+Benchmarks: ``overhead`` (bench_overhead), ``disabled`` (bench_disabled), ``quantiles``
+(bench_quantiles), ``health`` (bench_health, 200 req/s for 5 s), ``pipeline``
+(bench_pipeline: export throughput and collector outage against the real Collector).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import operator
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+BENCHMARKS = ("overhead", "disabled", "quantiles", "health", "pipeline")
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str
+    label: str
+    compare: Callable[[float, float], bool] | None  # None: reported for context
+    threshold: float | None
+    unit: str = ""
+    decimals: int = 2
+
+    @property
+    def text(self) -> str:
+        if self.compare is None or self.threshold is None:
+            return "context"
+        symbol = {operator.le: "≤", operator.lt: "<", operator.ge: "≥"}[self.compare]  # type: ignore[index]
+        return f"{symbol} {self.threshold:,.{self.decimals}f}{self.unit}"
+
+    def passed(self, value: Any) -> bool | None:
+        if self.compare is None or self.threshold is None or not isinstance(value, int | float):
+            return None
+        return bool(self.compare(value, self.threshold))
+
+
+GOALS: tuple[Goal, ...] = (
+    Goal("overhead_ratio_vs_floor", "instrumented / hand-written floor (logs on)", operator.le, 1.10),
+    Goal("overhead_spans_metrics_ratio_vs_floor", "… spans + metrics only (no logs)", None, None),
+    Goal("disabled_ratio_vs_bare", "CDE_OTEL_ENABLED unset / uninstrumented", operator.le, 1.02),
+    Goal("disabled_import_ms", "bootstrap .pth cost at start-up, disabled", operator.lt, 1.0, " ms", 0),
+    Goal("export_spans_per_s_zero_drop", "spans/s, zero drop, default logging (INFO)", operator.ge, 5000, "", 0),
+    Goal("export_spans_per_s_zero_drop_logs_warning", "… with CDE_OTEL_LOG_LEVEL=warning", operator.ge, 5000, "", 0),
+    Goal("collector_down_latency_ratio", "op p99 collector down / up", operator.le, 1.10),
+    Goal("collector_down_rss_growth_second_half_mb", "RSS growth, 2nd half of long outage", operator.lt, 5.0, " MB", 0),
+    Goal("health_p99_ms", "/health/ready p99 at 200 req/s", operator.lt, 5.0, " ms", 0),
+    Goal("quantile_max_rel_error", "P50/P95/P99 worst rel. error (Prom 2.x)", operator.le, 0.02),
+)
+KEYS_BY_BENCHMARK = {
+    "overhead": ("overhead_ratio_vs_floor", "overhead_spans_metrics_ratio_vs_floor"),
+    "disabled": ("disabled_ratio_vs_bare", "disabled_import_ms"),
+    "quantiles": ("quantile_max_rel_error",),
+    "health": ("health_p99_ms",),
+    "pipeline": (
+        "export_spans_per_s_zero_drop",
+        "export_spans_per_s_zero_drop_logs_warning",
+        "collector_down_latency_ratio",
+        "collector_down_rss_growth_second_half_mb",
+    ),
+}
+
+
+# -- one benchmark, in a child process -------------------------------------------------------
+def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
+    sys.path.insert(0, str(BENCH_DIR))
+    if name == "overhead":
+        from bench_overhead import measure_overhead
+
+        return measure_overhead(quick=quick)
+    if name == "disabled":
+        from bench_disabled import measure_disabled
+
+        return measure_disabled(quick=quick)
+    if name == "quantiles":
+        from bench_quantiles import measure_quantiles
+
+        return measure_quantiles(quick=quick)
+    if name == "health":
+        from bench_health import measure_health_latency
+
+        health = measure_health_latency(rate=200, seconds=1 if quick else 5)
+        return {"health_p99_ms": health["p99_ms"], "health": health}
+    if name == "pipeline":
+        from bench_pipeline import measure_pipeline
+
+        result = measure_pipeline(quick=quick)
+        result["collector_down_rss_growth_second_half_mb"] = result["collector_down"]["rss_growth_second_half_mb"]
+        return result
+    raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+
+
+def _in_child(name: str, quick: bool) -> tuple[dict[str, Any], str | None, float]:
+    started = time.monotonic()
+    command = [sys.executable, str(Path(__file__)), "--child", name, *(["--quick"] if quick else [])]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        return {}, f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}", elapsed
+    try:
+        return json.loads(proc.stdout), None, elapsed
+    except ValueError:
+        return {}, f"unreadable output: {proc.stdout[-500:]!r} {proc.stderr[-1000:]}", elapsed
+
+
+# -- the machine -------------------------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for dist in ("opentelemetry-sdk", "opentelemetry-api", "opentelemetry-exporter-otlp-proto-http",
+                 "opentelemetry-instrumentation", "structlog", "wrapt", "cde-otel"):  # fmt: skip
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+        "versions": versions,
+    }
+
+
+# -- all of them -------------------------------------------------------------------------------
+def run_all(names: list[str], quick: bool) -> dict[str, Any]:
+    result: dict[str, Any] = {"machine": machine(), "quick": quick, "errors": {}, "seconds": {}}
+    for name in names:
+        values, error, elapsed = _in_child(name, quick)
+        result["seconds"][name] = round(elapsed, 1)
+        if error is not None:
+            result["errors"][name] = error
+            values = {key: None for key in KEYS_BY_BENCHMARK[name]}
+        result.update(values)
+    result["goals"] = {
+        goal.key: {"goal": goal.text, "value": result[goal.key], "passed": goal.passed(result[goal.key])}
+        for goal in GOALS
+        if goal.key in result
+    }
+    return result
+
+
+def print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    info = result["machine"]
+    table = Table(
+        title=f"cde-otel benchmarks{' (quick)' if result['quick'] else ''}",
+        caption=f"{info['nproc']} × {info['cpu']}, {info['memory_gib']} GiB, Python {info['python']}, "
+        f"OTel SDK {info['versions'].get('opentelemetry-sdk')}",
+    )
+    table.add_column("Benchmark")
+    table.add_column("Key", style="dim")
+    table.add_column("Value", justify="right")
+    table.add_column("Goal", justify="right")
+    table.add_column("Result")
+    for goal in GOALS:
+        if goal.key not in result:
+            continue
+        entry = result["goals"][goal.key]
+        value = entry["value"]
+        shown = "error" if value is None else (f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "—"}[entry["passed"]]
+        table.add_row(goal.label, goal.key, shown, entry["goal"], verdict)
+    console.print(table)
+    for name, error in result["errors"].items():
+        console.print(f"[red]{name} failed:[/] {error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        sys.stdout.write(json.dumps(run_benchmark(args.child, args.quick)) + "\n")
+        return 0
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; known: {', '.join(BENCHMARKS)}")
+    result = run_all(names, args.quick)
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        print_table(result)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
