@@ -1,6 +1,6 @@
 """The instrumentor with your own providers, as any OpenTelemetry contrib instrumentation.
 
-    python examples/own_providers.py
+Run it with ``python examples/own_providers.py``.
 """
 
 from __future__ import annotations
