@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -69,6 +71,19 @@ def make_telemetry(histogram: str = "exponential", views: bool = True) -> Teleme
         views=duration_views(histogram, settings.histogram_max_size) if views else (),
     )
     return Telemetry(tracer_provider, meter_provider, spans, reader)
+
+
+def otlp_json_spans(path: Path) -> Iterator[dict[str, Any]]:
+    """Spans of an OTLP-JSON lines file (the embedded default's traces.jsonl), each with flat
+    ``attrs`` and its ``resource`` attributes."""
+    for line in path.read_text().splitlines():
+        for resource_spans in json.loads(line)["resourceSpans"]:
+            resource = {a["key"]: a["value"] for a in resource_spans["resource"]["attributes"]}
+            for scope in resource_spans["scopeSpans"]:
+                for span in scope["spans"]:
+                    span["attrs"] = {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+                    span["resource"] = resource
+                    yield span
 
 
 def walk(spans: list[ReadableSpan]) -> Iterator[tuple[int, ReadableSpan]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from telemetry_helpers import otlp_json_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,12 +27,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:
 
 
 def _span_names(traces: Path) -> set[str]:
-    names: set[str] = set()
-    for line in traces.read_text().splitlines():
-        for rs in json.loads(line)["resourceSpans"]:
-            for ss in rs["scopeSpans"]:
-                names.update(s["name"] for s in ss["spans"])
-    return names
+    return {span["name"] for span in otlp_json_spans(traces)}
 
 
 def test_env_only_app_plain_and_enabled(tmp_path: Path) -> None:

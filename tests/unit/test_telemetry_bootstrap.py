@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry import trace
-from telemetry_helpers import make_telemetry
+from telemetry_helpers import make_telemetry, otlp_json_spans
 
 from cde_otel.telemetry import correlation, propagation_env
 
@@ -56,17 +53,6 @@ def _run(tmp_path: Path, env: dict[str, str], code: str = APP) -> subprocess.Com
     )
 
 
-def _spans(path: Path) -> Iterator[dict[str, Any]]:
-    for line in path.read_text().splitlines():
-        for resource_spans in json.loads(line)["resourceSpans"]:
-            resource = {a["key"]: a["value"] for a in resource_spans["resource"]["attributes"]}
-            for scope in resource_spans["scopeSpans"]:
-                for span in scope["spans"]:
-                    span["attrs"] = {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
-                    span["resource"] = resource
-                    yield span
-
-
 def test_disabled_imports_no_opentelemetry_and_patches_nothing(tmp_path: Path) -> None:
     result = _run(tmp_path, _clean_env(CDE_OTEL_LOCAL_DIR=str(tmp_path / "telemetry")))
     assert "otel imported: False" in result.stdout
@@ -78,7 +64,7 @@ def test_one_environment_variable_turns_everything_on(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
     result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
     assert "patched: True" in result.stdout
-    spans = list(_spans(local / "traces.jsonl"))
+    spans = list(otlp_json_spans(local / "traces.jsonl"))
     names = {s["name"] for s in spans}
     assert {"Project.activate", "Project.start_feature", "Feature.advance_phase"} <= names
     assert "FileSystemProjectRepository.save" in names
@@ -104,7 +90,7 @@ def test_standard_otel_variables_are_honoured(tmp_path: Path) -> None:
         OTEL_TRACES_SAMPLER="always_on",
     )
     _run(tmp_path, env)
-    resource = next(_spans(local / "traces.jsonl"))["resource"]
+    resource = next(otlp_json_spans(local / "traces.jsonl"))["resource"]
     assert resource["service.name"]["stringValue"] == "my-orchestrator"
     assert resource["deployment.environment.name"]["stringValue"] == "staging"
     assert not (local / "metrics.jsonl").exists() and not (local / "logs.jsonl").exists()
@@ -114,7 +100,7 @@ def test_sampler_variable_can_drop_everything(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
     env = _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_TRACES_SAMPLER="always_off")
     _run(tmp_path, env)
-    assert not (local / "traces.jsonl").exists() or list(_spans(local / "traces.jsonl")) == []
+    assert not (local / "traces.jsonl").exists() or list(otlp_json_spans(local / "traces.jsonl")) == []
 
 
 def test_otel_sdk_disabled_wins(tmp_path: Path) -> None:
@@ -134,7 +120,7 @@ def test_correlation_and_trace_continue_in_a_child_process(tmp_path: Path) -> No
         child_env = propagation_env()
     local = tmp_path / "telemetry"
     _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), **child_env))
-    spans = list(_spans(local / "traces.jsonl"))
+    spans = list(otlp_json_spans(local / "traces.jsonl"))
     parent_trace = trace.format_trace_id(parent.get_span_context().trace_id)
     assert spans and {s["traceId"] for s in spans} == {parent_trace}
     assert {s["attrs"]["cde.correlation_id"] for s in spans} == {"corr-parent-7"}
