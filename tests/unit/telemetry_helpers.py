@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,13 @@ def make_telemetry(histogram: str = "exponential", views: bool = True) -> Teleme
         views=duration_views(histogram, settings.histogram_max_size) if views else (),
     )
     return Telemetry(tracer_provider, meter_provider, spans, reader)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any telemetry setting or inherited trace context, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDE_OTEL_", "OTEL_", "TRACEPARENT", "BAGGAGE"))}
+    env.update(extra)
+    return env
 
 
 def otlp_json_spans(path: Path) -> Iterator[dict[str, Any]]:

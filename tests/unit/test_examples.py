@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from telemetry_helpers import otlp_json_spans
+from telemetry_helpers import clean_env, otlp_json_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDE_OTEL_", "OTEL_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
+    return clean_env(PYTHONPATH=str(ROOT), **extra)
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:

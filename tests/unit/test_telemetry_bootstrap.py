@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from telemetry_helpers import make_telemetry, otlp_json_spans
+from telemetry_helpers import clean_env, make_telemetry, otlp_json_spans
 
 from cde_otel.telemetry import correlation, propagation_env
 
@@ -31,12 +30,6 @@ APP = textwrap.dedent(
 )
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDE_OTEL_", "OTEL_", "TRACEPARENT", "BAGGAGE"))}
-    env.update(extra)
-    return env
-
-
 def _run(tmp_path: Path, env: dict[str, str], code: str = APP) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "app.py"
     script.write_text(code)
@@ -54,7 +47,7 @@ def _run(tmp_path: Path, env: dict[str, str], code: str = APP) -> subprocess.Com
 
 
 def test_disabled_imports_no_opentelemetry_and_patches_nothing(tmp_path: Path) -> None:
-    result = _run(tmp_path, _clean_env(CDE_OTEL_LOCAL_DIR=str(tmp_path / "telemetry")))
+    result = _run(tmp_path, clean_env(CDE_OTEL_LOCAL_DIR=str(tmp_path / "telemetry")))
     assert "otel imported: False" in result.stdout
     assert "patched: False" in result.stdout
     assert not (tmp_path / "telemetry").exists()
@@ -62,7 +55,7 @@ def test_disabled_imports_no_opentelemetry_and_patches_nothing(tmp_path: Path) -
 
 def test_one_environment_variable_turns_everything_on(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
-    result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
+    result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
     assert "patched: True" in result.stdout
     spans = list(otlp_json_spans(local / "traces.jsonl"))
     names = {s["name"] for s in spans}
@@ -80,7 +73,7 @@ def test_one_environment_variable_turns_everything_on(tmp_path: Path) -> None:
 
 def test_standard_otel_variables_are_honoured(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
-    env = _clean_env(
+    env = clean_env(
         CDE_OTEL_ENABLED="1",
         CDE_OTEL_LOCAL_DIR=str(local),
         OTEL_SERVICE_NAME="my-orchestrator",
@@ -98,16 +91,14 @@ def test_standard_otel_variables_are_honoured(tmp_path: Path) -> None:
 
 def test_sampler_variable_can_drop_everything(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
-    env = _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_TRACES_SAMPLER="always_off")
+    env = clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_TRACES_SAMPLER="always_off")
     _run(tmp_path, env)
     assert not (local / "traces.jsonl").exists() or list(otlp_json_spans(local / "traces.jsonl")) == []
 
 
 def test_otel_sdk_disabled_wins(tmp_path: Path) -> None:
     local = tmp_path / "telemetry"
-    result = _run(
-        tmp_path, _clean_env(CDE_OTEL_ENABLED="true", OTEL_SDK_DISABLED="true", CDE_OTEL_LOCAL_DIR=str(local))
-    )
+    result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED="true", OTEL_SDK_DISABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
     assert "otel imported: False" in result.stdout
     assert "patched: False" in result.stdout
     assert not local.exists()
@@ -119,7 +110,7 @@ def test_correlation_and_trace_continue_in_a_child_process(tmp_path: Path) -> No
     with correlation("corr-parent-7"), tracer.start_as_current_span("parent") as parent:
         child_env = propagation_env()
     local = tmp_path / "telemetry"
-    _run(tmp_path, _clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), **child_env))
+    _run(tmp_path, clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), **child_env))
     spans = list(otlp_json_spans(local / "traces.jsonl"))
     parent_trace = trace.format_trace_id(parent.get_span_context().trace_id)
     assert spans and {s["traceId"] for s in spans} == {parent_trace}
@@ -128,7 +119,7 @@ def test_correlation_and_trace_continue_in_a_child_process(tmp_path: Path) -> No
 
 def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path) -> None:
     launcher = Path(sys.executable).with_name("opentelemetry-instrument")
-    env = _clean_env(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    env = clean_env(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
     script = tmp_path / "app.py"
     script.write_text(APP)
     (tmp_path / "project").mkdir()
@@ -146,5 +137,5 @@ def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("value", ["false", "0", ""])
 def test_falsy_values_keep_it_off(tmp_path: Path, value: str) -> None:
-    result = _run(tmp_path, _clean_env(CDE_OTEL_ENABLED=value))
+    result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED=value))
     assert "otel imported: False" in result.stdout
