@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import weakref
 from collections.abc import Iterable
 
 import psutil
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-_registered: set[int] = set()
+# Weak, so a provider created after another was freed is never mistaken for it (ids get reused).
+_registered: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 
 
 def register_system_metrics(meter_provider: MeterProvider, project_path: str | None = None) -> None:
     """Registers the gauges once per MeterProvider."""
-    if id(meter_provider) in _registered:
+    if meter_provider in _registered:
         return
-    _registered.add(id(meter_provider))
+    _registered.add(meter_provider)
     meter = meter_provider.get_meter("cde_otel.system")
     process = psutil.Process()
     path = project_path or os.getcwd()

@@ -94,3 +94,25 @@ def test_log_queue_has_room_for_two_records_per_span_unless_configured() -> None
         None,
         None,
     )
+
+
+def test_system_gauges_register_once_per_provider_and_again_for_a_new_one() -> None:
+    import gc
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from cde_otel.telemetry._system_metrics import register_system_metrics
+
+    wanted = {"cde.disk.free", "cde.process.memory.usage", "cde.system.memory.utilization"}
+    for _ in range(3):  # freed providers' ids get reused; each new provider must still get its gauges
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        register_system_metrics(provider)
+        register_system_metrics(provider)  # idempotent for the same provider
+        data = reader.get_metrics_data()
+        metrics = [m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+        assert sorted(metrics) == sorted(wanted)
+        provider.shutdown()
+        del provider, reader
+        gc.collect()
