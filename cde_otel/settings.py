@@ -192,12 +192,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return Settings(values).replace(**overrides)
 
 
+def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:
+    """True when the standard ``OTEL_SDK_DISABLED=true`` is set: it wins over every CDE setting."""
+    env = os.environ if environ is None else environ
+    return env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
 def is_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """True when CDE_OTEL_ENABLED is on and OTEL_SDK_DISABLED is not (it wins)."""
     env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    return env.get("CDE_OTEL_ENABLED", "").strip().lower() in _TRUE
+    return not sdk_disabled(env) and env.get("CDE_OTEL_ENABLED", "").strip().lower() in _TRUE
 
 
 def markdown_table() -> str:

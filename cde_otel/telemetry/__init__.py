@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
-from cde_otel.settings import Settings, load_settings
+from cde_otel.settings import Settings, load_settings, sdk_disabled
 from cde_otel.telemetry._pipeline import Pipeline, build_pipeline, flush, shutdown_pipeline
 from cde_otel.telemetry.correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 
@@ -51,10 +51,6 @@ _env_context_token: object | None = None
 _atexit_registered = False
 
 
-def _sdk_disabled(environ: Mapping[str, str]) -> bool:
-    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
-
-
 def configure(
     settings: Settings | None = None,
     *,
@@ -71,7 +67,7 @@ def configure(
     """
     global _pipeline, _atexit_registered
     env = os.environ if environ is None else environ
-    if _sdk_disabled(env):
+    if sdk_disabled(env):
         return None
     with _lock:
         if _pipeline is not None:
