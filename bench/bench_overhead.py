@@ -100,11 +100,11 @@ def configure_like_default(log_stream: Any) -> Any:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from cde_otel.logging import setup_logging
+    from cde_otel.semconv import CORRELATION_KEY
     from cde_otel.settings import load_settings
     from cde_otel.telemetry import configure
     from cde_otel.telemetry._histograms import duration_views
     from cde_otel.telemetry._pipeline import build_resource
-    from cde_otel.telemetry.correlation import CORRELATION_KEY
 
     settings = load_settings({})  # defaults, whatever the caller's environment says
     resource = build_resource({})
@@ -140,7 +140,7 @@ def _floor_method(original: Callable[..., Any], telemetry: Any, *, with_logs: bo
     from opentelemetry.trace import SpanKind
 
     from cde_otel.logging import log_operation_end, log_operation_start
-    from cde_otel.telemetry.correlation import CORRELATION_KEY
+    from cde_otel.semconv import CORRELATION_KEY
 
     tracer = telemetry.tracer
     histogram = telemetry.duration

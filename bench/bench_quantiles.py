@@ -68,7 +68,9 @@ def _recorded_point(samples: list[float], kind: str) -> Any:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S, DURATION_METRIC, duration_views
+    from cde_otel.semconv import CLASSIC_BOUNDARIES_S
+    from cde_otel.semconv import METRIC_OPERATION_DURATION as DURATION_METRIC
+    from cde_otel.telemetry._histograms import duration_views
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], views=duration_views(kind, 750))

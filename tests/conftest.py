@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cde_otel.core import breadcrumbs
+from cde_otel import breadcrumbs
 
 _FAIL_ON_SKIP = os.environ.get("CI", "").lower() == "true" or os.environ.get("CDE_OTEL_FAIL_ON_SKIP") == "1"
 _skipped: list[str] = []

@@ -23,7 +23,7 @@ from rich.tree import Tree
 
 from cde_otel import telemetry
 from cde_otel.cli._console import console
-from cde_otel.cli._errors import handle_errors
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.demo_workload import WorkloadResult, run_workload
 from cde_otel.health._percentiles import summarize
 from cde_otel.logging import setup_logging

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cde_otel._exceptions import CDEError
 from cde_otel.cli._console import console, err_console
-from cde_otel.core.errors import CDEError
 from cde_otel.settings import load_settings
 
 app = typer.Typer(help="Health status and HTTP health endpoints.", invoke_without_command=True)

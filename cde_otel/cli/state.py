@@ -14,9 +14,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cde_otel._exceptions import StateError
 from cde_otel.cli._console import console
-from cde_otel.cli._errors import handle_errors
-from cde_otel.core.errors import StateError
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.core.repository import FileSystemProjectRepository
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and restore the project state (.cde/state.json and backups).")

@@ -7,7 +7,7 @@ Lifecycles:
   COMPLETED; or FAILED from any non-terminal phase. Phases never regress or skip,
   and each phase's artifacts are written once (append-only).
 
-Every refusal is a coded error from :mod:`cde_otel.core.errors`. While
+Every refusal is a coded error from :mod:`cde_otel._exceptions`. While
 ``Project.read_only`` is true every mutation raises ``ReadOnlyModeError`` and
 queries keep working.
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cde_otel.core import breadcrumbs
-from cde_otel.core.errors import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
+from cde_otel import breadcrumbs
+from cde_otel._exceptions import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
 
 MAX_PROMPT_LENGTH = 100_000
 MAX_NAME_LENGTH = 200

@@ -54,8 +54,9 @@ from typing import Any, Protocol, TypeVar
 
 import filelock
 
-from cde_otel.core import breadcrumbs, state, storage
-from cde_otel.core.errors import CDEError, ProjectError, ReadOnlyModeError, StateError, ValidationError
+from cde_otel import breadcrumbs
+from cde_otel._exceptions import CDEError, ProjectError, ReadOnlyModeError, StateError, ValidationError
+from cde_otel.core import state, storage
 from cde_otel.core.model import MAX_NAME_LENGTH, Feature, Project, _validated_text
 
 T = TypeVar("T")

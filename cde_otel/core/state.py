@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from cde_otel.core.errors import StateError
+from cde_otel._exceptions import StateError
 from cde_otel.core.model import (
     PHASES,
     Feature,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sys
 
-from cde_otel.core.errors import (
+from cde_otel._exceptions import (
     CDEError,
     CDESystemError,
     FeatureError,

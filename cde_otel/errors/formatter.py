@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from cde_otel.core.errors import CDEError, CDESystemError
+from cde_otel._exceptions import CDEError, CDESystemError
 from cde_otel.errors.catalog import CATALOG, CatalogEntry, catalog_entry
 from cde_otel.settings import load_settings
 

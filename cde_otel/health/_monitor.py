@@ -50,8 +50,8 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
 )
 
+from cde_otel._exceptions import CDEError, ProjectError, error_for
 from cde_otel._version import __version__
-from cde_otel.core.errors import CDEError, ProjectError, error_for
 from cde_otel.core.repository import FileSystemProjectRepository, state_paths
 from cde_otel.errors import ErrorFormatter
 from cde_otel.health._percentiles import OperationStats, summarize
@@ -67,11 +67,8 @@ from cde_otel.health._probes import (
     default_memory_probe,
     probe_state_writable,
 )
+from cde_otel.semconv import ATTR_OPERATION, ATTR_OUTCOME, METRIC_OPERATION_DURATION, OUTCOME_ERROR
 from cde_otel.settings import Settings, load_settings
-
-DURATION_METRIC = "cde.operation.duration"
-ATTR_OPERATION = "cde.operation"
-ATTR_OUTCOME = "cde.outcome"
 
 ReadOnlyProbe = Callable[[], "bool | str | None"]
 BreakerProbe = Callable[[], Mapping[str, Any]]
@@ -355,7 +352,7 @@ class HealthMonitor:
         for resource_metrics in data.resource_metrics if data is not None else ():
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
-                    if metric.name != DURATION_METRIC:
+                    if metric.name != METRIC_OPERATION_DURATION:
                         continue
                     for point in metric.data.data_points:
                         if not isinstance(point, ExponentialHistogramDataPoint | HistogramDataPoint):
@@ -363,7 +360,7 @@ class HealthMonitor:
                         attributes = point.attributes or {}
                         operation = str(attributes.get(ATTR_OPERATION, "unknown"))
                         points[operation].append(point)
-                        if attributes.get(ATTR_OUTCOME) == "error":
+                        if attributes.get(ATTR_OUTCOME) == OUTCOME_ERROR:
                             errors[operation] += point.count
         operations = {op: summarize(found, errors=errors[op]) for op, found in points.items()}
         total = sum(s.count for s in operations.values())

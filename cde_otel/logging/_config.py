@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
 import structlog
 
-from cde_otel.core.errors import CDESystemError
+from cde_otel._correlation import current_correlation_id
+from cde_otel._exceptions import CDESystemError
 from cde_otel.logging._handlers import Rotation, file_handler
 from cde_otel.logging._processors import (
     add_trace_context,
@@ -120,8 +121,6 @@ def setup_logging(
     path = output_file if output_file is not None else (cfg.log_file or None)
     redact_keys = tuple(cfg.redact_keys)
     content_max_length = int(cfg.capture_max_length) if cfg.capture_content else None
-
-    from cde_otel.telemetry.correlation import current_correlation_id  # telemetry imports this package
 
     provider = _resolve_logger_provider(logger_provider, otel)
     redact = redactor(redact_keys, content_max_length)

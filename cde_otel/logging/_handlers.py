@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from cde_otel.core.errors import CDESystemError
+from cde_otel._exceptions import CDESystemError
 
 Rotation = Literal["daily", "size", "none"]
 

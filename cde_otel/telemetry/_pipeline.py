@@ -39,8 +39,9 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from cde_otel._exceptions import CDESystemError
 from cde_otel._version import __version__
-from cde_otel.core.errors import CDESystemError
+from cde_otel.semconv import CORRELATION_KEY
 from cde_otel.settings import Settings
 from cde_otel.telemetry._export_status import (
     ExportStatus,
@@ -197,8 +198,6 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
 
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER(_ARG)
     from opentelemetry.processor.baggage import BaggageSpanProcessor
-
-    from cde_otel.telemetry.correlation import CORRELATION_KEY
 
     # Copies the correlation id onto spans other instrumentations start, too.
     tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository, ReadOnlyModeError
+from cde_otel.core import FileSystemProjectRepository
 from cde_otel.core.repository import state_paths
-from cde_otel.resilience import simulate_disk_full
+from cde_otel.errors import ReadOnlyModeError
+from cde_otel.testing import simulate_disk_full
 
 pytestmark = pytest.mark.reliability
 

@@ -6,16 +6,8 @@ import itertools
 
 import pytest
 
-from cde_otel.core import (
-    PHASES,
-    FeatureError,
-    FeatureStatus,
-    Project,
-    ProjectError,
-    ProjectStatus,
-    ReadOnlyModeError,
-    ValidationError,
-)
+from cde_otel.core import PHASES, FeatureStatus, Project, ProjectStatus
+from cde_otel.errors import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
 
 VALID_PROJECT_MOVES = {
     (ProjectStatus.ONBOARDING, ProjectStatus.ACTIVE),

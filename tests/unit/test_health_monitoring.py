@@ -15,8 +15,8 @@ import pytest
 from cde_otel import __version__
 from cde_otel.core import FileSystemProjectRepository
 from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status
+from cde_otel.semconv import CLASSIC_BOUNDARIES_S
 from cde_otel.settings import load_settings
-from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S
 from tests.unit.health_helpers import FakeClock, Host, iter_points, make_monitor, make_project, make_recorder
 
 

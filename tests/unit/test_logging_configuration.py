@@ -14,10 +14,10 @@ import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
-from cde_otel.core.errors import CDESystemError
+from cde_otel.errors import CDESystemError
 from cde_otel.logging import bound_context, get_logger, log_file_handlers, reset_logging, setup_logging
 from cde_otel.settings import load_settings
-from cde_otel.telemetry.correlation import correlation
+from cde_otel.telemetry import correlation
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 

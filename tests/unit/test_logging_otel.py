@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel.logging import get_logger, reset_logging, setup_logging
 from cde_otel.settings import load_settings
-from cde_otel.telemetry.correlation import correlation
+from cde_otel.telemetry import correlation
 
 STRUCTLOG_PLUMBING = {"_record", "_logger", "_name", "_from_structlog", "logger", "positional_args", "stack_info"}
 

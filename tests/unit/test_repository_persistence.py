@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cde_otel.core import PHASES, FileSystemProjectRepository, Project, ProjectError, StateError, storage
+from cde_otel.core import PHASES, FileSystemProjectRepository, Project, storage
 from cde_otel.core import state as state_codec
 from cde_otel.core.repository import state_paths
+from cde_otel.errors import ProjectError, StateError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),

@@ -12,8 +12,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cde_otel.core import FeatureError, StateError, ValidationError
-from cde_otel.resilience import BREAKER_GAUGE, CircuitBreaker, CircuitBreakerOpenError, breakers
+from cde_otel.errors import CircuitBreakerOpenError, FeatureError, StateError, ValidationError
+from cde_otel.resilience import CircuitBreaker, breakers
+from cde_otel.semconv import METRIC_CIRCUIT_BREAKER_STATE
 
 
 class FakeClock:
@@ -164,7 +165,7 @@ def test_registry_and_telemetry() -> None:
         for resource in data.resource_metrics if data else []:
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
-                    if metric.name == BREAKER_GAUGE:
+                    if metric.name == METRIC_CIRCUIT_BREAKER_STATE:
                         for point in metric.data.data_points:
                             values[str(point.attributes["cde.breaker.name"])] = int(point.value)
         return values

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository, ReadOnlyModeError, StateError
+from cde_otel.core import FileSystemProjectRepository
+from cde_otel.errors import CircuitBreakerOpenError, ReadOnlyModeError, StateError
 from cde_otel.resilience import (
     PERSISTENCE_BREAKER,
     CircuitBreaker,
-    CircuitBreakerOpenError,
     ResilientProjectRepository,
     advance_and_save,
     breakers,
     complete_and_save,
-    simulate_storage_error,
 )
 from cde_otel.settings import load_settings
+from cde_otel.testing import simulate_storage_error
 
 
 class FakeClock:

@@ -11,8 +11,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cde_otel.core import StateError, ValidationError
-from cde_otel.resilience import RETRY_COUNTER, TransientRetry, is_transient
+from cde_otel.errors import StateError, ValidationError
+from cde_otel.resilience import TransientRetry, is_transient
+from cde_otel.semconv import METRIC_RETRY_ATTEMPTS
 
 
 def transient(name: str = "EAGAIN") -> StateError:
@@ -119,7 +120,7 @@ def test_each_retry_is_a_span_event_and_counted() -> None:
         for rm in data.resource_metrics
         for sm in rm.scope_metrics
         for m in sm.metrics
-        if m.name == RETRY_COUNTER
+        if m.name == METRIC_RETRY_ATTEMPTS
         for p in m.data.data_points
     }
     assert points == {

@@ -17,11 +17,12 @@ from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 from opentelemetry.trace import StatusCode
 from telemetry_helpers import Telemetry, make_telemetry, walk
 
-from cde_otel.core import FeatureError, FileSystemProjectRepository, Project
+from cde_otel.core import FileSystemProjectRepository, Project
+from cde_otel.errors import FeatureError
 from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.semconv import CLASSIC_BOUNDARIES_S
 from cde_otel.settings import load_settings
 from cde_otel.telemetry import correlation
-from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from cde_otel.core import CDESystemError
+from cde_otel.errors import CDESystemError
 from cde_otel.settings import load_settings
 from cde_otel.telemetry._pipeline import DEFAULT_SERVICE_NAME, build_pipeline, build_resource, select_exporters
 
