@@ -6,24 +6,40 @@
     cde_getHealth()                                 # the same as JSON, for an MCP tool (cwd project)
     server = start_health_server(port=8765)         # /health, /health/ready, /health/metrics
     server.stop()
+    operation_stats(reader)                         # P50/P95/P99 per operation from a metric reader
 
 Percentiles and rates are read from the ``cde.operation.duration`` histogram that the
-instrumentation records, through a pull metric reader on the same MeterProvider
-(``cde_otel.telemetry.health_metric_reader()``), never from a second bookkeeping.
-See :mod:`cde_otel.health._monitor` for the check and alert rules.
+instrumentation records, through a pull metric reader on the same MeterProvider, never
+from a second bookkeeping. Health never imports telemetry: ``cde_otel.telemetry.configure()``
+registers that reader and its export status here (:mod:`cde_otel.health.sources`).
+
+Inside: ``_probes`` (disk, memory, writability; TTL cache), ``_metrics`` (operation
+statistics), ``_percentiles`` (quantiles the way Prometheus computes them), ``_alerts``
+(the check and alert rules, pure), ``_monitor`` (:class:`HealthMonitor`, which ties them
+together), ``_mcp_tool`` (the process-wide entry points) and ``_server`` (HTTP).
 """
 
-from cde_otel.health._monitor import HealthMonitor, cde_getHealth, default_monitor, get_health_status
+from cde_otel.health._mcp_tool import cde_getHealth, default_monitor, get_health_status
+from cde_otel.health._metrics import MetricsSnapshot, metric_points, operation_stats
+from cde_otel.health._monitor import HealthMonitor
+from cde_otel.health._percentiles import OperationStats
 from cde_otel.health._probes import DiskReading, MemoryReading
 from cde_otel.health._server import HealthServer, start_health_server
+from cde_otel.health.sources import register_telemetry, unregister_telemetry
 
 __all__ = [
     "DiskReading",
     "HealthMonitor",
     "HealthServer",
     "MemoryReading",
+    "MetricsSnapshot",
+    "OperationStats",
     "cde_getHealth",
     "default_monitor",
     "get_health_status",
+    "metric_points",
+    "operation_stats",
+    "register_telemetry",
     "start_health_server",
+    "unregister_telemetry",
 ]

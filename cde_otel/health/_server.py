@@ -28,7 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cde_otel._version import __version__
-from cde_otel.health._monitor import HealthMonitor, default_monitor, error_summary
+from cde_otel.health._mcp_tool import default_monitor, error_summary
+from cde_otel.health._monitor import HealthMonitor
 
 _log = logging.getLogger("cde_otel.health")
 

@@ -1,5 +1,10 @@
 """Turning telemetry on: providers, exporters, instrumentation and logging in one call.
 
+The composition root of the package: it builds the SDK pipeline and wires the layers below
+it together -- instruments with :class:`~cde_otel.instrumentation.CDEInstrumentor`, sets up
+:mod:`cde_otel.logging` with its LoggerProvider, and registers its metric reader and export
+status with :mod:`cde_otel.health.sources`. Nothing below imports this package.
+
     import cde_otel
 
     cde_otel.configure()   # what CDE_OTEL_ENABLED=true does at start-up
@@ -117,6 +122,12 @@ def _configure(
         _set_globals(pipeline)
     _attach_context_from_environment(env)
     _instrument(pipeline, settings, logging_setup)
+    # The submodule, not the package: an app importing cde_otel.health first gets here from the
+    # import hook while the package is still initialising.
+    from cde_otel.health.sources import register_telemetry
+
+    status = pipeline.export_status
+    register_telemetry(metric_reader=pipeline.health_reader, export_status=status.status if status else None)
     return pipeline
 
 
@@ -194,8 +205,10 @@ def shutdown() -> None:
             return
         from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
+        from cde_otel.health.sources import unregister_telemetry
         from cde_otel.instrumentation import CDEInstrumentor
 
+        unregister_telemetry()
         CDEInstrumentor().uninstrument()
         ThreadingInstrumentor().uninstrument()
         try:

@@ -7,14 +7,14 @@ import json
 import math
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
+import cde_otel.resilience
 from cde_otel import __version__
 from cde_otel.core import FileSystemProjectRepository
-from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status
+from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status, register_telemetry, unregister_telemetry
 from cde_otel.semconv import CLASSIC_BOUNDARIES_S
 from cde_otel.settings import load_settings
 from tests.unit.health_helpers import FakeClock, Host, iter_points, make_monitor, make_project, make_recorder
@@ -264,21 +264,17 @@ def test_default_thresholds_match_the_seed(project: Path) -> None:
 def test_defaults_read_the_telemetry_reader_and_resilience_breakers(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import types
-
-    import cde_otel.telemetry
-
     recorder = make_recorder()
     recorder.record("Project.activate", 0.002)
-    monkeypatch.setattr(cde_otel.telemetry, "health_metric_reader", lambda: recorder.reader, raising=False)
-    monkeypatch.setattr(cde_otel.telemetry, "export_status", lambda: "ok", raising=False)
-    resilience = types.ModuleType("cde_otel.resilience")
-    resilience.breakers = lambda: {"state-persistence": "open"}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cde_otel.resilience", resilience)
+    register_telemetry(metric_reader=recorder.reader, export_status=lambda: "ok")  # what configure() does
+    monkeypatch.setattr(cde_otel.resilience, "breakers", lambda: {"state-persistence": "open"})
     host = Host()
     monitor = HealthMonitor(project, disk_probe=host.disk, memory_probe=host.memory, settings=load_settings({}))
 
-    status = monitor.get_status()
+    try:
+        status = monitor.get_status()
+    finally:
+        unregister_telemetry()
 
     assert status["metrics"]["operations"]["Project.activate"]["count"] == 1
     assert status["checks"]["telemetry_export"] == "ok"
