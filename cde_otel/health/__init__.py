@@ -17,15 +17,42 @@ Inside: ``_probes`` (disk, memory, writability; TTL cache), ``_metrics`` (operat
 statistics), ``_percentiles`` (quantiles the way Prometheus computes them), ``_alerts``
 (the check and alert rules, pure), ``_monitor`` (:class:`HealthMonitor`, which ties them
 together), ``_mcp_tool`` (the process-wide entry points) and ``_server`` (HTTP).
+
+Names are imported on first use, as in ``cde_otel`` itself: ``configure()`` registers
+with :mod:`cde_otel.health.sources` without loading the monitor, the server, the core or
+the error catalog (and safely from inside an import of any of them).
 """
 
-from cde_otel.health._mcp_tool import cde_getHealth, default_monitor, get_health_status
-from cde_otel.health._metrics import MetricsSnapshot, metric_points, operation_stats
-from cde_otel.health._monitor import HealthMonitor
-from cde_otel.health._percentiles import OperationStats
-from cde_otel.health._probes import DiskReading, MemoryReading
-from cde_otel.health._server import HealthServer, start_health_server
-from cde_otel.health.sources import register_telemetry, unregister_telemetry
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cde_otel.health._mcp_tool import cde_getHealth, default_monitor, get_health_status
+    from cde_otel.health._metrics import MetricsSnapshot, metric_points, operation_stats
+    from cde_otel.health._monitor import HealthMonitor
+    from cde_otel.health._percentiles import OperationStats
+    from cde_otel.health._probes import DiskReading, MemoryReading
+    from cde_otel.health._server import HealthServer, start_health_server
+    from cde_otel.health.sources import register_telemetry, unregister_telemetry
+
+_EXPORTS: dict[str, str] = {
+    "cde_getHealth": "cde_otel.health._mcp_tool",
+    "default_monitor": "cde_otel.health._mcp_tool",
+    "get_health_status": "cde_otel.health._mcp_tool",
+    "MetricsSnapshot": "cde_otel.health._metrics",
+    "metric_points": "cde_otel.health._metrics",
+    "operation_stats": "cde_otel.health._metrics",
+    "HealthMonitor": "cde_otel.health._monitor",
+    "OperationStats": "cde_otel.health._percentiles",
+    "DiskReading": "cde_otel.health._probes",
+    "MemoryReading": "cde_otel.health._probes",
+    "HealthServer": "cde_otel.health._server",
+    "start_health_server": "cde_otel.health._server",
+    "register_telemetry": "cde_otel.health.sources",
+    "unregister_telemetry": "cde_otel.health.sources",
+}
 
 __all__ = [
     "DiskReading",
@@ -43,3 +70,16 @@ __all__ = [
     "start_health_server",
     "unregister_telemetry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cde_otel.health' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -122,8 +122,6 @@ def _configure(
         _set_globals(pipeline)
     _attach_context_from_environment(env)
     _instrument(pipeline, settings, logging_setup)
-    # The submodule, not the package: an app importing cde_otel.health first gets here from the
-    # import hook while the package is still initialising.
     from cde_otel.health.sources import register_telemetry
 
     status = pipeline.export_status
