@@ -14,8 +14,8 @@ queries keep working.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +24,8 @@ from typing import Any
 
 from cde_otel import breadcrumbs
 from cde_otel._exceptions import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
+from cde_otel.core._validation import MAX_PROMPT_LENGTH, validate_name, validated_results, validated_text
 
-MAX_PROMPT_LENGTH = 100_000
-MAX_NAME_LENGTH = 200
 WORKFLOW_TYPES = frozenset({"default", "quick-fix", "research", "documentation", "refactor", "hotfix"})
 PHASES: tuple[str, ...] = ("define", "decompose", "design", "implement", "test", "review")
 
@@ -70,34 +69,6 @@ class FeatureStatus(enum.StrEnum):
 
 
 PHASE_STATUS: dict[str, FeatureStatus] = dict(zip(PHASES, list(FeatureStatus)[: len(PHASES)], strict=True))
-
-
-def _validated_text(value: object, *, code: str, what: str, max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{what} must be non-empty text", code, {"field": what, "type": type(value).__name__})
-    if len(value) > max_length:
-        raise ValidationError(
-            f"{what} is {len(value)} characters; at most {max_length} are allowed",
-            code,
-            {"field": what, "length": len(value), "max_length": max_length},
-        )
-    return value
-
-
-def _validated_results(results: object) -> dict[str, Any]:
-    if results is None:
-        return {}
-    if not isinstance(results, Mapping):
-        raise ValidationError(
-            "phase results must be a mapping", "E305", {"field": "results", "type": type(results).__name__}
-        )
-    try:
-        # Artifacts are persisted as JSON; refuse what cannot round-trip now, not at save time.
-        return dict(json.loads(json.dumps(dict(results))))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            "phase results must be JSON-serialisable", "E305", {"field": "results", "reason": str(exc)}
-        ) from exc
 
 
 @dataclass(eq=False)
@@ -160,7 +131,7 @@ class Feature:
                  "requested_phase": next_phase, "expected_phase": expected},
                 snapshot=self.snapshot(),
             )  # fmt: skip
-        artifacts = _validated_results(results)
+        artifacts = validated_results(results)
         now = utcnow()
         self.artifacts[self.current_phase] = artifacts
         self.phase_history.append({"phase": self.current_phase, "completed_at": now.isoformat()})
@@ -179,7 +150,7 @@ class Feature:
                 {"feature_id": self.id, "current_phase": self.current_phase},
                 snapshot=self.snapshot(),
             )
-        artifacts = _validated_results(results)
+        artifacts = validated_results(results)
         now = utcnow()
         self.artifacts[self.current_phase] = artifacts
         self.phase_history.append({"phase": self.current_phase, "completed_at": now.isoformat()})
@@ -190,7 +161,7 @@ class Feature:
         """Marks the feature failed from any non-terminal phase."""
         breadcrumbs.record("Feature.fail", feature_id=self.id, phase=self.current_phase)
         self._check_mutable("fail")
-        self.failure_reason = _validated_text(reason, code="E305", what="reason", max_length=MAX_PROMPT_LENGTH)
+        self.failure_reason = validated_text(reason, code="E305", what="reason", max_length=MAX_PROMPT_LENGTH)
         self.status = FeatureStatus.FAILED
         self.updated_at = utcnow()
 
@@ -227,7 +198,7 @@ class Project:
     read_only_reason: str | None = field(default=None, compare=False)
     #: The state-file revision this object was loaded from or last saved as.
     revision: int = field(default=0, compare=False)
-    #: Set by the repository while read-only: a rate-limited probe write that ends read-only mode.
+    # While read-only: the repository's rate-limited probe write that may end read-only mode.
     _writable_probe: Callable[[Project], bool] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -241,6 +212,44 @@ class Project:
 
     def snapshot(self) -> dict[str, Any]:
         return {"project_id": self.id, "status": self.status.value, "features": len(self.features)}
+
+    # -- persistence state (set by a repository) ---------------------------------
+    def mark_read_only(self, reason: str, probe: Callable[[Project], bool] | None = None) -> None:
+        """Refuses every mutation (E207) from now on; queries keep working.
+
+        ``probe``, when given, is asked before each refused mutation and ends read-only mode by
+        returning True (the repository's rate-limited write probe: the storage is back).
+        """
+        self.read_only, self.read_only_reason = True, reason
+        self._writable_probe = probe
+
+    def mark_writable(self) -> None:
+        """Ends read-only mode."""
+        self.read_only, self.read_only_reason = False, None
+        self._writable_probe = None
+
+    def restore_from(self, good: Project) -> None:
+        """Makes this object equal to ``good`` in place, so references callers hold stay valid.
+
+        Features present in both are updated in place too; read-only state and revision are the
+        repository's and stay as they are.
+        """
+        for item in dataclasses.fields(Project):
+            if item.name not in ("features", "read_only", "read_only_reason", "revision", "_writable_probe"):
+                setattr(self, item.name, getattr(good, item.name))
+        features: dict[str, Feature] = {}
+        for feature_id, good_feature in good.features.items():
+            current = self.features.get(feature_id)
+            if current is None:
+                good_feature._project = self
+                features[feature_id] = good_feature
+                continue
+            for item in dataclasses.fields(Feature):
+                if item.name != "_project":
+                    setattr(current, item.name, getattr(good_feature, item.name))
+            features[feature_id] = current
+        self.features.clear()
+        self.features.update(features)
 
     def _check_writable(self, operation: str) -> None:
         if self.read_only:
@@ -297,18 +306,14 @@ class Project:
                 recoverable=self.status is not ProjectStatus.ERROR,
                 snapshot=self.snapshot(),
             )
-        text = _validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
+        text = validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
         if workflow_type not in WORKFLOW_TYPES:
             raise ValidationError(
                 f"unknown workflow type {workflow_type!r}",
                 "E305",
                 {"field": "workflow_type", "value": str(workflow_type), "allowed": sorted(WORKFLOW_TYPES)},
             )
-        title = (
-            _validated_text(name, code="E302", what="name", max_length=MAX_NAME_LENGTH)
-            if name is not None
-            else _default_feature_name(text)
-        )
+        title = validate_name(name) if name is not None else _default_feature_name(text)
         feature = Feature(project_id=self.id, prompt=text, name=title, workflow_type=workflow_type)
         feature._project = self
         self.features[feature.id] = feature

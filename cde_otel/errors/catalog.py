@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from cde_otel._exceptions import ERROR_CODES, ErrorCode, Severity
-from cde_otel.core.model import MAX_NAME_LENGTH, MAX_PROMPT_LENGTH, PHASES
+from cde_otel.core import MAX_NAME_LENGTH, MAX_PROMPT_LENGTH, PHASES
 
 #: Where the generated catalog lives, relative to the repository root; doc links point at its anchors.
 DOCS_PATH = "docs/errors/catalog.md"

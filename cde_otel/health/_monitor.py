@@ -35,7 +35,8 @@ from opentelemetry.sdk.metrics.export import MetricReader
 
 from cde_otel._exceptions import CDEError, ProjectError
 from cde_otel._version import __version__
-from cde_otel.core.repository import FileSystemProjectRepository, state_paths
+from cde_otel.core.repository import FileSystemProjectRepository
+from cde_otel.core.state import state_paths
 from cde_otel.health import sources
 from cde_otel.health._alerts import AlertTracker, conditions, disk_state, memory_state
 from cde_otel.health._metrics import MetricsCollector, MetricsSnapshot

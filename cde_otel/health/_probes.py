@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import psutil
 
 from cde_otel.core import storage
-from cde_otel.core.repository import STATE_DIR
+from cde_otel.core.state import STATE_DIR
 
 T = TypeVar("T")
 MIB = 1024 * 1024

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cde_otel.core import FileSystemProjectRepository
-from cde_otel.core.repository import state_paths
+from cde_otel.core.state import state_paths
 from cde_otel.errors import ReadOnlyModeError, StateError
 from cde_otel.testing import simulate_disk_full, simulate_storage_error
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from cde_otel.core import PHASES, FileSystemProjectRepository, Project, storage
 from cde_otel.core import state as state_codec
-from cde_otel.core.repository import state_paths
+from cde_otel.core.state import state_paths
 from cde_otel.errors import ProjectError, StateError
 
 json_values = st.recursive(
