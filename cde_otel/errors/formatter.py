@@ -145,7 +145,7 @@ def configured_docs_url() -> str | None:
     """``CDE_OTEL_ERRORS_DOCS_URL`` when set, else None (links stay relative)."""
     # Formatting must not fail because some unrelated setting is malformed (that error is E903 itself).
     try:
-        url = str(getattr(load_settings(), "errors_docs_url", "") or "")
+        url = load_settings().errors_docs_url
     except Exception:
         return None
     return url or None

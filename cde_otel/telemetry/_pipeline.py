@@ -212,7 +212,7 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         readers.append(
             PeriodicExportingMetricReader(
                 TrackedMetricExporter(metric_exporter, status),
-                export_interval_millis=float(interval) if interval else float(settings.metric_export_interval_ms),
+                export_interval_millis=float(interval) if interval else settings.metric_export_interval_ms,
             )
         )
     health_reader = InMemoryMetricReader()
