@@ -10,47 +10,53 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
-from telemetry_helpers import clean_env
 
 PIPELINE_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter", "cde_otel.telemetry", "opentelemetry.processor")
 _LOADED = "import json, sys; print(json.dumps(sorted(sys.modules)))"
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], env=clean_env(**env), capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 
-def _loaded_after(code: str) -> list[str]:
-    proc = _run(f"{code}\n{_LOADED}")
-    assert proc.returncode == 0, proc.stderr
-    modules: list[str] = json.loads(proc.stdout.splitlines()[-1])
-    return modules
+@pytest.fixture
+def loaded_after(clean_env: Callable[..., dict[str, str]]) -> Callable[[str], list[str]]:
+    """``loaded_after(code)``: every module a fresh interpreter has loaded after running ``code``."""
+
+    def run(code: str) -> list[str]:
+        proc = _run(f"{code}\n{_LOADED}", clean_env())
+        assert proc.returncode == 0, proc.stderr
+        modules: list[str] = json.loads(proc.stdout.splitlines()[-1])
+        return modules
+
+    return run
 
 
 def _pipeline(modules: list[str]) -> list[str]:
     return [m for m in modules if m.startswith(PIPELINE_MODULES)]
 
 
-def test_importing_the_instrumentor_loads_no_sdk_and_no_pipeline() -> None:
-    modules = _loaded_after("import cde_otel.instrumentation")
+def test_importing_the_instrumentor_loads_no_sdk_and_no_pipeline(loaded_after: Callable[[str], list[str]]) -> None:
+    modules = loaded_after("import cde_otel.instrumentation")
 
     assert _pipeline(modules) == []
     assert "cde_otel.core" not in modules  # observing the core does not import it
 
 
-def test_logging_without_otel_loads_no_sdk_and_no_pipeline() -> None:
-    modules = _loaded_after("from cde_otel.logging import setup_logging\nsetup_logging(otel=False, console=False)")
+def test_logging_without_otel_loads_no_sdk_and_no_pipeline(loaded_after: Callable[[str], list[str]]) -> None:
+    modules = loaded_after("from cde_otel.logging import setup_logging\nsetup_logging(otel=False, console=False)")
 
     assert _pipeline(modules) == []
     assert "cde_otel.logging._bridge" not in modules
 
 
-def test_the_core_and_the_settings_load_no_opentelemetry() -> None:
-    modules = _loaded_after("import cde_otel.core, cde_otel.settings, cde_otel.errors")
+def test_the_core_and_the_settings_load_no_opentelemetry(loaded_after: Callable[[str], list[str]]) -> None:
+    modules = loaded_after("import cde_otel.core, cde_otel.settings, cde_otel.errors")
 
     assert [m for m in modules if m.startswith(("opentelemetry", "structlog"))] == []
 
@@ -72,18 +78,18 @@ ENTRY_POINTS = [
 
 
 @pytest.mark.parametrize("first", ENTRY_POINTS)
-def test_start_up_hook_configures_whatever_the_app_imports_first(first: str) -> None:
+def test_start_up_hook_configures_whatever_the_app_imports_first(
+    first: str, clean_env: Callable[..., dict[str, str]]
+) -> None:
     """With CDE_OTEL_ENABLED the .pth hook configures telemetry when the core is imported, even
     when that import happens inside one of our own modules being imported (it used to fail with
     a false "circular import" message)."""
     code = f"import {first}\nimport cde_otel.core\nfrom cde_otel import telemetry\nprint(telemetry.is_configured())"
-    proc = _run(
-        code,
-        CDE_OTEL_ENABLED="true",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
+    env = clean_env(
+        CDE_OTEL_ENABLED="true", OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none"
     )
+
+    proc = _run(code, env)
 
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
