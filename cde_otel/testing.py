@@ -63,7 +63,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from cde_otel.core import storage
-from cde_otel.health import DiskReading, MemoryReading, metric_points
+from cde_otel.health import MIB, DiskReading, MemoryReading, metric_points
 from cde_otel.semconv import (
     ATTR_ERROR_TYPE,
     ATTR_OPERATION,
@@ -75,8 +75,6 @@ from cde_otel.semconv import (
 )
 from cde_otel.settings import HistogramKind, Settings
 from cde_otel.telemetry._histograms import duration_views
-
-MIB = 1024 * 1024
 
 __all__ = [
     "CapturedTelemetry",

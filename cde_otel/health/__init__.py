@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cde_otel.health._metrics import MetricsSnapshot, metric_points, operation_stats
     from cde_otel.health._monitor import HealthMonitor
     from cde_otel.health._percentiles import OperationStats
-    from cde_otel.health._probes import DiskReading, MemoryReading
+    from cde_otel.health._probes import MIB, DiskReading, MemoryReading
     from cde_otel.health._server import HealthServer, start_health_server
     from cde_otel.health.sources import register_telemetry, unregister_telemetry
 
@@ -47,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "operation_stats": "cde_otel.health._metrics",
     "HealthMonitor": "cde_otel.health._monitor",
     "OperationStats": "cde_otel.health._percentiles",
+    "MIB": "cde_otel.health._probes",
     "DiskReading": "cde_otel.health._probes",
     "MemoryReading": "cde_otel.health._probes",
     "HealthServer": "cde_otel.health._server",
@@ -56,6 +57,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "MIB",
     "DiskReading",
     "HealthMonitor",
     "HealthServer",
