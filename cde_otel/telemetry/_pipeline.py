@@ -114,6 +114,7 @@ def _protocol(signal: str, environ: Mapping[str, str]) -> str:
 def _otlp_exporter(signal: str, environ: Mapping[str, str]) -> Any:
     protocol = _protocol(signal, environ)
     if protocol == "grpc":
+        _require_grpc_extra()
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -142,6 +143,22 @@ def _otlp_exporter(signal: str, environ: Mapping[str, str]) -> Any:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 
     return HttpLogExporter()
+
+
+def _require_grpc_extra() -> None:
+    """The gRPC exporter is the ``cde-otel[grpc]`` extra: say so with E903 instead of a bare ImportError."""
+    import importlib.util
+
+    if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+        raise CDESystemError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install 'cde-otel[grpc]'",
+            "E903",
+            {
+                "setting": "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "value": "grpc",
+                "expected": "protocol without the gRPC extra (pip install 'cde-otel[grpc]', or use http/protobuf)",
+            },
+        )
 
 
 def _local_exporter(signal: str, directory: Path) -> Any:
