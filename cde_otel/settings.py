@@ -117,6 +117,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("redact_keys", (), _list, "list",
        "Extra key fragments whose values are masked in logs and attributes "
        "(token, password, secret, api_key, authorization, cookie, prompt are always masked)."),
+    # -- a good guest in the host process (issue 14) ----------------------------------------
+    _s("shutdown_timeout_s", 2.0, _float, "float",
+       "Seconds `shutdown()` (and the exit hook) may take to flush telemetry; what is not sent by then is "
+       "counted and reported once as a warning, whatever the collector does."),
     # -- errors -----------------------------------------------------------------------
     _s("errors_docs_url", "", _str, "url",
        "URL of the published error catalog page; formatted errors link to its `#e101`-style anchors "
