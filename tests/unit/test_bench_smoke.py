@@ -44,7 +44,7 @@ def _assert_goal_entries(result: dict[str, Any], keys: list[str]) -> None:
 
 
 def test_in_process_benchmarks_report_their_keys() -> None:
-    result = _quick_run("overhead,disabled,quantiles,health")
+    result = _quick_run("peers,overhead,disabled,quantiles,health")
 
     machine = result["machine"]
     assert isinstance(machine["nproc"], int)
@@ -53,7 +53,8 @@ def test_in_process_benchmarks_report_their_keys() -> None:
     assert isinstance(machine["versions"]["opentelemetry-sdk"], str)
 
     keys = [
-        "overhead_ratio_vs_floor",
+        "peers_default_vs_floor",
+        "peers_default_vs_peer",
         "overhead_spans_metrics_ratio_vs_floor",
         "disabled_ratio_vs_bare",
         "disabled_import_ms",
@@ -67,8 +68,16 @@ def test_in_process_benchmarks_report_their_keys() -> None:
     assert result["goals"]["overhead_spans_metrics_ratio_vs_floor"]["passed"] is None  # context only
 
     ns = result["overhead"]["ns_per_op"]
-    assert set(ns) == {"bare", "instrumented", "floor", "instrumented_no_logs", "floor_no_logs", "upstream_json"}
+    assert set(ns) == {"bare", "instrumented", "instrumented_no_logs", "floor_no_logs", "upstream_json"}
     assert all(isinstance(value, NUMBER) for value in ns.values())
+
+    peers = result["peers"]
+    # Logfire is in the dev extras (bench), so it is measured here too.
+    assert set(peers["cpu_ns_per_op"]) == {"bare", "floor", "peer", "default", "logfire"}
+    assert all(value > 0 for value in peers["cpu_ns_per_op"].values())
+    assert peers["cpu_ratios"]["default/floor"] == result["peers_default_vs_floor"]
+    assert peers["stderr_lines"] > 0  # the peer's (and today our) JSON lines were really written
+    assert result["goals"]["peers_default_vs_floor"]["goal"] == "≤ 2.00"
 
     disabled = result["disabled"]
     assert disabled["method_is_plain_function"] is True
