@@ -14,7 +14,8 @@ the exit status 1; a missed goal is reported (``goals``), not an error.
 Benchmarks: ``peers`` (bench_peers: our defaults next to the plain-SDK floor, the OTel +
 structlog peer and Logfire, CPU per operation including export), ``overhead`` (bench_overhead:
 the wrapper next to a hand-written one on the same providers), ``disabled`` (bench_disabled), ``quantiles``
-(bench_quantiles), ``health`` (bench_health, 200 req/s for 5 s), ``pipeline``
+(bench_quantiles), ``shutdown`` (bench_shutdown: exit time with the collector unreachable),
+``health`` (bench_health, 200 req/s for 5 s), ``pipeline``
 (bench_pipeline: export throughput and collector outage against the real Collector).
 """
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ("peers", "overhead", "disabled", "quantiles", "health", "pipeline")
+BENCHMARKS = ("peers", "overhead", "disabled", "shutdown", "quantiles", "health", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("overhead_spans_metrics_ratio_vs_floor", "wrapper / hand-written, same providers, no logs", None, None),
     Goal("disabled_ratio_vs_bare", "CDE_OTEL_ENABLED unset / uninstrumented", operator.le, 1.02),
     Goal("disabled_import_ms", "bootstrap .pth cost at start-up, disabled", operator.lt, 1.0, " ms", 0),
+    Goal("shutdown_after_work_s", "exit after the work, collector unreachable (worst run)", operator.le, 2.0, " s"),
     Goal("export_spans_per_s_zero_drop", "spans/s, zero drop, default logging (INFO)", operator.ge, 10_000, "", 0),
     Goal("export_spans_per_s_zero_drop_logs_warning", "… with CDE_OTEL_LOG_LEVEL=warning", None, None),
     Goal("collector_down_latency_ratio", "op p99 collector down / up", operator.le, 1.10),
@@ -77,6 +79,7 @@ KEYS_BY_BENCHMARK = {
     "peers": ("peers_default_vs_floor", "peers_default_vs_peer"),
     "overhead": ("overhead_spans_metrics_ratio_vs_floor",),
     "disabled": ("disabled_ratio_vs_bare", "disabled_import_ms"),
+    "shutdown": ("shutdown_after_work_s",),
     "quantiles": ("quantile_max_rel_error",),
     "health": ("health_p99_ms",),
     "pipeline": (
@@ -103,6 +106,10 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         from bench_disabled import measure_disabled
 
         return measure_disabled(quick=quick)
+    if name == "shutdown":
+        from bench_shutdown import measure_shutdown
+
+        return measure_shutdown(quick=quick)
     if name == "quantiles":
         from bench_quantiles import measure_quantiles
 

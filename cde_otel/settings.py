@@ -119,8 +119,9 @@ SETTINGS: tuple[Setting, ...] = (
        "(token, password, secret, api_key, authorization, cookie, prompt are always masked)."),
     # -- a good guest in the host process (issue 14) ----------------------------------------
     _s("shutdown_timeout_s", 2.0, _float, "float",
-       "Seconds `shutdown()` (and the exit hook) may take to flush telemetry; what is not sent by then is "
-       "counted and reported once as a warning, whatever the collector does."),
+       "Seconds from `shutdown()` (or the exit hook) to the process being free to exit, whatever the collector "
+       "does: telemetry is flushed until a quarter of it (at most 0.5 s) is left for the interpreter's teardown; "
+       "what is not sent is counted and reported once as a warning."),
     # -- errors -----------------------------------------------------------------------
     _s("errors_docs_url", "", _str, "url",
        "URL of the published error catalog page; formatted errors link to its `#e101`-style anchors "

@@ -58,6 +58,11 @@ class ExportStatus:
         with self._lock:
             return "failing" if not all(self._ok.values()) else "ok"
 
+    def all_failing(self) -> bool:
+        """True when every signal exported so far failed its last export (the collector looks down)."""
+        with self._lock:
+            return bool(self._ok) and not any(self._ok.values())
+
     def by_signal(self) -> dict[str, bool]:
         with self._lock:
             return dict(self._ok)

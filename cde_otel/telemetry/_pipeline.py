@@ -83,6 +83,7 @@ class Pipeline:
         default_factory=list
     )
     batch_processors: dict[str, Any] = field(default_factory=dict)  # signal -> Batch*Processor (queue left)
+    otlp_endpoints: tuple[tuple[str, int], ...] = ()  # (host, port) of each OTLP endpoint in use
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,28 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         destination=_destination(described, env, local_dir),
         tracked_exporters=tracked,
         batch_processors=processors,
+        otlp_endpoints=_otlp_endpoints(described, env),
     )
+
+
+def _otlp_endpoints(described: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """(host, port) of the OTLP endpoints the exporters send to, for the shutdown's reachability check."""
+    from urllib.parse import urlsplit
+
+    found: set[tuple[str, int]] = set()
+    for signal in _SIGNALS:
+        if not described.get(signal, "").startswith("otlp"):
+            continue
+        specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+        raw = (specific or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")).strip()
+        parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        if parts.hostname:
+            found.add((parts.hostname, port))
+    return tuple(sorted(found))
 
 
 def _destination(described: Mapping[str, str], environ: Mapping[str, str], local_dir: Path | None) -> str:
@@ -343,15 +365,20 @@ def flush(pipeline: Pipeline, timeout_millis: int = 10_000) -> None:
 def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> ShutdownReport:
     """Flushes and shuts the three providers down in parallel, within ``timeout_s`` (default: the setting).
 
-    Never raises. When the budget is nearly spent the exporters are aborted, which ends their
-    retry back-off; whatever is still running at the deadline is left behind (daemon threads)
-    and counted as unsent. The exporters' per-retry warnings are counted, not printed, meanwhile.
+    Never raises. The budget is for the whole exit: this returns by ``budget - reserve`` (a
+    quarter of it, at most 0.5 s, left for the interpreter's own teardown, which takes 0.1-0.2 s
+    with the SDK and its exporters imported, more on a loaded machine). The exporters are
+    aborted, which ends their retry back-off, when the budget is nearly spent — or at once when
+    the collector is known to be down (every signal's last export failed, or its port refuses
+    connections). Whatever still runs at the deadline is left behind (daemon threads) and
+    counted as unsent. The exporters' per-retry warnings are counted, not printed, meanwhile.
     """
     budget = pipeline.shutdown_timeout_s if timeout_s is None else timeout_s
     started = time.monotonic()
     if not pipeline.owned:
         return ShutdownReport(0.0, True, {}, pipeline.destination, budget)
-    deadline = started + budget
+    deadline = started + budget - min(0.5, budget / 4)  # the rest is for the interpreter's teardown
+    margin = min(0.25, budget / 8)
     status = pipeline.export_status or ExportStatus()
     with quiet_export_logs(status):
         workers = [
@@ -362,12 +389,13 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
                 ("metrics", pipeline.meter_provider),
             )
         ]
+        if status.all_failing() or _refused(pipeline.otlp_endpoints, min(0.2, margin)):
+            _abort(pipeline)  # retrying a collector that is down only holds the host's exit
         # The abort needs a moment to take effect (a back-off wait returns at once, a request in
-        # flight ends with its socket): keep a quarter of the budget, at most 0.25 s, for it.
-        _join(workers, deadline - min(0.25, budget / 4))
+        # flight ends with its socket).
+        _join(workers, deadline - margin)
         if any(worker.is_alive() for worker in workers):
-            for exporter in pipeline.tracked_exporters:
-                exporter.abort()
+            _abort(pipeline)
         _join(workers, deadline)
         completed = not any(worker.is_alive() for worker in workers)
         unsent = status.unsent()
@@ -375,6 +403,40 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
             unsent[signal] = unsent.get(signal, 0) + _queued(processor)
     unsent = {signal: n for signal, n in unsent.items() if n}
     return ShutdownReport(round(time.monotonic() - started, 3), completed, unsent, pipeline.destination, budget)
+
+
+def _abort(pipeline: Pipeline) -> None:
+    for exporter in pipeline.tracked_exporters:
+        exporter.abort()
+
+
+def _refused(endpoints: tuple[tuple[str, int], ...], timeout_s: float) -> bool:
+    """True when every OTLP endpoint refuses connections (nothing listens): no point in retrying.
+
+    Only the endpoints the exporters were configured with are contacted; the check is bounded by
+    ``timeout_s`` including name resolution (it runs in a daemon thread).
+    """
+    if not endpoints:
+        return False
+    refused: list[bool] = []
+
+    def probe() -> None:
+        import socket
+
+        for host, port in endpoints:
+            try:
+                socket.create_connection((host, port), timeout=timeout_s).close()
+            except ConnectionRefusedError:
+                refused.append(True)
+                continue
+            except OSError:
+                pass
+            refused.append(False)
+
+    checker = threading.Thread(target=probe, name="cde-otel-shutdown-probe", daemon=True)
+    checker.start()
+    checker.join(timeout_s)
+    return len(refused) == len(endpoints) and all(refused)
 
 
 def _start_shutdown(name: str, provider: Any) -> threading.Thread:

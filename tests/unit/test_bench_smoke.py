@@ -44,7 +44,7 @@ def _assert_goal_entries(result: dict[str, Any], keys: list[str]) -> None:
 
 
 def test_in_process_benchmarks_report_their_keys() -> None:
-    result = _quick_run("peers,overhead,disabled,quantiles,health")
+    result = _quick_run("peers,overhead,disabled,shutdown,quantiles,health")
 
     machine = result["machine"]
     assert isinstance(machine["nproc"], int)
@@ -58,6 +58,7 @@ def test_in_process_benchmarks_report_their_keys() -> None:
         "overhead_spans_metrics_ratio_vs_floor",
         "disabled_ratio_vs_bare",
         "disabled_import_ms",
+        "shutdown_after_work_s",
         "health_p99_ms",
         "quantile_max_rel_error",
     ]
@@ -83,6 +84,12 @@ def test_in_process_benchmarks_report_their_keys() -> None:
     assert disabled["method_is_plain_function"] is True
     assert disabled["heavy_modules_imported"] == []
     assert isinstance(disabled["disabled_ratio_cross_process"], NUMBER)
+
+    shutdown = result["shutdown"]
+    for collector in ("refused", "silent"):
+        assert shutdown[collector]["warnings_per_run"] == 1  # counted and reported once per process
+        assert shutdown[collector]["median_s"] > 0
+    assert result["shutdown_after_work_s"] == max(shutdown["refused"]["max_s"], shutdown["silent"]["max_s"])
 
     assert result["health"]["endpoint"] == "/health/ready"
     assert result["health"]["requests"] > 0
