@@ -56,6 +56,7 @@ _lock = threading.RLock()
 _pipeline: Pipeline | None = None
 _env_context_token: object | None = None
 _atexit_registered = False
+_configuring = False  # set while configure() runs: a re-entrant call (a post-import hook it triggers) is a no-op
 
 
 def configure(
@@ -72,35 +73,62 @@ def configure(
 
     Pass providers to use your own (nothing is then built, exported or shut down by cde-otel).
     """
-    global _pipeline, _atexit_registered
+    global _configuring
     env = os.environ if environ is None else environ
     if sdk_disabled(env):
         return None
     with _lock:
         if _pipeline is not None:
             return _pipeline
-        settings = settings or load_settings(env)
-        if tracer_provider or meter_provider or logger_provider:
-            pipeline = Pipeline(
-                tracer_provider or TracerProvider(),
-                meter_provider or MeterProvider(),
-                logger_provider or LoggerProvider(),
-                health_reader=None,
-                exporters={"all": "user-provided providers"},
-                owned=False,
+        if _configuring:
+            # Instrumenting a target imports its module, whose start-up hook calls configure() again on
+            # this thread: a second pipeline would own the wrappers and never be flushed by shutdown().
+            return None
+        _configuring = True
+        try:
+            return _configure_locked(
+                settings,
+                (tracer_provider, meter_provider, logger_provider),
+                set_global=set_global,
+                logging_setup=logging_setup,
+                env=env,
             )
-        else:
-            pipeline = build_pipeline(settings, env)
-        if set_global:
-            _set_globals(pipeline)
-        _attach_context_from_environment(env)
-        _instrument(pipeline, settings, logging_setup)
-        _pipeline = pipeline
-        if not _atexit_registered:
-            atexit.register(shutdown)
-            _atexit_registered = True
-        _log.debug("cde-otel telemetry configured: %s", pipeline.exporters)
-        return pipeline
+        finally:
+            _configuring = False
+
+
+def _configure_locked(
+    settings: Settings | None,
+    providers: tuple[TracerProvider | None, MeterProvider | None, LoggerProvider | None],
+    *,
+    set_global: bool,
+    logging_setup: bool,
+    env: Mapping[str, str],
+) -> Pipeline:
+    global _pipeline, _atexit_registered
+    tracer_provider, meter_provider, logger_provider = providers
+    settings = settings or load_settings(env)
+    if tracer_provider or meter_provider or logger_provider:
+        pipeline = Pipeline(
+            tracer_provider or TracerProvider(),
+            meter_provider or MeterProvider(),
+            logger_provider or LoggerProvider(),
+            health_reader=None,
+            exporters={"all": "user-provided providers"},
+            owned=False,
+        )
+    else:
+        pipeline = build_pipeline(settings, env)
+    if set_global:
+        _set_globals(pipeline)
+    _attach_context_from_environment(env)
+    _instrument(pipeline, settings, logging_setup)
+    _pipeline = pipeline
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True
+    _log.debug("cde-otel telemetry configured: %s", pipeline.exporters)
+    return pipeline
 
 
 def _set_globals(pipeline: Pipeline) -> None:
