@@ -4,7 +4,8 @@ Real processes (``CDE_OTEL_ENABLED=true``, the .pth start-up) export to a loopba
 nothing listens (``127.0.0.1:9``) or where a socket listens but never answers. Each script
 prints when its work ended; the test takes the time the process was seen to exit. The budget
 is ``CDE_OTEL_SHUTDOWN_TIMEOUT_S`` (default 2 s); the margin allows for interpreter teardown
-on a loaded 2-core machine (0.1-0.2 s quiet, up to a second at a load average of 8-10).
+on a loaded 2-core machine (0.1-0.2 s quiet, about a second at a load average of 8-10). The goal itself
+(within 2 s) is measured by ``bench/bench_shutdown.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from cde_otel.telemetry._pipeline import build_pipeline
 from tests.unit.telemetry_helpers import clean_env
 
 DEAD_COLLECTOR = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
-TEARDOWN_MARGIN_S = 1.0
+TEARDOWN_MARGIN_S = 1.5
 # Everything is exported at shutdown, not by the batch processors' timers during the work: on a
 # loaded machine the 0.2 s of work can outlast the 1 s log schedule, and an export failing *then*
 # logs the SDK's own retry warning (steady state, not what these tests are about).
