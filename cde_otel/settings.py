@@ -175,6 +175,14 @@ class Settings:
         "Extra key fragments whose values are masked in logs and attributes "
         "(token, password, secret, api_key, authorization, cookie, prompt are always masked).",
     )
+    # -- a good guest in the host process ---------------------------------------------
+    shutdown_timeout_s: float = _setting(
+        2.0,
+        _float,
+        "Seconds from `shutdown()` (or the exit hook) to the process being free to exit, whatever the collector "
+        "does: telemetry is flushed until a quarter of it (at most 0.5 s) is left for the interpreter's teardown; "
+        "what is not sent is counted and reported once as a warning.",
+    )
     # -- errors -----------------------------------------------------------------------
     errors_docs_url: str = _setting(
         "",

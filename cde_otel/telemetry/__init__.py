@@ -9,11 +9,16 @@ status with :mod:`cde_otel.health.sources`. Nothing below imports this package.
 
     cde_otel.configure()   # what CDE_OTEL_ENABLED=true does at start-up
     ...
-    cde_otel.shutdown()    # flushes traces, metrics and logs
+    cde_otel.shutdown()    # flushes traces, metrics and logs, within CDE_OTEL_SHUTDOWN_TIMEOUT_S
 
 ``configure()`` honours the standard ``OTEL_*`` variables (service name, resource attributes,
 exporters, OTLP endpoint/protocol/headers/timeout, sampler) and every ``CDE_OTEL_*`` setting
 (:mod:`cde_otel.settings`). ``OTEL_SDK_DISABLED=true`` turns it into a no-op.
+
+``shutdown()`` — also run at exit — is bounded: it returns within ``CDE_OTEL_SHUTDOWN_TIMEOUT_S``
+(default 2 s) whatever the collector does, never raises, and reports what could not be sent once,
+as a warning on the ``cde_otel.telemetry`` logger when the host configured logging, else as one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -32,11 +38,12 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 from cde_otel.settings import Settings, load_settings, sdk_disabled
-from cde_otel.telemetry._pipeline import Pipeline, build_pipeline, flush, shutdown_pipeline
+from cde_otel.telemetry._pipeline import Pipeline, ShutdownReport, build_pipeline, flush, shutdown_pipeline
 
 __all__ = [
     "CORRELATION_KEY",
     "Pipeline",
+    "ShutdownReport",
     "configure",
     "correlation",
     "current_correlation_id",
@@ -194,26 +201,74 @@ def force_flush(timeout_millis: int = 10_000) -> None:
         flush(_pipeline, timeout_millis)
 
 
-def shutdown() -> None:
-    """Uninstruments, flushes every signal and shuts the providers down. Safe to call twice."""
+def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
+    """Uninstruments, flushes every signal and shuts the providers down. Safe to call twice; never raises.
+
+    Returns within ``timeout_s`` (default ``CDE_OTEL_SHUTDOWN_TIMEOUT_S``) plus a few milliseconds.
+    What could not be sent by then is counted and reported once (see the module docs); the report
+    is returned too (None when there was nothing to shut down).
+    """
     global _pipeline
-    with _lock:
-        pipeline, _pipeline = _pipeline, None
-        if pipeline is None:
-            return
-        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+    try:
+        with _lock:
+            pipeline, _pipeline = _pipeline, None
+            if pipeline is None:
+                return None
+            _uninstrument()
+            report = shutdown_pipeline(pipeline, timeout_s)
+        message = report.warning()
+        if message is not None:
+            _warn_host(message)
+        return report
+    except Exception:  # the host's exit must never fail because of telemetry
+        _log.debug("cde-otel: shutdown failed", exc_info=True)
+        return None
 
-        from cde_otel.health.sources import unregister_telemetry
-        from cde_otel.instrumentation import CDEInstrumentor
 
-        unregister_telemetry()
-        CDEInstrumentor().uninstrument()
-        ThreadingInstrumentor().uninstrument()
+def _uninstrument() -> None:
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    from cde_otel.health.sources import unregister_telemetry
+    from cde_otel.instrumentation import CDEInstrumentor
+
+    undo_steps = (
+        unregister_telemetry,
+        CDEInstrumentor().uninstrument,
+        ThreadingInstrumentor().uninstrument,
+        _reset_logging,
+    )
+    for undo in undo_steps:
         try:
-            from cde_otel.logging import reset_logging
-
-            reset_logging()
+            undo()
         except Exception:
-            _log.debug("cde-otel: resetting logging failed", exc_info=True)
-        flush(pipeline)
-        shutdown_pipeline(pipeline)
+            _log.debug("cde-otel: %s failed during shutdown", getattr(undo, "__qualname__", undo), exc_info=True)
+
+
+def _reset_logging() -> None:
+    from cde_otel.logging import reset_logging
+
+    reset_logging()
+
+
+def _warn_host(message: str) -> None:
+    """One warning: to the host's logging when it has a handler for it, else one line on stderr."""
+    if _has_handler(_log, logging.WARNING):
+        _log.warning("cde-otel: %s", message)
+        return
+    try:
+        sys.stderr.write(f"cde-otel: {message}\n")
+        sys.stderr.flush()
+    except Exception:  # stderr closed: nothing polite left to do
+        return
+
+
+def _has_handler(logger: logging.Logger, level: int) -> bool:
+    """Whether a record at ``level`` would reach a real handler (our own NullHandler does not count)."""
+    if not logger.isEnabledFor(level):
+        return False
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) and level >= h.level for h in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False

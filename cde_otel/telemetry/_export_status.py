@@ -1,13 +1,19 @@
 """Whether telemetry is actually leaving the process: each exporter's last result, per signal.
 
 The SDK keeps export results inside its processors; these pass-through exporters remember
-them so health can report "ok" or "failing" without a second bookkeeping of spans.
+them so health can report "ok" or "failing" without a second bookkeeping of spans. They also
+count what could not be sent (items of failed exports, and of exports still in flight), which
+``shutdown()`` reports once, and they can be aborted: ``abort()`` shuts the wrapped exporter
+down, which interrupts the OTLP exporters' retry back-off, so a dead collector cannot hold
+the host's exit hostage.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -16,59 +22,175 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+_log = logging.getLogger("cde_otel.telemetry")
+# Set while one of our exporters runs in this thread: the shutdown filter below only ever
+# touches records that our own exports produce, never the host's exporters'.
+_in_our_export = threading.local()
+# Loggers the OTel exporters and batch processors report retries and failures on.
+EXPORT_LOGGERS = (
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+)
+
 
 class ExportStatus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ok: dict[str, bool] = {}
+        self._failed: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}
+        self.quiet = False  # True during shutdown: our exports' retry warnings are counted, not printed
+        self.quieted_records = 0
 
-    def record(self, signal: str, ok: bool) -> None:
+    def record(self, signal: str, ok: bool, items: int = 0) -> None:
         with self._lock:
             self._ok[signal] = ok
+            if not ok:
+                self._failed[signal] = self._failed.get(signal, 0) + items
 
     def status(self) -> str:
         """ "failing" when a signal's last export failed, else "ok" (nothing exported yet counts as ok)."""
         with self._lock:
             return "failing" if not all(self._ok.values()) else "ok"
 
+    def all_failing(self) -> bool:
+        """True when every signal exported so far failed its last export (the collector looks down)."""
+        with self._lock:
+            return bool(self._ok) and not any(self._ok.values())
+
     def by_signal(self) -> dict[str, bool]:
         with self._lock:
             return dict(self._ok)
 
+    @contextlib.contextmanager
+    def exporting(self, signal: str, items: int) -> Iterator[None]:
+        """Marks an export of ``items`` as in flight (counted as unsent until it returns) in this thread."""
+        with self._lock:
+            self._in_flight[signal] = self._in_flight.get(signal, 0) + items
+        _in_our_export.active = True
+        try:
+            yield
+        finally:
+            _in_our_export.active = False
+            with self._lock:
+                self._in_flight[signal] -= items
 
-class TrackedSpanExporter(SpanExporter):
+    def unsent(self) -> dict[str, int]:
+        """Items per signal whose export failed, plus those still being exported right now."""
+        with self._lock:
+            signals = set(self._failed) | set(self._in_flight)
+            return {s: self._failed.get(s, 0) + self._in_flight.get(s, 0) for s in sorted(signals)}
+
+
+class _QuietDuringShutdown(logging.Filter):
+    """Drops (and counts) what our own exports log while ``status.quiet`` is on: one summary replaces them."""
+
+    def __init__(self, status: ExportStatus) -> None:
+        super().__init__()
+        self._status = status
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._status.quiet and getattr(_in_our_export, "active", False):
+            self._status.quieted_records += 1
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def quiet_export_logs(status: ExportStatus) -> Iterator[None]:
+    """For the shutdown window: our exporters' per-retry warnings are counted instead of printed."""
+    quiet = _QuietDuringShutdown(status)
+    loggers = [logging.getLogger(name) for name in EXPORT_LOGGERS]
+    status.quiet = True
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+def _metric_points(metrics_data: MetricsData) -> int:
+    try:
+        return sum(
+            len(metric.data.data_points)
+            for resource in metrics_data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        )
+    except Exception:  # counting is best effort; never fail an export for it
+        return 0
+
+
+class _Tracked:
+    """Idempotent shutdown (the processor's and ``abort()`` may both call it) and ``abort()``."""
+
+    _inner: Any
+    _closed = False
+
+    def abort(self) -> None:
+        """Stops the wrapped exporter now: interrupts a retry back-off in progress."""
+        self._close()
+
+    def _close(self, **kwargs: Any) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._inner.shutdown(**kwargs)
+        except Exception:
+            _log.debug("cde-otel: exporter shutdown failed", exc_info=True)
+
+
+class TrackedSpanExporter(_Tracked, SpanExporter):
     def __init__(self, inner: SpanExporter, status: ExportStatus) -> None:
         self._inner, self._status = inner, status
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = self._inner.export(spans)
-        self._status.record("traces", result is SpanExportResult.SUCCESS)
+        result = SpanExportResult.FAILURE
+        with self._status.exporting("traces", len(spans)):
+            try:
+                result = self._inner.export(spans)
+            except Exception:
+                _log.debug("cde-otel: span export raised", exc_info=True)
+        self._status.record("traces", result is SpanExportResult.SUCCESS, len(spans))
         return result
 
     def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-class TrackedLogExporter(LogRecordExporter):
-    def __init__(self, inner: LogRecordExporter, status: ExportStatus) -> None:
-        self._inner, self._status = inner, status
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        result = self._inner.export(batch)
-        self._status.record("logs", result is LogRecordExportResult.SUCCESS)
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()  # type: ignore[no-untyped-call]
+        self._close()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return bool(self._inner.force_flush(timeout_millis))
 
 
-class TrackedMetricExporter(MetricExporter):
+class TrackedLogExporter(_Tracked, LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, status: ExportStatus) -> None:
+        self._inner, self._status = inner, status
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        result = LogRecordExportResult.FAILURE
+        with self._status.exporting("logs", len(batch)):
+            try:
+                result = self._inner.export(batch)
+            except Exception:
+                _log.debug("cde-otel: log export raised", exc_info=True)
+        self._status.record("logs", result is LogRecordExportResult.SUCCESS, len(batch))
+        return result
+
+    def shutdown(self) -> None:
+        self._close()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return bool(self._inner.force_flush(timeout_millis))
+
+
+class TrackedMetricExporter(_Tracked, MetricExporter):
     def __init__(self, inner: MetricExporter, status: ExportStatus) -> None:
         # Keep the wrapped exporter's temporality and aggregation preferences (cumulative by default).
         super().__init__(
@@ -78,12 +200,18 @@ class TrackedMetricExporter(MetricExporter):
         self._inner, self._status = inner, status
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        self._status.record("metrics", result is MetricExportResult.SUCCESS)
+        points = _metric_points(metrics_data)
+        result = MetricExportResult.FAILURE
+        with self._status.exporting("metrics", points):
+            try:
+                result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            except Exception:
+                _log.debug("cde-otel: metric export raised", exc_info=True)
+        self._status.record("metrics", result is MetricExportResult.SUCCESS, points)
         return result
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis)
+        return bool(self._inner.force_flush(timeout_millis))
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        self._close(timeout_millis=timeout_millis, **kwargs)

@@ -6,12 +6,20 @@ default, or ``grpc``), and the OTLP endpoint/headers/timeout/compression variabl
 exporters read themselves. With ``otlp`` selected but no OTLP endpoint configured, telemetry
 is kept locally as OTLP-JSON lines under ``CDE_OTEL_LOCAL_DIR`` (the embedded default), which
 a collector's ``otlpjsonfile`` receiver can read back.
+
+Shutdown is bounded (``CDE_OTEL_SHUTDOWN_TIMEOUT_S``, default 2 s): the providers are built
+without the SDK's own ``atexit`` hooks (``shutdown_on_exit=False``), and
+:func:`shutdown_pipeline` shuts the three down in parallel, aborts the exporters (which ends
+their retry back-off) when the budget is nearly spent, and returns by the deadline whatever
+the collector does, with a count of what could not be sent.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +56,7 @@ from cde_otel.telemetry._export_status import (
     TrackedLogExporter,
     TrackedMetricExporter,
     TrackedSpanExporter,
+    quiet_export_logs,
 )
 from cde_otel.telemetry._histograms import duration_views
 
@@ -68,6 +77,37 @@ class Pipeline:
     local_dir: Path | None = None
     owned: bool = True
     export_status: ExportStatus | None = None
+    # -- bounded shutdown (issue 14) --
+    shutdown_timeout_s: float = 2.0
+    destination: str = ""  # where telemetry goes, for the one "could not send" warning
+    tracked_exporters: list[TrackedSpanExporter | TrackedLogExporter | TrackedMetricExporter] = field(
+        default_factory=list
+    )
+    batch_processors: dict[str, Any] = field(default_factory=dict)  # signal -> Batch*Processor (queue left)
+    otlp_endpoints: tuple[tuple[str, int], ...] = ()  # (host, port) of each OTLP endpoint in use
+
+
+@dataclass(frozen=True)
+class ShutdownReport:
+    """What one bounded shutdown achieved."""
+
+    seconds: float
+    completed: bool  # every provider finished within the budget
+    unsent: dict[str, int]  # per signal: items whose export failed, was cut short, or never started
+    destination: str
+    budget_s: float
+
+    def warning(self) -> str | None:
+        """One sentence for the host when something was not sent, else None."""
+        names = {"traces": "spans", "logs": "log records", "metrics": "metric points"}
+        parts = [f"{self.unsent[signal]:,} {name}" for signal, name in names.items() if self.unsent.get(signal)]
+        if not parts:
+            return None
+        listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        return (
+            f"{listed} could not be sent to {self.destination or 'the exporters'} before exit "
+            f"(collector unreachable or too slow; shutdown budget {self.budget_s:g} s, CDE_OTEL_SHUTDOWN_TIMEOUT_S)"
+        )
 
 
 def build_resource(environ: Mapping[str, str]) -> Resource:
@@ -115,6 +155,7 @@ def _protocol(signal: str, environ: Mapping[str, str]) -> str:
 def _otlp_exporter(signal: str, environ: Mapping[str, str]) -> Any:
     protocol = _protocol(signal, environ)
     if protocol == "grpc":
+        _require_grpc_extra()
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -143,6 +184,22 @@ def _otlp_exporter(signal: str, environ: Mapping[str, str]) -> Any:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 
     return HttpLogExporter()
+
+
+def _require_grpc_extra() -> None:
+    """The gRPC exporter is the ``cde-otel[grpc]`` extra: say so with E903 instead of a bare ImportError."""
+    import importlib.util
+
+    if importlib.util.find_spec("opentelemetry.exporter.otlp.proto.grpc") is None:
+        raise CDESystemError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs the gRPC exporter: pip install 'cde-otel[grpc]'",
+            "E903",
+            {
+                "setting": "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "value": "grpc",
+                "expected": "protocol without the gRPC extra (pip install 'cde-otel[grpc]', or use http/protobuf)",
+            },
+        )
 
 
 def _local_exporter(signal: str, directory: Path) -> Any:
@@ -196,22 +253,29 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     exporters, described, local_dir = select_exporters(settings, env)
     status = ExportStatus()
 
-    tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER(_ARG)
+    tracked: list[Any] = []
+    processors: dict[str, Any] = {}
+    # shutdown_on_exit=False: the SDK's own atexit hooks are unbounded (retries up to the OTLP timeout
+    # per batch) and raise from atexit; configure() registers one bounded shutdown instead.
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # sampler: OTEL_TRACES_SAMPLER
     from opentelemetry.processor.baggage import BaggageSpanProcessor
 
     # Copies the correlation id onto spans other instrumentations start, too.
     tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
     span_exporter: SpanExporter | None = exporters["traces"]
     if span_exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(TrackedSpanExporter(span_exporter, status)))
+        tracked.append(TrackedSpanExporter(span_exporter, status))
+        processors["traces"] = BatchSpanProcessor(tracked[-1])
+        tracer_provider.add_span_processor(processors["traces"])
 
     readers: list[MetricReader] = []
     metric_exporter: MetricExporter | None = exporters["metrics"]
     if metric_exporter is not None:
         interval = env.get("OTEL_METRIC_EXPORT_INTERVAL")
+        tracked.append(TrackedMetricExporter(metric_exporter, status))
         readers.append(
             PeriodicExportingMetricReader(
-                TrackedMetricExporter(metric_exporter, status),
+                tracked[-1],
                 export_interval_millis=float(interval) if interval else settings.metric_export_interval_ms,
             )
         )
@@ -221,19 +285,18 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         resource=resource,
         metric_readers=readers,
         views=duration_views(settings.histogram, settings.histogram_max_size),
+        shutdown_on_exit=False,
     )
 
-    logger_provider = LoggerProvider(resource=resource)
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     log_exporter: LogRecordExporter | None = exporters["logs"]
     queue_size, batch_size = _log_batch_sizes(env)
     if log_exporter is not None:
-        logger_provider.add_log_record_processor(
-            BatchLogRecordProcessor(
-                TrackedLogExporter(log_exporter, status),
-                max_queue_size=queue_size,
-                max_export_batch_size=batch_size,
-            )
+        tracked.append(TrackedLogExporter(log_exporter, status))
+        processors["logs"] = BatchLogRecordProcessor(
+            tracked[-1], max_queue_size=queue_size, max_export_batch_size=batch_size
         )
+        logger_provider.add_log_record_processor(processors["logs"])
 
     any_exporter = any(e is not None for e in exporters.values())
     return Pipeline(
@@ -244,7 +307,41 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         described,
         local_dir,
         export_status=status if any_exporter else None,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        destination=_destination(described, env, local_dir),
+        tracked_exporters=tracked,
+        batch_processors=processors,
+        otlp_endpoints=_otlp_endpoints(described, env),
     )
+
+
+def _otlp_endpoints(described: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """(host, port) of the OTLP endpoints the exporters send to, for the shutdown's reachability check."""
+    from urllib.parse import urlsplit
+
+    found: set[tuple[str, int]] = set()
+    for signal in _SIGNALS:
+        if not described.get(signal, "").startswith("otlp"):
+            continue
+        specific = environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+        raw = (specific or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")).strip()
+        parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        if parts.hostname:
+            found.add((parts.hostname, port))
+    return tuple(sorted(found))
+
+
+def _destination(described: Mapping[str, str], environ: Mapping[str, str], local_dir: Path | None) -> str:
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if endpoint:
+        return endpoint
+    if local_dir is not None:
+        return str(local_dir)
+    return ", ".join(sorted({where for where in described.values() if where != "none"}))
 
 
 def _log_batch_sizes(environ: Mapping[str, str]) -> tuple[int | None, int | None]:
@@ -264,11 +361,105 @@ def flush(pipeline: Pipeline, timeout_millis: int = 10_000) -> None:
     pipeline.logger_provider.force_flush(timeout_millis)
 
 
-def shutdown_pipeline(pipeline: Pipeline) -> None:
+def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> ShutdownReport:
+    """Flushes and shuts the three providers down in parallel, within ``timeout_s`` (default: the setting).
+
+    Never raises. The budget is for the whole exit: this returns by ``budget - reserve`` (a
+    quarter of it, at most 0.5 s, left for the interpreter's own teardown, which takes 0.1-0.2 s
+    with the SDK and its exporters imported, more on a loaded machine). The exporters are
+    aborted, which ends their retry back-off, when the budget is nearly spent — or at once when
+    the collector is known to be down (every signal's last export failed, or its port refuses
+    connections). Whatever still runs at the deadline is left behind (daemon threads) and
+    counted as unsent. The exporters' per-retry warnings are counted, not printed, meanwhile.
+    """
+    budget = pipeline.shutdown_timeout_s if timeout_s is None else timeout_s
+    started = time.monotonic()
     if not pipeline.owned:
-        return
-    for provider in (pipeline.tracer_provider, pipeline.meter_provider, pipeline.logger_provider):
+        return ShutdownReport(0.0, True, {}, pipeline.destination, budget)
+    deadline = started + budget - min(0.5, budget / 4)  # the rest is for the interpreter's teardown
+    margin = min(0.25, budget / 8)
+    status = pipeline.export_status or ExportStatus()
+    with quiet_export_logs(status):
+        workers = [
+            _start_shutdown(name, provider)
+            for name, provider in (
+                ("traces", pipeline.tracer_provider),
+                ("logs", pipeline.logger_provider),
+                ("metrics", pipeline.meter_provider),
+            )
+        ]
+        if status.all_failing() or _refused(pipeline.otlp_endpoints, min(0.2, margin)):
+            _abort(pipeline)  # retrying a collector that is down only holds the host's exit
+        # The abort needs a moment to take effect (a back-off wait returns at once, a request in
+        # flight ends with its socket).
+        _join(workers, deadline - margin)
+        if any(worker.is_alive() for worker in workers):
+            _abort(pipeline)
+        _join(workers, deadline)
+        completed = not any(worker.is_alive() for worker in workers)
+        unsent = status.unsent()
+        for signal, processor in pipeline.batch_processors.items():
+            unsent[signal] = unsent.get(signal, 0) + _queued(processor)
+    unsent = {signal: n for signal, n in unsent.items() if n}
+    return ShutdownReport(round(time.monotonic() - started, 3), completed, unsent, pipeline.destination, budget)
+
+
+def _abort(pipeline: Pipeline) -> None:
+    for exporter in pipeline.tracked_exporters:
+        exporter.abort()
+
+
+def _refused(endpoints: tuple[tuple[str, int], ...], timeout_s: float) -> bool:
+    """True when every OTLP endpoint refuses connections (nothing listens): no point in retrying.
+
+    Only the endpoints the exporters were configured with are contacted; the check is bounded by
+    ``timeout_s`` including name resolution (it runs in a daemon thread).
+    """
+    if not endpoints:
+        return False
+    refused: list[bool] = []
+
+    def probe() -> None:
+        import socket
+
+        for host, port in endpoints:
+            try:
+                socket.create_connection((host, port), timeout=timeout_s).close()
+            except ConnectionRefusedError:
+                refused.append(True)
+                continue
+            except OSError:
+                pass
+            refused.append(False)
+
+    checker = threading.Thread(target=probe, name="cde-otel-shutdown-probe", daemon=True)
+    checker.start()
+    checker.join(timeout_s)
+    return len(refused) == len(endpoints) and all(refused)
+
+
+def _start_shutdown(name: str, provider: Any) -> threading.Thread:
+    def run() -> None:
         try:
             provider.shutdown()
-        except Exception:  # noqa: S112 - a failing exporter must not stop the others flushing
-            continue
+        except Exception:  # a failing exporter must not stop the others, nor reach the host
+            import logging
+
+            logging.getLogger("cde_otel.telemetry").debug("cde-otel: %s shutdown failed", name, exc_info=True)
+
+    worker = threading.Thread(target=run, name=f"cde-otel-shutdown-{name}", daemon=True)
+    worker.start()
+    return worker
+
+
+def _join(workers: list[threading.Thread], deadline: float) -> None:
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+
+
+def _queued(processor: Any) -> int:
+    """Items still waiting in a batch processor's queue (the SDK's private queue; 0 if it moved)."""
+    try:
+        return len(processor._batch_processor._queue)
+    except Exception:
+        return 0

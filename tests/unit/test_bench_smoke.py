@@ -16,14 +16,16 @@ BenchRunner = Callable[..., dict[str, Any]]
 
 def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None:
     keys = [
-        "overhead_ratio_vs_floor",
+        "peers_default_vs_floor",
+        "peers_default_vs_peer",
         "overhead_spans_metrics_ratio_vs_floor",
         "disabled_ratio_vs_bare",
         "disabled_import_ms",
+        "shutdown_after_work_s",
         "health_p99_ms",
         "quantile_max_rel_error",
     ]
-    result = run_bench("overhead,disabled,quantiles,health", keys)
+    result = run_bench("peers,overhead,disabled,shutdown,quantiles,health", keys)
     machine = result["machine"]
     assert isinstance(machine["nproc"], int)
     assert isinstance(machine["cpu"], str)
@@ -36,13 +38,27 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     assert result["goals"]["overhead_spans_metrics_ratio_vs_floor"]["passed"] is None  # context only
 
     ns = result["overhead"]["ns_per_op"]
-    assert set(ns) == {"bare", "instrumented", "floor", "instrumented_no_logs", "floor_no_logs", "upstream_json"}
+    assert set(ns) == {"bare", "instrumented", "instrumented_no_logs", "floor_no_logs", "upstream_json"}
     assert all(isinstance(value, NUMBER) for value in ns.values())
+
+    peers = result["peers"]
+    # Logfire is in the dev extras (bench), so it is measured here too.
+    assert set(peers["cpu_ns_per_op"]) == {"bare", "floor", "peer", "default", "logfire"}
+    assert all(value > 0 for value in peers["cpu_ns_per_op"].values())
+    assert peers["cpu_ratios"]["default/floor"] == result["peers_default_vs_floor"]
+    assert peers["stderr_lines"] > 0  # the peer's (and today our) JSON lines were really written
+    assert result["goals"]["peers_default_vs_floor"]["goal"] == "≤ 2.00"
 
     disabled = result["disabled"]
     assert disabled["method_is_plain_function"] is True
     assert disabled["heavy_modules_imported"] == []
     assert isinstance(disabled["disabled_ratio_cross_process"], NUMBER)
+
+    shutdown = result["shutdown"]
+    for collector in ("refused", "silent"):
+        assert shutdown[collector]["warnings_per_run"] == 1  # counted and reported once per process
+        assert shutdown[collector]["median_s"] > 0
+    assert result["shutdown_after_work_s"] == max(shutdown["refused"]["max_s"], shutdown["silent"]["max_s"])
 
     assert result["health"]["endpoint"] == "/health/ready"
     assert result["health"]["requests"] > 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from concurrent_log_handler import ConcurrentRotatingFileHandler
 from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel.errors import CDESystemError
@@ -59,7 +60,7 @@ def test_logging_configuration(tmp_path: Path) -> None:
 
     assert logging.getLogger().level == logging.WARNING
     (handler,) = log_file_handlers()
-    assert isinstance(handler, logging.handlers.RotatingFileHandler)
+    assert isinstance(handler, ConcurrentRotatingFileHandler)  # safe with several writer processes
     assert (handler.maxBytes, handler.backupCount) == (4096, 3)
     assert Path(handler.baseFilename) == log_file
 
