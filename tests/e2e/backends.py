@@ -301,6 +301,9 @@ class Backends:
         Extra environment for the collector (e.g. ``{"COLLECTOR_BATCH_TIMEOUT": "200ms"}``).
     collector_configs:
         The collector's ``--config`` files in ``collector-config/`` (merged in order).
+    jaeger_storage:
+        ``"memory"`` (default here: cheap, what the export benchmarks assume) or ``"badger"``
+        (persistent, in ``workdir``: traces survive a Jaeger restart).
     """
 
     def __init__(
@@ -311,6 +314,7 @@ class Backends:
         collector_env: dict[str, str] | None = None,
         binaries: Binaries | None = None,
         collector_configs: tuple[str, ...] = ("otel-collector.yaml",),
+        jaeger_storage: str = "memory",
     ) -> None:
         self.binaries = binaries or find_binaries()
         self.startup_timeout = startup_timeout
@@ -364,6 +368,7 @@ class Backends:
                 "JAEGER_TELEMETRY_HOST": lo,
                 "JAEGER_TELEMETRY_PORT": str(jaeger_telemetry),
                 "JAEGER_BADGER_DIR": str(self.workdir / "jaeger-badger"),
+                "JAEGER_TRACE_STORAGE": jaeger_storage,
             },
             log_path=self.log_dir / "jaeger.log",
             cwd=self.workdir,

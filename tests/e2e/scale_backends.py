@@ -78,6 +78,7 @@ class ScaleOutBackends(Backends):
             startup_timeout=startup_timeout,
             binaries=binaries,
             collector_configs=("otel-agent.yaml",),
+            jaeger_storage="badger",
             collector_env={
                 "AGENT_GATEWAY_ENDPOINTS": "[" + ", ".join(f"{lo}:{p}" for p in grpc_ports) + "]",
                 **(agent_env or {}),
