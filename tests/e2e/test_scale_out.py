@@ -300,7 +300,7 @@ def _traces(run: ScaleRun) -> dict[str, dict[str, Any]]:
 
 
 def _gateways_of(trace: dict[str, Any]) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for span in trace["spans"]:
         tags = trace["processes"][span["processID"]].get("tags", [])
         found.update(str(t["value"]) for t in tags if t["key"] == GATEWAY_ID_KEY)

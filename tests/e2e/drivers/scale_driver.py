@@ -3,11 +3,9 @@
     python scale_driver.py RECORDS_JSONL CONTROL_FILE SEED RATE
 
 Telemetry is switched on by ``CDE_OTEL_ENABLED=true`` in the environment (with
-``CDE_OTEL_TARGETS`` naming the classes of ``app/tool_calls.py``); nothing here configures it.
-The app's own module is imported after the CDE core, as an application loads its tools after
-its libraries (see ``APP_DIR``). The driver only *observes* the SDK: a span processor added to
-the global tracer provider counts the spans each trace really had, so the test can tell a
-whole trace from a partial one.
+``CDE_OTEL_TARGETS`` naming the classes of ``tool_calls.py``); nothing here configures it.
+The driver only *observes* the SDK: a span processor added to the global tracer provider
+counts the spans each trace really had, so the test can tell a whole trace from a partial one.
 
 CONTROL_FILE holds the phase: any word is a phase label stamped on the calls made while it is
 there; ``pause`` makes no calls; ``stop`` ends the process (exit code 0, after the SDK's
@@ -35,12 +33,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from cde_otel.core import CDEError, Project, ProjectStatus  # importing the core turns telemetry on
-
-# Not on sys.path until the core is imported: a target module that is importable while
-# configure() runs is imported by it eagerly, and the bootstrap's post-import hook on that
-# module then re-enters configure() (two pipelines, core classes wrapped twice). Reported.
-APP_DIR = Path(__file__).resolve().parent / "app"
+from cde_otel.core import Project, ProjectStatus  # importing the core turns telemetry on
 
 
 class SpanCounter(SpanProcessor):
@@ -64,7 +57,6 @@ def kind_of(index: int) -> str:
 
 
 def main(records_file: str, control_file: str, seed: str, rate: str) -> int:
-    sys.path.insert(0, str(APP_DIR))
     import tool_calls
     from controlled import ControlledClock
 
@@ -73,10 +65,10 @@ def main(records_file: str, control_file: str, seed: str, rate: str) -> int:
     counter = SpanCounter()
     trace.get_tracer_provider().add_span_processor(counter)  # type: ignore[attr-defined]
     clock = ControlledClock()
-    _wrapper.time = clock  # type: ignore[assignment]  # exact durations for MeasuredStep.run
+    _wrapper.time = clock  # type: ignore[attr-defined,assignment]  # exact durations for MeasuredStep.run
     project = Project(name="scale-out", path="/nonexistent/scale-out")
     project.status = ProjectStatus.ACTIVE  # set directly: no span outside a tool call
-    call = tool_calls.ToolCall(project, clock, CDEError)
+    call = tool_calls.ToolCall(project, clock)
     rng = random.Random(int(seed))
     interval = 1.0 / float(rate)
     kinds: Counter[str] = Counter()

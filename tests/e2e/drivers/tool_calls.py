@@ -18,7 +18,11 @@ instrumentation wrapper's clock for ``controlled.ControlledClock`` and arms it b
 from __future__ import annotations
 
 import time
-from typing import Any
+
+from controlled import ControlledClock
+
+from cde_otel.core import Project
+from cde_otel.errors import CDEError
 
 SLOW_STEP_S = 1.2
 
@@ -34,10 +38,9 @@ class MeasuredStep:
 
 
 class ToolCall:
-    def __init__(self, project: Any, clock: Any, refusal: type[Exception]) -> None:
+    def __init__(self, project: Project, clock: ControlledClock) -> None:
         self.project = project
         self.clock = clock
-        self.refusal = refusal  # the core's CDEError
         self.step = MeasuredStep()
         self.slow_step = SlowStep()
 
@@ -50,6 +53,6 @@ class ToolCall:
             self.slow_step.wait(SLOW_STEP_S)
         try:
             feature.advance_phase("design" if kind == "error" else "decompose", {"kind": kind})
-        except self.refusal as error:  # E102: phases go one at a time
-            return str(getattr(error, "code", "?"))
+        except CDEError as error:  # E102: phases go one at a time
+            return error.code
         return None
