@@ -16,7 +16,8 @@ structlog peer and Logfire, CPU per operation including export), ``overhead`` (b
 the wrapper next to a hand-written one on the same providers), ``disabled`` (bench_disabled), ``quantiles``
 (bench_quantiles), ``shutdown`` (bench_shutdown: exit time with the collector unreachable),
 ``health`` (bench_health, 200 req/s for 5 s), ``pipeline``
-(bench_pipeline: export throughput and collector outage against the real Collector).
+(bench_pipeline: export throughput and collector outage against the real Collector), ``scale``
+(bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ("peers", "overhead", "disabled", "shutdown", "quantiles", "health", "pipeline")
+BENCHMARKS = ("peers", "overhead", "disabled", "shutdown", "quantiles", "health", "pipeline", "scale")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ GOALS: tuple[Goal, ...] = (
     Goal("collector_down_rss_growth_second_half_mb", "RSS growth, 2nd half of long outage", operator.lt, 5.0, " MB", 0),
     Goal("health_p99_ms", "/health/ready p99 at 200 req/s", operator.lt, 5.0, " ms", 0),
     Goal("quantile_max_rel_error", "P50/P95/P99 worst rel. error (Prom 2.x)", operator.le, 0.02),
+    Goal("scale_spans_per_s_zero_drop_1_gateway", "spans/s, zero drop, agent → 1 gateway", None, None, "", 0),
+    Goal("scale_spans_per_s_zero_drop_2_gateways", "spans/s, zero drop, agent → 2 gateways", None, None, "", 0),
+    Goal("scale_agent_cpu_us_per_span", "agent CPU per span (µs)", None, None),
+    Goal("scale_gateway_cpu_us_per_span", "gateway tier CPU per span (µs)", None, None),
 )
 KEYS_BY_BENCHMARK = {
     "peers": ("peers_default_vs_floor", "peers_default_vs_peer"),
@@ -87,6 +92,12 @@ KEYS_BY_BENCHMARK = {
         "export_spans_per_s_zero_drop_logs_warning",
         "collector_down_latency_ratio",
         "collector_down_rss_growth_second_half_mb",
+    ),
+    "scale": (
+        "scale_spans_per_s_zero_drop_1_gateway",
+        "scale_spans_per_s_zero_drop_2_gateways",
+        "scale_agent_cpu_us_per_span",
+        "scale_gateway_cpu_us_per_span",
     ),
 }
 
@@ -125,6 +136,10 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         result = measure_pipeline(quick=quick)
         result["collector_down_rss_growth_second_half_mb"] = result["collector_down"]["rss_growth_second_half_mb"]
         return result
+    if name == "scale":
+        from bench_scale import measure_scale
+
+        return measure_scale(quick=quick)
     raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
 
 

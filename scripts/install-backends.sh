@@ -3,11 +3,14 @@
 #   * OpenTelemetry Collector (custom build with ocb from collector-config/builder-config.yaml)
 #   * Jaeger v2 (built from its Go module)
 #   * Prometheus + promtool (Debian package; the packaged service is stopped and disabled)
+#   * docker-compose (the real Compose v2, built from its Go module) to validate docker-compose.yml;
+#     no Docker engine is needed for `docker-compose config`
 #
 # Everything is installed into a cache OUTSIDE the repository:
 #   ${CDE_OTEL_BACKENDS_CACHE:-$HOME/.cache/cde-otel/backends}/<name>-<version>/
 # and the binary paths are written to <cache>/backends.env and printed on stdout as
 #   CDE_OTEL_OTELCOL_BIN=...  CDE_OTEL_JAEGER_BIN=...  CDE_OTEL_PROMETHEUS_BIN=...  CDE_OTEL_PROMTOOL_BIN=...
+#   CDE_OTEL_COMPOSE_BIN=...
 #
 # Usage:
 #   scripts/install-backends.sh              install whatever is missing (idempotent, fast when cached),
@@ -39,6 +42,11 @@ JAEGER_MODULE_VERSION="${CDE_OTEL_JAEGER_MODULE_VERSION:-v1.76.0}"
 JAEGER_RELEASE="${CDE_OTEL_JAEGER_RELEASE:-v2.13.0}"
 JAEGER_COMMIT="${CDE_OTEL_JAEGER_COMMIT:-63b27e1810a710ac54dc4522da0538e540bdc545}"
 
+# docker compose: only `config` is run (validation of docker-compose.yml, profiles included).
+# The module has replace directives, so `go install` refuses it: build ./cmd inside the
+# downloaded module instead.
+COMPOSE_VERSION="v2.40.3"
+
 # ---- paths ---------------------------------------------------------------------------------
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${SCRIPT_DIR}/.." && pwd)"
@@ -53,7 +61,7 @@ MODE="install"
 case "${1:-}" in
   "") ;;
   --print-env) MODE="print" ;;
-  -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown argument: $1 (try --help)" ;;
 esac
 
@@ -66,6 +74,8 @@ OTELCOL_DIR="${CACHE}/otelcol-cde-${OTELCOL_VERSION}-${manifest_hash}"
 OTELCOL_BIN="${OTELCOL_DIR}/otelcol-cde"
 JAEGER_DIR="${CACHE}/jaeger-${JAEGER_RELEASE}-${JAEGER_MODULE_VERSION}"
 JAEGER_BIN="${JAEGER_DIR}/jaeger"
+COMPOSE_DIR="${CACHE}/docker-compose-${COMPOSE_VERSION}"
+COMPOSE_BIN="${COMPOSE_DIR}/docker-compose"
 
 find_prometheus() {
   PROMETHEUS_BIN="$(command -v prometheus || true)"
@@ -80,6 +90,7 @@ print_env() {
   printf 'CDE_OTEL_JAEGER_BIN=%s\n' "${JAEGER_BIN}"
   printf 'CDE_OTEL_PROMETHEUS_BIN=%s\n' "${PROMETHEUS_BIN}"
   printf 'CDE_OTEL_PROMTOOL_BIN=%s\n' "${PROMTOOL_BIN}"
+  printf 'CDE_OTEL_COMPOSE_BIN=%s\n' "${COMPOSE_BIN}"
   printf 'CDE_OTEL_BACKENDS_VERSIONS=otelcol=%s,jaeger=%s(%s),prometheus=%s\n' \
     "${OTELCOL_VERSION}" "${JAEGER_RELEASE}" "${JAEGER_MODULE_VERSION}" "${PROMETHEUS_VERSION:-unknown}"
 }
@@ -95,6 +106,7 @@ if [[ "${MODE}" == "print" ]]; then
   [[ -x "${JAEGER_BIN}" ]] || missing+=("jaeger (${JAEGER_BIN})")
   [[ -n "${PROMETHEUS_BIN}" ]] || missing+=("prometheus (not on PATH)")
   [[ -n "${PROMTOOL_BIN}" ]] || missing+=("promtool (not on PATH)")
+  [[ -x "${COMPOSE_BIN}" ]] || missing+=("docker-compose (${COMPOSE_BIN})")
   if (( ${#missing[@]} )); then
     printf '[install-backends] missing backends: %s\n' "${missing[*]}" >&2
     printf '[install-backends] run: %s\n' "${SCRIPT_DIR}/install-backends.sh" >&2
@@ -189,6 +201,18 @@ for r in json.load(sys.stdin).get("Replace") or []:
   TIMINGS+=("jaeger $(( $(now) - t0 ))s")
 }
 
+install_compose() {
+  if [[ -x "${COMPOSE_BIN}" ]]; then log "docker-compose ${COMPOSE_VERSION}: cached"; return; fi
+  log "docker-compose ${COMPOSE_VERSION}: building from its Go module (several minutes) ..."
+  local t0 tmp src; t0=$(now); mk_tmp compose; tmp="${TMP}"
+  src="$(go mod download -json "github.com/docker/compose/v2@${COMPOSE_VERSION}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  (cd "${src}" && go build -ldflags="-s -w -X github.com/docker/compose/v2/internal.Version=${COMPOSE_VERSION}" \
+    -o "${tmp}/final/docker-compose" ./cmd) || die "docker-compose build failed"
+  rm -rf "${COMPOSE_DIR}"; mv "${tmp}/final" "${COMPOSE_DIR}"
+  TIMINGS+=("docker-compose $(( $(now) - t0 ))s")
+}
+
 as_root() {
   if [[ "$(id -u)" == 0 ]]; then "$@"
   elif command -v sudo >/dev/null; then sudo "$@"
@@ -228,6 +252,7 @@ t_start=$(now)
 install_prometheus
 install_jaeger
 install_otelcol
+install_compose
 PROMETHEUS_VERSION="$(prometheus_version)"
 
 env_tmp="$(mktemp "${CACHE}/.backends.env.XXXXXX")"

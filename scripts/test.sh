@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up ./.venv and the real backends (OpenTelemetry Collector, Jaeger, Prometheus; built or installed
 # once and cached outside the repo, keyed by version), then runs every check: ruff, mypy, the collector
-# and Prometheus config validators, promtool rule unit tests, and pytest — unit, reliability and
+# and Prometheus config validators, promtool rule unit tests, docker-compose.yml through the real Compose
+# (both profiles; no Docker engine needed), and pytest — unit, reliability and
 # end-to-end tests. Any failure, and any skipped test, fails the run. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
@@ -22,9 +23,15 @@ lint-imports --no-cache
 
 echo "==> collector and Prometheus configs" >&2
 "$CDE_OTEL_OTELCOL_BIN" validate --config collector-config/otel-collector.yaml
+"$CDE_OTEL_OTELCOL_BIN" validate --config collector-config/otel-agent.yaml
+"$CDE_OTEL_OTELCOL_BIN" validate --config collector-config/otel-collector.yaml --config collector-config/otel-gateway.yaml
 "$CDE_OTEL_PROMTOOL_BIN" check config collector-config/prometheus.yml
 "$CDE_OTEL_PROMTOOL_BIN" check rules collector-config/rules/*.yml
 "$CDE_OTEL_PROMTOOL_BIN" test rules collector-config/rules/tests/*.yml
+
+echo "==> docker-compose.yml (default and scale profiles)" >&2
+"$CDE_OTEL_COMPOSE_BIN" config --quiet
+"$CDE_OTEL_COMPOSE_BIN" --profile scale config --quiet
 
 echo "==> pytest" >&2
 CDE_OTEL_FAIL_ON_SKIP=1 pytest -p no:cacheprovider "$@"

@@ -299,6 +299,11 @@ class Backends:
         Seconds each backend gets to become ready.
     collector_env:
         Extra environment for the collector (e.g. ``{"COLLECTOR_BATCH_TIMEOUT": "200ms"}``).
+    collector_configs:
+        The collector's ``--config`` files in ``collector-config/`` (merged in order).
+    jaeger_storage:
+        ``"memory"`` (default here: cheap, what the export benchmarks assume) or ``"badger"``
+        (persistent, in ``workdir``: traces survive a Jaeger restart).
     """
 
     def __init__(
@@ -308,6 +313,8 @@ class Backends:
         startup_timeout: float = 60.0,
         collector_env: dict[str, str] | None = None,
         binaries: Binaries | None = None,
+        collector_configs: tuple[str, ...] = ("otel-collector.yaml",),
+        jaeger_storage: str = "memory",
     ) -> None:
         self.binaries = binaries or find_binaries()
         self.startup_timeout = startup_timeout
@@ -360,6 +367,8 @@ class Backends:
                 "JAEGER_QUERY_GRPC": f"{lo}:{jaeger_query_grpc}",
                 "JAEGER_TELEMETRY_HOST": lo,
                 "JAEGER_TELEMETRY_PORT": str(jaeger_telemetry),
+                "JAEGER_BADGER_DIR": str(self.workdir / "jaeger-badger"),
+                "JAEGER_TRACE_STORAGE": jaeger_storage,
             },
             log_path=self.log_dir / "jaeger.log",
             cwd=self.workdir,
@@ -384,7 +393,7 @@ class Backends:
 
         self._collector = _Proc(
             name="collector",
-            argv=[str(self.binaries.otelcol), "--config", str(CONFIG_DIR / "otel-collector.yaml")],
+            argv=[str(self.binaries.otelcol), *(f"--config={CONFIG_DIR / name}" for name in collector_configs)],
             env={
                 **base_env,
                 "OTLP_GRPC_ENDPOINT": self.otlp_grpc_endpoint,
