@@ -17,16 +17,21 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cde_otel.core import breadcrumbs
+from cde_otel.core._stack import on_fresh_stack
 from cde_otel.core.errors import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
 
 MAX_PROMPT_LENGTH = 100_000
 MAX_NAME_LENGTH = 200
+#: Phase results are bounded so one submission cannot make the state unloadable or huge:
+#: nesting levels (the results mapping is level 1) and UTF-8 bytes of their JSON.
+MAX_RESULTS_DEPTH = 100
+MAX_RESULTS_BYTES = 1024 * 1024
 WORKFLOW_TYPES = frozenset({"default", "quick-fix", "research", "documentation", "refactor", "hotfix"})
 PHASES: tuple[str, ...] = ("define", "decompose", "design", "implement", "test", "review")
 
@@ -81,7 +86,46 @@ def _validated_text(value: object, *, code: str, what: str, max_length: int) -> 
             code,
             {"field": what, "length": len(value), "max_length": max_length},
         )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: valid in a Python str, not in UTF-8 or JSON text
+        raise ValidationError(
+            f"{what} is not valid Unicode text: {exc.reason} at position {exc.start}",
+            code,
+            {"field": what, "reason": f"{exc.reason} at position {exc.start}"},
+        ) from None
     return value
+
+
+def _refuse_results(reason: str, **context: Any) -> ValidationError:
+    return ValidationError(f"phase results {reason}", "E305", {"field": "results", "reason": reason, **context})
+
+
+def _check_results_shape(results: Mapping[str, Any]) -> None:
+    """Bounds nesting and size without recursing (so the check itself cannot overflow the stack).
+
+    Every container and scalar takes at least one byte of JSON, and a string its length,
+    so the walk stops after :data:`MAX_RESULTS_BYTES` units even on shared or cyclic structures.
+    """
+    budget = MAX_RESULTS_BYTES
+    pending: list[tuple[object, int]] = [(results, 1)]
+    while pending:
+        value, depth = pending.pop()
+        budget -= len(value) if isinstance(value, str) else 1
+        if budget < 0:
+            raise _refuse_results(f"are larger than {MAX_RESULTS_BYTES} bytes", max_bytes=MAX_RESULTS_BYTES)
+        if isinstance(value, Mapping):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth > MAX_RESULTS_DEPTH:
+            raise _refuse_results(
+                f"are nested deeper than {MAX_RESULTS_DEPTH} levels (or contain themselves)",
+                max_depth=MAX_RESULTS_DEPTH,
+            )
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _validated_results(results: object) -> dict[str, Any]:
@@ -91,13 +135,16 @@ def _validated_results(results: object) -> dict[str, Any]:
         raise ValidationError(
             "phase results must be a mapping", "E305", {"field": "results", "type": type(results).__name__}
         )
+    _check_results_shape(results)
     try:
-        # Artifacts are persisted as JSON; refuse what cannot round-trip now, not at save time.
-        return dict(json.loads(json.dumps(dict(results))))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            "phase results must be JSON-serialisable", "E305", {"field": "results", "reason": str(exc)}
-        ) from exc
+        # Artifacts are persisted as strict JSON in UTF-8: refuse what cannot round-trip now, not at save time.
+        text = on_fresh_stack(lambda: json.dumps(dict(results), ensure_ascii=False, allow_nan=False))
+        size = len(text.encode("utf-8"))
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (lone surrogates) is a ValueError
+        raise _refuse_results(f"must be JSON-serialisable UTF-8 text ({exc})") from exc
+    if size > MAX_RESULTS_BYTES:
+        raise _refuse_results(f"are {size} bytes of JSON; at most {MAX_RESULTS_BYTES} are allowed", size=size)
+    return dict(on_fresh_stack(lambda: json.loads(text)))
 
 
 @dataclass(eq=False)
@@ -145,9 +192,9 @@ class Feature:
         """Records ``results`` as the current phase's artifacts and moves to ``next_phase``."""
         breadcrumbs.record("Feature.advance_phase", feature_id=self.id, phase=self.current_phase)
         self._check_mutable("advance_phase")
-        if next_phase not in PHASE_STATUS:
+        if not isinstance(next_phase, str) or next_phase not in PHASE_STATUS:
             raise ValidationError(
-                f"unknown phase {next_phase!r}", "E303", {"phase": next_phase, "phases": list(PHASES)}
+                f"unknown phase {next_phase!r}", "E303", {"phase": str(next_phase), "phases": list(PHASES)}
             )
         current_index = PHASES.index(self.current_phase)
         target_index = PHASES.index(next_phase)
@@ -298,7 +345,7 @@ class Project:
                 snapshot=self.snapshot(),
             )
         text = _validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
-        if workflow_type not in WORKFLOW_TYPES:
+        if not isinstance(workflow_type, str) or workflow_type not in WORKFLOW_TYPES:
             raise ValidationError(
                 f"unknown workflow type {workflow_type!r}",
                 "E305",
@@ -316,6 +363,12 @@ class Project:
         return feature
 
     def get_feature(self, feature_id: str) -> Feature:
+        if not isinstance(feature_id, str):
+            raise ValidationError(
+                f"a feature id is text, not {type(feature_id).__name__}",
+                "E305",
+                {"field": "feature_id", "type": type(feature_id).__name__},
+            )
         try:
             return self.features[feature_id]
         except KeyError:
