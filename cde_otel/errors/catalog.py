@@ -205,7 +205,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
            causes=("A corrupt, truncated, invalid or unsupported state file found on load (see E203, E204, E205).",
                    "A state file that vanished while its backups remained.")),
     _entry("E209", "Backup Not Found",
-           "The backup '{backup}' does not exist in '{path}' or fails its checksum.",
+           "The backup '{backup}' in '{path}' cannot be used: {message}.",
            fixes=(_LIST_BACKUPS,
                   "Pass the backup's file name exactly as listed, "
                   "for example state-r00000012-20250101T120000123456Z.json",
