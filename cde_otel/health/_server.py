@@ -30,6 +30,7 @@ debug level), never to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -217,7 +218,8 @@ class HealthServer:
                 return
             self._grace_s = grace_s
             self._stopping.set()
-        self._server.pull_trigger()  # wake the loop now rather than at its next tick
+        with contextlib.suppress(OSError):  # the loop may have closed its trigger already: it is stopping
+            self._server.pull_trigger()  # wake the loop now rather than at its next tick
         self._thread.join(timeout=grace_s + 5)
         self._dispatcher.shutdown(cancel_pending=True, timeout=grace_s)
 

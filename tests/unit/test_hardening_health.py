@@ -285,3 +285,13 @@ def test_other_methods_are_405(server: HealthServer) -> None:
 
     assert status == 405
     assert set(headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+def test_start_and_stop_leave_no_threads_and_never_raise(project_dir: Path) -> None:
+    monitor = HealthMonitor(project_dir, settings=CALM)
+    threads_before = threading.active_count()
+    for index in range(30):
+        with start_health_server(port=0, monitor=monitor, read_timeout_s=0.5) as srv:
+            if index % 3 == 0:
+                assert request(srv, "GET", "/health")[0] == 200
+    assert threading.active_count() <= threads_before + 1  # at most a probe-cache refresh still finishing
