@@ -38,7 +38,9 @@ SCHEMA_VERSION = 1
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    # Lenient about NaN so any parsed document can be checksummed; loading refuses bare NaN before
+    # this runs, and encode() writes with allow_nan=False.
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def checksum(document: dict[str, Any]) -> str:
