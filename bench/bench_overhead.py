@@ -40,6 +40,8 @@ from typing import Any
 
 from _timing import Loop, interleave
 
+from cde_otel.semconv import ATTR_CODE_FUNCTION_NAME, ATTR_CORRELATION_ID, ATTR_OPERATION, ATTR_OUTCOME, ATTR_PROJECT_ID
+
 # Short runs, many rounds: the two sides of a ratio are timed a few milliseconds apart.
 _ITERATIONS = {"full": 100, "quick": 50}
 _ROUNDS = {"full": 301, "quick": 15}
@@ -100,11 +102,11 @@ def configure_like_default(log_stream: Any) -> Any:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from cde_otel.logging import setup_logging
+    from cde_otel.semconv import CORRELATION_KEY
     from cde_otel.settings import load_settings
     from cde_otel.telemetry import configure
     from cde_otel.telemetry._histograms import duration_views
     from cde_otel.telemetry._pipeline import build_resource
-    from cde_otel.telemetry.correlation import CORRELATION_KEY
 
     settings = load_settings({})  # defaults, whatever the caller's environment says
     resource = build_resource({})
@@ -140,13 +142,13 @@ def _floor_method(original: Callable[..., Any], telemetry: Any, *, with_logs: bo
     from opentelemetry.trace import SpanKind
 
     from cde_otel.logging import log_operation_end, log_operation_start
-    from cde_otel.telemetry.correlation import CORRELATION_KEY
+    from cde_otel.semconv import CORRELATION_KEY
 
     tracer = telemetry.tracer
     histogram = telemetry.duration
     name = "Project.transition_status"
     function = "cde_otel.core.model:Project.transition_status"
-    ok_attributes = {"cde.operation": name, "cde.outcome": "ok"}
+    ok_attributes = {ATTR_OPERATION: name, ATTR_OUTCOME: "ok"}
     perf_counter = time.perf_counter
     thread_time = time.thread_time
 
@@ -157,14 +159,14 @@ def _floor_method(original: Callable[..., Any], telemetry: Any, *, with_logs: bo
             name,
             parent,
             SpanKind.INTERNAL,
-            {"cde.operation": name, "code.function.name": function, "cde.project.id": project_id},
+            {ATTR_OPERATION: name, ATTR_CODE_FUNCTION_NAME: function, ATTR_PROJECT_ID: project_id},
         )
         ctx = trace.set_span_in_context(span, parent)
         cid = baggage.get_baggage(CORRELATION_KEY, parent)
         if cid is None:
             cid = trace.format_trace_id(span.get_span_context().trace_id)
             ctx = baggage.set_baggage(CORRELATION_KEY, cid, ctx)
-        span.set_attribute("cde.correlation_id", cid)
+        span.set_attribute(ATTR_CORRELATION_ID, cid)
         token = context.attach(ctx)
         try:
             if with_logs:

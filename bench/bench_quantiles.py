@@ -31,6 +31,7 @@ from cde_otel.health._percentiles import (
     exponential_quantile,
     merge_exponential,
 )
+from cde_otel.semconv import ATTR_OPERATION, ATTR_OUTCOME
 
 LOWEST_S = 50e-6
 HIGHEST_S = 1.0
@@ -68,26 +69,21 @@ def _recorded_point(samples: list[float], kind: str) -> Any:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S, DURATION_METRIC, duration_views
+    from cde_otel.semconv import CLASSIC_BOUNDARIES_S
+    from cde_otel.semconv import METRIC_OPERATION_DURATION as DURATION_METRIC
+    from cde_otel.telemetry._histograms import duration_views
+    from cde_otel.testing import metric_points
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], views=duration_views(kind, 750))
     histogram = provider.get_meter("bench").create_histogram(
         DURATION_METRIC, unit="s", explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S
     )
-    attributes = {"cde.operation": "bench", "cde.outcome": "ok"}
+    attributes = {ATTR_OPERATION: "bench", ATTR_OUTCOME: "ok"}
     for value in samples:
         histogram.record(value, attributes)
-    data = reader.get_metrics_data()
+    points = metric_points(reader, DURATION_METRIC)
     provider.shutdown()
-    points = [
-        point
-        for resource_metrics in data.resource_metrics
-        for scope_metrics in resource_metrics.scope_metrics
-        for metric in scope_metrics.metrics
-        if metric.name == DURATION_METRIC
-        for point in metric.data.data_points
-    ]
     if len(points) != 1:
         raise RuntimeError(f"expected one histogram point, got {len(points)}")
     return points[0]

@@ -13,16 +13,40 @@ or programmatically::
         ...
     cde_otel.shutdown()           # flushes every signal
 
-Names are imported lazily so that ``import cde_otel`` stays cheap.
+Names are imported lazily so that ``import cde_otel`` stays cheap (type checkers see the
+real names). The layers and their order are described in the README ("Layout") and
+checked by the import contract in ``pyproject.toml``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
+from cde_otel._lazy import lazy_exports
 from cde_otel._version import __version__
+
+if TYPE_CHECKING:
+    from cde_otel._correlation import correlation, current_correlation_id
+    from cde_otel.core import Feature, FeatureStatus, FileSystemProjectRepository, Project, ProjectStatus
+    from cde_otel.errors import (
+        ERROR_CODES,
+        CDEError,
+        CDESystemError,
+        CircuitBreakerOpenError,
+        ErrorFormatter,
+        FeatureError,
+        ProjectError,
+        ReadOnlyModeError,
+        StateError,
+        ValidationError,
+    )
+    from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status, start_health_server
+    from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.logging import get_logger, setup_logging
+    from cde_otel.resilience import CircuitBreaker, ResilientProjectRepository
+    from cde_otel.settings import SETTINGS, Settings, load_settings
+    from cde_otel.telemetry import configure, shutdown
 
 # A library's warnings must not reach Python's last-resort stderr handler before logging is set up.
 logging.getLogger("cde_otel").addHandler(logging.NullHandler())
@@ -47,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "ErrorFormatter": "cde_otel.errors",
     # settings
     "SETTINGS": "cde_otel.settings",
+    "Settings": "cde_otel.settings",
     "load_settings": "cde_otel.settings",
     # resilience
     "CircuitBreaker": "cde_otel.resilience",
@@ -54,8 +79,8 @@ _EXPORTS: dict[str, str] = {
     # telemetry
     "configure": "cde_otel.telemetry",
     "shutdown": "cde_otel.telemetry",
-    "correlation": "cde_otel.telemetry",
-    "current_correlation_id": "cde_otel.telemetry",
+    "correlation": "cde_otel._correlation",
+    "current_correlation_id": "cde_otel._correlation",
     "CDEInstrumentor": "cde_otel.instrumentation",
     # logging
     "setup_logging": "cde_otel.logging",
@@ -86,6 +111,7 @@ __all__ = [
     "ProjectStatus",
     "ReadOnlyModeError",
     "ResilientProjectRepository",
+    "Settings",
     "StateError",
     "ValidationError",
     "__version__",
@@ -102,14 +128,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cde_otel' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

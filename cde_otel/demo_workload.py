@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cde_otel.core import PHASES, CDEError, FileSystemProjectRepository, Project
+from cde_otel._exceptions import CDEError
+from cde_otel.core import PHASES, FileSystemProjectRepository, Project
 
 _PROMPTS = (
     "Add OAuth login with refresh tokens",

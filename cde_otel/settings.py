@@ -1,30 +1,58 @@
-"""Every ``CDE_OTEL_*`` setting, in one table.
+"""Every ``CDE_OTEL_*`` setting, in one typed table: the fields of :class:`Settings`.
 
-Each row names the environment variable, its default, its type and what it
-means; :func:`load_settings` parses the environment against the table and the
-README renders it (``cde-otel settings --markdown``). Standard ``OTEL_*``
-variables (service name, exporters, endpoints, sampler...) are read by the
-OpenTelemetry SDK itself and are not repeated here.
+Each field names its default, its parser (which also gives the type shown in the README) and
+what it means; the environment variable is ``CDE_OTEL_<FIELD>``::
+
+    from cde_otel.settings import load_settings
+
+    settings = load_settings()                  # from os.environ
+    settings.histogram                          # "exponential" | "classic" (typed)
+    load_settings({}, alert_p99_s=0.5)          # overrides go through the same parsers
+
+:func:`load_settings` parses the environment against the table (E903 naming the variable
+when a value does not parse), :data:`SETTINGS` lists the rows, and the README renders them
+(``cde-otel settings --markdown``). Standard ``OTEL_*`` variables (service name, exporters,
+endpoints, sampler...) are read by the OpenTelemetry SDK itself and are not repeated here.
 
 Pure standard library: importing this module costs nothing at start-up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, get_args
 
-from cde_otel.core.errors import CDESystemError
+from cde_otel._exceptions import CDESystemError
+
+T = TypeVar("T")
+HistogramKind = Literal["exponential", "classic"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["auto", "json", "console"]
+LogRotation = Literal["daily", "size", "none"]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
+@dataclass(frozen=True, slots=True)
+class Parser(Generic[T]):
+    """Turns an environment string (or an override's Python value) into a setting's value, or ``ValueError``."""
+
+    type_name: str
+    convert: Callable[[object], T]
+
+    def __call__(self, raw: object) -> T:
+        return self.convert(raw)
+
+
+def parse_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
@@ -32,164 +60,204 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
 
 
-def _parse_str(raw: str) -> str:
+def _to_list(raw: object) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+        raise ValueError("expected comma-separated text")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _to_text(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("expected text")
     return raw.strip()
 
 
-def _parse_list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError(f"expected one of {list(allowed)}")
-        return value
-
-    parse.__name__ = "|".join(allowed)
-    return parse
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float | int]:
-    def parse(raw: str) -> float | int:
-        value = kind(raw.strip())
+def _positive(kind: type[int] | type[float]) -> Callable[[object], Any]:
+    def convert(raw: object) -> int | float:
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise ValueError(f"expected {kind.__name__}")
+        if kind is int and isinstance(raw, float):
+            raise ValueError("expected a whole number")
+        value = kind(raw.strip() if isinstance(raw, str) else raw)
         if value <= 0:
             raise ValueError("must be greater than zero")
         return value
 
-    parse.__name__ = kind.__name__
-    return parse
+    return convert
+
+
+def _choice(choices: Any, *, shown_as: str | None = None) -> Parser[Any]:
+    allowed: tuple[str, ...] = get_args(choices)
+
+    def convert(raw: object) -> str:
+        value = str(raw).strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {list(allowed)}")
+        return value
+
+    return Parser(shown_as or "|".join(allowed), convert)
+
+
+def _text(shown_as: str) -> Parser[str]:
+    return Parser(shown_as, _to_text)
+
+
+_bool = Parser("bool", parse_bool)
+_list = Parser("list", _to_list)
+_int: Parser[int] = Parser("int", _positive(int))
+_float: Parser[float] = Parser("float", _positive(float))
+
+
+def _setting(default: T, parse: Parser[Any], meaning: str) -> T:
+    """One row of the table: a dataclass field carrying its parser and meaning."""
+    return field(default=default, metadata={"parse": parse, "meaning": meaning})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Parsed settings: one typed field per ``CDE_OTEL_*`` variable, grouped by the layer that reads them."""
+
+    # -- telemetry ------------------------------------------------------------------
+    enabled: bool = _setting(
+        False,
+        _bool,
+        "Instrument every Python process at start-up (via the installed .pth bootstrap). "
+        "`OTEL_SDK_DISABLED=true` overrides it.",
+    )
+    targets: tuple[str, ...] = _setting(
+        (), _list, "Extra methods to instrument, comma-separated `module:Class.method` (sync or async)."
+    )
+    instrument_upstream: bool = _setting(
+        True, _bool, "Also instrument the upstream `cde_orchestrator` package when it is (or later gets) imported."
+    )
+    histogram: HistogramKind = _setting(
+        "exponential",
+        _choice(HistogramKind),
+        "Aggregation of `cde.operation.duration`: base-2 exponential (Prometheus native histograms) "
+        "or ~110 classic log-spaced buckets for servers without native histograms.",
+    )
+    histogram_max_size: int = _setting(
+        750, _int, "Maximum buckets of the exponential histogram; 750 keeps scale 5 (<1.1 % error) from 10 µs to 60 s."
+    )
+    capture_content: bool = _setting(
+        False, _bool, "Opt in to recording prompt text on spans and logs (truncated to `capture_max_length`)."
+    )
+    capture_max_length: int = _setting(256, _int, "Characters kept when content capture is on.")
+    local_dir: str = _setting(
+        "",
+        _text("path"),
+        "Where the embedded default writes OTLP-JSON files when no OTLP endpoint is configured "
+        "(default: `./.cde-otel-telemetry`).",
+    )
+    slow_operation_ms: float = _setting(
+        1000.0, _float, "Operations slower than this log a warning with resource usage (RSS, CPU time)."
+    )
+    metric_export_interval_ms: int = _setting(
+        5000, _int, "How often metrics are pushed over OTLP (`OTEL_METRIC_EXPORT_INTERVAL` wins when set)."
+    )
+    # -- logging --------------------------------------------------------------------
+    log_level: LogLevel = _setting(
+        "info", _choice(LogLevel, shown_as="level"), "Minimum level of structlog and stdlib log records."
+    )
+    log_format: LogFormat = _setting(
+        "auto", _choice(LogFormat), "JSON lines, or a readable console renderer; `auto` picks console on a terminal."
+    )
+    log_file: str = _setting("", _text("path"), "Also write JSON lines to this file, rotated (empty: no file).")
+    log_rotation: LogRotation = _setting(
+        "daily", _choice(LogRotation), "Rotate the log file at midnight (UTC) or at `log_max_bytes`."
+    )
+    log_max_bytes: int = _setting(10 * 1024 * 1024, _int, "Size at which a size-rotated log file rolls over.")
+    log_retention_days: int = _setting(7, _int, "Rotated log files kept (days, or files for size rotation).")
+    redact_keys: tuple[str, ...] = _setting(
+        (),
+        _list,
+        "Extra key fragments whose values are masked in logs and attributes "
+        "(token, password, secret, api_key, authorization, cookie, prompt are always masked).",
+    )
+    # -- errors -----------------------------------------------------------------------
+    errors_docs_url: str = _setting(
+        "",
+        _text("url"),
+        "URL of the published error catalog page; formatted errors link to its `#e101`-style anchors "
+        "(empty: the relative `docs/errors/catalog.md`).",
+    )
+    # -- state and resilience ---------------------------------------------------------
+    state_lock_timeout_s: float = _setting(10.0, _float, "Seconds to wait for another process's state lock.")
+    backup_retention: int = _setting(10, _int, "Checksummed state backups kept per project.")
+    retry_attempts: int = _setting(5, _int, "Attempts for a transiently failing state write (EAGAIN, EBUSY, lock).")
+    retry_max_wait_s: float = _setting(2.0, _float, "Upper bound of the exponential backoff between attempts.")
+    breaker_failures: int = _setting(5, _int, "Consecutive persistence failures that open the circuit breaker.")
+    breaker_timeout_s: float = _setting(60.0, _float, "Seconds the breaker stays open before a trial call.")
+    readonly_probe_s: float = _setting(
+        5.0, _float, "Minimum seconds between probe writes that end read-only mode by themselves."
+    )
+    # -- health -----------------------------------------------------------------------
+    health_host: str = _setting("127.0.0.1", _text("host"), "Address the health server binds.")
+    health_port: int = _setting(8765, _int, "Port of `cde-otel health serve`.")
+    alert_error_rate: float = _setting(0.05, _float, "Alert when the error rate exceeds this fraction.")
+    alert_p99_s: float = _setting(1.0, _float, "Alert when an operation's P99 exceeds this many seconds.")
+    alert_disk_free_mb: float = _setting(100.0, _float, "Alert when free disk at the project is below this.")
+    alert_memory_percent: float = _setting(80.0, _float, "Alert when system memory use exceeds this percent.")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied, parsed and checked like environment values."""
+        return dataclasses.replace(self, **_parse_overrides(changes))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {s.name: getattr(self, s.name) for s in SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
+    """A row of the table, as the README and ``cde-otel settings`` show it."""
+
     name: str
     env: str
     default: Any
     type_name: str
     meaning: str
-    parse: Callable[[str], Any]
+    parse: Parser[Any]
 
 
-def _s(name: str, default: Any, parse: Callable[[str], Any], type_name: str, meaning: str) -> Setting:
-    return Setting(name, f"CDE_OTEL_{name.upper()}", default, type_name, meaning, parse)
+def _row(item: dataclasses.Field[Any]) -> Setting:
+    parse: Parser[Any] = item.metadata["parse"]
+    return Setting(item.name, f"CDE_OTEL_{item.name.upper()}", item.default, parse.type_name,
+                   item.metadata["meaning"], parse)  # fmt: skip
 
 
-_bool, _str, _list = parse_bool, _parse_str, _parse_list
-_int, _float = _positive(int), _positive(float)
-
-#: The one table of settings. Keep rows grouped by the layer that reads them.
-SETTINGS: tuple[Setting, ...] = (
-    # -- telemetry ------------------------------------------------------------------
-    _s("enabled", False, _bool, "bool",
-       "Instrument every Python process at start-up (via the installed .pth bootstrap). "
-       "`OTEL_SDK_DISABLED=true` overrides it."),
-    _s("targets", (), _list, "list",
-       "Extra methods to instrument, comma-separated `module:Class.method` (sync or async)."),
-    _s("instrument_upstream", True, _bool, "bool",
-       "Also instrument the upstream `cde_orchestrator` package when it is (or later gets) imported."),
-    _s("histogram", "exponential", _choice("exponential", "classic"), "exponential|classic",
-       "Aggregation of `cde.operation.duration`: base-2 exponential (Prometheus native histograms) "
-       "or ~110 classic log-spaced buckets for servers without native histograms."),
-    _s("histogram_max_size", 750, _int, "int",
-       "Maximum buckets of the exponential histogram; 750 keeps scale 5 (<1.1 % error) from 10 µs to 60 s."),
-    _s("capture_content", False, _bool, "bool",
-       "Opt in to recording prompt text on spans and logs (truncated to `capture_max_length`)."),
-    _s("capture_max_length", 256, _int, "int", "Characters kept when content capture is on."),
-    _s("local_dir", "", _str, "path",
-       "Where the embedded default writes OTLP-JSON files when no OTLP endpoint is configured "
-       "(default: `./.cde-otel-telemetry`)."),
-    _s("slow_operation_ms", 1000.0, _float, "float",
-       "Operations slower than this log a warning with resource usage (RSS, CPU time)."),
-    _s("metric_export_interval_ms", 5000, _int, "int",
-       "How often metrics are pushed over OTLP (`OTEL_METRIC_EXPORT_INTERVAL` wins when set)."),
-    # -- logging --------------------------------------------------------------------
-    _s("log_level", "INFO", _choice("debug", "info", "warning", "error", "critical"), "level",
-       "Minimum level of structlog and stdlib log records."),
-    _s("log_format", "auto", _choice("auto", "json", "console"), "auto|json|console",
-       "JSON lines, or a readable console renderer; `auto` picks console on a terminal."),
-    _s("log_file", "", _str, "path", "Also write JSON lines to this file, rotated (empty: no file)."),
-    _s("log_rotation", "daily", _choice("daily", "size", "none"), "daily|size|none",
-       "Rotate the log file at midnight (UTC) or at `log_max_bytes`."),
-    _s("log_max_bytes", 10 * 1024 * 1024, _int, "int", "Size at which a size-rotated log file rolls over."),
-    _s("log_retention_days", 7, _int, "int", "Rotated log files kept (days, or files for size rotation)."),
-    _s("redact_keys", (), _list, "list",
-       "Extra key fragments whose values are masked in logs and attributes "
-       "(token, password, secret, api_key, authorization, cookie, prompt are always masked)."),
-    # -- errors -----------------------------------------------------------------------
-    _s("errors_docs_url", "", _str, "url",
-       "URL of the published error catalog page; formatted errors link to its `#e101`-style anchors "
-       "(empty: the relative `docs/errors/catalog.md`)."),
-    # -- state and resilience ---------------------------------------------------------
-    _s("state_lock_timeout_s", 10.0, _float, "float", "Seconds to wait for another process's state lock."),
-    _s("backup_retention", 10, _int, "int", "Checksummed state backups kept per project."),
-    _s("retry_attempts", 5, _int, "int", "Attempts for a transiently failing state write (EAGAIN, EBUSY, lock)."),
-    _s("retry_max_wait_s", 2.0, _float, "float", "Upper bound of the exponential backoff between attempts."),
-    _s("breaker_failures", 5, _int, "int", "Consecutive persistence failures that open the circuit breaker."),
-    _s("breaker_timeout_s", 60.0, _float, "float", "Seconds the breaker stays open before a trial call."),
-    _s("readonly_probe_s", 5.0, _float, "float",
-       "Minimum seconds between probe writes that end read-only mode by themselves."),
-    # -- health -----------------------------------------------------------------------
-    _s("health_host", "127.0.0.1", _str, "host", "Address the health server binds."),
-    _s("health_port", 8765, _int, "int", "Port of `cde-otel health serve`."),
-    _s("alert_error_rate", 0.05, _float, "float", "Alert when the error rate exceeds this fraction."),
-    _s("alert_p99_s", 1.0, _float, "float", "Alert when an operation's P99 exceeds this many seconds."),
-    _s("alert_disk_free_mb", 100.0, _float, "float", "Alert when free disk at the project is below this."),
-    _s("alert_memory_percent", 80.0, _float, "float", "Alert when system memory use exceeds this percent."),
-)  # fmt: skip
-
+#: The one table of settings, in declaration order.
+SETTINGS: tuple[Setting, ...] = tuple(_row(item) for item in dataclasses.fields(Settings))
 SETTINGS_BY_NAME: Mapping[str, Setting] = MappingProxyType({s.name: s for s in SETTINGS})
 
 
-class Settings:
-    """Parsed settings: attribute access by row name (``settings.histogram``)."""
+def _parse(setting: Setting, raw: object, shown: str) -> Any:
+    try:
+        return setting.parse(raw)
+    except (ValueError, TypeError) as exc:
+        raise CDESystemError(
+            f"{shown}={raw!r} is not a valid {setting.type_name}: {exc}",
+            "E903",
+            {"setting": setting.env, "value": raw, "expected": setting.type_name},
+        ) from exc
 
-    __slots__ = ("_values",)
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_values", dict(values))
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("Settings are immutable; use replace()")
-
-    def replace(self, **changes: Any) -> Settings:
-        unknown = set(changes) - set(SETTINGS_BY_NAME)
-        if unknown:
-            raise AttributeError(f"unknown settings: {sorted(unknown)}")
-        return Settings({**self._values, **changes})
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._values)
+def _parse_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(overrides) - set(SETTINGS_BY_NAME)
+    if unknown:
+        raise AttributeError(f"unknown settings: {sorted(unknown)}")
+    return {name: _parse(SETTINGS_BY_NAME[name], raw, name) for name, raw in overrides.items()}
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Parses every row from ``environ`` (default ``os.environ``); keyword overrides win.
 
-    A value that does not parse raises ``CDESystemError`` E903 naming the variable.
+    A value that does not parse -- from the environment or an override -- raises
+    ``CDESystemError`` E903 naming the variable. An unknown override is an ``AttributeError``.
     """
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for setting in SETTINGS:
-        raw = env.get(setting.env)
-        if raw is None:
-            values[setting.name] = setting.default
-            continue
-        try:
-            values[setting.name] = setting.parse(raw)
-        except ValueError as exc:
-            raise CDESystemError(
-                f"{setting.env}={raw!r} is not a valid {setting.type_name}: {exc}",
-                "E903",
-                {"setting": setting.env, "value": raw, "expected": setting.type_name},
-            ) from exc
-    return Settings(values).replace(**overrides)
+    values = {s.name: _parse(s, env[s.env], s.env) for s in SETTINGS if s.env in env}
+    return Settings(**values, **_parse_overrides(overrides))
 
 
 def sdk_disabled(environ: Mapping[str, str] | None = None) -> bool:

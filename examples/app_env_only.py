@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 import tempfile
 
-from cde_otel.core import PHASES, CDEError, FileSystemProjectRepository
+from cde_otel.core import PHASES, FileSystemProjectRepository
+from cde_otel.errors import CDEError
 
 
 def main(project_dir: str) -> None:

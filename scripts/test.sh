@@ -17,6 +17,9 @@ ruff check .
 ruff format --check .
 mypy
 
+echo "==> import contract (lint-imports)" >&2
+lint-imports --no-cache
+
 echo "==> collector and Prometheus configs" >&2
 "$CDE_OTEL_OTELCOL_BIN" validate --config collector-config/otel-collector.yaml
 "$CDE_OTEL_PROMTOOL_BIN" check config collector-config/prometheus.yml

@@ -30,7 +30,7 @@ def settings_command(
     from rich.table import Table
 
     from cde_otel.cli._console import console
-    from cde_otel.cli._errors import handle_errors
+    from cde_otel.cli._error_handling import handle_errors
     from cde_otel.settings import SETTINGS, load_settings, markdown_table
 
     if markdown:
@@ -52,7 +52,7 @@ def main() -> None:
     try:
         app()
     except Exception as error:  # outside any command (e.g. while assembling): still no raw traceback
-        from cde_otel.cli._errors import report_error
+        from cde_otel.cli._error_handling import report_error
 
         report_error(error)
         raise SystemExit(1) from None

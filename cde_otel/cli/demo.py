@@ -10,10 +10,10 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -23,10 +23,17 @@ from rich.tree import Tree
 
 from cde_otel import telemetry
 from cde_otel.cli._console import console
-from cde_otel.cli._errors import handle_errors
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.demo_workload import WorkloadResult, run_workload
-from cde_otel.health._percentiles import summarize
+from cde_otel.health import operation_stats
 from cde_otel.logging import setup_logging
+from cde_otel.semconv import (
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_FEATURE_NEXT_PHASE,
+    ATTR_FEATURE_PHASE,
+    METRIC_OPERATION_DURATION,
+)
 from cde_otel.settings import load_settings
 
 app = typer.Typer(help="Run a realistic workload with telemetry on and show what it produced.")
@@ -83,16 +90,16 @@ def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, capture
     if shown and spans:
         feature_id = shown[0]
         console.print(_feature_tree(feature_id, spans))
-    if isinstance(pipeline.health_reader, InMemoryMetricReader):
-        console.print(_latency_table(pipeline.health_reader.get_metrics_data()))
+    if pipeline.health_reader is not None:
+        console.print(_latency_table(pipeline.health_reader))
     for signal, where in pipeline.exporters.items():
         console.print(f"[dim]{signal}[/] → {where}")
 
 
 def _feature_tree(feature_id: str, spans: list[ReadableSpan]) -> Tree:
     """Every trace that touched the feature, as a tree of spans with durations."""
-    traces = {s.context.trace_id for s in spans if (s.attributes or {}).get("cde.feature.id") == feature_id}
-    tree = Tree(f"[bold]workflow of feature {feature_id}[/] ({len(traces)} traces, tag cde.feature.id)")
+    traces = {s.context.trace_id for s in spans if (s.attributes or {}).get(ATTR_FEATURE_ID) == feature_id}
+    tree = Tree(f"[bold]workflow of feature {feature_id}[/] ({len(traces)} traces, tag {ATTR_FEATURE_ID})")
     by_trace: dict[int, list[ReadableSpan]] = defaultdict(list)
     for span in spans:
         if span.context.trace_id in traces:
@@ -111,31 +118,18 @@ def _add_children(node: Tree, parent_id: int | None, spans: list[ReadableSpan]) 
         duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         attrs = span.attributes or {}
         label = f"{span.name} [dim]{duration_ms:.2f} ms[/]"
-        if "cde.feature.next_phase" in attrs:
-            label += f" {attrs.get('cde.feature.phase')!s} → {attrs['cde.feature.next_phase']!s}"
-        if "error.type" in attrs:
-            label += f" [red]{attrs['error.type']!s}[/]"
+        if ATTR_FEATURE_NEXT_PHASE in attrs:
+            label += f" {attrs.get(ATTR_FEATURE_PHASE)!s} → {attrs[ATTR_FEATURE_NEXT_PHASE]!s}"
+        if ATTR_ERROR_TYPE in attrs:
+            label += f" [red]{attrs[ATTR_ERROR_TYPE]!s}[/]"
         _add_children(node.add(label), span.context.span_id, spans)
 
 
-def _latency_table(data: Any) -> Table:
-    points: dict[str, list[Any]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
-    for resource_metrics in data.resource_metrics if data is not None else ():
-        for scope in resource_metrics.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name != "cde.operation.duration":
-                    continue
-                for point in metric.data.data_points:
-                    operation = str(point.attributes.get("cde.operation"))
-                    points[operation].append(point)
-                    if point.attributes.get("cde.outcome") == "error":
-                        errors[operation] += point.count
-    table = Table(title="Latency per operation (from the cde.operation.duration histogram)")
+def _latency_table(reader: MetricReader) -> Table:
+    table = Table(title=f"Latency per operation (from the {METRIC_OPERATION_DURATION} histogram)")
     for column in ("operation", "count", "errors", "P50 ms", "P95 ms", "P99 ms"):
         table.add_column(column, justify="left" if column == "operation" else "right", overflow="fold")
-    for operation in sorted(points):
-        stats = summarize(points[operation], errors=errors[operation])
+    for operation, stats in sorted(operation_stats(reader).items()):
         table.add_row(
             operation, str(stats.count), str(stats.errors), *(_ms(v) for v in (stats.p50, stats.p95, stats.p99))
         )

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cde_otel.cli._console import console, err_console
-from cde_otel.cli._errors import handle_errors
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.errors._docs import render_catalog_markdown
 from cde_otel.errors.catalog import DOCS_PATH, all_entries
 from cde_otel.errors.formatter import ErrorFormatter

@@ -24,9 +24,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cde_otel._exceptions import CDESystemError
 from cde_otel.cli._console import console
-from cde_otel.cli._errors import handle_errors
-from cde_otel.core.errors import CDESystemError
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.settings import load_settings
 
 app = typer.Typer(

@@ -16,9 +16,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cde_otel._exceptions import StateError
 from cde_otel.cli._console import console
-from cde_otel.cli._errors import handle_errors
-from cde_otel.core.errors import StateError
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.resilience import ResilientProjectRepository
 from cde_otel.settings import load_settings
 

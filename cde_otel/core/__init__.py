@@ -1,7 +1,9 @@
 """The single-project CDE domain and its durable file state.
 
-Pure: this package imports no OpenTelemetry and no structlog. Telemetry, logging
-and health observe it from outside (see :mod:`cde_otel.instrumentation`).
+Pure: this package imports no OpenTelemetry and no structlog (an import contract checks
+it). Telemetry, logging and health observe it from outside (see
+:mod:`cde_otel.instrumentation`). The coded errors it raises are imported from
+:mod:`cde_otel.errors`.
 
     from cde_otel.core import FileSystemProjectRepository
 
@@ -13,41 +15,20 @@ and health observe it from outside (see :mod:`cde_otel.instrumentation`).
     repo.save(project)
 """
 
-from cde_otel.core.errors import (
-    ERROR_CODES,
-    CDEError,
-    CDESystemError,
-    CircuitBreakerOpenError,
-    ErrorCode,
-    FeatureError,
-    ProjectError,
-    ReadOnlyModeError,
-    Severity,
-    StateError,
-    ValidationError,
-)
+from cde_otel.core._validation import MAX_NAME_LENGTH, MAX_PROMPT_LENGTH
 from cde_otel.core.model import PHASES, WORKFLOW_TYPES, Feature, FeatureStatus, Project, ProjectStatus
 from cde_otel.core.repository import BackupInfo, FileSystemProjectRepository, PersistenceGuard
 
 __all__ = [
-    "ERROR_CODES",
+    "MAX_NAME_LENGTH",
+    "MAX_PROMPT_LENGTH",
     "PHASES",
     "WORKFLOW_TYPES",
     "BackupInfo",
-    "CDEError",
-    "CDESystemError",
-    "CircuitBreakerOpenError",
-    "ErrorCode",
     "Feature",
-    "FeatureError",
     "FeatureStatus",
     "FileSystemProjectRepository",
     "PersistenceGuard",
     "Project",
-    "ProjectError",
     "ProjectStatus",
-    "ReadOnlyModeError",
-    "Severity",
-    "StateError",
-    "ValidationError",
 ]

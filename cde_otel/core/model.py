@@ -7,31 +7,25 @@ Lifecycles:
   COMPLETED; or FAILED from any non-terminal phase. Phases never regress or skip,
   and each phase's artifacts are written once (append-only).
 
-Every refusal is a coded error from :mod:`cde_otel.core.errors`. While
+Every refusal is a coded error from :mod:`cde_otel._exceptions`. While
 ``Project.read_only`` is true every mutation raises ``ReadOnlyModeError`` and
 queries keep working.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cde_otel.core import breadcrumbs
-from cde_otel.core._stack import on_fresh_stack
-from cde_otel.core.errors import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
+from cde_otel import breadcrumbs
+from cde_otel._exceptions import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
+from cde_otel.core._validation import MAX_PROMPT_LENGTH, validate_name, validated_results, validated_text
 
-MAX_PROMPT_LENGTH = 100_000
-MAX_NAME_LENGTH = 200
-#: Phase results are bounded so one submission cannot make the state unloadable or huge:
-#: nesting levels (the results mapping is level 1) and UTF-8 bytes of their JSON.
-MAX_RESULTS_DEPTH = 100
-MAX_RESULTS_BYTES = 1024 * 1024
 WORKFLOW_TYPES = frozenset({"default", "quick-fix", "research", "documentation", "refactor", "hotfix"})
 PHASES: tuple[str, ...] = ("define", "decompose", "design", "implement", "test", "review")
 
@@ -75,76 +69,6 @@ class FeatureStatus(enum.StrEnum):
 
 
 PHASE_STATUS: dict[str, FeatureStatus] = dict(zip(PHASES, list(FeatureStatus)[: len(PHASES)], strict=True))
-
-
-def _validated_text(value: object, *, code: str, what: str, max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{what} must be non-empty text", code, {"field": what, "type": type(value).__name__})
-    if len(value) > max_length:
-        raise ValidationError(
-            f"{what} is {len(value)} characters; at most {max_length} are allowed",
-            code,
-            {"field": what, "length": len(value), "max_length": max_length},
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: valid in a Python str, not in UTF-8 or JSON text
-        raise ValidationError(
-            f"{what} is not valid Unicode text: {exc.reason} at position {exc.start}",
-            code,
-            {"field": what, "reason": f"{exc.reason} at position {exc.start}"},
-        ) from None
-    return value
-
-
-def _refuse_results(reason: str, **context: Any) -> ValidationError:
-    return ValidationError(f"phase results {reason}", "E305", {"field": "results", "reason": reason, **context})
-
-
-def _check_results_shape(results: Mapping[str, Any]) -> None:
-    """Bounds nesting and size without recursing (so the check itself cannot overflow the stack).
-
-    Every container and scalar takes at least one byte of JSON, and a string its length,
-    so the walk stops after :data:`MAX_RESULTS_BYTES` units even on shared or cyclic structures.
-    """
-    budget = MAX_RESULTS_BYTES
-    pending: list[tuple[object, int]] = [(results, 1)]
-    while pending:
-        value, depth = pending.pop()
-        budget -= len(value) if isinstance(value, str) else 1
-        if budget < 0:
-            raise _refuse_results(f"are larger than {MAX_RESULTS_BYTES} bytes", max_bytes=MAX_RESULTS_BYTES)
-        if isinstance(value, Mapping):
-            children: Iterable[object] = value.values()
-        elif isinstance(value, list | tuple):
-            children = value
-        else:
-            continue
-        if depth > MAX_RESULTS_DEPTH:
-            raise _refuse_results(
-                f"are nested deeper than {MAX_RESULTS_DEPTH} levels (or contain themselves)",
-                max_depth=MAX_RESULTS_DEPTH,
-            )
-        pending.extend((child, depth + 1) for child in children)
-
-
-def _validated_results(results: object) -> dict[str, Any]:
-    if results is None:
-        return {}
-    if not isinstance(results, Mapping):
-        raise ValidationError(
-            "phase results must be a mapping", "E305", {"field": "results", "type": type(results).__name__}
-        )
-    _check_results_shape(results)
-    try:
-        # Artifacts are persisted as strict JSON in UTF-8: refuse what cannot round-trip now, not at save time.
-        text = on_fresh_stack(lambda: json.dumps(dict(results), ensure_ascii=False, allow_nan=False))
-        size = len(text.encode("utf-8"))
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (lone surrogates) is a ValueError
-        raise _refuse_results(f"must be JSON-serialisable UTF-8 text ({exc})") from exc
-    if size > MAX_RESULTS_BYTES:
-        raise _refuse_results(f"are {size} bytes of JSON; at most {MAX_RESULTS_BYTES} are allowed", size=size)
-    return dict(on_fresh_stack(lambda: json.loads(text)))
 
 
 @dataclass(eq=False)
@@ -207,7 +131,7 @@ class Feature:
                  "requested_phase": next_phase, "expected_phase": expected},
                 snapshot=self.snapshot(),
             )  # fmt: skip
-        artifacts = _validated_results(results)
+        artifacts = validated_results(results)
         now = utcnow()
         self.artifacts[self.current_phase] = artifacts
         self.phase_history.append({"phase": self.current_phase, "completed_at": now.isoformat()})
@@ -226,7 +150,7 @@ class Feature:
                 {"feature_id": self.id, "current_phase": self.current_phase},
                 snapshot=self.snapshot(),
             )
-        artifacts = _validated_results(results)
+        artifacts = validated_results(results)
         now = utcnow()
         self.artifacts[self.current_phase] = artifacts
         self.phase_history.append({"phase": self.current_phase, "completed_at": now.isoformat()})
@@ -237,7 +161,7 @@ class Feature:
         """Marks the feature failed from any non-terminal phase."""
         breadcrumbs.record("Feature.fail", feature_id=self.id, phase=self.current_phase)
         self._check_mutable("fail")
-        self.failure_reason = _validated_text(reason, code="E305", what="reason", max_length=MAX_PROMPT_LENGTH)
+        self.failure_reason = validated_text(reason, code="E305", what="reason", max_length=MAX_PROMPT_LENGTH)
         self.status = FeatureStatus.FAILED
         self.updated_at = utcnow()
 
@@ -274,7 +198,7 @@ class Project:
     read_only_reason: str | None = field(default=None, compare=False)
     #: The state-file revision this object was loaded from or last saved as.
     revision: int = field(default=0, compare=False)
-    #: Set by the repository while read-only: a rate-limited probe write that ends read-only mode.
+    # While read-only: the repository's rate-limited probe write that may end read-only mode.
     _writable_probe: Callable[[Project], bool] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -288,6 +212,44 @@ class Project:
 
     def snapshot(self) -> dict[str, Any]:
         return {"project_id": self.id, "status": self.status.value, "features": len(self.features)}
+
+    # -- persistence state (set by a repository) ---------------------------------
+    def mark_read_only(self, reason: str, probe: Callable[[Project], bool] | None = None) -> None:
+        """Refuses every mutation (E207) from now on; queries keep working.
+
+        ``probe``, when given, is asked before each refused mutation and ends read-only mode by
+        returning True (the repository's rate-limited write probe: the storage is back).
+        """
+        self.read_only, self.read_only_reason = True, reason
+        self._writable_probe = probe
+
+    def mark_writable(self) -> None:
+        """Ends read-only mode."""
+        self.read_only, self.read_only_reason = False, None
+        self._writable_probe = None
+
+    def restore_from(self, good: Project) -> None:
+        """Makes this object equal to ``good`` in place, so references callers hold stay valid.
+
+        Features present in both are updated in place too; read-only state and revision are the
+        repository's and stay as they are.
+        """
+        for item in dataclasses.fields(Project):
+            if item.name not in ("features", "read_only", "read_only_reason", "revision", "_writable_probe"):
+                setattr(self, item.name, getattr(good, item.name))
+        features: dict[str, Feature] = {}
+        for feature_id, good_feature in good.features.items():
+            current = self.features.get(feature_id)
+            if current is None:
+                good_feature._project = self
+                features[feature_id] = good_feature
+                continue
+            for item in dataclasses.fields(Feature):
+                if item.name != "_project":
+                    setattr(current, item.name, getattr(good_feature, item.name))
+            features[feature_id] = current
+        self.features.clear()
+        self.features.update(features)
 
     def _check_writable(self, operation: str) -> None:
         if self.read_only:
@@ -344,18 +306,14 @@ class Project:
                 recoverable=self.status is not ProjectStatus.ERROR,
                 snapshot=self.snapshot(),
             )
-        text = _validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
+        text = validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
         if not isinstance(workflow_type, str) or workflow_type not in WORKFLOW_TYPES:
             raise ValidationError(
                 f"unknown workflow type {workflow_type!r}",
                 "E305",
                 {"field": "workflow_type", "value": str(workflow_type), "allowed": sorted(WORKFLOW_TYPES)},
             )
-        title = (
-            _validated_text(name, code="E302", what="name", max_length=MAX_NAME_LENGTH)
-            if name is not None
-            else _default_feature_name(text)
-        )
+        title = validate_name(name) if name is not None else _default_feature_name(text)
         feature = Feature(project_id=self.id, prompt=text, name=title, workflow_type=workflow_type)
         feature._project = self
         self.features[feature.id] = feature

@@ -1,4 +1,7 @@
-"""The on-disk state document: encoding, checksum and validation.
+"""The on-disk state: where its files live, its lock, and the document's encoding and validation.
+
+``<project>/.cde/state.json`` is the state; ``.cde/backups/`` holds its backups and
+``.cde/state.lock`` the cross-process lock (:func:`state_paths`, :func:`state_lock`).
 
 A state document is ``{"schema_version", "revision", "saved_at", "checksum", "project"}``;
 the checksum is SHA-256 over the canonical JSON of everything else, so a file
@@ -16,13 +19,19 @@ stack depth (see :mod:`cde_otel.core._stack`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import filelock
+
+from cde_otel._exceptions import ProjectError, StateError, ValidationError
 from cde_otel.core._stack import on_fresh_stack
-from cde_otel.core.errors import StateError, ValidationError
 from cde_otel.core.model import (
     PHASE_STATUS,
     PHASES,
@@ -35,6 +44,51 @@ from cde_otel.core.model import (
 )
 
 SCHEMA_VERSION = 1
+STATE_DIR = ".cde"
+STATE_FILE = "state.json"
+BACKUP_DIR = "backups"
+LOCK_FILE = "state.lock"
+
+
+def state_paths(project_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
+    """(state dir, state file, backups dir) of a project directory."""
+    root = Path(project_path) / STATE_DIR
+    return root, root / STATE_FILE, root / BACKUP_DIR
+
+
+def project_root(path: str | os.PathLike[str]) -> Path:
+    """The resolved project directory at ``path``: E001 when it is no directory, E002 when unreadable."""
+    if not isinstance(path, str | os.PathLike) or not str(path).strip():
+        raise ProjectError("project path must be a non-empty path", "E001", {"path": str(path)})
+    given = str(path)
+    root = Path(given).expanduser()
+    try:
+        if not root.is_dir():
+            raise ProjectError(f"project path {given} does not exist or is not a directory", "E001", {"path": given})
+        root = root.resolve()
+    except OSError as exc:
+        raise ProjectError(f"project path {given} is not accessible: {exc.strerror}", "E002", {"path": given}) from exc
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ProjectError(f"project path {given} is not readable", "E002", {"path": given})
+    return root
+
+
+@contextlib.contextmanager
+def state_lock(state_dir: Path, timeout: float) -> Iterator[None]:
+    """The cross-process lock of a project's state; waiting longer than ``timeout`` seconds is E206."""
+    lock = filelock.FileLock(str(state_dir / LOCK_FILE), timeout=timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        raise StateError(
+            f"timed out after {timeout}s waiting for the state lock of {state_dir}",
+            "E206",
+            {"path": str(state_dir / LOCK_FILE), "timeout_s": timeout},
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:
@@ -84,7 +138,18 @@ def _refuse_constant(name: str) -> Any:
 
 
 def decode(raw: bytes, *, source: str) -> tuple[Project, int]:
-    """Parses and validates a state document; any defect is a coded ``StateError``."""
+    """Parses and validates a state document; any defect is a coded ``StateError``, never another exception."""
+    try:
+        return _decode(raw, source)
+    except StateError:
+        raise
+    except Exception as exc:  # whatever the validation below missed is still a schema defect
+        raise StateError(
+            f"state file {source} does not match the schema: {exc!r}", "E204", {"path": source, "reason": repr(exc)}
+        ) from exc
+
+
+def _decode(raw: bytes, source: str) -> tuple[Project, int]:
     try:
         return on_fresh_stack(lambda: _decoded(raw, source))
     except RecursionError as exc:  # deeper than any stack can parse: not a document this package wrote

@@ -1,7 +1,8 @@
 """Crash-safe file primitives: atomic replace with fsync, write probes, errno classification.
 
 Every byte the repository writes goes through :func:`write_all`, which is also the
-one seam fault-injection helpers patch (``cde_otel.resilience.simulate_storage_error``).
+one seam fault injection patches (``cde_otel.testing.simulate_storage_error``).
+:func:`state_error` turns an ``OSError`` into the coded ``StateError`` callers see.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from cde_otel._exceptions import StateError
 
 #: errnos after which writing cannot succeed until an operator acts (read-only mode).
 STORAGE_UNAVAILABLE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
@@ -23,6 +27,19 @@ TRANSIENT_ERRNO_NAMES = frozenset(errno.errorcode[n] for n in TRANSIENT_ERRNOS)
 
 def is_storage_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORAGE_UNAVAILABLE_ERRNOS
+
+
+def state_error(exc: OSError, *, path: Path, operation: str) -> StateError:
+    """E210 when the storage refuses writes (:data:`STORAGE_UNAVAILABLE_ERRNOS`), else E201."""
+    context: dict[str, Any] = {
+        "path": str(path),
+        "operation": operation,
+        "errno": errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+        "reason": exc.strerror or str(exc),
+    }
+    if exc.errno in STORAGE_UNAVAILABLE_ERRNOS:
+        return StateError(f"storage refused {operation} of {path}: {exc.strerror}", "E210", context)
+    return StateError(f"{operation} of {path} failed: {exc.strerror or exc}", "E201", context)
 
 
 def write_all(fd: int, data: bytes) -> None:

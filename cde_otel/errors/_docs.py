@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sys
 
-from cde_otel.core.errors import (
+from cde_otel._exceptions import (
     CDEError,
     CDESystemError,
     FeatureError,
@@ -146,7 +146,7 @@ _FAQ: tuple[tuple[str, str], ...] = (
      "Set `CDE_OTEL_ERRORS_DOCS_URL` to the URL of this page as published; links become `URL#e101`. Or pass "
      "`docs_url=` to `ErrorFormatter`."),
     ("How do I add an error code?",
-     "Add one row to `ERROR_CODES` in `cde_otel/core/errors.py` inside its class's range, one `CatalogEntry` "
+     "Add one row to `ERROR_CODES` in `cde_otel/_exceptions.py` inside its class's range, one `CatalogEntry` "
      "in `cde_otel/errors/catalog.py`, then regenerate this file with `cde-otel errors docs --write`. "
      "The tests fail until all three agree."),
 )  # fmt: skip

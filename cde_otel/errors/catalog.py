@@ -1,6 +1,6 @@
 """What every error code means to a user: title, description, causes and fixes.
 
-One :class:`CatalogEntry` per code of :data:`~cde_otel.core.errors.ERROR_CODES`;
+One :class:`CatalogEntry` per code of :data:`~cde_otel._exceptions.ERROR_CODES`;
 severity, name and recoverability are read from that registry, never repeated.
 Description and suggestion texts are :meth:`str.format` templates whose
 ``{placeholders}`` are keys of the error's ``context`` (plus ``{message}``, the
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from cde_otel.core.errors import ERROR_CODES, ErrorCode, Severity
-from cde_otel.core.model import MAX_NAME_LENGTH, MAX_PROMPT_LENGTH, PHASES
+from cde_otel._exceptions import ERROR_CODES, ErrorCode, Severity
+from cde_otel.core import MAX_NAME_LENGTH, MAX_PROMPT_LENGTH, PHASES
 
 #: Where the generated catalog lives, relative to the repository root; doc links point at its anchors.
 DOCS_PATH = "docs/errors/catalog.md"

@@ -44,7 +44,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from cde_otel.core.errors import CDEError, CDESystemError
+from cde_otel._exceptions import CDEError, CDESystemError
 from cde_otel.errors.catalog import CATALOG, CatalogEntry, catalog_entry
 from cde_otel.settings import load_settings
 
@@ -145,7 +145,7 @@ def configured_docs_url() -> str | None:
     """``CDE_OTEL_ERRORS_DOCS_URL`` when set, else None (links stay relative)."""
     # Formatting must not fail because some unrelated setting is malformed (that error is E903 itself).
     try:
-        url = str(getattr(load_settings(), "errors_docs_url", "") or "")
+        url = load_settings().errors_docs_url
     except Exception:
         return None
     return url or None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Generic, TypeVar
 import psutil
 
 from cde_otel.core import storage
-from cde_otel.core.repository import STATE_DIR
+from cde_otel.core.state import STATE_DIR
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -68,6 +69,14 @@ _PROCESS = psutil.Process()
 
 def default_memory_probe() -> MemoryReading:
     return MemoryReading(rss_bytes=_PROCESS.memory_info().rss, system_percent=psutil.virtual_memory().percent)
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (0 if the OS will not say)."""
+    try:
+        return max(time.time() - _PROCESS.create_time(), 0.0)
+    except (psutil.Error, OSError):
+        return 0.0
 
 
 def probe_state_writable(project_path: Path) -> tuple[bool, str | None]:

@@ -44,9 +44,10 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
+from cde_otel._exceptions import ValidationError
 from cde_otel._version import __version__
-from cde_otel.core.errors import ValidationError
-from cde_otel.health._monitor import HealthMonitor, default_monitor, error_summary
+from cde_otel.health._mcp_tool import default_monitor, error_summary
+from cde_otel.health._monitor import HealthMonitor
 
 _log = logging.getLogger("cde_otel.health")
 

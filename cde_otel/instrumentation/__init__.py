@@ -53,13 +53,19 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from cde_otel._version import __version__
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
+from cde_otel.semconv import (
+    CLASSIC_BOUNDARIES_S,
+    METRIC_ERRORS,
+    METRIC_FEATURES_ACTIVE,
+    METRIC_OPERATION_DURATION,
+    SCHEMA_URL,
+    SCOPE_NAME,
+)
 from cde_otel.settings import Settings, load_settings
-from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S, DURATION_METRIC
 
 __all__ = ["CDEInstrumentor", "Role", "Target", "parse_target"]
 
 _log = logging.getLogger("cde_otel.instrumentation")
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 _hooked_modules: set[str] = set()
 
 
@@ -76,28 +82,28 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         settings: Settings = kwargs.get("settings") or load_settings()
         tracer = trace.get_tracer(
-            "cde_otel", __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL
+            SCOPE_NAME, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
         )
         meter = metrics.get_meter(
-            "cde_otel", __version__, meter_provider=kwargs.get("meter_provider"), schema_url=_SCHEMA_URL
+            SCOPE_NAME, __version__, meter_provider=kwargs.get("meter_provider"), schema_url=SCHEMA_URL
         )
         log_start, log_end = _operation_loggers(kwargs.get("log_operations"))
         telemetry = OperationTelemetry(
             tracer,
             meter.create_histogram(
-                DURATION_METRIC,
+                METRIC_OPERATION_DURATION,
                 unit="s",
                 description="Duration of CDE project, feature and state operations.",
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
-            meter.create_counter("cde.errors", unit="{error}", description="CDE operations that failed, by code."),
+            meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
             log_start=log_start,
             log_end=log_end,
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
         )
         meter.create_observable_gauge(
-            "cde.features.active",
+            METRIC_FEATURES_ACTIVE,
             callbacks=[_active_features_callback(telemetry)],
             unit="{feature}",
             description="Features started and neither completed nor failed, in projects this process holds.",

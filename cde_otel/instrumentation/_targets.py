@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cde_otel.core.errors import CDESystemError
+from cde_otel._exceptions import CDESystemError
 
 
 class Role(Enum):

@@ -21,23 +21,27 @@ from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel.instrumentation._targets import Role, Target
-from cde_otel.telemetry.correlation import CORRELATION_KEY
+from cde_otel.semconv import (
+    ATTR_CODE_FUNCTION_NAME,
+    ATTR_CORRELATION_ID,
+    ATTR_ERROR_RECOVERABLE,
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_FEATURE_NEXT_PHASE,
+    ATTR_FEATURE_PHASE,
+    ATTR_OPERATION,
+    ATTR_OUTCOME,
+    ATTR_PROJECT_ID,
+    ATTR_PROMPT,
+    ATTR_PROMPT_LENGTH,
+    CORRELATION_KEY,
+    LOG_FIELDS,
+    OUTCOME_ERROR,
+    OUTCOME_OK,
+)
 
 _log = logging.getLogger("cde_otel.instrumentation")
 F = TypeVar("F", bound=Callable[..., Any])
-
-ATTR_OPERATION = "cde.operation"
-ATTR_OUTCOME = "cde.outcome"
-ATTR_PROJECT_ID = "cde.project.id"
-ATTR_FEATURE_ID = "cde.feature.id"
-ATTR_FEATURE_PHASE = "cde.feature.phase"
-ATTR_NEXT_PHASE = "cde.feature.next_phase"
-ATTR_CORRELATION_ID = "cde.correlation_id"
-ATTR_ERROR_TYPE = "error.type"
-ATTR_RECOVERABLE = "cde.error.recoverable"
-ATTR_FUNCTION = "code.function.name"
-ATTR_PROMPT_LENGTH = "cde.prompt.length"
-ATTR_PROMPT = "cde.prompt"
 
 OperationLogger = Callable[..., None]
 
@@ -133,7 +137,7 @@ class OperationTelemetry:
     def _begin_attrs(
         self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname, ATTR_FUNCTION: target.spec}
+        attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname, ATTR_CODE_FUNCTION_NAME: target.spec}
         role = target.role
         if role is Role.PROJECT:
             attrs[ATTR_PROJECT_ID] = _id(instance)
@@ -150,7 +154,7 @@ class OperationTelemetry:
             if target.method == "advance_phase":
                 nxt = args[0] if args else kwargs.get("next_phase")
                 if isinstance(nxt, str):
-                    attrs[ATTR_NEXT_PHASE] = nxt
+                    attrs[ATTR_FEATURE_NEXT_PHASE] = nxt
         else:
             for candidate in (*args, *kwargs.values()) if role is Role.STORE else (instance, *args):
                 if _is_project(candidate):
@@ -195,17 +199,17 @@ class OperationTelemetry:
         error_code: str | None = None
         try:
             if error is None:
-                metric_attrs[ATTR_OUTCOME] = "ok"
+                metric_attrs[ATTR_OUTCOME] = OUTCOME_OK
                 self._note_result(target, attrs, span, result)
             else:
                 code = getattr(error, "code", None)
                 error_code = code if isinstance(code, str) else type(error).__name__
-                metric_attrs[ATTR_OUTCOME] = "error"
+                metric_attrs[ATTR_OUTCOME] = OUTCOME_ERROR
                 metric_attrs[ATTR_ERROR_TYPE] = error_code
                 span.set_attribute(ATTR_ERROR_TYPE, error_code)
                 recoverable = getattr(error, "recoverable", None)
                 if isinstance(recoverable, bool):
-                    span.set_attribute(ATTR_RECOVERABLE, recoverable)
+                    span.set_attribute(ATTR_ERROR_RECOVERABLE, recoverable)
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{error_code}: {error}"[:256]))
                 self.errors.add(1, {ATTR_ERROR_TYPE: error_code, ATTR_OPERATION: target.qualname})
@@ -308,13 +312,5 @@ class OperationTelemetry:
         return sync_wrapper
 
 
-_LOG_KEYS = {
-    ATTR_PROJECT_ID: "project_id",
-    ATTR_FEATURE_ID: "feature_id",
-    ATTR_FEATURE_PHASE: "phase",
-    ATTR_CORRELATION_ID: "correlation_id",
-}
-
-
 def _log_ids(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {key: attrs[attr] for attr, key in _LOG_KEYS.items() if attr in attrs}
+    return {key: attrs[attr] for attr, key in LOG_FIELDS.items() if attr in attrs}

@@ -6,12 +6,13 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import structlog
 
-from cde_otel.core.errors import CDESystemError
-from cde_otel.logging._handlers import Rotation, file_handler
+from cde_otel._correlation import current_correlation_id
+from cde_otel._exceptions import CDESystemError
+from cde_otel.logging._handlers import file_handler
 from cde_otel.logging._processors import (
     add_trace_context,
     correlation_id_adder,
@@ -19,12 +20,11 @@ from cde_otel.logging._processors import (
     leading_keys_first,
     redactor,
 )
-from cde_otel.settings import Settings, load_settings
+from cde_otel.settings import LogFormat, LogRotation, Settings, load_settings
 
 if TYPE_CHECKING:
     from opentelemetry._logs import LoggerProvider
 
-Format = Literal["auto", "json", "console"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
            "critical": logging.CRITICAL}  # fmt: skip
@@ -49,7 +49,7 @@ def slow_operation_ms() -> float:
     if _installed is not None:
         return _installed.slow_operation_ms
     if _unconfigured_slow_operation_ms is None:  # read once: this is on every operation's path
-        _unconfigured_slow_operation_ms = float(load_settings().slow_operation_ms)
+        _unconfigured_slow_operation_ms = load_settings().slow_operation_ms
     return _unconfigured_slow_operation_ms
 
 
@@ -70,7 +70,7 @@ def _parse_level(level: str | int) -> int:
         ) from None
 
 
-def _wants_console(fmt: Format, stream: TextIO) -> bool:
+def _wants_console(fmt: LogFormat, stream: TextIO) -> bool:
     if fmt == "auto":
         isatty = getattr(stream, "isatty", None)
         return bool(isatty and isatty())
@@ -95,8 +95,8 @@ def setup_logging(
     level: str | int | None = None,
     output_file: str | os.PathLike[str] | None = None,
     *,
-    fmt: Format | None = None,
-    rotation: Rotation | None = None,
+    fmt: LogFormat | None = None,
+    rotation: LogRotation | None = None,
     max_bytes: int | None = None,
     retention_days: int | None = None,
     logger_provider: LoggerProvider | None = None,
@@ -116,12 +116,10 @@ def setup_logging(
     global _installed
     cfg = settings if settings is not None else load_settings()
     root_level = _parse_level(level if level is not None else cfg.log_level)
-    fmt = fmt or cast(Format, cfg.log_format)
+    fmt = fmt or cfg.log_format
     path = output_file if output_file is not None else (cfg.log_file or None)
-    redact_keys = tuple(cfg.redact_keys)
-    content_max_length = int(cfg.capture_max_length) if cfg.capture_content else None
-
-    from cde_otel.telemetry.correlation import current_correlation_id  # telemetry imports this package
+    redact_keys = cfg.redact_keys
+    content_max_length = cfg.capture_max_length if cfg.capture_content else None
 
     provider = _resolve_logger_provider(logger_provider, otel)
     redact = redactor(redact_keys, content_max_length)
@@ -174,9 +172,9 @@ def setup_logging(
     if path:
         rotated = file_handler(
             path,
-            rotation or cast(Rotation, cfg.log_rotation),
-            max_bytes if max_bytes is not None else int(cfg.log_max_bytes),
-            retention_days if retention_days is not None else int(cfg.log_retention_days),
+            rotation or cfg.log_rotation,
+            max_bytes if max_bytes is not None else cfg.log_max_bytes,
+            retention_days if retention_days is not None else cfg.log_retention_days,
         )
         rotated.setFormatter(_formatter(False, None, pre_chain))
         handlers.append(rotated)
@@ -201,7 +199,7 @@ def setup_logging(
         # from structlog.testing.capture_logs.
         cache_logger_on_first_use=False,
     )
-    _installed = _Installed(handlers, previous_root_level, float(cfg.slow_operation_ms))
+    _installed = _Installed(handlers, previous_root_level, cfg.slow_operation_ms)
 
 
 def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool | None) -> LoggerProvider | None:

@@ -15,15 +15,13 @@ import logging
 import logging.handlers
 import os
 from pathlib import Path
-from typing import Literal
 
-from cde_otel.core.errors import CDESystemError
-
-Rotation = Literal["daily", "size", "none"]
+from cde_otel._exceptions import CDESystemError
+from cde_otel.settings import LogRotation
 
 
 def file_handler(
-    path: str | os.PathLike[str], rotation: Rotation, max_bytes: int, retention: int
+    path: str | os.PathLike[str], rotation: LogRotation, max_bytes: int, retention: int
 ) -> logging.FileHandler:
     """A UTF-8, append-mode handler for ``path`` (parent directories created) rotating as asked."""
     target = Path(path).expanduser()

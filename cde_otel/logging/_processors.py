@@ -9,9 +9,10 @@ from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from cde_otel.redaction import redact_value, scrub_text
+from cde_otel.semconv import ATTR_FEATURE_ID, ATTR_PROJECT_ID, LOG_FIELDS
 
-# Span attributes (telemetry contract) copied into log lines when the event does not name them itself.
-_SPAN_IDS = (("cde.project.id", "project_id"), ("cde.feature.id", "feature_id"))
+# Span attributes copied into log lines when the event does not name them itself.
+_SPAN_IDS = tuple((attribute, LOG_FIELDS[attribute]) for attribute in (ATTR_PROJECT_ID, ATTR_FEATURE_ID))
 
 
 def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -33,7 +34,7 @@ def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> Event
 
 
 def correlation_id_adder(current_correlation_id: Callable[[], str | None]) -> Processor:
-    """A processor adding ``correlation_id`` from the OpenTelemetry baggage (see ``cde_otel.telemetry``)."""
+    """A processor adding ``correlation_id`` from the OpenTelemetry baggage (see ``cde_otel.correlation``)."""
 
     def add_correlation_id(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         correlation_id = current_correlation_id()

@@ -15,32 +15,22 @@ parts that use tenacity, pybreaker and the OpenTelemetry API:
 
 * :class:`TransientRetry` — tenacity retries of EAGAIN/EBUSY/EINTR/ETIMEDOUT writes and
   lock timeouts, exponential backoff with jitter, each retry a ``cde.retry`` span event
-  and a ``cde.retry.attempts`` count.
+  and a ``cde.retry.attempts`` count (names: :mod:`cde_otel.semconv`).
 * :class:`CircuitBreaker` — pybreaker with an injectable clock; open raises
   ``CircuitBreakerOpenError`` E901; states feed the ``cde.circuit_breaker.state`` gauge.
 * :func:`advance_and_save` / :func:`complete_and_save` — save progress at each phase and
   roll the submission back when the save fails.
-* :func:`simulate_storage_error` / :func:`simulate_disk_full` — fault injection for tests.
 """
 
-from cde_otel.core.errors import CircuitBreakerOpenError, ReadOnlyModeError
 from cde_otel.resilience._breaker import CircuitBreaker, breakers, is_dependency_failure
-from cde_otel.resilience._faults import InjectedFault, simulate_disk_full, simulate_storage_error
 from cde_otel.resilience._progress import advance_and_save, complete_and_save
 from cde_otel.resilience._repository import PERSISTENCE_BREAKER, BreakerRetryGuard, ResilientProjectRepository
 from cde_otel.resilience._retry import TransientRetry, is_transient
-from cde_otel.resilience._telemetry import BREAKER_GAUGE, BREAKER_STATE_VALUES, RETRY_COUNTER
 
 __all__ = [
-    "BREAKER_GAUGE",
-    "BREAKER_STATE_VALUES",
     "PERSISTENCE_BREAKER",
-    "RETRY_COUNTER",
     "BreakerRetryGuard",
     "CircuitBreaker",
-    "CircuitBreakerOpenError",
-    "InjectedFault",
-    "ReadOnlyModeError",
     "ResilientProjectRepository",
     "TransientRetry",
     "advance_and_save",
@@ -48,6 +38,4 @@ __all__ = [
     "complete_and_save",
     "is_dependency_failure",
     "is_transient",
-    "simulate_disk_full",
-    "simulate_storage_error",
 ]

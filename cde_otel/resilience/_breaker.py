@@ -43,8 +43,16 @@ from typing import Any, TypeVar
 import pybreaker
 from opentelemetry.metrics import MeterProvider
 
-from cde_otel.core.errors import CDEError, CircuitBreakerOpenError
-from cde_otel.resilience._telemetry import BREAKER_STATE_VALUES, add_span_event, observe_breakers
+from cde_otel._exceptions import CDEError, CircuitBreakerOpenError
+from cde_otel.resilience._telemetry import add_span_event, observe_breakers
+from cde_otel.semconv import (
+    ATTR_BREAKER_NAME,
+    ATTR_BREAKER_PREVIOUS_STATE,
+    ATTR_BREAKER_STATE,
+    BREAKER_STATE_VALUES,
+    EVENT_BREAKER_REJECTED,
+    EVENT_BREAKER_STATE_CHANGE,
+)
 
 T = TypeVar("T")
 
@@ -131,8 +139,8 @@ class _Listener(pybreaker.CircuitBreakerListener):
         current = _state_name(new_state.name)
         owner.transitions.append((previous, current))
         add_span_event(
-            "cde.circuit_breaker.state_change",
-            {"cde.breaker.name": owner.name, "cde.breaker.previous_state": previous, "cde.breaker.state": current},
+            EVENT_BREAKER_STATE_CHANGE,
+            {ATTR_BREAKER_NAME: owner.name, ATTR_BREAKER_PREVIOUS_STATE: previous, ATTR_BREAKER_STATE: current},
         )
         log = _log.warning if current == "open" else _log.info
         log(
@@ -220,7 +228,7 @@ class CircuitBreaker:
 
     def _refused(self, why: str | None = None) -> CircuitBreakerOpenError:
         remaining = round(self.remaining_cooldown(), 3)
-        add_span_event("cde.circuit_breaker.rejected", {"cde.breaker.name": self.name})
+        add_span_event(EVENT_BREAKER_REJECTED, {ATTR_BREAKER_NAME: self.name})
         return CircuitBreakerOpenError(
             f"circuit breaker {self.name!r} is open after {self.failure_threshold} consecutive failures; "
             + (f"{why}" if why else f"calls resume in {remaining}s"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cde_otel.core.errors import StateError
+from cde_otel._exceptions import StateError
 from cde_otel.core.model import Feature, Project
 from cde_otel.core.repository import FileSystemProjectRepository
 

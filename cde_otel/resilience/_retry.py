@@ -18,9 +18,19 @@ from typing import TypeVar
 import tenacity
 from opentelemetry.metrics import MeterProvider
 
+from cde_otel._exceptions import StateError
 from cde_otel.core import storage
-from cde_otel.core.errors import StateError
 from cde_otel.resilience._telemetry import add_span_event, count_retry, error_type
+from cde_otel.semconv import (
+    ATTR_ERROR_TYPE,
+    ATTR_OPERATION,
+    ATTR_RETRY_ATTEMPT,
+    ATTR_RETRY_ATTEMPTS,
+    ATTR_RETRY_ERRNO,
+    ATTR_RETRY_WAIT_S,
+    EVENT_RETRY,
+    EVENT_RETRY_EXHAUSTED,
+)
 
 T = TypeVar("T")
 
@@ -74,9 +84,9 @@ class TransientRetry:
         except Exception as exc:
             if is_transient(exc):
                 add_span_event(
-                    "cde.retry.exhausted",
-                    {"cde.operation": self.operation, "cde.retry.attempts": self.attempts,
-                     "error.type": error_type(exc)},
+                    EVENT_RETRY_EXHAUSTED,
+                    {ATTR_OPERATION: self.operation, ATTR_RETRY_ATTEMPTS: self.attempts,
+                     ATTR_ERROR_TYPE: error_type(exc)},
                 )  # fmt: skip
             raise
 
@@ -86,12 +96,12 @@ class TransientRetry:
         kind = error_type(exc) if exc is not None else "unknown"
         errno_name = exc.context.get("errno") if isinstance(exc, StateError) else None
         attributes: dict[str, str | int | float] = {
-            "cde.operation": self.operation,
-            "cde.retry.attempt": state.attempt_number,
-            "cde.retry.wait_s": round(state.upcoming_sleep, 6),
-            "error.type": kind,
+            ATTR_OPERATION: self.operation,
+            ATTR_RETRY_ATTEMPT: state.attempt_number,
+            ATTR_RETRY_WAIT_S: round(state.upcoming_sleep, 6),
+            ATTR_ERROR_TYPE: kind,
         }
         if isinstance(errno_name, str):
-            attributes["cde.retry.errno"] = errno_name
-        add_span_event("cde.retry", attributes)
-        count_retry(self.meter_provider, {"cde.operation": self.operation, "error.type": kind})
+            attributes[ATTR_RETRY_ERRNO] = errno_name
+        add_span_event(EVENT_RETRY, attributes)
+        count_retry(self.meter_provider, {ATTR_OPERATION: self.operation, ATTR_ERROR_TYPE: kind})

@@ -16,11 +16,13 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
-METER_NAME = "cde_otel"
-RETRY_COUNTER = "cde.retry.attempts"
-BREAKER_GAUGE = "cde.circuit_breaker.state"
-#: Gauge values of the breaker states.
-BREAKER_STATE_VALUES: Mapping[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+from cde_otel.semconv import (
+    ATTR_BREAKER_NAME,
+    BREAKER_STATE_VALUES,
+    METRIC_CIRCUIT_BREAKER_STATE,
+    METRIC_RETRY_ATTEMPTS,
+    SCOPE_NAME,
+)
 
 _lock = threading.Lock()
 # Keyed by id(provider); the provider itself is kept so its id cannot be reused while cached.
@@ -29,7 +31,7 @@ _gauges: dict[int, MeterProvider | None] = {}
 
 
 def _meter(meter_provider: MeterProvider | None) -> metrics.Meter:
-    return metrics.get_meter(METER_NAME, meter_provider=meter_provider)
+    return metrics.get_meter(SCOPE_NAME, meter_provider=meter_provider)
 
 
 def add_span_event(name: str, attributes: Mapping[str, AttributeValue]) -> None:
@@ -47,7 +49,9 @@ def count_retry(meter_provider: MeterProvider | None, attributes: Mapping[str, A
             cached = _retry_counters.get(key)
             if cached is None:
                 counter = _meter(meter_provider).create_counter(
-                    RETRY_COUNTER, unit="{attempt}", description="Re-attempts of transiently failing operations."
+                    METRIC_RETRY_ATTEMPTS,
+                    unit="{attempt}",
+                    description="Re-attempts of transiently failing operations.",
                 )
                 cached = _retry_counters[key] = (meter_provider, counter)
         cached[1].add(1, dict(attributes))
@@ -57,13 +61,13 @@ def observe_breakers(meter_provider: MeterProvider | None, states: Callable[[], 
     """Registers (once per provider) the ``cde.circuit_breaker.state`` gauge over ``states()``."""
 
     def observe(_options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(BREAKER_STATE_VALUES[state], {"cde.breaker.name": name}) for name, state in states()]
+        return [Observation(BREAKER_STATE_VALUES[state], {ATTR_BREAKER_NAME: name}) for name, state in states()]
 
     with contextlib.suppress(Exception), _lock:
         if id(meter_provider) in _gauges:
             return
         _meter(meter_provider).create_observable_gauge(
-            BREAKER_GAUGE,
+            METRIC_CIRCUIT_BREAKER_STATE,
             callbacks=[observe],
             unit="1",
             description="Circuit breaker state: 0 closed, 1 half_open, 2 open.",

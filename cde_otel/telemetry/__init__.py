@@ -1,5 +1,10 @@
 """Turning telemetry on: providers, exporters, instrumentation and logging in one call.
 
+The composition root of the package: it builds the SDK pipeline and wires the layers below
+it together -- instruments with :class:`~cde_otel.instrumentation.CDEInstrumentor`, sets up
+:mod:`cde_otel.logging` with its LoggerProvider, and registers its metric reader and export
+status with :mod:`cde_otel.health.sources`. Nothing below imports this package.
+
     import cde_otel
 
     cde_otel.configure()   # what CDE_OTEL_ENABLED=true does at start-up
@@ -25,9 +30,9 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
+from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 from cde_otel.settings import Settings, load_settings, sdk_disabled
 from cde_otel.telemetry._pipeline import Pipeline, build_pipeline, flush, shutdown_pipeline
-from cde_otel.telemetry.correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 
 __all__ = [
     "CORRELATION_KEY",
@@ -47,6 +52,9 @@ __all__ = [
 _log = logging.getLogger("cde_otel.telemetry")
 _lock = threading.RLock()
 _pipeline: Pipeline | None = None
+# True while configure() runs: instrumenting imports the core, whose post-import hook
+# (the .pth bootstrap) calls configure() again on this thread; that call must do nothing.
+_configuring = False
 _env_context_token: object | None = None
 _atexit_registered = False
 
@@ -64,36 +72,61 @@ def configure(
     """Sets up telemetry once; later calls return the same pipeline. None when the SDK is disabled.
 
     Pass providers to use your own (nothing is then built, exported or shut down by cde-otel).
+    A call made while ``configure()`` is already running on this thread (from an import hook)
+    returns None and changes nothing.
     """
-    global _pipeline, _atexit_registered
+    global _pipeline, _atexit_registered, _configuring
     env = os.environ if environ is None else environ
     if sdk_disabled(env):
         return None
     with _lock:
-        if _pipeline is not None:
+        if _pipeline is not None or _configuring:
             return _pipeline
-        settings = settings or load_settings(env)
-        if tracer_provider or meter_provider or logger_provider:
-            pipeline = Pipeline(
-                tracer_provider or TracerProvider(),
-                meter_provider or MeterProvider(),
-                logger_provider or LoggerProvider(),
-                health_reader=None,
-                exporters={"all": "user-provided providers"},
-                owned=False,
-            )
-        else:
-            pipeline = build_pipeline(settings, env)
-        if set_global:
-            _set_globals(pipeline)
-        _attach_context_from_environment(env)
-        _instrument(pipeline, settings, logging_setup)
+        _configuring = True
+        try:
+            pipeline = _configure(settings or load_settings(env), env, tracer_provider, meter_provider,
+                                  logger_provider, set_global=set_global, logging_setup=logging_setup)  # fmt: skip
+        finally:
+            _configuring = False
         _pipeline = pipeline
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
         _log.debug("cde-otel telemetry configured: %s", pipeline.exporters)
         return pipeline
+
+
+def _configure(
+    settings: Settings,
+    env: Mapping[str, str],
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+    logger_provider: LoggerProvider | None,
+    *,
+    set_global: bool,
+    logging_setup: bool,
+) -> Pipeline:
+    """Builds (or wraps the given providers in) a pipeline, sets the globals and instruments."""
+    if tracer_provider or meter_provider or logger_provider:
+        pipeline = Pipeline(
+            tracer_provider or TracerProvider(),
+            meter_provider or MeterProvider(),
+            logger_provider or LoggerProvider(),
+            health_reader=None,
+            exporters={"all": "user-provided providers"},
+            owned=False,
+        )
+    else:
+        pipeline = build_pipeline(settings, env)
+    if set_global:
+        _set_globals(pipeline)
+    _attach_context_from_environment(env)
+    _instrument(pipeline, settings, logging_setup)
+    from cde_otel.health.sources import register_telemetry
+
+    status = pipeline.export_status
+    register_telemetry(metric_reader=pipeline.health_reader, export_status=status.status if status else None)
+    return pipeline
 
 
 def _set_globals(pipeline: Pipeline) -> None:
@@ -170,8 +203,10 @@ def shutdown() -> None:
             return
         from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
+        from cde_otel.health.sources import unregister_telemetry
         from cde_otel.instrumentation import CDEInstrumentor
 
+        unregister_telemetry()
         CDEInstrumentor().uninstrument()
         ThreadingInstrumentor().uninstrument()
         try:

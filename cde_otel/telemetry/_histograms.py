@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import math
-
 from opentelemetry.sdk.metrics.view import (
     Aggregation,
     ExplicitBucketHistogramAggregation,
@@ -22,19 +20,7 @@ from opentelemetry.sdk.metrics.view import (
     View,
 )
 
-DURATION_METRIC = "cde.operation.duration"
-_LOWEST_S = 1e-5
-_HIGHEST_S = 60.0
-_BOUNDARY_COUNT = 110
-
-
-def _log_spaced(lowest: float, highest: float, count: int) -> tuple[float, ...]:
-    step = math.log(highest / lowest) / (count - 1)
-    # Four significant digits keep the boundaries readable in `le` labels.
-    return tuple(float(f"{lowest * math.exp(i * step):.4g}") for i in range(count))
-
-
-CLASSIC_BOUNDARIES_S: tuple[float, ...] = _log_spaced(_LOWEST_S, _HIGHEST_S, _BOUNDARY_COUNT)
+from cde_otel.semconv import CLASSIC_BOUNDARIES_S, METRIC_OPERATION_DURATION
 
 
 def duration_aggregation(kind: str, max_size: int) -> Aggregation:
@@ -44,4 +30,4 @@ def duration_aggregation(kind: str, max_size: int) -> Aggregation:
 
 
 def duration_views(kind: str, max_size: int) -> list[View]:
-    return [View(instrument_name=DURATION_METRIC, aggregation=duration_aggregation(kind, max_size))]
+    return [View(instrument_name=METRIC_OPERATION_DURATION, aggregation=duration_aggregation(kind, max_size))]

@@ -39,8 +39,9 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from cde_otel._exceptions import CDESystemError
 from cde_otel._version import __version__
-from cde_otel.core.errors import CDESystemError
+from cde_otel.semconv import CORRELATION_KEY
 from cde_otel.settings import Settings
 from cde_otel.telemetry._export_status import (
     ExportStatus,
@@ -198,8 +199,6 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER(_ARG)
     from opentelemetry.processor.baggage import BaggageSpanProcessor
 
-    from cde_otel.telemetry.correlation import CORRELATION_KEY
-
     # Copies the correlation id onto spans other instrumentations start, too.
     tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
     span_exporter: SpanExporter | None = exporters["traces"]
@@ -213,7 +212,7 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         readers.append(
             PeriodicExportingMetricReader(
                 TrackedMetricExporter(metric_exporter, status),
-                export_interval_millis=float(interval) if interval else float(settings.metric_export_interval_ms),
+                export_interval_millis=float(interval) if interval else settings.metric_export_interval_ms,
             )
         )
     health_reader = InMemoryMetricReader()

@@ -10,6 +10,13 @@ from collections.abc import Iterable
 import psutil
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
+from cde_otel.semconv import (
+    METRIC_DISK_FREE,
+    METRIC_PROCESS_MEMORY_USAGE,
+    METRIC_SYSTEM_MEMORY_UTILIZATION,
+    SYSTEM_SCOPE_NAME,
+)
+
 # Weak, so a provider created after another was freed is never mistaken for it (ids get reused).
 _registered: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 
@@ -19,7 +26,7 @@ def register_system_metrics(meter_provider: MeterProvider, project_path: str | N
     if meter_provider in _registered:
         return
     _registered.add(meter_provider)
-    meter = meter_provider.get_meter("cde_otel.system")
+    meter = meter_provider.get_meter(SYSTEM_SCOPE_NAME)
     process = psutil.Process()
     path = project_path or os.getcwd()
 
@@ -32,10 +39,10 @@ def register_system_metrics(meter_provider: MeterProvider, project_path: str | N
     def disk_free(options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(shutil.disk_usage(path).free)]
 
-    meter.create_observable_gauge("cde.process.memory.usage", [rss], unit="By", description="Resident set size.")
+    meter.create_observable_gauge(METRIC_PROCESS_MEMORY_USAGE, [rss], unit="By", description="Resident set size.")
     meter.create_observable_gauge(
-        "cde.system.memory.utilization", [memory_utilization], unit="1", description="Share of system memory in use."
+        METRIC_SYSTEM_MEMORY_UTILIZATION, [memory_utilization], unit="1", description="Share of system memory in use."
     )
     meter.create_observable_gauge(
-        "cde.disk.free", [disk_free], unit="By", description="Free disk space where the project lives."
+        METRIC_DISK_FREE, [disk_free], unit="By", description="Free disk space where the project lives."
     )

@@ -10,6 +10,7 @@ log     -> collector (OTLP HTTP) -> file exporter     : record carries the span'
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from backends import Backends, poll_until
 from opentelemetry._logs import SeverityNumber
@@ -95,7 +96,7 @@ def test_span_metric_and_log_reach_backends(backends: Backends) -> None:
         logger_provider.shutdown()
 
     # ---- Jaeger -------------------------------------------------------------------------
-    def jaeger_trace():
+    def jaeger_trace() -> Any:
         doc = backends.jaeger_get("/api/traces", service=service, limit=20)
         for trace in doc.get("data") or []:
             if int(trace["traceID"], 16) == int(trace_id, 16):
@@ -112,7 +113,7 @@ def test_span_metric_and_log_reach_backends(backends: Backends) -> None:
     sel = f'{{job="{service}"}}'
     exp_name = "cde_smoke_latency_seconds"
 
-    def native_count():
+    def native_count() -> Any:
         res = backends.prom_query(f"histogram_count({exp_name}{sel})")
         return res and float(res[0]["value"][1]) == len(VALUES) and res
 
@@ -140,7 +141,7 @@ def test_span_metric_and_log_reach_backends(backends: Backends) -> None:
     assert float(backends.prom_query(f"{classic}_count{sel}")[0]["value"][1]) == len(VALUES)
 
     # ---- Collector file exporter: log record with the span's trace id ----------------------
-    def log_record():
+    def log_record() -> dict[str, Any] | None:
         for rec in backends.collector_log_records():
             if rec.get("traceId") == trace_id:
                 return rec

@@ -15,11 +15,14 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from backends import Backends, poll_until
+
+from cde_otel.semconv import ATTR_CORRELATION_ID, ATTR_FEATURE_ID
 
 DRIVERS = Path(__file__).resolve().parent / "drivers"
 DEADLINE_S = 60.0
@@ -121,20 +124,20 @@ def test_jaeger_has_nested_project_feature_and_state_spans(backends: Backends, d
 
     traces = poll_until(enough, timeout=DEADLINE_S, what="project, feature and state spans, nested, in Jaeger")
     for trace in traces:
-        correlation_ids = {_span_tags(s).get("cde.correlation_id") for s in trace["spans"]}
+        correlation_ids = {_span_tags(s).get(ATTR_CORRELATION_ID) for s in trace["spans"]}
         assert len(correlation_ids) == 1 and None not in correlation_ids, trace["traceID"]
 
 
 def test_one_tag_finds_a_features_whole_workflow(backends: Backends, demo_run: DemoRun) -> None:
     feature_id = demo_run.output["completed"][0]
-    tags = json.dumps({"cde.feature.id": feature_id})
+    tags = json.dumps({ATTR_FEATURE_ID: feature_id})
 
     def workflow() -> list[str] | None:
         names = sorted(
             s["operationName"]
             for t in _traces(backends, demo_run.service, tags=tags)
             for s in t["spans"]
-            if _span_tags(s).get("cde.feature.id") == feature_id
+            if _span_tags(s).get(ATTR_FEATURE_ID) == feature_id
         )
         return names if "Feature.complete" in names and names.count("Feature.advance_phase") >= 5 else None
 
@@ -274,7 +277,7 @@ def test_collector_outage_keeps_the_app_running_and_recovers(
         tagged = [
             t
             for t in _traces(backends, service)
-            if any(str(_span_tags(s).get("cde.correlation_id", "")).startswith("outage-up2-") for s in t["spans"])
+            if any(str(_span_tags(s).get(ATTR_CORRELATION_ID, "")).startswith("outage-up2-") for s in t["spans"])
         ]
         return tagged or None
 
@@ -288,7 +291,7 @@ def test_every_dashboard_panel_query_has_data(backends: Backends, demo_run: Demo
     queries = dashboard_queries(require_data=True)
     assert len(queries) >= 10
     for expr in queries:
-        result = poll_until(lambda e=expr: backends.prom_query(e) or None, timeout=DEADLINE_S, what=f"data for {expr}")
+        result = poll_until(partial(backends.prom_query, expr), timeout=DEADLINE_S, what=f"data for {expr}")
         assert result, expr
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository, StateError
+from cde_otel.core import FileSystemProjectRepository
+from cde_otel.errors import StateError
 
 pytestmark = pytest.mark.reliability
 

@@ -10,16 +10,17 @@ import errno
 import os
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository, ReadOnlyModeError
-from cde_otel.core.repository import state_paths
-from cde_otel.resilience import simulate_disk_full
+from cde_otel.core import FileSystemProjectRepository
+from cde_otel.core.state import state_paths
+from cde_otel.errors import ReadOnlyModeError
+from cde_otel.testing import ManualClock, simulate_disk_full
 
 pytestmark = pytest.mark.reliability
 
@@ -80,17 +81,12 @@ def tiny_disk(tmp_path: Path) -> Iterator[TinyDisk]:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-class FakeClock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_full_filesystem_read_only_and_automatic_exit(tmp_path: Path, record_property: object) -> None:
+def test_full_filesystem_read_only_and_automatic_exit(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
     with tiny_disk(tmp_path) as disk:
-        record_property("filesystem", disk.mode)  # type: ignore[operator]
-        clock = FakeClock()
+        record_property("filesystem", disk.mode)
+        clock = ManualClock()
         repo = FileSystemProjectRepository(readonly_probe_s=5.0, clock=clock)
         project = repo.get_or_create(disk.root, name="tiny")
         project.activate()

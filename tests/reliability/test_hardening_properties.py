@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cde_otel.core import ERROR_CODES, CDEError, FileSystemProjectRepository, Project, ValidationError
+from cde_otel.core import FileSystemProjectRepository, Project
+from cde_otel.errors import ERROR_CODES, CDEError, ValidationError
 
 pytestmark = pytest.mark.reliability
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cde_otel.core import ERROR_CODES, FileSystemProjectRepository, Project, StateError
+from cde_otel.core import FileSystemProjectRepository, Project
 from cde_otel.core import state as codec
+from cde_otel.errors import ERROR_CODES, StateError
 
 pytestmark = pytest.mark.reliability
 

@@ -2,56 +2,19 @@
 
 No timing is asserted here (speed goals live in the benchmarks themselves): the test only
 proves that every benchmark runs end to end and reports what ``docs/benchmarks.md`` and
-issue 9 promise. The pipeline part needs the real Collector (``scripts/install-backends.sh``)
-and is marked ``e2e``.
+issue 9 promise. The pipeline part needs the real Collector: ``tests/e2e/test_bench_pipeline_smoke.py``.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-RUN = Path(__file__).resolve().parents[2] / "bench" / "run.py"
 NUMBER = (int, float)
+BenchRunner = Callable[..., dict[str, Any]]
 
 
-def _quick_run(only: str) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--json", "--only", only],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    result: dict[str, Any] = json.loads(proc.stdout)
-    assert result["errors"] == {}
-    assert result["quick"] is True
-    return result
-
-
-def _assert_goal_entries(result: dict[str, Any], keys: list[str]) -> None:
-    for key in keys:
-        entry = result["goals"][key]
-        assert entry["value"] == result[key]
-        assert isinstance(entry["goal"], str)
-        assert entry["passed"] in (True, False, None)
-
-
-def test_in_process_benchmarks_report_their_keys() -> None:
-    result = _quick_run("overhead,disabled,quantiles,health")
-
-    machine = result["machine"]
-    assert isinstance(machine["nproc"], int)
-    assert isinstance(machine["cpu"], str)
-    assert isinstance(machine["python"], str)
-    assert isinstance(machine["versions"]["opentelemetry-sdk"], str)
-
+def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None:
     keys = [
         "overhead_ratio_vs_floor",
         "overhead_spans_metrics_ratio_vs_floor",
@@ -60,10 +23,16 @@ def test_in_process_benchmarks_report_their_keys() -> None:
         "health_p99_ms",
         "quantile_max_rel_error",
     ]
+    result = run_bench("overhead,disabled,quantiles,health", keys)
+    machine = result["machine"]
+    assert isinstance(machine["nproc"], int)
+    assert isinstance(machine["cpu"], str)
+    assert isinstance(machine["python"], str)
+    assert isinstance(machine["versions"]["opentelemetry-sdk"], str)
+
     for key in keys:
         assert isinstance(result[key], NUMBER), key
         assert result[key] > 0, key
-    _assert_goal_entries(result, keys)
     assert result["goals"]["overhead_spans_metrics_ratio_vs_floor"]["passed"] is None  # context only
 
     ns = result["overhead"]["ns_per_op"]
@@ -82,36 +51,11 @@ def test_in_process_benchmarks_report_their_keys() -> None:
     assert result["health_burst_failures"] == burst["failures"] and isinstance(burst["failures"], int)
     assert isinstance(result["health_burst_p99_ms"], NUMBER)
     assert stalled["stalled"] == stalled["released"] + stalled["never_released"]
-    _assert_goal_entries(result, ["health_burst_failures", "health_burst_p99_ms", "health_stalled_released_max_s"])
+    for key in ("health_burst_failures", "health_burst_p99_ms", "health_stalled_released_max_s"):
+        assert result["goals"][key]["value"] == result[key], key
+        assert result["goals"][key]["passed"] in (True, False), key
 
     quantiles = result["quantiles"]
     assert set(quantiles["exponential_view"]) == {"linear", "exponential"}
     assert result["quantile_max_rel_error"] == quantiles["exponential_view"]["linear"]["max_rel_error"]
     assert isinstance(quantiles["classic_view"]["max_rel_error"], NUMBER)
-
-
-@pytest.mark.e2e
-def test_pipeline_benchmarks_report_their_keys() -> None:
-    result = _quick_run("pipeline")
-
-    keys = [
-        "export_spans_per_s_zero_drop",
-        "export_spans_per_s_zero_drop_logs_warning",
-        "collector_down_latency_ratio",
-        "collector_down_rss_growth_second_half_mb",
-    ]
-    for key in keys:
-        assert isinstance(result[key], NUMBER), key
-    _assert_goal_entries(result, keys)
-
-    for config in ("default_logging", "logs_at_warning"):
-        steps = result["export"][config]["steps"]
-        assert steps, config
-        for step in steps:
-            assert isinstance(step["passed"], bool)
-            assert step["spans_created"] > 0
-            assert isinstance(step["collector_accepted"], int)
-    down = result["collector_down"]
-    assert len(down["pair_ratios"]) >= 1
-    assert down["long_down_ops"] > 0
-    assert isinstance(down["rss_peak_growth_mb"], NUMBER)

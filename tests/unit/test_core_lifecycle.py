@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 
-from cde_otel.core import (
-    PHASES,
-    FeatureError,
-    FeatureStatus,
-    Project,
-    ProjectError,
-    ProjectStatus,
-    ReadOnlyModeError,
-    ValidationError,
-)
+from cde_otel.core import PHASES, FeatureStatus, Project, ProjectStatus
+from cde_otel.errors import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
 
 VALID_PROJECT_MOVES = {
     (ProjectStatus.ONBOARDING, ProjectStatus.ACTIVE),
@@ -177,7 +170,12 @@ def test_complete_from_review_then_terminal() -> None:
     assert feature.status is FeatureStatus.COMPLETED
     assert feature.artifacts["review"] == {"approved": True}
     assert project.get_active_features() == []
-    for action in (feature.complete, lambda: feature.fail("late"), lambda: feature.advance_phase("test")):
+    actions: list[Callable[[], object]] = [
+        feature.complete,
+        lambda: feature.fail("late"),
+        lambda: feature.advance_phase("test"),
+    ]
+    for action in actions:
         with pytest.raises(FeatureError) as caught:
             action()
         assert caught.value.code == "E103"
@@ -207,7 +205,7 @@ def test_read_only_project_blocks_every_mutation_but_not_queries() -> None:
     project = active_project()
     feature = project.start_feature("work")
     project.read_only, project.read_only_reason = True, "disk full"
-    mutations = [
+    mutations: list[Callable[[], object]] = [
         lambda: project.start_feature("more"),
         project.archive,
         project.activate,

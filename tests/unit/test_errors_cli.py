@@ -1,4 +1,4 @@
-"""`cde-otel errors ...` and the shared CLI error handling (`cde_otel.cli._errors.handle_errors`)."""
+"""`cde-otel errors ...` and the shared CLI error handling (`cde_otel.cli._error_handling.handle_errors`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from cde_otel.cli import app as root_app
-from cde_otel.cli._errors import handle_errors
+from cde_otel.cli._error_handling import handle_errors
 from cde_otel.core import FileSystemProjectRepository
 from cde_otel.errors import CATALOG, ERROR_CODES
 from cde_otel.errors._docs import render_catalog_markdown
@@ -131,7 +131,7 @@ def test_handle_errors_never_prints_a_traceback_without_logging_configured() -> 
     """In a plain process (no logging handlers) the error record must not reach Python's last-resort stderr."""
     script = (
         "import typer\n"
-        "from cde_otel.cli._errors import handle_errors\n"
+        "from cde_otel.cli._error_handling import handle_errors\n"
         "app = typer.Typer()\n"
         "@app.command()\n"
         "def crash() -> None:\n"

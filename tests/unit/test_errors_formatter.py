@@ -13,7 +13,7 @@ import pytest
 
 from cde_otel.core import FileSystemProjectRepository, Project, ProjectStatus
 from cde_otel.core import state as state_codec
-from cde_otel.core.repository import LOCK_FILE, state_paths
+from cde_otel.core.state import LOCK_FILE, state_paths
 from cde_otel.errors import CATALOG, ERROR_CODES, CDEError, ErrorFormatter, FeatureError, error_for
 from cde_otel.errors.formatter import as_cde_error, interpolate, placeholder_text, prefers_ascii
 from cde_otel.settings import load_settings

@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cde_otel.core import StateError
-from cde_otel.resilience import (
-    PERSISTENCE_BREAKER,
-    CircuitBreaker,
-    ResilientProjectRepository,
-    breakers,
-    simulate_storage_error,
-)
+from cde_otel.errors import StateError
+from cde_otel.resilience import PERSISTENCE_BREAKER, CircuitBreaker, ResilientProjectRepository, breakers
 from cde_otel.settings import load_settings
+from cde_otel.testing import simulate_storage_error
 
 DEADLINE_S = 10.0
 

@@ -85,27 +85,27 @@ def burst(port: int, connections: int, raw_request: bytes, deadline_s: float) ->
     end = time.monotonic() + deadline_s
     while pending and time.monotonic() < end:
         for key, _ in selector.select(timeout=0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            state = pending[sock]
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            state = pending[ready]
             try:
                 if not state["sent"]:
-                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                        finish(sock, 0)
+                    if ready.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        finish(ready, 0)
                         continue
-                    sock.sendall(raw_request)
+                    ready.sendall(raw_request)
                     state["sent"] = True
-                    selector.modify(sock, selectors.EVENT_READ)
+                    selector.modify(ready, selectors.EVENT_READ)
                     continue
-                chunk = sock.recv(65536)
+                chunk = ready.recv(65536)
             except OSError:
-                finish(sock, 0)
+                finish(ready, 0)
                 continue
             if chunk:
                 state["data"] += chunk
             else:
                 data: bytes = state["data"]
-                finish(sock, int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0)
+                finish(ready, int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0)
     for sock in list(pending):
         finish(sock, 0)
     return results

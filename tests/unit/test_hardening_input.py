@@ -11,12 +11,8 @@ from typing import Any
 
 import pytest
 
-from cde_otel.core import (
-    CDEError,
-    FileSystemProjectRepository,
-    Project,
-    ValidationError,
-)
+from cde_otel.core import FileSystemProjectRepository, Project
+from cde_otel.errors import CDEError, ValidationError
 from cde_otel.resilience import (
     ResilientProjectRepository,
 )
@@ -129,7 +125,7 @@ def test_unhashable_arguments_are_coded_errors(
 def test_a_feature_refused_an_unhashable_phase_stays_where_it_was(project: Project) -> None:
     feature = project.start_feature("stays")
 
-    coded(lambda: feature.advance_phase(["decompose"], {"spec": "x"}))
+    coded(lambda: feature.advance_phase(["decompose"], {"spec": "x"}))  # type: ignore[arg-type]
 
     assert feature.current_phase == "define" and feature.artifacts == {}
 

@@ -19,15 +19,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from cde_otel.core import (
-    FeatureError,
-    FeatureStatus,
-    FileSystemProjectRepository,
-    Project,
-    StateError,
-    ValidationError,
-)
-from cde_otel.resilience import simulate_disk_full, simulate_storage_error
+from cde_otel.core import FeatureStatus, FileSystemProjectRepository, Project
+from cde_otel.errors import FeatureError, StateError, ValidationError
+from cde_otel.testing import simulate_disk_full, simulate_storage_error
 
 T = TypeVar("T")
 

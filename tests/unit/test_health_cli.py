@@ -9,21 +9,21 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cde_otel.cli import app
-from tests.unit.health_helpers import make_project
 
 # The host's real memory/disk must not decide these tests' verdicts.
 CALM_HOST = {"CDE_OTEL_ALERT_MEMORY_PERCENT": "99.99", "CDE_OTEL_ALERT_DISK_FREE_MB": "0.001"}
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path, features=2)
+def project(make_project: Callable[..., Path]) -> Path:
+    return make_project(features=2)
 
 
 def test_health_json_prints_the_status(project: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ from cde_otel.health._dashboard import (
     load_dashboard,
     prometheus_targets,
 )
-from tests.unit.health_promtool import run_promtool
 
+Promtool = Callable[..., subprocess.CompletedProcess[str]]
 DATASOURCE_UIDS = {"prometheus": "prometheus", "jaeger": "jaeger"}  # provisioning/datasources/datasources.yml
 
 
@@ -48,7 +50,7 @@ def test_dashboard_covers_the_required_views() -> None:
     assert "jaeger" in types
 
 
-def test_dashboard_queries_are_runnable_promql(tmp_path: Path) -> None:
+def test_dashboard_queries_are_runnable_promql(tmp_path: Path, promtool: Promtool) -> None:
     queries = dashboard_queries(DASHBOARD_PATH)
     assert len(queries) == len(prometheus_targets(load_dashboard()))
     assert not any("$" in q for q in queries)  # Grafana variables substituted
@@ -57,7 +59,7 @@ def test_dashboard_queries_are_runnable_promql(tmp_path: Path) -> None:
     body = "".join(f"      - record: dashboard:query{i}\n        expr: '{q}'\n" for i, q in enumerate(queries))
     rules.write_text(f"groups:\n  - name: dashboard\n    rules:\n{body}", encoding="utf-8")
 
-    result = run_promtool("check", "rules", str(rules))
+    result = promtool("check", "rules", str(rules))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(queries)} rules found" in result.stdout
@@ -73,8 +75,8 @@ def test_require_data_leaves_out_only_the_alert_panels() -> None:
 
 
 @pytest.mark.parametrize("broken", ["sum(rate(cde_errors_total[5m])", "histogram_quantile(0.5 cde_x)"])
-def test_the_promql_check_rejects_broken_expressions(tmp_path: Path, broken: str) -> None:
+def test_the_promql_check_rejects_broken_expressions(tmp_path: Path, broken: str, promtool: Promtool) -> None:
     rules = tmp_path / "broken.yml"
     rules.write_text(f"groups:\n  - name: x\n    rules:\n      - record: x:y\n        expr: '{broken}'\n")
 
-    assert run_promtool("check", "rules", str(rules)).returncode != 0
+    assert promtool("check", "rules", str(rules)).returncode != 0

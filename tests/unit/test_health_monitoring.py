@@ -7,26 +7,31 @@ import json
 import math
 import random
 import shutil
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import cde_otel.resilience
 from cde_otel import __version__
 from cde_otel.core import FileSystemProjectRepository
-from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status
-from cde_otel.settings import load_settings
-from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S
-from tests.unit.health_helpers import FakeClock, Host, iter_points, make_monitor, make_project, make_recorder
+from cde_otel.health import HealthMonitor, cde_getHealth, get_health_status, register_telemetry, unregister_telemetry
+from cde_otel.resilience import CircuitBreaker, breakers
+from cde_otel.semconv import CLASSIC_BOUNDARIES_S, METRIC_OPERATION_DURATION
+from cde_otel.settings import HistogramKind, load_settings
+from cde_otel.testing import CapturedTelemetry, FakeHost, ManualClock, capture_telemetry
+
+MonitorFactory = Callable[..., HealthMonitor]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path, features=3)
+def project(make_project: Callable[..., Path]) -> Path:
+    return make_project(features=3)
 
 
 def test_health_endpoint_returns_status(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Real probes of this host; thresholds set so the host's own load cannot flip the verdict.
+    breaker = CircuitBreaker(name="health-endpoint-test")  # a live, closed breaker the status must list
     monkeypatch.setenv("CDE_OTEL_ALERT_MEMORY_PERCENT", "99.99")
     monkeypatch.setenv("CDE_OTEL_ALERT_DISK_FREE_MB", "0.001")
     monkeypatch.chdir(project)
@@ -45,9 +50,10 @@ def test_health_endpoint_returns_status(project: Path, monkeypatch: pytest.Monke
         "disk_space": "ok",
         "memory": "ok",
         "read_only": False,
-        "circuit_breakers": health["checks"]["circuit_breakers"],
-        "telemetry_export": health["checks"]["telemetry_export"],
+        "circuit_breakers": breakers(),  # every live breaker, as the resilience layer reports them
+        "telemetry_export": "disabled",  # nothing registered: telemetry is not configured here
     }
+    assert health["checks"]["circuit_breakers"][breaker.name] == "closed"
     assert health["alerts"] == [] and health["alert_history"] == []
     assert get_health_status(str(project))["project_path"] == str(project.resolve())
 
@@ -65,26 +71,26 @@ def _exact_quantile(sorted_values: list[float], q: float) -> float:
 
 
 @pytest.mark.parametrize("kind", ["exponential", "classic"])
-def test_metrics_calculation_accurate(project: Path, kind: str) -> None:
-    recorder = make_recorder(kind)
+def test_metrics_calculation_accurate(project: Path, kind: HistogramKind, make_monitor: MonitorFactory) -> None:
+    recorder = capture_telemetry(kind)
     rng = random.Random(20251118)
     durations = [rng.lognormvariate(math.log(0.02), 1.2) for _ in range(5000)]
     for index, seconds in enumerate(durations):
         error = "E202" if index % 10 == 0 else None
-        recorder.record("FileSystemProjectRepository.save", seconds, error=error)
-    recorder.record("Project.activate", 0.003)
-    monitor = make_monitor(project, Host(), FakeClock(), recorder)
+        recorder.record_operation("FileSystemProjectRepository.save", seconds, error=error)
+    recorder.record_operation("Project.activate", 0.003)
+    monitor = make_monitor(project, recorder)
 
     stats = monitor.get_status()["metrics"]["operations"]["FileSystemProjectRepository.save"]
 
     exact = sorted(durations)
     assert stats["count"] == len(durations)
     assert stats["mean"] == pytest.approx(sum(durations) / len(durations), rel=1e-9)
-    points = list(iter_points(recorder))
+    points = recorder.points(METRIC_OPERATION_DURATION)
     for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
         expected = _exact_quantile(exact, q)
         if kind == "exponential":
-            scale = min(p.scale for p in points)  # type: ignore[attr-defined]
+            scale = min(p.scale for p in points)
             ratio = 2 ** (2**-scale)  # one bucket's width as a ratio
             assert scale >= 5
             assert expected / ratio <= stats[name] <= expected * ratio, (name, stats[name], expected)
@@ -97,12 +103,13 @@ def test_metrics_calculation_accurate(project: Path, kind: str) -> None:
     assert single["p50"] == single["p99"] == pytest.approx(0.003)  # clamped to the recorded min/max
 
 
-def test_error_rate_and_throughput_come_from_the_histogram(project: Path) -> None:
-    recorder = make_recorder()
-    clock = FakeClock()
-    monitor = make_monitor(project, Host(), clock, recorder)
+def test_error_rate_and_throughput_come_from_the_histogram(
+    project: Path, make_monitor: MonitorFactory, clock: ManualClock
+) -> None:
+    recorder = capture_telemetry()
+    monitor = make_monitor(project, recorder)
     for index in range(100):
-        recorder.record("Project.start_feature", 0.01, error="E101" if index < 10 else None)
+        recorder.record_operation("Project.start_feature", 0.01, error="E101" if index < 10 else None)
     clock.advance(10)
 
     first = monitor.get_status()["metrics"]
@@ -110,17 +117,15 @@ def test_error_rate_and_throughput_come_from_the_histogram(project: Path) -> Non
     assert first["error_rate"] == pytest.approx(0.10)
     assert first["throughput_ops_per_s"] == pytest.approx(100 / 10)  # first call: total / uptime
     for _ in range(50):
-        recorder.record("Project.start_feature", 0.01)
+        recorder.record_operation("Project.start_feature", 0.01)
     clock.advance(5)
     second = monitor.get_status()["metrics"]
     assert second["throughput_ops_per_s"] == pytest.approx(50 / 5)  # delta between two collections
     assert second["error_rate"] == pytest.approx(10 / 150)
 
 
-def test_checks_detect_issues(project: Path) -> None:
-    host = Host()
-    clock = FakeClock()
-    monitor = make_monitor(project, host, clock)
+def test_checks_detect_issues(project: Path, make_monitor: MonitorFactory, host: FakeHost, clock: ManualClock) -> None:
+    monitor = make_monitor(project)
     assert monitor.get_status()["status"] == "healthy"
 
     host.free_mb = 50  # below alert_disk_free_mb=100
@@ -168,9 +173,10 @@ def test_checks_detect_issues(project: Path) -> None:
     assert monitor.get_status()["status"] == "healthy"
 
 
-def test_state_not_writable_makes_the_project_unhealthy(project: Path) -> None:
-    clock = FakeClock()
-    monitor = make_monitor(project, Host(), clock)
+def test_state_not_writable_makes_the_project_unhealthy(
+    project: Path, make_monitor: MonitorFactory, clock: ManualClock
+) -> None:
+    monitor = make_monitor(project)
     assert monitor.get_status()["checks"]["state_file_writable"] is True
 
     shutil.rmtree(project)  # a real failure: the probe write now fails (even as root)
@@ -183,13 +189,12 @@ def test_state_not_writable_makes_the_project_unhealthy(project: Path) -> None:
     assert not ready and reasons[0].startswith("state not writable")
 
 
-def test_a_failing_probe_degrades_instead_of_raising(project: Path) -> None:
-    host = Host()
+def test_a_failing_probe_degrades_instead_of_raising(project: Path, make_monitor: MonitorFactory) -> None:
 
     def broken_memory() -> object:
         raise OSError("psutil unavailable")
 
-    monitor = make_monitor(project, host, FakeClock())
+    monitor = make_monitor(project)
     monitor._memory._compute = broken_memory  # type: ignore[assignment]
 
     status = monitor.get_status()
@@ -199,18 +204,16 @@ def test_a_failing_probe_degrades_instead_of_raising(project: Path) -> None:
     assert status["status"] == "degraded"
 
 
-def test_alert_thresholds_work(project: Path) -> None:
-    recorder = make_recorder()
-    host = Host()
-    clock = FakeClock()
-    monitor = make_monitor(project, host, clock, recorder, alert_p99_s=0.5, alert_error_rate=0.2)
+def test_alert_thresholds_work(project: Path, make_monitor: MonitorFactory, host: FakeHost, clock: ManualClock) -> None:
+    recorder = capture_telemetry()
+    monitor = make_monitor(project, recorder, alert_p99_s=0.5, alert_error_rate=0.2)
     for _ in range(99):
-        recorder.record("Feature.advance_phase", 0.05)
-        recorder.record("Project.start_feature", 0.01)
-    recorder.record("Feature.advance_phase", 0.9)
-    recorder.record("Feature.advance_phase", 0.9)  # 2 of 101 -> P99 in the 0.9 s bucket
+        recorder.record_operation("Feature.advance_phase", 0.05)
+        recorder.record_operation("Project.start_feature", 0.01)
+    recorder.record_operation("Feature.advance_phase", 0.9)
+    recorder.record_operation("Feature.advance_phase", 0.9)  # 2 of 101 -> P99 in the 0.9 s bucket
     for _ in range(30):
-        recorder.record("Project.start_feature", 0.01, error="E101")  # 30 / 230 = 13 % < 20 %
+        recorder.record_operation("Project.start_feature", 0.01, error="E101")  # 30 / 230 = 13 % < 20 %
 
     status = monitor.get_status()
 
@@ -222,7 +225,7 @@ def test_alert_thresholds_work(project: Path) -> None:
     assert status["status"] == "degraded"
 
     for _ in range(40):
-        recorder.record("Project.start_feature", 0.01, error="E101")  # 70 / 270 = 26 % > 20 %
+        recorder.record_operation("Project.start_feature", 0.01, error="E101")  # 70 / 270 = 26 % > 20 %
     host.free_mb = 99
     host.memory_percent = 81
     clock.advance(2)
@@ -251,34 +254,29 @@ def test_alert_thresholds_work(project: Path) -> None:
     assert next(a for a in after["alerts"] if a["name"] == "CDESlowOperation")["since"] == since
 
 
-def test_default_thresholds_match_the_seed(project: Path) -> None:
-    recorder = make_recorder()
-    host = Host(free_mb=100.5, memory_percent=80.0)
-    monitor = make_monitor(project, host, FakeClock(), recorder)
+def test_default_thresholds_match_the_seed(project: Path, make_monitor: MonitorFactory, host: FakeHost) -> None:
+    recorder = capture_telemetry()
+    host.free_mb, host.memory_percent = 100.5, 80.0
+    monitor = make_monitor(project, recorder)
     for index in range(100):
-        recorder.record("Project.archive", 0.99, error="E003" if index < 5 else None)  # exactly 5 %, P99 < 1 s
+        # exactly 5 % errors, P99 < 1 s
+        recorder.record_operation("Project.archive", 0.99, error="E003" if index < 5 else None)
 
     assert monitor.get_status()["alerts"] == []  # every value sits exactly at (not above) its threshold
 
 
 def test_defaults_read_the_telemetry_reader_and_resilience_breakers(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, monkeypatch: pytest.MonkeyPatch, telemetry: CapturedTelemetry, host: FakeHost
 ) -> None:
-    import types
-
-    import cde_otel.telemetry
-
-    recorder = make_recorder()
-    recorder.record("Project.activate", 0.002)
-    monkeypatch.setattr(cde_otel.telemetry, "health_metric_reader", lambda: recorder.reader, raising=False)
-    monkeypatch.setattr(cde_otel.telemetry, "export_status", lambda: "ok", raising=False)
-    resilience = types.ModuleType("cde_otel.resilience")
-    resilience.breakers = lambda: {"state-persistence": "open"}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cde_otel.resilience", resilience)
-    host = Host()
+    telemetry.record_operation("Project.activate", 0.002)
+    register_telemetry(metric_reader=telemetry.metric_reader, export_status=lambda: "ok")  # what configure() does
+    monkeypatch.setattr(cde_otel.resilience, "breakers", lambda: {"state-persistence": "open"})
     monitor = HealthMonitor(project, disk_probe=host.disk, memory_probe=host.memory, settings=load_settings({}))
 
-    status = monitor.get_status()
+    try:
+        status = monitor.get_status()
+    finally:
+        unregister_telemetry()
 
     assert status["metrics"]["operations"]["Project.activate"]["count"] == 1
     assert status["checks"]["telemetry_export"] == "ok"
@@ -287,16 +285,15 @@ def test_defaults_read_the_telemetry_reader_and_resilience_breakers(
     assert "circuit breaker state-persistence is open" in status["reasons"]
 
 
-def test_read_only_comes_from_the_repository_by_default(project: Path) -> None:
+def test_read_only_comes_from_the_repository_by_default(project: Path, host: FakeHost) -> None:
     class _Repository(FileSystemProjectRepository):
         @property
         def read_only_projects(self) -> dict[str, str]:
             return {str(project.resolve()): "[E210] storage refused the write"}
 
-    host = Host()
     monitor = HealthMonitor(
         project, repository=_Repository(), disk_probe=host.disk, memory_probe=host.memory,
-        metric_reader=make_recorder().reader, settings=load_settings({}),
+        metric_reader=capture_telemetry().metric_reader, settings=load_settings({}),
     )  # fmt: skip
 
     status = monitor.get_status()

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from tests.unit.health_promtool import RULES_DIR, run_promtool
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "collector-config" / "rules"
+Promtool = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def test_alert_rules_pass_promtool_check() -> None:
-    result = run_promtool("check", "rules", str(RULES_DIR / "cde-alerts.yml"))
+def test_alert_rules_pass_promtool_check(promtool: Promtool) -> None:
+    result = promtool("check", "rules", str(RULES_DIR / "cde-alerts.yml"))
 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alert_rules_pass_their_promtool_unit_tests() -> None:
+def test_alert_rules_pass_their_promtool_unit_tests(promtool: Promtool) -> None:
     tests = sorted(str(p) for p in (RULES_DIR / "tests").glob("*.yml"))
     assert tests
 
-    result = run_promtool("test", "rules", *tests)
+    result = promtool("test", "rules", *tests)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout

@@ -6,7 +6,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +14,17 @@ import pytest
 
 from cde_otel import __version__
 from cde_otel.health import HealthMonitor, HealthServer, start_health_server
-from tests.unit.health_helpers import FakeClock, Host, make_monitor, make_project, make_recorder
+from cde_otel.testing import FakeHost, ManualClock, capture_telemetry
+
+ProjectFactory = Callable[..., Path]
+MonitorFactory = Callable[..., HealthMonitor]
 
 
 @pytest.fixture
-def host() -> Host:
-    return Host()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def server(tmp_path: Path, host: Host, clock: FakeClock) -> Iterator[HealthServer]:
-    recorder = make_recorder()
-    recorder.record("Project.activate", 0.004)
-    running = start_health_server(port=0, monitor=make_monitor(make_project(tmp_path), host, clock, recorder))
+def server(make_project: ProjectFactory, make_monitor: MonitorFactory) -> Iterator[HealthServer]:
+    recorded = capture_telemetry()
+    recorded.record_operation("Project.activate", 0.004)
+    running = start_health_server(port=0, monitor=make_monitor(make_project(), recorded))
     yield running
     running.stop()
 
@@ -63,7 +56,7 @@ def test_metrics_endpoint_returns_the_metrics_block(server: HealthServer) -> Non
     assert get(server.url + "/health/status")[1]["status"] == "healthy"
 
 
-def test_readiness_is_503_with_reasons_when_read_only(server: HealthServer, host: Host) -> None:
+def test_readiness_is_503_with_reasons_when_read_only(server: HealthServer, host: FakeHost) -> None:
     host.read_only = "storage refused the write"
 
     status, body = get(server.url + "/health/ready")
@@ -73,7 +66,7 @@ def test_readiness_is_503_with_reasons_when_read_only(server: HealthServer, host
     assert get(server.url + "/health")[0] == 200  # still alive
 
 
-def test_readiness_is_503_when_disk_is_critical(server: HealthServer, host: Host, clock: FakeClock) -> None:
+def test_readiness_is_503_when_disk_is_critical(server: HealthServer, host: FakeHost, clock: ManualClock) -> None:
     host.free_mb = 1
     clock.advance(2)
 
@@ -91,8 +84,8 @@ class _ExplodingMonitor(HealthMonitor):
         raise RuntimeError("secret-token-123 leaked into an exception")
 
 
-def test_handler_errors_are_500_with_a_coded_error_and_no_traceback(tmp_path: Path) -> None:
-    with start_health_server(monitor=_ExplodingMonitor(make_project(tmp_path))) as server:
+def test_handler_errors_are_500_with_a_coded_error_and_no_traceback(make_project: ProjectFactory) -> None:
+    with start_health_server(monitor=_ExplodingMonitor(make_project())) as server:
         status, body = get(server.url + "/health/ready")
         alive = get(server.url + "/health")[0]
 
@@ -114,8 +107,8 @@ def test_keep_alive_connection_serves_several_requests(server: HealthServer) -> 
         connection.close()
 
 
-def test_stop_closes_the_socket(tmp_path: Path) -> None:
-    server = start_health_server(monitor=HealthMonitor(make_project(tmp_path)))
+def test_stop_closes_the_socket(make_project: ProjectFactory) -> None:
+    server = start_health_server(monitor=HealthMonitor(make_project()))
     url = server.url
     server.stop()
 

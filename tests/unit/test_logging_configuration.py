@@ -14,10 +14,11 @@ import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
-from cde_otel.core.errors import CDESystemError
+from cde_otel.errors import CDESystemError
 from cde_otel.logging import bound_context, get_logger, log_file_handlers, reset_logging, setup_logging
+from cde_otel.semconv import ATTR_FEATURE_ID, ATTR_PROJECT_ID
 from cde_otel.settings import load_settings
-from cde_otel.telemetry.correlation import correlation
+from cde_otel.telemetry import correlation
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
@@ -163,8 +164,8 @@ def test_correlation_ids_preserved() -> None:
     log = get_logger("cde_otel.tests.correlation")
 
     with tracer.start_as_current_span("Project.start_feature") as span, correlation("req-42"):
-        span.set_attribute("cde.project.id", "p-7")
-        span.set_attribute("cde.feature.id", "f-3")
+        span.set_attribute(ATTR_PROJECT_ID, "p-7")
+        span.set_attribute(ATTR_FEATURE_ID, "f-3")
         log.info("inside the operation")
         logging.getLogger("thirdparty").warning("third-party inside")
     log.info("outside")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 import structlog
@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel.logging import get_logger, reset_logging, setup_logging
 from cde_otel.settings import load_settings
-from cde_otel.telemetry.correlation import correlation
+from cde_otel.telemetry import correlation
 
 STRUCTLOG_PLUMBING = {"_record", "_logger", "_name", "_from_structlog", "logger", "positional_args", "stack_info"}
 
@@ -29,7 +29,7 @@ def _reset() -> Iterator[None]:
 
 @pytest.fixture
 def exporter() -> InMemoryLogRecordExporter:
-    return InMemoryLogRecordExporter()
+    return InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped SDK constructor
 
 
 @pytest.fixture
@@ -164,7 +164,8 @@ def test_attribute_values_are_made_valid_for_otel(
     attrs = dict(exported(exporter)[0].log_record.attributes or {})
     assert attrs["path"] == "opaque-value"
     assert "error_code" not in attrs
-    assert list(attrs["ids"]) == ["a", "b"]
+    ids = attrs["ids"]
+    assert isinstance(ids, Sequence) and list(ids) == ["a", "b"]
 
 
 def test_reconfigure_from_no_provider_to_a_provider(

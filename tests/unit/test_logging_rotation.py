@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from cde_otel.logging import get_logger, log_file_handlers, reset_logging, setup_logging
+from cde_otel.testing import ManualClock
 
 
 @pytest.fixture(autouse=True)
@@ -21,22 +22,11 @@ def _reset() -> Iterator[None]:
     reset_logging()
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start.timestamp()
-
-    def time(self) -> float:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta.total_seconds()
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
     """Replaces the clock the stdlib rotating handlers read (only inside ``logging.handlers``)."""
-    fake = Clock(datetime(2026, 1, 1, 10, 0, tzinfo=UTC))
-    fake_time = SimpleNamespace(time=fake.time, gmtime=time.gmtime, localtime=time.localtime, strftime=time.strftime)
+    fake = ManualClock(datetime(2026, 1, 1, 10, 0, tzinfo=UTC).timestamp())
+    fake_time = SimpleNamespace(time=fake, gmtime=time.gmtime, localtime=time.localtime, strftime=time.strftime)
     monkeypatch.setattr(logging.handlers, "time", fake_time)
     return fake
 
@@ -45,7 +35,7 @@ def events(path: Path) -> list[str]:
     return [json.loads(line)["event"] for line in path.read_text().splitlines()]
 
 
-def test_log_rotation_works(tmp_path: Path, clock: Clock) -> None:
+def test_log_rotation_works(tmp_path: Path, clock: ManualClock) -> None:
     log_file = tmp_path / "cde.log"
     setup_logging("info", log_file, rotation="daily", retention_days=7, console=False)
     log = get_logger("cde_otel.tests.rotation")
@@ -63,7 +53,7 @@ def test_log_rotation_works(tmp_path: Path, clock: Clock) -> None:
     assert events(log_file) == ["day 10"]
 
 
-def test_daily_rotation_waits_for_utc_midnight(tmp_path: Path, clock: Clock) -> None:
+def test_daily_rotation_waits_for_utc_midnight(tmp_path: Path, clock: ManualClock) -> None:
     log_file = tmp_path / "cde.log"
     setup_logging("info", log_file, rotation="daily", retention_days=7, console=False)
     log = get_logger("cde_otel.tests.rotation")

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cde_otel.redaction import MASK, is_content_key, is_sensitive_key, redact_mapping, scrub_text
+from cde_otel.semconv import ATTR_ERROR_TYPE, ATTR_PROJECT_ID, ATTR_PROMPT_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -44,17 +45,17 @@ def test_sensitive_keys(key: str) -> None:
     "key",
     [
         "prompt_length",
-        "cde.prompt.length",
+        ATTR_PROMPT_LENGTH,
         "token_count",
         "prompt_tokens",
         "api_key_id",
         "session_ids",
         "feature_id",
-        "cde.project.id",
+        ATTR_PROJECT_ID,
         "operation",
         "duration_ms",
         "author",
-        "error.type",
+        ATTR_ERROR_TYPE,
         "event",
     ],
 )

@@ -9,26 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository, ReadOnlyModeError, StateError
-from cde_otel.core.repository import state_paths
-from cde_otel.resilience import simulate_disk_full, simulate_storage_error
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from cde_otel.core import FileSystemProjectRepository
+from cde_otel.core.state import state_paths
+from cde_otel.errors import ReadOnlyModeError, StateError
+from cde_otel.testing import ManualClock, simulate_disk_full, simulate_storage_error
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def repo(clock: FakeClock) -> FileSystemProjectRepository:
+def repo(clock: ManualClock) -> FileSystemProjectRepository:
     return FileSystemProjectRepository(readonly_probe_s=5.0, clock=clock)
 
 
@@ -88,7 +76,7 @@ def test_failed_save_enters_read_only_and_rolls_back(
 
 
 def test_read_only_ends_when_probe_succeeds(
-    repo: FileSystemProjectRepository, clock: FakeClock, tmp_path: Path
+    repo: FileSystemProjectRepository, clock: ManualClock, tmp_path: Path
 ) -> None:
     project = active_project(repo, tmp_path)
     project.start_feature("first try")
@@ -115,7 +103,7 @@ def test_read_only_ends_when_probe_succeeds(
     assert not list((tmp_path / ".cde").glob(".*probe*")), "probe files are removed"
 
 
-def test_save_probes_by_itself_once_due(repo: FileSystemProjectRepository, clock: FakeClock, tmp_path: Path) -> None:
+def test_save_probes_by_itself_once_due(repo: FileSystemProjectRepository, clock: ManualClock, tmp_path: Path) -> None:
     project = active_project(repo, tmp_path)
     with simulate_disk_full(), pytest.raises(ReadOnlyModeError):
         repo.save(project)
@@ -139,7 +127,7 @@ def test_explicit_probe(repo: FileSystemProjectRepository, tmp_path: Path) -> No
 
 
 def test_new_project_that_cannot_be_persisted_is_read_only_in_memory(
-    repo: FileSystemProjectRepository, clock: FakeClock, tmp_path: Path
+    repo: FileSystemProjectRepository, clock: ManualClock, tmp_path: Path
 ) -> None:
     with simulate_disk_full():
         project = repo.get_or_create(tmp_path, name="fresh")

@@ -7,15 +7,18 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cde_otel.core import PHASES, FileSystemProjectRepository, Project, ProjectError, StateError, storage
+from cde_otel.core import PHASES, FileSystemProjectRepository, Project
 from cde_otel.core import state as state_codec
-from cde_otel.core.repository import state_paths
+from cde_otel.core.state import state_paths
+from cde_otel.errors import ProjectError, StateError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
@@ -124,7 +127,7 @@ def test_atomic_write_leaves_old_or_new(tmp_path: Path, monkeypatch: pytest.Monk
     def crash_before_rename(src: object, dst: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(storage.os, "replace", crash_before_rename)
+    monkeypatch.setattr("cde_otel.core.storage.os.replace", crash_before_rename)
     with pytest.raises(StateError) as caught:
         repo.save(project)
     monkeypatch.undo()
@@ -194,7 +197,7 @@ def write_document(tmp_path: Path, mutate: object) -> None:
     repo.get_or_create(tmp_path)
     _, state_file, _ = state_paths(tmp_path)
     document = json.loads(state_file.read_text())
-    mutate(document)  # type: ignore[operator]
+    mutate(document)
     document["checksum"] = state_codec.checksum(document)
     state_file.write_text(json.dumps(document))
 
@@ -208,11 +211,13 @@ def write_document(tmp_path: Path, mutate: object) -> None:
         (lambda p: p.write_bytes(p.read_bytes().replace(b'"onboarding"', b'"active"')), "E203"),  # checksum
     ],
 )
-def test_unparseable_state_is_e203_without_recovery(tmp_path: Path, damage: object, code: str) -> None:
+def test_unparseable_state_is_e203_without_recovery(
+    tmp_path: Path, damage: Callable[[Path], object], code: str
+) -> None:
     repo = FileSystemProjectRepository(recover_from_backups=False)
     repo.get_or_create(tmp_path)
     _, state_file, _ = state_paths(tmp_path)
-    damage(state_file)  # type: ignore[operator]
+    damage(state_file)
     with pytest.raises(StateError) as caught:
         repo.get_by_path(tmp_path)
     assert caught.value.code == code
@@ -231,7 +236,7 @@ def test_unparseable_state_is_e203_without_recovery(tmp_path: Path, damage: obje
         lambda d: d["project"].update(created_at="yesterday"),
     ],
 )
-def test_schema_invalid_state_is_e204(tmp_path: Path, mutate: object) -> None:
+def test_schema_invalid_state_is_e204(tmp_path: Path, mutate: Callable[[dict[str, Any]], object]) -> None:
     write_document(tmp_path, mutate)
     with pytest.raises(StateError) as caught:
         FileSystemProjectRepository(recover_from_backups=False).get_by_path(tmp_path)

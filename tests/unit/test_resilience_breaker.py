@@ -12,16 +12,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cde_otel.core import FeatureError, StateError, ValidationError
-from cde_otel.resilience import BREAKER_GAUGE, CircuitBreaker, CircuitBreakerOpenError, breakers
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from cde_otel.errors import CircuitBreakerOpenError, FeatureError, StateError, ValidationError
+from cde_otel.resilience import CircuitBreaker, breakers
+from cde_otel.semconv import (
+    ATTR_BREAKER_NAME,
+    ATTR_BREAKER_PREVIOUS_STATE,
+    ATTR_BREAKER_STATE,
+    EVENT_BREAKER_REJECTED,
+    EVENT_BREAKER_STATE_CHANGE,
+    METRIC_CIRCUIT_BREAKER_STATE,
+)
+from cde_otel.testing import ManualClock, metric_points
 
 
 def failing_operation() -> None:
@@ -43,7 +44,7 @@ def test_circuit_breaker_opens_after_failures() -> None:
 
 
 def test_open_breaker_does_not_call_and_recovers_after_cooldown() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=2, timeout=30, name="cooldown", clock=clock)
     calls: list[str] = []
 
@@ -71,7 +72,7 @@ def test_open_breaker_does_not_call_and_recovers_after_cooldown() -> None:
 
 
 def test_failed_trial_reopens_for_a_new_cooldown() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=1, timeout=10, name="trial", clock=clock)
     with pytest.raises(OSError):
         breaker.call(failing_operation)
@@ -154,20 +155,15 @@ def test_registry_and_telemetry() -> None:
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    clock = FakeClock()
+    clock = ManualClock()
     breaker = CircuitBreaker(1, 5, name="observed", clock=clock, meter_provider=meter_provider)
     assert breakers()["observed"] == "closed"
 
     def gauge_values() -> dict[str, int]:
-        data = reader.get_metrics_data()
-        values: dict[str, int] = {}
-        for resource in data.resource_metrics if data else []:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name == BREAKER_GAUGE:
-                        for point in metric.data.data_points:
-                            values[str(point.attributes["cde.breaker.name"])] = int(point.value)
-        return values
+        return {
+            str((point.attributes or {})[ATTR_BREAKER_NAME]): int(getattr(point, "value", -1))
+            for point in metric_points(reader, METRIC_CIRCUIT_BREAKER_STATE)
+        }
 
     assert gauge_values()["observed"] == 0
     with tracer_provider.get_tracer("test").start_as_current_span("FileSystemProjectRepository.save"):
@@ -182,10 +178,10 @@ def test_registry_and_telemetry() -> None:
     (span,) = exporter.get_finished_spans()
     events = [(e.name, dict(e.attributes or {})) for e in span.events]
     assert (
-        "cde.circuit_breaker.state_change",
-        {"cde.breaker.name": "observed", "cde.breaker.previous_state": "closed", "cde.breaker.state": "open"},
+        EVENT_BREAKER_STATE_CHANGE,
+        {ATTR_BREAKER_NAME: "observed", ATTR_BREAKER_PREVIOUS_STATE: "closed", ATTR_BREAKER_STATE: "open"},
     ) in events
-    assert ("cde.circuit_breaker.rejected", {"cde.breaker.name": "observed"}) in events
+    assert (EVENT_BREAKER_REJECTED, {ATTR_BREAKER_NAME: "observed"}) in events
     del breaker
     import gc
 

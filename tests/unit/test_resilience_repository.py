@@ -11,29 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository, ReadOnlyModeError, StateError
+from cde_otel.core import FileSystemProjectRepository
+from cde_otel.errors import CircuitBreakerOpenError, ReadOnlyModeError, StateError
 from cde_otel.resilience import (
     PERSISTENCE_BREAKER,
     CircuitBreaker,
-    CircuitBreakerOpenError,
     ResilientProjectRepository,
     advance_and_save,
     breakers,
     complete_and_save,
-    simulate_storage_error,
 )
 from cde_otel.settings import load_settings
+from cde_otel.testing import ManualClock, simulate_storage_error
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def resilient(clock: FakeClock, waits: list[float], **overrides: object) -> ResilientProjectRepository:
+def resilient(clock: ManualClock, waits: list[float], **overrides: object) -> ResilientProjectRepository:
     defaults: dict[str, object] = {"retry_attempts": 3, "retry_max_wait_s": 0.5, "breaker_failures": 2,
                                    "breaker_timeout_s": 30.0}  # fmt: skip
     config = load_settings({}, **{**defaults, **overrides})
@@ -55,7 +47,7 @@ def test_configured_from_settings() -> None:
 
 def test_transient_write_failures_are_retried(tmp_path: Path) -> None:
     waits: list[float] = []
-    repo = resilient(FakeClock(), waits, breaker_failures=3)  # each failed attempt counts toward the breaker
+    repo = resilient(ManualClock(), waits, breaker_failures=3)  # each failed attempt counts toward the breaker
     project = repo.get_or_create(tmp_path)
     project.activate()
     with simulate_storage_error(errno.EAGAIN, times=2) as fault:
@@ -70,7 +62,7 @@ def test_transient_write_failures_are_retried(tmp_path: Path) -> None:
 
 
 def test_persistent_io_failure_opens_the_breaker_and_rolls_back(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     repo = resilient(clock, [])
     project = repo.get_or_create(tmp_path)
     project.activate()
@@ -97,7 +89,7 @@ def test_persistent_io_failure_opens_the_breaker_and_rolls_back(tmp_path: Path) 
 
 
 def test_full_disk_goes_read_only_through_the_resilient_stack(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     repo = resilient(clock, [])
     project = repo.get_or_create(tmp_path)
     with simulate_storage_error(errno.ENOSPC), pytest.raises(ReadOnlyModeError):
@@ -168,7 +160,7 @@ def test_conflicting_phase_submission_is_rolled_back(tmp_path: Path) -> None:
 
 def test_recovery_strategies(tmp_path: Path) -> None:
     """PROD-01.3: retry transient failures, roll back on errors, read-only on critical failures."""
-    clock = FakeClock()
+    clock = ManualClock()
     waits: list[float] = []
     state_manager = resilient(clock, waits)
     project = state_manager.get_or_create(tmp_path)

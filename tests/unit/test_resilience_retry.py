@@ -11,8 +11,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cde_otel.core import StateError, ValidationError
-from cde_otel.resilience import RETRY_COUNTER, TransientRetry, is_transient
+from cde_otel.errors import StateError, ValidationError
+from cde_otel.resilience import TransientRetry, is_transient
+from cde_otel.semconv import (
+    ATTR_ERROR_TYPE,
+    ATTR_OPERATION,
+    ATTR_RETRY_ATTEMPT,
+    ATTR_RETRY_ERRNO,
+    EVENT_RETRY,
+    EVENT_RETRY_EXHAUSTED,
+    METRIC_RETRY_ATTEMPTS,
+)
+from cde_otel.testing import metric_points
 
 
 def transient(name: str = "EAGAIN") -> StateError:
@@ -108,23 +118,18 @@ def test_each_retry_is_a_span_event_and_counted() -> None:
     with tracer_provider.get_tracer("t").start_as_current_span("op.save"):
         assert retry(operation) == "ok"
     (span,) = exporter.get_finished_spans()
-    retries = [dict(e.attributes or {}) for e in span.events if e.name == "cde.retry"]
-    assert [r["cde.retry.attempt"] for r in retries] == [1, 2]
-    assert [r["error.type"] for r in retries] == ["E201", "E206"]
-    assert retries[0]["cde.retry.errno"] == "EAGAIN"
-    assert all(r["cde.operation"] == "op.save" for r in retries)
-    data = reader.get_metrics_data()
+    retries = [dict(e.attributes or {}) for e in span.events if e.name == EVENT_RETRY]
+    assert [r[ATTR_RETRY_ATTEMPT] for r in retries] == [1, 2]
+    assert [r[ATTR_ERROR_TYPE] for r in retries] == ["E201", "E206"]
+    assert retries[0][ATTR_RETRY_ERRNO] == "EAGAIN"
+    assert all(r[ATTR_OPERATION] == "op.save" for r in retries)
     points = {
-        tuple(sorted(p.attributes.items())): p.value
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == RETRY_COUNTER
-        for p in m.data.data_points
+        tuple(sorted((p.attributes or {}).items())): getattr(p, "value", None)
+        for p in metric_points(reader, METRIC_RETRY_ATTEMPTS)
     }
     assert points == {
-        (("cde.operation", "op.save"), ("error.type", "E201")): 1,
-        (("cde.operation", "op.save"), ("error.type", "E206")): 1,
+        ((ATTR_OPERATION, "op.save"), (ATTR_ERROR_TYPE, "E201")): 1,
+        ((ATTR_OPERATION, "op.save"), (ATTR_ERROR_TYPE, "E206")): 1,
     }
 
 
@@ -139,4 +144,4 @@ def test_exhaustion_is_a_span_event() -> None:
     with tracer_provider.get_tracer("t").start_as_current_span("s"), pytest.raises(StateError):
         TransientRetry(attempts=2, sleep=lambda _s: None)(operation)
     (span,) = exporter.get_finished_spans()
-    assert [e.name for e in span.events] == ["cde.retry", "cde.retry.exhausted"]
+    assert [e.name for e in span.events] == [EVENT_RETRY, EVENT_RETRY_EXHAUSTED]

@@ -5,13 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import trace
-from telemetry_helpers import clean_env, make_telemetry, otlp_json_spans
 
+from cde_otel.semconv import ATTR_CORRELATION_ID, METRIC_OPERATION_DURATION
 from cde_otel.telemetry import correlation, propagation_env
+from cde_otel.testing import capture_telemetry
+
+EnvFactory = Callable[..., dict[str, str]]
+SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
 
 APP = textwrap.dedent(
     """
@@ -46,14 +52,16 @@ def _run(tmp_path: Path, env: dict[str, str], code: str = APP) -> subprocess.Com
     )
 
 
-def test_disabled_imports_no_opentelemetry_and_patches_nothing(tmp_path: Path) -> None:
+def test_disabled_imports_no_opentelemetry_and_patches_nothing(tmp_path: Path, clean_env: EnvFactory) -> None:
     result = _run(tmp_path, clean_env(CDE_OTEL_LOCAL_DIR=str(tmp_path / "telemetry")))
     assert "otel imported: False" in result.stdout
     assert "patched: False" in result.stdout
     assert not (tmp_path / "telemetry").exists()
 
 
-def test_one_environment_variable_turns_everything_on(tmp_path: Path) -> None:
+def test_one_environment_variable_turns_everything_on(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
+) -> None:
     local = tmp_path / "telemetry"
     result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
     assert "patched: True" in result.stdout
@@ -65,13 +73,15 @@ def test_one_environment_variable_turns_everything_on(tmp_path: Path) -> None:
     assert resource["service.name"]["stringValue"] == "cde-orchestrator"
     assert resource["service.version"]["stringValue"]
     assert "service.instance.id" in resource and "process.pid" in resource and "host.name" in resource
-    assert all(s["attrs"].get("cde.correlation_id") for s in spans)
+    assert all(s["attrs"].get(ATTR_CORRELATION_ID) for s in spans)
     # metrics and logs were flushed at exit too
-    assert "cde.operation.duration" in (local / "metrics.jsonl").read_text()
+    assert METRIC_OPERATION_DURATION in (local / "metrics.jsonl").read_text()
     assert "Project.activate succeeded" in (local / "logs.jsonl").read_text()
 
 
-def test_standard_otel_variables_are_honoured(tmp_path: Path) -> None:
+def test_standard_otel_variables_are_honoured(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
+) -> None:
     local = tmp_path / "telemetry"
     env = clean_env(
         CDE_OTEL_ENABLED="1",
@@ -89,14 +99,16 @@ def test_standard_otel_variables_are_honoured(tmp_path: Path) -> None:
     assert not (local / "metrics.jsonl").exists() and not (local / "logs.jsonl").exists()
 
 
-def test_sampler_variable_can_drop_everything(tmp_path: Path) -> None:
+def test_sampler_variable_can_drop_everything(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
+) -> None:
     local = tmp_path / "telemetry"
     env = clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_TRACES_SAMPLER="always_off")
     _run(tmp_path, env)
     assert not (local / "traces.jsonl").exists() or list(otlp_json_spans(local / "traces.jsonl")) == []
 
 
-def test_otel_sdk_disabled_wins(tmp_path: Path) -> None:
+def test_otel_sdk_disabled_wins(tmp_path: Path, clean_env: EnvFactory) -> None:
     local = tmp_path / "telemetry"
     result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED="true", OTEL_SDK_DISABLED="true", CDE_OTEL_LOCAL_DIR=str(local)))
     assert "otel imported: False" in result.stdout
@@ -104,8 +116,10 @@ def test_otel_sdk_disabled_wins(tmp_path: Path) -> None:
     assert not local.exists()
 
 
-def test_correlation_and_trace_continue_in_a_child_process(tmp_path: Path) -> None:
-    telemetry = make_telemetry()
+def test_correlation_and_trace_continue_in_a_child_process(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
+) -> None:
+    telemetry = capture_telemetry()
     tracer = telemetry.tracer_provider.get_tracer("test")
     with correlation("corr-parent-7"), tracer.start_as_current_span("parent") as parent:
         child_env = propagation_env()
@@ -114,10 +128,10 @@ def test_correlation_and_trace_continue_in_a_child_process(tmp_path: Path) -> No
     spans = list(otlp_json_spans(local / "traces.jsonl"))
     parent_trace = trace.format_trace_id(parent.get_span_context().trace_id)
     assert spans and {s["traceId"] for s in spans} == {parent_trace}
-    assert {s["attrs"]["cde.correlation_id"] for s in spans} == {"corr-parent-7"}
+    assert {s["attrs"][ATTR_CORRELATION_ID] for s in spans} == {"corr-parent-7"}
 
 
-def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path) -> None:
+def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path, clean_env: EnvFactory) -> None:
     launcher = Path(sys.executable).with_name("opentelemetry-instrument")
     env = clean_env(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
     script = tmp_path / "app.py"
@@ -136,6 +150,6 @@ def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("value", ["false", "0", ""])
-def test_falsy_values_keep_it_off(tmp_path: Path, value: str) -> None:
+def test_falsy_values_keep_it_off(tmp_path: Path, value: str, clean_env: EnvFactory) -> None:
     result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED=value))
     assert "otel imported: False" in result.stdout

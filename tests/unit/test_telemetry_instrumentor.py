@@ -14,19 +14,38 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
-from telemetry_helpers import Telemetry, make_telemetry, walk
 
-from cde_otel.core import FeatureError, FileSystemProjectRepository, Project
+from cde_otel.core import FileSystemProjectRepository, Project
+from cde_otel.errors import FeatureError
 from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.semconv import (
+    ATTR_CODE_FUNCTION_NAME,
+    ATTR_CORRELATION_ID,
+    ATTR_ERROR_RECOVERABLE,
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_FEATURE_NEXT_PHASE,
+    ATTR_FEATURE_PHASE,
+    ATTR_OPERATION,
+    ATTR_OUTCOME,
+    ATTR_PROJECT_ID,
+    ATTR_PROMPT,
+    ATTR_PROMPT_LENGTH,
+    CLASSIC_BOUNDARIES_S,
+    METRIC_ERRORS,
+    METRIC_FEATURES_ACTIVE,
+    METRIC_OPERATION_DURATION,
+)
 from cde_otel.settings import load_settings
 from cde_otel.telemetry import correlation
-from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S
+from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
 
 @pytest.fixture
-def otel() -> Iterator[Telemetry]:
-    telemetry = make_telemetry()
+def otel() -> Iterator[CapturedTelemetry]:
+    telemetry = capture_telemetry()
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
@@ -44,43 +63,43 @@ def project(tmp_path: Path) -> Project:
     return Project(name="demo", path=str(tmp_path))
 
 
-def test_span_names_attributes_and_deterministic_ids(otel: Telemetry, project: Project) -> None:
+def test_span_names_attributes_and_deterministic_ids(otel: CapturedTelemetry, project: Project) -> None:
     project.activate()
     feature = project.start_feature("Add login with OAuth")
     feature.advance_phase("decompose", {"tasks": 3})
 
-    activate, transition = otel.by_name("Project.activate")[0], otel.by_name("Project.transition_status")[0]
-    start = otel.by_name("Project.start_feature")[0]
-    advance = otel.by_name("Feature.advance_phase")[0]
+    activate, transition = otel.spans("Project.activate")[0], otel.spans("Project.transition_status")[0]
+    start = otel.spans("Project.start_feature")[0]
+    advance = otel.spans("Feature.advance_phase")[0]
     # Sequential ids: activate is trace 1 / span 1, its nested transition_status span 2.
     assert activate.context.trace_id == 1 and activate.context.span_id == 1
     assert transition.parent is not None and transition.parent.span_id == activate.context.span_id
     assert transition.context.trace_id == activate.context.trace_id
-    assert activate.attributes["cde.operation"] == "Project.activate"
-    assert activate.attributes["code.function.name"] == "cde_otel.core.model:Project.activate"
-    assert activate.attributes["cde.project.id"] == project.id
+    assert activate.attributes[ATTR_OPERATION] == "Project.activate"
+    assert activate.attributes[ATTR_CODE_FUNCTION_NAME] == "cde_otel.core.model:Project.activate"
+    assert activate.attributes[ATTR_PROJECT_ID] == project.id
     # A top-level operation's fresh correlation id is its trace id; children share it.
-    assert activate.attributes["cde.correlation_id"] == trace.format_trace_id(1)
-    assert transition.attributes["cde.correlation_id"] == trace.format_trace_id(1)
-    assert start.attributes["cde.feature.id"] == feature.id
-    assert start.attributes["cde.feature.phase"] == "define"
-    assert start.attributes["cde.prompt.length"] == len("Add login with OAuth")
-    assert advance.attributes["cde.feature.id"] == feature.id
-    assert advance.attributes["cde.feature.phase"] == "define"
-    assert advance.attributes["cde.feature.next_phase"] == "decompose"
-    assert "cde.prompt.length" not in transition.attributes
+    assert activate.attributes[ATTR_CORRELATION_ID] == trace.format_trace_id(1)
+    assert transition.attributes[ATTR_CORRELATION_ID] == trace.format_trace_id(1)
+    assert start.attributes[ATTR_FEATURE_ID] == feature.id
+    assert start.attributes[ATTR_FEATURE_PHASE] == "define"
+    assert start.attributes[ATTR_PROMPT_LENGTH] == len("Add login with OAuth")
+    assert advance.attributes[ATTR_FEATURE_ID] == feature.id
+    assert advance.attributes[ATTR_FEATURE_PHASE] == "define"
+    assert advance.attributes[ATTR_FEATURE_NEXT_PHASE] == "decompose"
+    assert ATTR_PROMPT_LENGTH not in transition.attributes
 
 
-def test_no_prompt_text_in_attributes_by_default(otel: Telemetry, project: Project) -> None:
+def test_no_prompt_text_in_attributes_by_default(otel: CapturedTelemetry, project: Project) -> None:
     project.activate()
     project.start_feature("my secret token is hunter2")
-    for span in otel.finished():
+    for span in otel.spans():
         for value in span.attributes.values():
             assert "hunter2" not in str(value)
 
 
 def test_prompt_capture_is_opt_in_and_truncated(project: Project) -> None:
-    telemetry = make_telemetry()
+    telemetry = capture_telemetry()
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
@@ -92,35 +111,35 @@ def test_prompt_capture_is_opt_in_and_truncated(project: Project) -> None:
         project.start_feature("abcdefghij")
     finally:
         CDEInstrumentor().uninstrument()
-    assert telemetry.by_name("Project.start_feature")[0].attributes["cde.prompt"] == "abcde"
+    assert telemetry.spans("Project.start_feature")[0].attributes[ATTR_PROMPT] == "abcde"
 
 
-def test_save_is_nested_and_tagged_with_the_feature_it_persists(otel: Telemetry, tmp_path: Path) -> None:
+def test_save_is_nested_and_tagged_with_the_feature_it_persists(otel: CapturedTelemetry, tmp_path: Path) -> None:
     repo = FileSystemProjectRepository()
     project = repo.get_or_create(tmp_path)
     project.activate()
     feature = project.start_feature("Add search")
     repo.save(project)
-    saves = otel.by_name("FileSystemProjectRepository.save")
-    assert saves[-1].attributes["cde.feature.id"] == feature.id
-    assert saves[-1].attributes["cde.project.id"] == project.id
-    get_or_create = otel.by_name("FileSystemProjectRepository.get_or_create")[0]
+    saves = otel.spans("FileSystemProjectRepository.save")
+    assert saves[-1].attributes[ATTR_FEATURE_ID] == feature.id
+    assert saves[-1].attributes[ATTR_PROJECT_ID] == project.id
+    get_or_create = otel.spans("FileSystemProjectRepository.get_or_create")[0]
     nested = [s for s in saves if s.parent and s.parent.span_id == get_or_create.context.span_id]
     assert nested, "the first save runs inside get_or_create and must be its child"
-    assert get_or_create.attributes["cde.project.id"] == project.id
+    assert get_or_create.attributes[ATTR_PROJECT_ID] == project.id
 
 
-def test_error_spans_carry_code_and_recoverability(otel: Telemetry, project: Project) -> None:
+def test_error_spans_carry_code_and_recoverability(otel: CapturedTelemetry, project: Project) -> None:
     with pytest.raises(FeatureError) as raised:
         project.start_feature("too early")
-    span = otel.by_name("Project.start_feature")[0]
+    span = otel.spans("Project.start_feature")[0]
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == raised.value.code == "E101"
-    assert span.attributes["cde.error.recoverable"] is True
+    assert span.attributes[ATTR_ERROR_TYPE] == raised.value.code == "E101"
+    assert span.attributes[ATTR_ERROR_RECOVERABLE] is True
     assert [e.name for e in span.events] == ["exception"]
-    errors = otel.points("cde.errors")
+    errors = otel.points(METRIC_ERRORS)
     assert [(dict(p.attributes), p.value) for p in errors] == [
-        ({"error.type": "E101", "cde.operation": "Project.start_feature"}, 1)
+        ({ATTR_ERROR_TYPE: "E101", ATTR_OPERATION: "Project.start_feature"}, 1)
     ]
 
 
@@ -136,13 +155,13 @@ class Plain:
         raise SENTINEL_ERROR
 
 
-def test_wrapper_preserves_return_values_and_exceptions(otel: Telemetry, tmp_path: Path) -> None:
+def test_wrapper_preserves_return_values_and_exceptions(otel: CapturedTelemetry, tmp_path: Path) -> None:
     repo = FileSystemProjectRepository()
     assert repo.get_by_path(tmp_path) is None
     project = repo.get_or_create(tmp_path)
     assert repo.get_by_path(tmp_path) == project
     CDEInstrumentor().uninstrument()
-    telemetry = make_telemetry()
+    telemetry = capture_telemetry()
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
@@ -153,7 +172,7 @@ def test_wrapper_preserves_return_values_and_exceptions(otel: Telemetry, tmp_pat
     with pytest.raises(LookupError) as raised:
         Plain().throw()
     assert raised.value is SENTINEL_ERROR
-    assert [s.name for s in telemetry.finished()] == ["Plain.give", "Plain.throw"]
+    assert [s.name for s in telemetry.spans()] == ["Plain.give", "Plain.throw"]
 
 
 def test_instrumentation_failure_never_reaches_the_app(project: Project) -> None:
@@ -161,7 +180,7 @@ def test_instrumentation_failure_never_reaches_the_app(project: Project) -> None
         def start_span(self, *args: object, **kwargs: object) -> None:
             raise RuntimeError("exporter exploded")
 
-    telemetry = make_telemetry()
+    telemetry = capture_telemetry()
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, log_operations=False
     )
@@ -176,42 +195,42 @@ def test_instrumentation_failure_never_reaches_the_app(project: Project) -> None
             feature.complete()
     finally:
         CDEInstrumentor().uninstrument()
-    assert telemetry.finished() == []
+    assert telemetry.spans() == []
 
 
-def test_uninstrument_stops_all_telemetry(otel: Telemetry, project: Project) -> None:
+def test_uninstrument_stops_all_telemetry(otel: CapturedTelemetry, project: Project) -> None:
     project.activate()
-    assert otel.finished()
+    assert otel.spans()
     CDEInstrumentor().uninstrument()
-    otel.spans.clear()
+    otel.span_exporter.clear()
     project.archive()
     project.activate()
-    assert otel.finished() == []
+    assert otel.spans() == []
     assert not hasattr(Project.activate, "__wrapped__")
 
 
-def test_instrumenting_twice_is_a_no_op(otel: Telemetry, project: Project) -> None:
+def test_instrumenting_twice_is_a_no_op(otel: CapturedTelemetry, project: Project) -> None:
     CDEInstrumentor().instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
     project.activate()
-    assert len(otel.by_name("Project.activate")) == 1
+    assert len(otel.spans("Project.activate")) == 1
 
 
-def test_duration_histogram_records_seconds_with_outcome(otel: Telemetry, project: Project) -> None:
+def test_duration_histogram_records_seconds_with_outcome(otel: CapturedTelemetry, project: Project) -> None:
     project.activate()
     with pytest.raises(FeatureError):
         project.start_feature("x").complete()
     points = {
-        (p.attributes["cde.operation"], p.attributes["cde.outcome"]): p for p in otel.points("cde.operation.duration")
+        (p.attributes[ATTR_OPERATION], p.attributes[ATTR_OUTCOME]): p for p in otel.points(METRIC_OPERATION_DURATION)
     }
     ok = points[("Project.activate", "ok")]
     assert ok.count == 1 and 0 < ok.sum < 1.0  # seconds, not milliseconds
     failed = points[("Feature.complete", "error")]
-    assert failed.attributes["error.type"] == "E105"
+    assert failed.attributes[ATTR_ERROR_TYPE] == "E105"
     assert type(ok).__name__ == "ExponentialHistogramDataPoint"
 
 
 def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) -> None:
-    telemetry = make_telemetry(views=False)  # a plain MeterProvider, as a user would pass
+    telemetry = capture_telemetry(views=False)  # a plain MeterProvider, as a user would pass
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, log_operations=False
     )
@@ -219,14 +238,14 @@ def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) 
         project.activate()
     finally:
         CDEInstrumentor().uninstrument()
-    point = telemetry.points("cde.operation.duration")[0]
+    point = telemetry.points(METRIC_OPERATION_DURATION)[0]
     assert tuple(point.explicit_bounds) == CLASSIC_BOUNDARIES_S
     ratios = [b / a for a, b in itertools.pairwise(CLASSIC_BOUNDARIES_S)]
     assert max(ratios) < 1.2  # half a bucket is < 10 % relative error
     assert CLASSIC_BOUNDARIES_S[0] <= 1e-5 and CLASSIC_BOUNDARIES_S[-1] >= 60
 
 
-def test_active_features_gauge_counts_unfinished_features(otel: Telemetry, tmp_path: Path) -> None:
+def test_active_features_gauge_counts_unfinished_features(otel: CapturedTelemetry, tmp_path: Path) -> None:
     repo = FileSystemProjectRepository()
     project = repo.get_or_create(tmp_path)
     project.activate()
@@ -234,11 +253,11 @@ def test_active_features_gauge_counts_unfinished_features(otel: Telemetry, tmp_p
     done = project.start_feature("two")
     done.fail("abandoned")
     assert keep.status.value == "defining"
-    [point] = otel.points("cde.features.active")
+    [point] = otel.points(METRIC_FEATURES_ACTIVE)
     assert point.value == 1
 
 
-def test_correlation_follows_threads_and_asyncio_tasks(otel: Telemetry, project: Project) -> None:
+def test_correlation_follows_threads_and_asyncio_tasks(otel: CapturedTelemetry, project: Project) -> None:
     ThreadingInstrumentor().instrument()
     try:
         project.activate()
@@ -253,7 +272,7 @@ def test_correlation_follows_threads_and_asyncio_tasks(otel: Telemetry, project:
             asyncio.run(in_task())
     finally:
         ThreadingInstrumentor().uninstrument()
-    tagged = [s for s in otel.finished() if s.attributes.get("cde.correlation_id") == "req-42"]
+    tagged = [s for s in otel.spans() if s.attributes.get(ATTR_CORRELATION_ID) == "req-42"]
     assert {s.name for s in tagged} == {"Project.start_feature", "Feature.advance_phase"}
 
 
@@ -282,7 +301,7 @@ def test_async_user_target_shaped_like_upstream_repository(tmp_path: Path, monke
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    telemetry = make_telemetry()
+    telemetry = capture_telemetry()
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
@@ -306,10 +325,10 @@ def test_async_user_target_shaped_like_upstream_repository(tmp_path: Path, monke
         CDEInstrumentor().uninstrument()
         sys.modules.pop("upstream_like.repo", None)
         sys.modules.pop("upstream_like", None)
-    [ok] = telemetry.by_name("AsyncRepository.get_or_create")
-    [failed] = telemetry.by_name("AsyncRepository.delete")
+    [ok] = telemetry.spans("AsyncRepository.get_or_create")
+    [failed] = telemetry.spans("AsyncRepository.delete")
     assert ok.end_time is not None and ok.end_time > ok.start_time
-    assert failed.status.status_code is StatusCode.ERROR and failed.attributes["error.type"] == "KeyError"
+    assert failed.status.status_code is StatusCode.ERROR and failed.attributes[ATTR_ERROR_TYPE] == "KeyError"
 
 
 def test_upstream_package_imported_after_instrument_is_patched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,7 +375,7 @@ def test_upstream_package_imported_after_instrument_is_patched(tmp_path: Path, m
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    telemetry = make_telemetry()
+    telemetry = capture_telemetry()
     CDEInstrumentor().instrument(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, log_operations=False
     )
@@ -375,20 +394,36 @@ def test_upstream_package_imported_after_instrument_is_patched(tmp_path: Path, m
         CDEInstrumentor().uninstrument()
         for name in [m for m in sys.modules if m.startswith("cde_orchestrator")]:
             sys.modules.pop(name)
-    names = [s.name for s in telemetry.finished()]
+    names = [s.name for s in telemetry.spans()]
     assert names == ["Project.start_feature", "Feature.advance_phase", "FileSystemProjectRepository.save"]
-    start, advance, save = telemetry.finished()
-    assert start.attributes["cde.project.id"] == str(project.id)
-    assert advance.attributes["cde.feature.id"] == str(feature.id)
-    assert save.attributes["cde.feature.id"] == str(feature.id)  # the save persists that feature's change
-    assert start.attributes["code.function.name"] == "cde_orchestrator.domain.entities:Project.start_feature"
+    start, advance, save = telemetry.spans()
+    assert start.attributes[ATTR_PROJECT_ID] == str(project.id)
+    assert advance.attributes[ATTR_FEATURE_ID] == str(feature.id)
+    assert save.attributes[ATTR_FEATURE_ID] == str(feature.id)  # the save persists that feature's change
+    assert start.attributes[ATTR_CODE_FUNCTION_NAME] == "cde_orchestrator.domain.entities:Project.start_feature"
 
 
-def test_nesting_is_a_tree(otel: Telemetry, tmp_path: Path) -> None:
+def test_nesting_is_a_tree(otel: CapturedTelemetry, tmp_path: Path) -> None:
     repo = FileSystemProjectRepository()
     project = repo.get_or_create(tmp_path)
-    depths = {span.name: depth for depth, span in walk(otel.finished())}
+    depths = {span.name: depth for depth, span in walk(otel.spans())}
     assert depths["FileSystemProjectRepository.get_or_create"] == 0
     assert depths["FileSystemProjectRepository.save"] == 1
     assert project.revision == 1
     assert not math.isnan(project.revision)
+
+
+def walk(spans: list[ReadableSpan]) -> Iterator[tuple[int, ReadableSpan]]:
+    """Depth-first (depth, span) over a list of finished spans."""
+    children: dict[int | None, list[ReadableSpan]] = {}
+    ids = {s.context.span_id for s in spans}
+    for s in spans:
+        parent = s.parent.span_id if s.parent and s.parent.span_id in ids else None
+        children.setdefault(parent, []).append(s)
+
+    def visit(parent: int | None, depth: int) -> Iterator[tuple[int, ReadableSpan]]:
+        for s in sorted(children.get(parent, []), key=lambda x: x.start_time or 0):
+            yield depth, s
+            yield from visit(s.context.span_id, depth + 1)
+
+    yield from visit(None, 0)

@@ -8,11 +8,20 @@ import pytest
 from opentelemetry.exporter.otlp.json.file import FileSpanExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.metrics.export import HistogramDataPoint
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from cde_otel.core import CDESystemError
+from cde_otel.errors import CDESystemError
+from cde_otel.semconv import (
+    ATTR_OPERATION,
+    METRIC_DISK_FREE,
+    METRIC_OPERATION_DURATION,
+    METRIC_PROCESS_MEMORY_USAGE,
+    METRIC_SYSTEM_MEMORY_UTILIZATION,
+)
 from cde_otel.settings import load_settings
 from cde_otel.telemetry._pipeline import DEFAULT_SERVICE_NAME, build_pipeline, build_resource, select_exporters
+from cde_otel.testing import metric_points
 
 
 def test_no_endpoint_means_local_otlp_json_files(tmp_path: Path) -> None:
@@ -73,12 +82,11 @@ def test_classic_histogram_setting_switches_the_view(tmp_path: Path) -> None:
         settings, {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     )
     try:
-        histogram = pipeline.meter_provider.get_meter("t").create_histogram("cde.operation.duration", unit="s")
-        histogram.record(0.5, {"cde.operation": "X"})
+        histogram = pipeline.meter_provider.get_meter("t").create_histogram(METRIC_OPERATION_DURATION, unit="s")
+        histogram.record(0.5, {ATTR_OPERATION: "X"})
         assert pipeline.health_reader is not None
-        data = pipeline.health_reader.get_metrics_data()
-        point = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
-        assert len(point.explicit_bounds) == 110
+        [point] = metric_points(pipeline.health_reader, METRIC_OPERATION_DURATION)
+        assert isinstance(point, HistogramDataPoint) and len(point.explicit_bounds) == 110
     finally:
         pipeline.tracer_provider.shutdown()
         pipeline.meter_provider.shutdown()
@@ -104,15 +112,16 @@ def test_system_gauges_register_once_per_provider_and_again_for_a_new_one() -> N
 
     from cde_otel.telemetry._system_metrics import register_system_metrics
 
-    wanted = {"cde.disk.free", "cde.process.memory.usage", "cde.system.memory.utilization"}
+    wanted = {METRIC_DISK_FREE, METRIC_PROCESS_MEMORY_USAGE, METRIC_SYSTEM_MEMORY_UTILIZATION}
     for _ in range(3):  # freed providers' ids get reused; each new provider must still get its gauges
         reader = InMemoryMetricReader()
         provider = MeterProvider(metric_readers=[reader])
         register_system_metrics(provider)
         register_system_metrics(provider)  # idempotent for the same provider
+        assert {name for name in wanted if metric_points(reader, name)} == wanted
         data = reader.get_metrics_data()
-        metrics = [m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
-        assert sorted(metrics) == sorted(wanted)
+        assert data is not None
+        assert sum(len(sm.metrics) for rm in data.resource_metrics for sm in rm.scope_metrics) == len(wanted)
         provider.shutdown()
         del provider, reader
         gc.collect()

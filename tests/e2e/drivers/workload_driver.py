@@ -33,7 +33,7 @@ def demo(project_dir: str, durations_file: str) -> None:
 
     result = run_workload(project_dir, features=6, seed=11)
     clock = controlled.ControlledClock()
-    _wrapper.time = clock  # type: ignore[assignment]  # deterministic durations for ControlledOperation.run
+    _wrapper.time = clock  # type: ignore[attr-defined,assignment]  # deterministic durations for ControlledOperation.run
     op = controlled.ControlledOperation()
     for duration in json.loads(Path(durations_file).read_text()):
         clock.pending = duration

@@ -1,9 +1,19 @@
 """Correlation IDs: one id per top-level operation, carried in OpenTelemetry baggage.
 
+    import cde_otel
+
+    with cde_otel.correlation("request-42"):   # or correlation() for a fresh id
+        cde_otel.current_correlation_id()      # "request-42"
+
 Baggage lives in the OpenTelemetry context, so the id follows child spans,
 asyncio tasks (contextvars), threads (with the threading instrumentation that
 ``configure()`` enables) and other processes (W3C ``baggage`` header or the
 ``BAGGAGE`` environment variable picked up at start-up).
+
+Only the OpenTelemetry API is used, so logging and instrumentation read the id without
+loading the SDK pipeline. Public names are re-exported by ``cde_otel`` and
+``cde_otel.telemetry``; this module is private so that it never shadows the
+``cde_otel.correlation`` function.
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ from contextlib import contextmanager
 
 from opentelemetry import baggage, context
 
-CORRELATION_KEY = "cde.correlation_id"
+from cde_otel.semconv import CORRELATION_KEY
+
+__all__ = ["CORRELATION_KEY", "correlation", "current_correlation_id", "new_correlation_id"]
 
 
 def new_correlation_id() -> str:

@@ -1,6 +1,6 @@
 """One way for every CLI command to fail: a formatted message on stderr and a non-zero exit.
 
-    from cde_otel.cli._errors import handle_errors
+    from cde_otel.cli._error_handling import handle_errors
 
     @app.command()
     @handle_errors()
@@ -25,8 +25,8 @@ from contextlib import contextmanager
 
 import typer
 
+from cde_otel._exceptions import CDEError
 from cde_otel.cli._console import err_console
-from cde_otel.core.errors import CDEError
 from cde_otel.errors.formatter import ErrorFormatter, prefers_ascii
 
 #: Exit status of a command that failed with a (formatted) error; 2 stays typer's usage-error status.

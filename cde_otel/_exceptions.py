@@ -1,11 +1,15 @@
-"""Coded errors for every failure the CDE core and its layers can report.
+"""The coded exception classes and the registry of codes: defined here, once.
+
+Import them from :mod:`cde_otel.errors` (their one public path, with the catalog and the
+formatter) or from ``cde_otel``. They are defined in this leaf module, below every layer,
+so that each layer -- the pure core, the settings table, instrumentation, logging -- can
+raise them without importing the catalog, the formatter or the core.
 
 Every code lives once in :data:`ERROR_CODES`; each exception class owns a range
 (``ProjectError`` E001-E099, ``FeatureError`` E100-E199, ...), so a code tells
 the reader which layer failed before they read the message.
 
-The module is pure standard library: the domain raises these errors without
-depending on logging or telemetry, which observe them from outside.
+Pure standard library (and :mod:`cde_otel.breadcrumbs`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from cde_otel.core import breadcrumbs
+from cde_otel import breadcrumbs
 
 
 class Severity(enum.StrEnum):

@@ -1,7 +1,10 @@
 """The last operations the process ran, kept so an error can say what led to it.
 
 A bounded, thread-safe ring: recording is an append, and errors copy it when
-they are built (PROD-01.4, "user actions leading to error").
+they are built (PROD-01.4, "user actions leading to error"). The core records its
+operations here; anything else may record its own (ids only, never payloads).
+
+Pure standard library, imports nothing of ours, so every layer can use it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,109 @@
+"""Automatic recovery of a damaged state file from the newest valid backup.
+
+A corrupt, truncated, invalid or unsupported ``state.json`` (E203/E204/E205), or one that
+vanished while backups remain, is restored on load, under the state lock: the bad file is
+kept as ``state.json.corrupt-<UTC stamp>``, the recovered state is written back as a new
+revision, and a ``StateError`` E208 is appended to :attr:`StateRecovery.recoveries` and
+logged as a warning on ``cde_otel.state`` with ``extra={"error_code": "E208", ...}``.
+Without a valid backup the coded load error is raised: a damaged state is never silently
+replaced by a new empty project. When the recovered state cannot be written back (the
+storage refuses writes), it is served read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from cde_otel._exceptions import StateError
+from cde_otel.core import state, storage
+from cde_otel.core._backups import BackupInfo, BackupStore
+from cde_otel.core._read_only import reason_of
+from cde_otel.core.model import Project
+
+#: Load errors that recovery from a backup repairs.
+RECOVERABLE_LOAD_CODES = frozenset({"E203", "E204", "E205"})
+MAX_RECOVERIES_KEPT = 100
+CORRUPT_LABEL = "corrupt"
+_log = logging.getLogger("cde_otel.state")
+
+
+class StateRecovery:
+    """Repairs a project's state from its backups; the caller holds the state lock."""
+
+    def __init__(
+        self,
+        backups: BackupStore,
+        *,
+        remember: Callable[[Project, bytes], None],
+        enter_read_only: Callable[[Project, str], None],
+    ) -> None:
+        self._backups = backups
+        self._remember = remember
+        self._enter_read_only = enter_read_only
+        self._lock = threading.Lock()
+        #: E208 warnings, oldest first, one per recovery (the newest :data:`MAX_RECOVERIES_KEPT`).
+        self.recoveries: list[StateError] = []
+
+    def recover_locked(self, state_file: Path, backup_dir: Path, cause: StateError) -> Project:
+        try:  # another process may have repaired it while we waited for the lock
+            raw = state_file.read_bytes()
+            repaired, repaired_revision = state.decode(raw, source=str(state_file))
+        except (FileNotFoundError, StateError):
+            pass
+        else:
+            repaired.revision = repaired_revision
+            self._remember(repaired, raw)
+            return repaired
+        backups = self._backups.scan(backup_dir)
+        found = self._backups.newest_valid(backups)
+        if found is None:
+            raise StateError(
+                f"{cause.message}; no valid backup to recover from ({len(backups)} checked)",
+                cause.code,
+                {**cause.context, "backups_checked": len(backups)},
+            ) from cause
+        chosen, project = found
+        revision = max(b.revision for b in backups) + 1
+        data = state.encode(project, revision)
+        kept: Path | None = None
+        try:
+            if state_file.exists():
+                kept = storage.move_aside(state_file, CORRUPT_LABEL)
+            storage.atomic_write(state_file, data)
+        except OSError as exc:
+            if not storage.is_storage_unavailable(exc):
+                raise
+            # Readable but not writable: serve the recovered state read-only until storage is back.
+            project.revision = chosen.revision
+            self._enter_read_only(project, reason_of(storage.state_error(exc, path=state_file, operation="recover")))
+            self._record(state_file, chosen, cause, kept, persisted=False)
+            return project
+        self._backups.write_after_commit(backup_dir, revision, data)
+        project.revision = revision
+        self._remember(project, data)
+        self._record(state_file, chosen, cause, kept, persisted=True)
+        return project
+
+    def _record(
+        self, state_file: Path, backup: BackupInfo, cause: StateError, kept: Path | None, *, persisted: bool
+    ) -> None:
+        warning = StateError(
+            f"state file {state_file} was bad ({cause.code}: {cause.message}); recovered revision "
+            f"{backup.revision} from backup {backup.name}"
+            + (f", bad file kept as {kept.name}" if kept else ""),
+            "E208",
+            {"path": str(state_file), "backup": backup.name, "backup_revision": backup.revision,
+             "corrupt_copy": str(kept) if kept else None, "cause_code": cause.code, "persisted": persisted},
+        )  # fmt: skip
+        warning.__cause__ = cause
+        with self._lock:
+            self.recoveries.append(warning)
+            del self.recoveries[:-MAX_RECOVERIES_KEPT]
+        _log.warning(
+            str(warning),
+            extra={"error_code": "E208", "cde_state_path": str(state_file), "backup": backup.name,
+                   "cause_code": cause.code, "corrupt_copy": str(kept) if kept else None},
+        )  # fmt: skip

@@ -1,0 +1,110 @@
+"""Every name cde-otel puts on the wire: metrics, attributes, span events, the correlation key.
+
+One definition each, imported by every layer (instrumentation, resilience, health, the
+CLI, tests and benchmarks), so a dashboard query, an alert rule and the code that emits
+the data can never drift apart::
+
+    from cde_otel import semconv
+
+    semconv.METRIC_OPERATION_DURATION   # "cde.operation.duration" (seconds)
+    semconv.ATTR_OPERATION              # "cde.operation", e.g. "Project.start_feature"
+
+Names follow the OpenTelemetry semantic conventions where one exists (``error.type``,
+``code.function.name``); ``cde.*`` names are only for what is ours. In Prometheus the dots
+become underscores and units become suffixes (``cde_operation_duration_seconds``).
+
+Also here: the classic histogram boundaries of :data:`METRIC_OPERATION_DURATION`, used as
+the instrument's advisory boundaries and by ``CDE_OTEL_HISTOGRAM=classic``.
+
+Pure standard library, imports nothing of ours: the lowest layer of the package.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+#: Instrumentation scope (tracer and meter name) of everything cde-otel records.
+SCOPE_NAME = "cde_otel"
+#: Scope of the process and host gauges.
+SYSTEM_SCOPE_NAME = "cde_otel.system"
+#: Semantic-conventions version the attribute names follow.
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
+# -- metrics ------------------------------------------------------------------------------
+#: Histogram (s) of every instrumented operation; attributes: operation, outcome, error.type.
+METRIC_OPERATION_DURATION = "cde.operation.duration"
+#: Counter of failed operations; attributes: error.type (the CDE code), operation.
+METRIC_ERRORS = "cde.errors"
+#: Gauge of features started and neither completed nor failed.
+METRIC_FEATURES_ACTIVE = "cde.features.active"
+#: Counter of re-attempts of transiently failing operations; attributes: operation, error.type.
+METRIC_RETRY_ATTEMPTS = "cde.retry.attempts"
+#: Gauge of every live circuit breaker (0 closed, 1 half_open, 2 open); attribute: breaker name.
+METRIC_CIRCUIT_BREAKER_STATE = "cde.circuit_breaker.state"
+#: Values of :data:`METRIC_CIRCUIT_BREAKER_STATE` per breaker state.
+BREAKER_STATE_VALUES: Mapping[str, int] = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
+#: Gauges the alert rules read.
+METRIC_PROCESS_MEMORY_USAGE = "cde.process.memory.usage"
+METRIC_SYSTEM_MEMORY_UTILIZATION = "cde.system.memory.utilization"
+METRIC_DISK_FREE = "cde.disk.free"
+
+# -- attributes ---------------------------------------------------------------------------
+ATTR_OPERATION = "cde.operation"
+ATTR_OUTCOME = "cde.outcome"
+ATTR_PROJECT_ID = "cde.project.id"
+ATTR_FEATURE_ID = "cde.feature.id"
+ATTR_FEATURE_PHASE = "cde.feature.phase"
+ATTR_FEATURE_NEXT_PHASE = "cde.feature.next_phase"
+ATTR_ERROR_RECOVERABLE = "cde.error.recoverable"
+#: Recorded only with ``CDE_OTEL_CAPTURE_CONTENT=true``; the length always.
+ATTR_PROMPT = "cde.prompt"
+ATTR_PROMPT_LENGTH = "cde.prompt.length"
+ATTR_BREAKER_NAME = "cde.breaker.name"
+ATTR_BREAKER_STATE = "cde.breaker.state"
+ATTR_BREAKER_PREVIOUS_STATE = "cde.breaker.previous_state"
+ATTR_RETRY_ATTEMPT = "cde.retry.attempt"
+ATTR_RETRY_ATTEMPTS = "cde.retry.attempts"
+ATTR_RETRY_WAIT_S = "cde.retry.wait_s"
+ATTR_RETRY_ERRNO = "cde.retry.errno"
+#: OpenTelemetry semantic conventions (``error.type``, ``code.function.name``).
+ATTR_ERROR_TYPE = "error.type"
+ATTR_CODE_FUNCTION_NAME = "code.function.name"
+
+#: Values of :data:`ATTR_OUTCOME`.
+OUTCOME_OK = "ok"
+OUTCOME_ERROR = "error"
+
+# -- correlation --------------------------------------------------------------------------
+#: Baggage key of the correlation id; spans carry it under the same attribute key.
+CORRELATION_KEY = "cde.correlation_id"
+ATTR_CORRELATION_ID = CORRELATION_KEY
+
+# -- span events --------------------------------------------------------------------------
+EVENT_RETRY = "cde.retry"
+EVENT_RETRY_EXHAUSTED = "cde.retry.exhausted"
+EVENT_BREAKER_STATE_CHANGE = "cde.circuit_breaker.state_change"
+EVENT_BREAKER_REJECTED = "cde.circuit_breaker.rejected"
+
+# -- log fields ---------------------------------------------------------------------------
+#: Span attribute -> the key the same id has in a log line.
+LOG_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        ATTR_PROJECT_ID: "project_id",
+        ATTR_FEATURE_ID: "feature_id",
+        ATTR_FEATURE_PHASE: "phase",
+        ATTR_CORRELATION_ID: "correlation_id",
+    }
+)
+
+
+# -- histogram boundaries -----------------------------------------------------------------
+def _log_spaced(lowest: float, highest: float, count: int) -> tuple[float, ...]:
+    step = math.log(highest / lowest) / (count - 1)
+    # Four significant digits keep the boundaries readable in `le` labels.
+    return tuple(float(f"{lowest * math.exp(i * step):.4g}") for i in range(count))
+
+
+#: 110 log-spaced boundaries (s) from 10 µs to 60 s: ratio ~1.154, about 7 % worst-case quantile error.
+CLASSIC_BOUNDARIES_S: tuple[float, ...] = _log_spaced(1e-5, 60.0, 110)

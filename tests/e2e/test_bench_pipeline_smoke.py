@@ -1,0 +1,36 @@
+"""Smoke test of ``bench/run.py``'s pipeline part against the real Collector: the documented JSON keys.
+
+No timing is asserted (speed goals live in the benchmarks themselves); the in-process part
+is ``tests/unit/test_bench_smoke.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+NUMBER = (int, float)
+
+
+def test_pipeline_benchmarks_report_their_keys(run_bench: Callable[..., dict[str, Any]]) -> None:
+    keys = [
+        "export_spans_per_s_zero_drop",
+        "export_spans_per_s_zero_drop_logs_warning",
+        "collector_down_latency_ratio",
+        "collector_down_rss_growth_second_half_mb",
+    ]
+    result = run_bench("pipeline", keys)
+    for key in keys:
+        assert isinstance(result[key], NUMBER), key
+
+    for config in ("default_logging", "logs_at_warning"):
+        steps = result["export"][config]["steps"]
+        assert steps, config
+        for step in steps:
+            assert isinstance(step["passed"], bool)
+            assert step["spans_created"] > 0
+            assert isinstance(step["collector_accepted"], int)
+    down = result["collector_down"]
+    assert len(down["pair_ratios"]) >= 1
+    assert down["long_down_ops"] > 0
+    assert isinstance(down["rss_peak_growth_mb"], NUMBER)

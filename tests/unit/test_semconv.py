@@ -1,0 +1,81 @@
+"""The wire contract: every name cde-otel emits, pinned once, and the consumers that query them.
+
+Code, tests and benchmarks import the names from :mod:`cde_otel.semconv`; this test is the
+one place that spells them out, so renaming one is a deliberate, visible contract change
+(dashboards, alert rules and users' queries depend on them).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from opentelemetry.semconv.attributes import code_attributes, error_attributes
+
+from cde_otel import semconv
+
+ROOT = Path(__file__).resolve().parents[2]
+CONSUMERS = [
+    ROOT / "collector-config" / "rules" / "cde-alerts.yml",
+    ROOT / "collector-config" / "grafana" / "dashboards" / "cde-otel.json",
+]
+
+PINNED = {
+    "METRIC_OPERATION_DURATION": "cde.operation.duration",
+    "METRIC_ERRORS": "cde.errors",
+    "METRIC_FEATURES_ACTIVE": "cde.features.active",
+    "METRIC_RETRY_ATTEMPTS": "cde.retry.attempts",
+    "METRIC_CIRCUIT_BREAKER_STATE": "cde.circuit_breaker.state",
+    "METRIC_PROCESS_MEMORY_USAGE": "cde.process.memory.usage",
+    "METRIC_SYSTEM_MEMORY_UTILIZATION": "cde.system.memory.utilization",
+    "METRIC_DISK_FREE": "cde.disk.free",
+    "ATTR_OPERATION": "cde.operation",
+    "ATTR_OUTCOME": "cde.outcome",
+    "ATTR_PROJECT_ID": "cde.project.id",
+    "ATTR_FEATURE_ID": "cde.feature.id",
+    "ATTR_FEATURE_PHASE": "cde.feature.phase",
+    "ATTR_FEATURE_NEXT_PHASE": "cde.feature.next_phase",
+    "ATTR_CORRELATION_ID": "cde.correlation_id",
+    "CORRELATION_KEY": "cde.correlation_id",
+    "ATTR_ERROR_TYPE": "error.type",
+    "ATTR_CODE_FUNCTION_NAME": "code.function.name",
+    "EVENT_RETRY": "cde.retry",
+    "EVENT_BREAKER_STATE_CHANGE": "cde.circuit_breaker.state_change",
+}
+
+
+def test_the_names_on_the_wire_are_pinned() -> None:
+    assert {name: getattr(semconv, name) for name in PINNED} == PINNED
+
+
+def test_standard_names_are_the_opentelemetry_semantic_conventions() -> None:
+    assert semconv.ATTR_ERROR_TYPE == error_attributes.ERROR_TYPE
+    assert semconv.ATTR_CODE_FUNCTION_NAME == code_attributes.CODE_FUNCTION_NAME
+
+
+def test_every_metric_the_dashboard_and_alert_rules_query_is_one_we_emit() -> None:
+    # Prometheus names: dots -> underscores, plus the unit suffix and the counter's _total.
+    emitted = {
+        semconv.METRIC_OPERATION_DURATION: "_seconds",
+        semconv.METRIC_ERRORS: "_total",
+        semconv.METRIC_FEATURES_ACTIVE: "",
+        semconv.METRIC_DISK_FREE: "_bytes",
+        semconv.METRIC_PROCESS_MEMORY_USAGE: "_bytes",
+        semconv.METRIC_SYSTEM_MEMORY_UTILIZATION: "_ratio",
+        semconv.METRIC_RETRY_ATTEMPTS: "_total",
+        semconv.METRIC_CIRCUIT_BREAKER_STATE: "",
+    }
+    prometheus = {name.replace(".", "_") + suffix for name, suffix in emitted.items()}
+    labels = {semconv.ATTR_OPERATION.replace(".", "_"), semconv.ATTR_OUTCOME.replace(".", "_")}
+    for consumer in CONSUMERS:
+        text = consumer.read_text(encoding="utf-8")
+        queried = {m for m in re.findall(r"\bcde_[a-z_]+", text) if not m.startswith("cde_operation_error")}
+        series = {m.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum") for m in queried}
+        assert series - labels <= prometheus, (consumer.name, sorted(series - labels - prometheus))
+        assert "cde_operation_duration_seconds" in series
+
+
+def test_classic_boundaries_cover_10_microseconds_to_a_minute() -> None:
+    bounds = semconv.CLASSIC_BOUNDARIES_S
+    assert len(bounds) == 110 and bounds == tuple(sorted(bounds))
+    assert bounds[0] == 1e-5 and bounds[-1] == 60.0
