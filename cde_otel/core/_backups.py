@@ -66,6 +66,12 @@ class BackupStore:
 
     def load(self, backup_dir: Path, name: str) -> Project:
         """Reads and validates one backup: E209 when it does not exist or is damaged."""
+        if not isinstance(name, str):  # a list or dict would otherwise surface as a raw TypeError from Path()
+            raise StateError(
+                f"a backup name is text, not {type(name).__name__}",
+                "E209",
+                {"path": str(backup_dir), "backup": repr(name), "reason": "a backup name is text"},
+            )
         candidate = backup_dir / Path(name).name
         if _BACKUP_NAME.match(candidate.name) is None or not candidate.is_file():
             raise StateError(
