@@ -206,6 +206,8 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
               "No feature with that id exists in the project."),
     ErrorCode("E105", "FEATURE_NOT_IN_REVIEW", FeatureError, _E, True,
               "A feature can only be completed from the review phase."),
+    ErrorCode("E106", "FEATURE_DETACHED", FeatureError, _E, True,
+              "A failed save rolled the project back and dropped this feature; it accepts no more changes."),
     ErrorCode("E201", "STATE_WRITE_FAILED", StateError, _E, True,
               "Writing the project state failed."),
     ErrorCode("E202", "STATE_CONFLICT", StateError, _W, True,

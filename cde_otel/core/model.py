@@ -88,6 +88,8 @@ class Feature:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     _project: Project | None = field(default=None, repr=False, compare=False)
+    #: Set when a rollback dropped this feature from its project: it then refuses every change (E106).
+    _detached_from: str | None = field(default=None, repr=False, compare=False)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Feature) and self.to_dict() == other.to_dict()
@@ -102,6 +104,14 @@ class Feature:
         return {"feature_id": self.id, "status": self.status.value, "phase": self.current_phase}
 
     def _check_mutable(self, operation: str) -> None:
+        if self._detached_from is not None:
+            raise FeatureError(
+                f"feature {self.id} is no longer part of project {self._detached_from}: a failed save rolled the "
+                f"project back to a version without it; {operation} was refused",
+                "E106",
+                {"feature_id": self.id, "project_id": self._detached_from, "operation": operation},
+                snapshot=self.snapshot(),
+            )
         if self._project is not None:
             self._project._check_writable(operation)
         if self.is_terminal:
@@ -248,6 +258,9 @@ class Project:
                 if item.name != "_project":
                     setattr(current, item.name, getattr(good_feature, item.name))
             features[feature_id] = current
+        for feature_id, dropped in self.features.items():
+            if feature_id not in features:  # callers may still hold it: make it refuse changes, not lose them
+                dropped._project, dropped._detached_from = None, self.id
         self.features.clear()
         self.features.update(features)
 

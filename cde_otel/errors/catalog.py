@@ -142,6 +142,15 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
                   "then call feature.complete()",
                   "To stop the feature early, mark it failed instead: feature.fail(reason)"),
            causes=("Calling complete() before the feature reached the review phase.",)),
+    _entry("E106", "Feature Detached By A Rollback",
+           "Feature {feature_id} is no longer part of project {project_id}: a failed save put the project back to "
+           "its last saved version, which does not have this feature, so {operation} was refused.",
+           fixes=("Reload the project and start the feature again: project = repo.get_by_path(path); "
+                  "project.start_feature(prompt)",
+                  "Fix what made the save fail first (see the save's own error: E201, E207, E210...)",
+                  "Save right after start_feature so a later failure cannot roll the feature back"),
+           causes=("The feature was started after the last successful save, and the next save failed and "
+                   "was rolled back.",)),
     # -- state (E2xx) ---------------------------------------------------------------
     _entry("E201", "State Write Failed",
            "Could not {operation} '{path}': {reason} ({errno}).",

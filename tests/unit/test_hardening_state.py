@@ -209,7 +209,6 @@ def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path) 
 # -- #5 a feature dropped by a rollback refuses mutation ----------------------------------------------------
 
 
-@deferred(5)
 def test_a_feature_detached_by_a_rollback_refuses_changes(tmp_path: Path) -> None:
     repo, project = new_project(tmp_path)
     orphan = project.start_feature("rolled back")
