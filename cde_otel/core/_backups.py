@@ -87,6 +87,7 @@ class BackupStore:
             ) from exc
         except OSError as exc:
             raise storage.state_error(exc, path=candidate, operation="read backup") from exc
+        state.relocated(project, backup_dir.parent.parent, announce=False)  # restored where it is now
         project.revision = revision
         return project
 

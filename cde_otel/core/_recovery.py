@@ -54,6 +54,7 @@ class StateRecovery:
         except (FileNotFoundError, StateError):
             pass
         else:
+            state.relocated(repaired, state_file.parent.parent)
             repaired.revision = repaired_revision
             self._remember(repaired, raw)
             return repaired
@@ -66,6 +67,7 @@ class StateRecovery:
                 {**cause.context, "backups_checked": len(backups)},
             ) from cause
         chosen, project = found
+        state.relocated(project, state_file.parent.parent)
         revision = max(b.revision for b in backups) + 1
         data = state.encode(project, revision)
         kept: Path | None = None

@@ -245,7 +245,8 @@ class Project:
         repository's and stay as they are.
         """
         for item in dataclasses.fields(Project):
-            if item.name not in ("features", "read_only", "read_only_reason", "revision", "_writable_probe"):
+            # ``path`` is where the project lives now (it may have moved since the good version was saved).
+            if item.name not in ("path", "features", "read_only", "read_only_reason", "revision", "_writable_probe"):
                 setattr(self, item.name, getattr(good, item.name))
         features: dict[str, Feature] = {}
         for feature_id, good_feature in good.features.items():

@@ -323,6 +323,7 @@ class FileSystemProjectRepository:
             if not self.recover_from_backups or exc.code not in RECOVERABLE_LOAD_CODES:
                 raise
             return self._recover(root, exc)
+        state.relocated(project, root)
         project.revision = revision
         self._remember(project, raw)
         return project

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -44,6 +45,7 @@ from cde_otel.core.model import (
 )
 
 SCHEMA_VERSION = 1
+_log = logging.getLogger("cde_otel.state")
 STATE_DIR = ".cde"
 STATE_FILE = "state.json"
 BACKUP_DIR = "backups"
@@ -89,6 +91,27 @@ def state_lock(state_dir: Path, timeout: float) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def relocated(project: Project, root: Path, *, announce: bool = True) -> Project:
+    """``project`` located at ``root``, the directory it was read from.
+
+    The stored ``path`` is where the project was last saved; a different one means the
+    directory was moved or copied, and the project belongs where it is now (logged once
+    per load on ``cde_otel.state`` when ``announce``).
+    """
+    where = str(root)
+    if project.path != where:
+        if announce:
+            _log.warning(
+                "project at %s was moved or copied from %s; it is saved at %s from now on",
+                where,
+                project.path,
+                where,
+                extra={"cde_state_path": where, "stored_path": project.path},
+            )
+        project.path = where
+    return project
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:

@@ -76,7 +76,6 @@ def rewrite_state(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 # -- #1 the project's location is the directory it was loaded from ---------------------------------------
 
 
-@deferred(1)
 def test_a_copied_project_saves_into_its_own_directory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     original = tmp_path / "A"
     new_project(original)
@@ -98,7 +97,6 @@ def test_a_copied_project_saves_into_its_own_directory(tmp_path: Path, caplog: p
     assert any(str(original.resolve()) in record.getMessage() for record in caplog.records), "the move is logged"
 
 
-@deferred(1)
 def test_a_renamed_project_keeps_saving(tmp_path: Path) -> None:
     new_project(tmp_path / "old-name")
     renamed = (tmp_path / "old-name").rename(tmp_path / "new-name")
