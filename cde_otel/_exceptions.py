@@ -228,6 +228,8 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
               "The requested backup does not exist or fails its checksum."),
     ErrorCode("E210", "STORAGE_UNAVAILABLE", StateError, _C, True,
               "The storage refused the write (disk full, read-only filesystem or permission denied)."),
+    ErrorCode("E211", "BACKUP_OF_ANOTHER_PROJECT", StateError, _E, True,
+              "The backup belongs to another project (a different project id) and was not restored."),
     ErrorCode("E301", "INVALID_PROMPT", ValidationError, _E, True,
               "The feature prompt is empty, not text, or too long."),
     ErrorCode("E302", "INVALID_NAME", ValidationError, _E, True,

@@ -37,6 +37,7 @@ Graceful degradation (PROD-05):
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -57,6 +58,7 @@ from cde_otel.core.state import state_paths
 
 __all__ = ["BackupInfo", "FileSystemProjectRepository", "PersistenceGuard"]
 
+_log = logging.getLogger("cde_otel.state")
 T = TypeVar("T")
 
 
@@ -224,8 +226,40 @@ class FileSystemProjectRepository:
         root = state.project_root(path)
         breadcrumbs.record("FileSystemProjectRepository.restore_backup", path=str(root), backup=backup)
         restored = self.load_backup(root, backup)
+        owners = self._project_ids(root, besides=str(backup))
+        if owners and restored.id not in owners:
+            raise StateError(
+                f"backup {backup} belongs to project {restored.id} ({restored.name!r}), not to the project at "
+                f"{root} ({', '.join(sorted(owners))}); nothing was restored",
+                "E211",
+                {"path": str(root), "backup": str(backup), "backup_project_id": restored.id,
+                 "backup_project_name": restored.name, "project_id": ", ".join(sorted(owners))},
+            )  # fmt: skip
+        if not owners:
+            _log.warning("restoring %s into %s without another state or backup to confirm it is this project's",
+                         backup, root, extra={"cde_state_path": str(root), "backup": str(backup)})  # fmt: skip
         self.save(restored, force=True)
         return restored
+
+    def _project_ids(self, root: Path, *, besides: str) -> set[str]:
+        """The project id(s) at ``root``: the state file's if it reads, else those of the other valid backups."""
+        _, state_file, backup_dir = state_paths(root)
+        try:
+            current, _ = state.decode(state_file.read_bytes(), source=str(state_file))
+        except (OSError, StateError):
+            pass
+        else:
+            return {current.id}
+        found: set[str] = set()
+        for info in self._backups.scan(backup_dir):
+            if info.name == besides:
+                continue
+            try:
+                project, _ = state.decode(info.path.read_bytes(), source=str(info.path))
+            except (OSError, StateError):
+                continue
+            found.add(project.id)
+        return found
 
     # -- commands -----------------------------------------------------------
     def save(self, project: Project, force: bool = False) -> None:

@@ -231,6 +231,14 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
            causes=("The disk is full (ENOSPC) or over quota (EDQUOT).",
                    "A read-only filesystem (EROFS).",
                    "Permission denied (EACCES, EPERM).")),
+    _entry("E211", "Backup Of Another Project",
+           "The backup '{backup}' belongs to project {backup_project_id} ('{backup_project_name}'), not to the "
+           "project at '{path}' ({project_id}); nothing was restored.",
+           fixes=("List this project's own backups: cde-otel state backups {path!q}",
+                  "To copy a project, copy its whole directory (cp -r); the copy keeps its history and backups",
+                  "If the file was copied into .cde/backups by mistake, move it out"),
+           causes=("A backup file copied from another project's .cde/backups.",
+                   "Two projects' .cde directories mixed up by hand.")),
     # -- validation (E3xx) ----------------------------------------------------------
     _entry("E301", "Invalid Prompt",
            "The feature prompt was rejected: {message}.",

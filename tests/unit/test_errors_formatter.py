@@ -256,6 +256,16 @@ def _detached(tmp_path: Path) -> CDEError:
     return _raised(lambda: feature.advance_phase("decompose"))
 
 
+def _foreign_backup(tmp_path: Path) -> CDEError:
+    repo = FileSystemProjectRepository()
+    for name in ("x", "y"):
+        (tmp_path / name).mkdir()
+        repo.get_or_create(tmp_path / name)
+    foreign = repo.list_backups(tmp_path / "y")[0]
+    (tmp_path / "x" / ".cde" / "backups" / foreign.name).write_bytes(foreign.path.read_bytes())
+    return _raised(lambda: repo.restore_backup(tmp_path / "x", foreign.name))
+
+
 def _finished(tmp_path: Path) -> CDEError:
     _, feature = _active_feature(tmp_path)
     feature.fail("abandoned")  # type: ignore[attr-defined]
@@ -283,6 +293,7 @@ _SCENARIOS: dict[str, Callable[[Path, pytest.MonkeyPatch], CDEError]] = {
     "E208": lambda t, m: _recovered(t),
     "E209": lambda t, m: _raised(lambda: FileSystemProjectRepository().load_backup(t, "state-nope.json")),
     "E210": _read_refused,
+    "E211": lambda t, m: _foreign_backup(t),
     "E301": lambda t, m: _raised(lambda: _active_feature(t)[0].start_feature("   ")),
     "E302": lambda t, m: _raised(lambda: _active_feature(t)[0].start_feature("x", name="")),
     "E303": lambda t, m: _raised(lambda: _active_feature(t)[1].advance_phase("ship")),  # type: ignore[attr-defined]

@@ -160,7 +160,6 @@ def test_restoring_a_damaged_backup_says_what_is_wrong(tmp_path: Path) -> None:
 # -- #2 restore refuses another project's backup (CLI) ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 #2: fix lands after the repository/monitor split")
 def test_state_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
     x, y = make_project(tmp_path / "X"), make_project(tmp_path / "Y", features=3)
     foreign = FileSystemProjectRepository().list_backups(y)[0]

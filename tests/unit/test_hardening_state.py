@@ -113,7 +113,6 @@ def test_a_renamed_project_keeps_saving(tmp_path: Path) -> None:
 # -- #2 a backup belongs to its project --------------------------------------------------------------------
 
 
-@deferred(2)
 def test_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
     repo_x, _ = new_project(tmp_path / "X")
     repo_y, _ = new_project(tmp_path / "Y", features=2)
@@ -127,6 +126,20 @@ def test_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
     assert caught.value.code == "E211"
     assert state_file(tmp_path / "Y").read_bytes() == y_before, "another project was overwritten"
     assert state_file(tmp_path / "X").read_bytes() == x_before
+
+
+def test_a_lone_backup_can_still_be_restored_into_an_empty_directory(tmp_path: Path) -> None:
+    repo, project = new_project(tmp_path / "lost", features=2)
+    newest = repo.list_backups(tmp_path / "lost")[0]
+    rescue = tmp_path / "rescue"
+    (rescue / ".cde" / "backups").mkdir(parents=True)
+    shutil.copy(newest.path, rescue / ".cde" / "backups" / newest.name)
+
+    restored = FileSystemProjectRepository().restore_backup(rescue, newest.name)
+
+    assert restored.path == str(rescue.resolve()) and set(restored.features) == set(project.features)
+    reloaded = FileSystemProjectRepository().get_by_path(rescue)
+    assert reloaded is not None and set(reloaded.features) == set(project.features)
 
 
 # -- #3 nesting is bounded at the boundary and loading does not depend on the caller's stack ----------------
