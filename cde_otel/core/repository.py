@@ -301,10 +301,11 @@ class FileSystemProjectRepository:
                 try:
                     on_disk = self._disk_revision(state_file)
                 except StateError:
-                    if not force:
+                    if not force and not self._recovery.pending_for(state_file, project):
                         raise
-                    # A forced save replaces a damaged file; keep the damaged one for inspection.
-                    storage.move_aside(state_file, CORRUPT_LABEL)
+                    # A forced save, or a recovery the storage refused earlier, replaces a damaged file;
+                    # a copy of it is kept for inspection, and it stays in place until the write succeeds.
+                    storage.keep_aside(state_file, CORRUPT_LABEL)
                     on_disk = max(project.revision, self._backups.newest_revision(backup_dir))
                 if not force and on_disk != project.revision:
                     raise StateError(
@@ -319,6 +320,7 @@ class FileSystemProjectRepository:
                 data = state.encode(project, revision)
                 storage.remove_stale_temp_files(state_dir)
                 storage.atomic_write(state_file, data)
+                self._recovery.settled(state_file)
                 self._backups.write_after_commit(backup_dir, revision, data)
                 return revision, data
         except CDEError:

@@ -199,7 +199,6 @@ def test_a_deep_state_written_before_the_bound_still_loads_from_any_stack(tmp_pa
 # -- #4 recovery on a full disk never makes things worse ---------------------------------------------------
 
 
-@deferred(4)
 def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path) -> None:
     _, project = new_project(tmp_path, features=3)
     state_file(tmp_path).write_text("garbage")
@@ -215,6 +214,23 @@ def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path) 
     assert caught.value.code == "E203"
     again = FileSystemProjectRepository().get_or_create(tmp_path)
     assert set(again.features) == set(project.features)
+
+
+def test_a_recovery_the_full_disk_refused_completes_on_the_first_save_after(tmp_path: Path) -> None:
+    _, project = new_project(tmp_path, features=2)
+    state_file(tmp_path).write_text("garbage")
+    repo = FileSystemProjectRepository(readonly_probe_s=0)
+    with simulate_disk_full():
+        recovered = repo.get_by_path(tmp_path)
+    assert recovered is not None and recovered.read_only
+
+    feature = recovered.start_feature("after the disk was freed")  # the probe ends read-only mode
+    repo.save(recovered)
+
+    reloaded = FileSystemProjectRepository(recover_from_backups=False).get_by_path(tmp_path)
+    assert reloaded is not None and set(reloaded.features) == {*project.features, feature.id}
+    kept = list((tmp_path / ".cde").glob("state.json.corrupt-*"))
+    assert kept and all(path.read_bytes() == b"garbage" for path in kept)
 
 
 # -- #5 a feature dropped by a rollback refuses mutation ----------------------------------------------------
