@@ -216,7 +216,6 @@ def snapshot(directory: Path) -> dict[str, bytes | None]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 #11: fix lands after the repository/monitor split")
 def test_readiness_is_503_when_the_state_is_corrupt_without_backups(project_dir: Path) -> None:
     shutil.rmtree(project_dir / ".cde" / "backups")
     (project_dir / ".cde" / "state.json").write_text("{ not json")
@@ -228,7 +227,6 @@ def test_readiness_is_503_when_the_state_is_corrupt_without_backups(project_dir:
     assert any("E203" in reason for reason in reasons), reasons
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 #11: fix lands after the repository/monitor split")
 def test_readiness_is_503_when_the_state_file_is_a_directory(project_dir: Path) -> None:
     state = project_dir / ".cde" / "state.json"
     state.unlink()
@@ -240,7 +238,6 @@ def test_readiness_is_503_when_the_state_file_is_a_directory(project_dir: Path) 
     assert json.loads(body)["status"] == "not_ready"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 #11: fix lands after the repository/monitor split")
 def test_no_health_get_writes_to_the_project(project_dir: Path) -> None:
     (project_dir / ".cde" / "state.json").write_text("{ not json")
     before = snapshot(project_dir)
