@@ -25,12 +25,6 @@ from cde_otel.testing import simulate_disk_full, simulate_storage_error
 
 T = TypeVar("T")
 
-AFTER_SPLIT = "issue 15 #{}: fix lands after the repository/monitor split"
-
-
-def deferred(item: int) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=AFTER_SPLIT.format(item))
-
 
 def state_file(path: Path) -> Path:
     return path / ".cde" / "state.json"
