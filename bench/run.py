@@ -15,7 +15,8 @@ Benchmarks: ``peers`` (bench_peers: our defaults next to the plain-SDK floor, th
 structlog peer and Logfire, CPU per operation including export), ``overhead`` (bench_overhead:
 the wrapper next to a hand-written one on the same providers), ``disabled`` (bench_disabled), ``quantiles``
 (bench_quantiles), ``shutdown`` (bench_shutdown: exit time with the collector unreachable),
-``health`` (bench_health, 200 req/s for 5 s), ``pipeline``
+``health`` (bench_health: 200 req/s for 5 s, 5 bursts of 200 concurrent
+connections, 300 stalled connections), ``pipeline``
 (bench_pipeline: export throughput and collector outage against the real Collector), ``scale``
 (bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways).
 """
@@ -74,6 +75,9 @@ GOALS: tuple[Goal, ...] = (
     Goal("collector_down_latency_ratio", "op p99 collector down / up", operator.le, 1.10),
     Goal("collector_down_rss_growth_second_half_mb", "RSS growth, 2nd half of long outage", operator.lt, 5.0, " MB", 0),
     Goal("health_p99_ms", "/health/ready p99 at 200 req/s", operator.lt, 5.0, " ms", 0),
+    Goal("health_burst_failures", "failed requests, bursts of 200 concurrent connections", operator.le, 0, "", 0),
+    Goal("health_burst_p99_ms", "/health/ready p99, 200 concurrent connections", operator.lt, 50.0, " ms", 0),
+    Goal("health_stalled_released_max_s", "300 stalled connections closed by (2 s timeout)", operator.le, 3.0, " s", 1),
     Goal("quantile_max_rel_error", "P50/P95/P99 worst rel. error (Prom 2.x)", operator.le, 0.02),
     Goal("scale_spans_per_s_zero_drop_1_gateway", "spans/s, zero drop, agent → 1 gateway", None, None, "", 0),
     Goal("scale_spans_per_s_zero_drop_2_gateways", "spans/s, zero drop, agent → 2 gateways", None, None, "", 0),
@@ -86,7 +90,7 @@ KEYS_BY_BENCHMARK = {
     "disabled": ("disabled_ratio_vs_bare", "disabled_import_ms"),
     "shutdown": ("shutdown_after_work_s",),
     "quantiles": ("quantile_max_rel_error",),
-    "health": ("health_p99_ms",),
+    "health": ("health_p99_ms", "health_burst_failures", "health_burst_p99_ms", "health_stalled_released_max_s"),
     "pipeline": (
         "export_spans_per_s_zero_drop",
         "export_spans_per_s_zero_drop_logs_warning",
@@ -126,10 +130,21 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
 
         return measure_quantiles(quick=quick)
     if name == "health":
-        from bench_health import measure_health_latency
+        from bench_health import measure_health_burst, measure_health_latency, measure_stalled_connections
 
         health = measure_health_latency(rate=200, seconds=1 if quick else 5)
-        return {"health_p99_ms": health["p99_ms"], "health": health}
+        burst = measure_health_burst(bursts=1 if quick else 5)
+        stalled = measure_stalled_connections()
+        released = stalled["released_max_s"] if stalled["never_released"] == 0 else None
+        return {
+            "health_p99_ms": health["p99_ms"],
+            "health": health,
+            "health_burst_failures": burst["failures"],
+            "health_burst_p99_ms": burst["p99_ms"],
+            "health_burst": burst,
+            "health_stalled_released_max_s": released,
+            "health_stalled": stalled,
+        }
     if name == "pipeline":
         from bench_pipeline import measure_pipeline
 

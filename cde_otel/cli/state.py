@@ -3,6 +3,8 @@
     cde-otel state backups PATH           # table: name, revision, created, size, valid?
     cde-otel state restore PATH BACKUP    # make BACKUP the current state (a new revision)
 
+The repository is configured from the ``CDE_OTEL_*`` settings (lock timeout, backup
+retention, retries and breaker), like the application's own; an invalid setting is E903.
 Failures are shown formatted (code, suggestions) on stderr with exit status 1.
 """
 
@@ -17,7 +19,8 @@ from rich.table import Table
 from cde_otel._exceptions import StateError
 from cde_otel.cli._console import console
 from cde_otel.cli._error_handling import handle_errors
-from cde_otel.core.repository import FileSystemProjectRepository
+from cde_otel.resilience import ResilientProjectRepository
+from cde_otel.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and restore the project state (.cde/state.json and backups).")
 
@@ -28,7 +31,7 @@ PathArg = Annotated[Path, typer.Argument(help="The project directory (the one ho
 def backups(path: PathArg) -> None:
     """List the checksummed backups of the project at PATH, newest first."""
     with handle_errors():
-        repo = FileSystemProjectRepository()
+        repo = ResilientProjectRepository(load_settings())
         found = repo.list_backups(path)
         table = Table(title=f"Backups of {path}")
         for column in ("name", "revision", "created (UTC)", "size", "valid?"):
@@ -59,7 +62,7 @@ def restore(
 ) -> None:
     """Make BACKUP the current state of the project at PATH (a damaged state file is kept aside)."""
     with handle_errors():
-        project = FileSystemProjectRepository().restore_backup(path, backup)
+        project = ResilientProjectRepository(load_settings()).restore_backup(path, backup)
         console.print(
             f"Restored {backup} into {project.path}/.cde/state.json as revision {project.revision} "
             f"({len(project.features)} features, status {project.status.value})."

@@ -66,6 +66,12 @@ class BackupStore:
 
     def load(self, backup_dir: Path, name: str) -> Project:
         """Reads and validates one backup: E209 when it does not exist or is damaged."""
+        if not isinstance(name, str):  # a list or dict would otherwise surface as a raw TypeError from Path()
+            raise StateError(
+                f"a backup name is text, not {type(name).__name__}",
+                "E209",
+                {"path": str(backup_dir), "backup": repr(name), "reason": "a backup name is text"},
+            )
         candidate = backup_dir / Path(name).name
         if _BACKUP_NAME.match(candidate.name) is None or not candidate.is_file():
             raise StateError(
@@ -81,6 +87,7 @@ class BackupStore:
             ) from exc
         except OSError as exc:
             raise storage.state_error(exc, path=candidate, operation="read backup") from exc
+        state.relocated(project, backup_dir.parent.parent, announce=False)  # restored where it is now
         project.revision = revision
         return project
 

@@ -2,18 +2,22 @@
 
 A corrupt, truncated, invalid or unsupported ``state.json`` (E203/E204/E205), or one that
 vanished while backups remain, is restored on load, under the state lock: the bad file is
-kept as ``state.json.corrupt-<UTC stamp>``, the recovered state is written back as a new
+kept as ``state.json.corrupt-<UTC stamp>`` (a second name; it stays in place until the
+recovered state atomically replaces it), the recovered state is written back as a new
 revision, and a ``StateError`` E208 is appended to :attr:`StateRecovery.recoveries` and
 logged as a warning on ``cde_otel.state`` with ``extra={"error_code": "E208", ...}``.
 Without a valid backup the coded load error is raised: a damaged state is never silently
 replaced by a new empty project. When the recovered state cannot be written back (the
-storage refuses writes), it is served read-only.
+storage refuses writes), it is served read-only and the bad file stays where it was, so no
+reader ever finds "no project yet"; the recovered project's first successful save completes
+the recovery (:meth:`StateRecovery.pending_for`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +48,8 @@ class StateRecovery:
         self._remember = remember
         self._enter_read_only = enter_read_only
         self._lock = threading.Lock()
+        #: state file -> the recovered project whose write the storage refused (served read-only).
+        self._pending: dict[str, weakref.ref[Project]] = {}
         #: E208 warnings, oldest first, one per recovery (the newest :data:`MAX_RECOVERIES_KEPT`).
         self.recoveries: list[StateError] = []
 
@@ -54,6 +60,7 @@ class StateRecovery:
         except (FileNotFoundError, StateError):
             pass
         else:
+            state.relocated(repaired, state_file.parent.parent)
             repaired.revision = repaired_revision
             self._remember(repaired, raw)
             return repaired
@@ -66,18 +73,21 @@ class StateRecovery:
                 {**cause.context, "backups_checked": len(backups)},
             ) from cause
         chosen, project = found
+        state.relocated(project, state_file.parent.parent)
         revision = max(b.revision for b in backups) + 1
         data = state.encode(project, revision)
         kept: Path | None = None
         try:
-            if state_file.exists():
-                kept = storage.move_aside(state_file, CORRUPT_LABEL)
+            kept = storage.keep_aside(state_file, CORRUPT_LABEL)
             storage.atomic_write(state_file, data)
         except OSError as exc:
             if not storage.is_storage_unavailable(exc):
                 raise
-            # Readable but not writable: serve the recovered state read-only until storage is back.
+            # Readable but not writable: serve the recovered state read-only until storage is back. The bad
+            # file is still in place, so the project's first successful save must replace it (pending_for).
             project.revision = chosen.revision
+            with self._lock:
+                self._pending[str(state_file)] = weakref.ref(project)
             self._enter_read_only(project, reason_of(storage.state_error(exc, path=state_file, operation="recover")))
             self._record(state_file, chosen, cause, kept, persisted=False)
             return project
@@ -86,6 +96,17 @@ class StateRecovery:
         self._remember(project, data)
         self._record(state_file, chosen, cause, kept, persisted=True)
         return project
+
+    def pending_for(self, state_file: Path, project: Project) -> bool:
+        """True when ``project`` is the recovered state that could not replace the bad ``state_file`` yet."""
+        with self._lock:
+            entry = self._pending.get(str(state_file))
+        return entry is not None and entry() is project
+
+    def settled(self, state_file: Path) -> None:
+        """``state_file`` was written: nothing is pending for it any more."""
+        with self._lock:
+            self._pending.pop(str(state_file), None)
 
     def _record(
         self, state_file: Path, backup: BackupInfo, cause: StateError, kept: Path | None, *, persisted: bool

@@ -88,6 +88,8 @@ class Feature:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     _project: Project | None = field(default=None, repr=False, compare=False)
+    #: Set when a rollback dropped this feature from its project: it then refuses every change (E106).
+    _detached_from: str | None = field(default=None, repr=False, compare=False)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Feature) and self.to_dict() == other.to_dict()
@@ -102,6 +104,14 @@ class Feature:
         return {"feature_id": self.id, "status": self.status.value, "phase": self.current_phase}
 
     def _check_mutable(self, operation: str) -> None:
+        if self._detached_from is not None:
+            raise FeatureError(
+                f"feature {self.id} is no longer part of project {self._detached_from}: a failed save rolled the "
+                f"project back to a version without it; {operation} was refused",
+                "E106",
+                {"feature_id": self.id, "project_id": self._detached_from, "operation": operation},
+                snapshot=self.snapshot(),
+            )
         if self._project is not None:
             self._project._check_writable(operation)
         if self.is_terminal:
@@ -116,9 +126,9 @@ class Feature:
         """Records ``results`` as the current phase's artifacts and moves to ``next_phase``."""
         breadcrumbs.record("Feature.advance_phase", feature_id=self.id, phase=self.current_phase)
         self._check_mutable("advance_phase")
-        if next_phase not in PHASE_STATUS:
+        if not isinstance(next_phase, str) or next_phase not in PHASE_STATUS:
             raise ValidationError(
-                f"unknown phase {next_phase!r}", "E303", {"phase": next_phase, "phases": list(PHASES)}
+                f"unknown phase {next_phase!r}", "E303", {"phase": str(next_phase), "phases": list(PHASES)}
             )
         current_index = PHASES.index(self.current_phase)
         target_index = PHASES.index(next_phase)
@@ -235,7 +245,8 @@ class Project:
         repository's and stay as they are.
         """
         for item in dataclasses.fields(Project):
-            if item.name not in ("features", "read_only", "read_only_reason", "revision", "_writable_probe"):
+            # ``path`` is where the project lives now (it may have moved since the good version was saved).
+            if item.name not in ("path", "features", "read_only", "read_only_reason", "revision", "_writable_probe"):
                 setattr(self, item.name, getattr(good, item.name))
         features: dict[str, Feature] = {}
         for feature_id, good_feature in good.features.items():
@@ -248,6 +259,9 @@ class Project:
                 if item.name != "_project":
                     setattr(current, item.name, getattr(good_feature, item.name))
             features[feature_id] = current
+        for feature_id, dropped in self.features.items():
+            if feature_id not in features:  # callers may still hold it: make it refuse changes, not lose them
+                dropped._project, dropped._detached_from = None, self.id
         self.features.clear()
         self.features.update(features)
 
@@ -307,7 +321,7 @@ class Project:
                 snapshot=self.snapshot(),
             )
         text = validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
-        if workflow_type not in WORKFLOW_TYPES:
+        if not isinstance(workflow_type, str) or workflow_type not in WORKFLOW_TYPES:
             raise ValidationError(
                 f"unknown workflow type {workflow_type!r}",
                 "E305",
@@ -321,6 +335,12 @@ class Project:
         return feature
 
     def get_feature(self, feature_id: str) -> Feature:
+        if not isinstance(feature_id, str):
+            raise ValidationError(
+                f"a feature id is text, not {type(feature_id).__name__}",
+                "E305",
+                {"field": "feature_id", "type": type(feature_id).__name__},
+            )
         try:
             return self.features[feature_id]
         except KeyError:

@@ -37,6 +37,7 @@ Graceful degradation (PROD-05):
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -57,6 +58,7 @@ from cde_otel.core.state import state_paths
 
 __all__ = ["BackupInfo", "FileSystemProjectRepository", "PersistenceGuard"]
 
+_log = logging.getLogger("cde_otel.state")
 T = TypeVar("T")
 
 
@@ -224,8 +226,40 @@ class FileSystemProjectRepository:
         root = state.project_root(path)
         breadcrumbs.record("FileSystemProjectRepository.restore_backup", path=str(root), backup=backup)
         restored = self.load_backup(root, backup)
+        owners = self._project_ids(root, besides=str(backup))
+        if owners and restored.id not in owners:
+            raise StateError(
+                f"backup {backup} belongs to project {restored.id} ({restored.name!r}), not to the project at "
+                f"{root} ({', '.join(sorted(owners))}); nothing was restored",
+                "E211",
+                {"path": str(root), "backup": str(backup), "backup_project_id": restored.id,
+                 "backup_project_name": restored.name, "project_id": ", ".join(sorted(owners))},
+            )  # fmt: skip
+        if not owners:
+            _log.warning("restoring %s into %s without another state or backup to confirm it is this project's",
+                         backup, root, extra={"cde_state_path": str(root), "backup": str(backup)})  # fmt: skip
         self.save(restored, force=True)
         return restored
+
+    def _project_ids(self, root: Path, *, besides: str) -> set[str]:
+        """The project id(s) at ``root``: the state file's if it reads, else those of the other valid backups."""
+        _, state_file, backup_dir = state_paths(root)
+        try:
+            current, _ = state.decode(state_file.read_bytes(), source=str(state_file))
+        except (OSError, StateError):
+            pass
+        else:
+            return {current.id}
+        found: set[str] = set()
+        for info in self._backups.scan(backup_dir):
+            if info.name == besides:
+                continue
+            try:
+                project, _ = state.decode(info.path.read_bytes(), source=str(info.path))
+            except (OSError, StateError):
+                continue
+            found.add(project.id)
+        return found
 
     # -- commands -----------------------------------------------------------
     def save(self, project: Project, force: bool = False) -> None:
@@ -267,10 +301,11 @@ class FileSystemProjectRepository:
                 try:
                     on_disk = self._disk_revision(state_file)
                 except StateError:
-                    if not force:
+                    if not force and not self._recovery.pending_for(state_file, project):
                         raise
-                    # A forced save replaces a damaged file; keep the damaged one for inspection.
-                    storage.move_aside(state_file, CORRUPT_LABEL)
+                    # A forced save, or a recovery the storage refused earlier, replaces a damaged file;
+                    # a copy of it is kept for inspection, and it stays in place until the write succeeds.
+                    storage.keep_aside(state_file, CORRUPT_LABEL)
                     on_disk = max(project.revision, self._backups.newest_revision(backup_dir))
                 if not force and on_disk != project.revision:
                     raise StateError(
@@ -285,6 +320,7 @@ class FileSystemProjectRepository:
                 data = state.encode(project, revision)
                 storage.remove_stale_temp_files(state_dir)
                 storage.atomic_write(state_file, data)
+                self._recovery.settled(state_file)
                 self._backups.write_after_commit(backup_dir, revision, data)
                 return revision, data
         except CDEError:
@@ -323,6 +359,7 @@ class FileSystemProjectRepository:
             if not self.recover_from_backups or exc.code not in RECOVERABLE_LOAD_CODES:
                 raise
             return self._recover(root, exc)
+        state.relocated(project, root)
         project.revision = revision
         self._remember(project, raw)
         return project

@@ -7,6 +7,14 @@ A state document is ``{"schema_version", "revision", "saved_at", "checksum", "pr
 the checksum is SHA-256 over the canonical JSON of everything else, so a file
 that parses but was damaged (or hand-edited badly) is still caught. Backups use
 the same format, which makes any backup a drop-in state file.
+
+Documents are strict JSON (no bare ``NaN``/``Infinity``) in UTF-8. The same rules hold
+on load and on save: revisions and schema versions start at 1, workflow types are
+known ones, and a feature's status matches its phase (``completed`` only from
+``review``; ``failed`` from any phase, with its reason). A document that breaks them
+is a ``StateError`` E204 on load and a ``ValidationError`` E305 on save, so nothing
+the loader would refuse is ever written. Nesting never depends on the caller's
+stack depth (see :mod:`cde_otel.core._stack`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,9 +31,12 @@ from typing import Any
 
 import filelock
 
-from cde_otel._exceptions import ProjectError, StateError
+from cde_otel._exceptions import ProjectError, StateError, ValidationError
+from cde_otel.core._stack import on_fresh_stack
 from cde_otel.core.model import (
+    PHASE_STATUS,
     PHASES,
+    WORKFLOW_TYPES,
     Feature,
     FeatureStatus,
     Project,
@@ -33,6 +45,7 @@ from cde_otel.core.model import (
 )
 
 SCHEMA_VERSION = 1
+_log = logging.getLogger("cde_otel.state")
 STATE_DIR = ".cde"
 STATE_FILE = "state.json"
 BACKUP_DIR = "backups"
@@ -80,7 +93,30 @@ def state_lock(state_dir: Path, timeout: float) -> Iterator[None]:
         lock.release()
 
 
+def relocated(project: Project, root: Path, *, announce: bool = True) -> Project:
+    """``project`` located at ``root``, the directory it was read from.
+
+    The stored ``path`` is where the project was last saved; a different one means the
+    directory was moved or copied, and the project belongs where it is now (logged once
+    per load on ``cde_otel.state`` when ``announce``).
+    """
+    where = str(root)
+    if project.path != where:
+        if announce:
+            _log.warning(
+                "project at %s was moved or copied from %s; it is saved at %s from now on",
+                where,
+                project.path,
+                where,
+                extra={"cde_state_path": where, "stored_path": project.path},
+            )
+        project.path = where
+    return project
+
+
 def _canonical(payload: dict[str, Any]) -> bytes:
+    # Lenient about NaN so any parsed document can be checksummed; loading refuses bare NaN before
+    # this runs, and encode() writes with allow_nan=False.
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -90,14 +126,38 @@ def checksum(document: dict[str, Any]) -> str:
 
 
 def encode(project: Project, revision: int) -> bytes:
+    """The state document of ``project`` at ``revision``; ``ValidationError`` E305 if it could not be loaded back."""
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "revision": revision,
         "saved_at": utcnow().isoformat(),
         "project": project.to_dict(),
     }
+    try:
+        return on_fresh_stack(lambda: _encoded(document))
+    except StateError as exc:
+        reason = exc.context.get("reason") or exc.message
+        raise ValidationError(
+            f"project {project.name!r} cannot be saved: {reason}",
+            "E305",
+            {"field": "project", "reason": reason, "project_id": project.id},
+        ) from exc
+    except (TypeError, ValueError, RecursionError) as exc:  # NaN, lone surrogates, unserialisable objects
+        raise ValidationError(
+            f"project {project.name!r} cannot be saved as JSON text: {exc}",
+            "E305",
+            {"field": "project", "reason": str(exc), "project_id": project.id},
+        ) from exc
+
+
+def _encoded(document: dict[str, Any]) -> bytes:
+    _project_from(document["project"], "the project to save")  # what is written must load back
     document["checksum"] = checksum(document)
-    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False).encode() + b"\n"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def decode(raw: bytes, *, source: str) -> tuple[Project, int]:
@@ -114,32 +174,45 @@ def decode(raw: bytes, *, source: str) -> tuple[Project, int]:
 
 def _decode(raw: bytes, source: str) -> tuple[Project, int]:
     try:
-        document = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return on_fresh_stack(lambda: _decoded(raw, source))
+    except RecursionError as exc:  # deeper than any stack can parse: not a document this package wrote
+        raise StateError(
+            f"state file {source} is nested too deeply to load", "E204", {"path": source, "reason": "nested too deeply"}
+        ) from exc
+
+
+def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise StateError(
             f"state file {source} is not valid JSON: {exc}", "E203", {"path": source, "reason": str(exc)}
         ) from exc
     if not isinstance(document, dict):
         raise _invalid(source, "document", "an object")
     version = document.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise _invalid(source, "schema_version", "an integer")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _invalid(source, "schema_version", "a positive integer")
     if version > SCHEMA_VERSION:
         raise StateError(
             f"state file {source} has schema version {version}; this cde-otel reads up to {SCHEMA_VERSION}",
             "E205",
             {"path": source, "schema_version": version, "supported": SCHEMA_VERSION},
         )
-    if document.get("checksum") != checksum(document):
+    try:
+        expected = checksum(document)
+    except UnicodeEncodeError as exc:  # an escaped lone surrogate ("\\udc80") in the file
+        raise _invalid(source, "text", f"valid Unicode ({exc.reason})") from exc
+    if document.get("checksum") != expected:
         raise StateError(
             f"state file {source} fails its checksum", "E203", {"path": source, "reason": "checksum mismatch"}
         )
     revision = _field(document, "revision", int, source)
+    if revision < 1:
+        raise _invalid(source, "revision", "a positive integer")
     project_doc = _field(document, "project", dict, source)
     try:
         return _project_from(project_doc, source), revision
-    except StateError:
-        raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
             f"state file {source} does not match the schema: {exc!r}",
@@ -152,7 +225,7 @@ def _invalid(source: str, name: str, expected: str) -> StateError:
     return StateError(
         f"state file {source}: {name} must be {expected}",
         "E204",
-        {"path": source, "field": name, "expected": expected},
+        {"path": source, "field": name, "expected": expected, "reason": f"{name} must be {expected}"},
     )
 
 
@@ -189,23 +262,44 @@ def _feature_from(doc: Any, project_id: str, source: str) -> Feature:
     history = _field(doc, "phase_history", list, source)
     if not all(isinstance(h, dict) and isinstance(h.get("phase"), str) for h in history):
         raise _invalid(source, "phase_history", "a list of {phase, completed_at}")
+    workflow_type = _field(doc, "workflow_type", str, source)
+    if workflow_type not in WORKFLOW_TYPES:
+        raise _invalid(source, "workflow_type", f"one of {sorted(WORKFLOW_TYPES)}")
+    status = FeatureStatus(_field(doc, "status", str, source))
+    failure_reason = _opt_str(doc, "failure_reason", source)
+    _check_status(status, phase, failure_reason, source)
     feature = Feature(
         project_id=project_id,
         prompt=_field(doc, "prompt", str, source),
         name=_field(doc, "name", str, source),
-        workflow_type=_field(doc, "workflow_type", str, source),
+        workflow_type=workflow_type,
         id=_field(doc, "id", str, source),
-        status=FeatureStatus(_field(doc, "status", str, source)),
+        status=status,
         current_phase=phase,
         artifacts=artifacts,
         phase_history=history,
-        failure_reason=_opt_str(doc, "failure_reason", source),
+        failure_reason=failure_reason,
         created_at=_time(doc, "created_at", source),
         updated_at=_time(doc, "updated_at", source),
     )
     if _field(doc, "project_id", str, source) != project_id:
         raise _invalid(source, "features[].project_id", "the owning project's id")
     return feature
+
+
+def _check_status(status: FeatureStatus, phase: str, failure_reason: str | None, source: str) -> None:
+    """A feature's status follows its phase: the phase's own status, completed in review, or failed with a reason."""
+    if status is FeatureStatus.FAILED:
+        if not failure_reason:
+            raise _invalid(source, "failure_reason", "the reason of a failed feature")
+        return
+    if failure_reason is not None:
+        raise _invalid(source, "failure_reason", "null unless the feature failed")
+    if status is FeatureStatus.COMPLETED:
+        if phase != PHASES[-1]:
+            raise _invalid(source, "status", f"'completed' only in phase {PHASES[-1]!r}, not {phase!r}")
+    elif status is not PHASE_STATUS[phase]:
+        raise _invalid(source, "status", f"{PHASE_STATUS[phase].value!r} in phase {phase!r}, not {status.value!r}")
 
 
 def _project_from(doc: dict[str, Any], source: str) -> Project:

@@ -114,6 +114,27 @@ def move_aside(path: Path, label: str) -> Path:
     return kept
 
 
+def keep_aside(path: Path, label: str) -> Path | None:
+    """Keeps the current ``path`` as ``<name>.<label>-<UTC timestamp>`` while ``path`` itself stays in place.
+
+    A regular file gets a second name (a hard link: no data is written, so it works on a full
+    disk); the caller then replaces ``path`` atomically, and until that succeeds readers still
+    find the original. Anything else (a directory in the way) is renamed, as :func:`move_aside`.
+    None when no copy could be kept.
+    """
+    if not path.is_file():
+        return move_aside(path, label) if path.exists() else None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = path.with_name(f"{path.name}.{label}-{stamp}")
+    try:
+        os.link(path, kept)
+    except OSError:
+        return None  # no hard links here: replacing without a copy beats leaving no state at all
+    with contextlib.suppress(OSError):
+        fsync_dir(path.parent)
+    return kept
+
+
 def remove_stale_temp_files(directory: Path) -> None:
     """Deletes temp files left by writers that crashed before their rename."""
     for leftover in directory.glob(".*.tmp"):

@@ -142,6 +142,15 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
                   "then call feature.complete()",
                   "To stop the feature early, mark it failed instead: feature.fail(reason)"),
            causes=("Calling complete() before the feature reached the review phase.",)),
+    _entry("E106", "Feature Detached By A Rollback",
+           "Feature {feature_id} is no longer part of project {project_id}: a failed save put the project back to "
+           "its last saved version, which does not have this feature, so {operation} was refused.",
+           fixes=("Reload the project and start the feature again: project = repo.get_by_path(path); "
+                  "project.start_feature(prompt)",
+                  "Fix what made the save fail first (see the save's own error: E201, E207, E210...)",
+                  "Save right after start_feature so a later failure cannot roll the feature back"),
+           causes=("The feature was started after the last successful save, and the next save failed and "
+                   "was rolled back.",)),
     # -- state (E2xx) ---------------------------------------------------------------
     _entry("E201", "State Write Failed",
            "Could not {operation} '{path}': {reason} ({errno}).",
@@ -205,7 +214,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
            causes=("A corrupt, truncated, invalid or unsupported state file found on load (see E203, E204, E205).",
                    "A state file that vanished while its backups remained.")),
     _entry("E209", "Backup Not Found",
-           "The backup '{backup}' does not exist in '{path}' or fails its checksum.",
+           "The backup '{backup}' in '{path}' cannot be used: {message}.",
            fixes=(_LIST_BACKUPS,
                   "Pass the backup's file name exactly as listed, "
                   "for example state-r00000012-20250101T120000123456Z.json",
@@ -222,6 +231,14 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
            causes=("The disk is full (ENOSPC) or over quota (EDQUOT).",
                    "A read-only filesystem (EROFS).",
                    "Permission denied (EACCES, EPERM).")),
+    _entry("E211", "Backup Of Another Project",
+           "The backup '{backup}' belongs to project {backup_project_id} ('{backup_project_name}'), not to the "
+           "project at '{path}' ({project_id}); nothing was restored.",
+           fixes=("List this project's own backups: cde-otel state backups {path!q}",
+                  "To copy a project, copy its whole directory (cp -r); the copy keeps its history and backups",
+                  "If the file was copied into .cde/backups by mistake, move it out"),
+           causes=("A backup file copied from another project's .cde/backups.",
+                   "Two projects' .cde directories mixed up by hand.")),
     # -- validation (E3xx) ----------------------------------------------------------
     _entry("E301", "Invalid Prompt",
            "The feature prompt was rejected: {message}.",

@@ -11,9 +11,13 @@ Everything the monitor reads is injectable (``metric_reader``, ``disk_probe``,
 defaults read the real process and filesystem, the circuit breakers of
 :mod:`cde_otel.resilience`, and what telemetry registered (:mod:`cde_otel.health.sources`).
 
-* ``status``: ``unhealthy`` when read-only, disk critical or the state directory is not
-  writable; ``degraded`` when an alert fires, a circuit breaker is open or a probe
-  failed; else ``healthy``.
+* ``status``: ``unhealthy`` when read-only, disk critical, the state directory is not
+  writable, or the state cannot be loaded and no backup would restore it; ``degraded``
+  when an alert fires, a circuit breaker is open or a probe failed (a damaged state that
+  the application's next load restores from a backup included); else ``healthy``.
+* Health only reads the project: its state read never recovers or rewrites anything
+  (``recover_from_backups=False``), so no GET writes into the project beyond the
+  writability probe's temporary file.
 * The check and alert rules are in :mod:`cde_otel.health._alerts`; percentiles, error
   rate and throughput come from :mod:`cde_otel.health._metrics`.
 
@@ -27,6 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,6 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from cde_otel._exceptions import CDEError, ProjectError
 from cde_otel._version import __version__
 from cde_otel.core.repository import FileSystemProjectRepository
-from cde_otel.core.state import state_paths
 from cde_otel.health import sources
 from cde_otel.health._alerts import AlertTracker, conditions, disk_state, memory_state
 from cde_otel.health._metrics import MetricsCollector, MetricsSnapshot
@@ -58,6 +62,19 @@ ReadOnlyProbe = Callable[[], "bool | str | None"]
 BreakerProbe = Callable[[], Mapping[str, Any]]
 ExportProbe = Callable[[], "str | bool | None"]
 ReaderSource = MetricReader | Callable[[], MetricReader | None]
+#: Load errors the repository repairs from a backup on its next load (corrupt, invalid, unsupported).
+_RESTORED_ON_LOAD = frozenset({"E203", "E204", "E205"})
+
+
+@dataclass(frozen=True, slots=True)
+class _StateReading:
+    active_features: int | None
+    problem: str | None = None  # why the state cannot be loaded as it is
+    restorable: bool = False  # the application's next load restores it from a valid backup
+
+    @property
+    def blocking(self) -> bool:
+        return self.problem is not None and not self.restorable
 
 
 class HealthMonitor:
@@ -94,7 +111,7 @@ class HealthMonitor:
         self._disk = TTLCache(lambda: disk(self.project_path), cache_ttl, clock)
         self._memory = TTLCache(memory_probe or default_memory_probe, cache_ttl, clock)
         self._writable = TTLCache(lambda: probe_state_writable(self.project_path), cache_ttl, clock)
-        self._features = TTLCache(self._count_active_features, cache_ttl, clock)
+        self._state = TTLCache(self._read_state, cache_ttl, clock)
         # Under the real clock, uptime is the process's, not this object's.
         self._started = clock() - (process_age_s() if clock is time.monotonic else 0.0)
         collector = MetricsCollector(_reader_getter(reader), clock, self._started)
@@ -114,11 +131,12 @@ class HealthMonitor:
             read_only = self._read_only_check(reasons)
             breakers = self._breaker_states(reasons)
             export = self._export_state(reasons)
-            active = self._active_features(reasons)
+            reading = self._state_check(reasons)
+            active = reading.active_features
             snapshot = self._metrics_snapshot(reasons)
             self._alerts.update(conditions(self.settings, disk=disk, memory=memory, snapshot=snapshot))
 
-            unhealthy = read_only or disk_level == "critical" or writable is False
+            unhealthy = read_only or disk_level == "critical" or writable is False or reading.blocking
             open_breakers = [name for name, state in breakers.items() if state == "open"]
             alerts = self._alerts.alerts()
             degraded = bool(alerts) or bool(open_breakers) or bool(reasons)
@@ -144,7 +162,8 @@ class HealthMonitor:
             }
 
     def readiness(self) -> tuple[bool, list[str]]:
-        """(ready, reasons): not ready when read-only, disk critical or the state is not writable.
+        """(ready, reasons): not ready when read-only, disk critical, the state is not writable, or
+        the state cannot be loaded and no backup would restore it.
 
         Uses only the cached probes that decide ``unhealthy`` — no metric collection — so
         it is cheap enough for a load balancer to poll.
@@ -153,7 +172,8 @@ class HealthMonitor:
         _, disk_level = self._disk_check(reasons)
         writable = self._writable_check(reasons, wait=False)  # the fsync probe refreshes in the background
         read_only = self._read_only_check(reasons)
-        ready = not read_only and disk_level != "critical" and writable
+        reading = self._state_check(reasons, wait=False)
+        ready = not read_only and disk_level != "critical" and writable and not reading.blocking
         return ready, [] if ready else reasons
 
     def metrics(self) -> dict[str, Any]:
@@ -221,21 +241,40 @@ class HealthMonitor:
             return "ok" if state else "failing"
         return str(state)
 
-    def _active_features(self, reasons: list[str]) -> int | None:
+    def _state_check(self, reasons: list[str], *, wait: bool = True) -> _StateReading:
         try:
-            return self._features.get()
-        except CDEError as exc:
-            reasons.append(f"project state unreadable: {exc}")
-            return None
+            reading = self._state.get(wait=wait)
+        except Exception as exc:  # a broken probe must not break health itself
+            reading = _StateReading(None, f"state probe failed: {exc}")
+        if reading.problem is not None:
+            restored = "; the next load restores it from a backup" if reading.restorable else ""
+            reasons.append(f"project state unreadable: {reading.problem}{restored}")
+        return reading
 
-    def _count_active_features(self) -> int:
-        _, state_file, _ = state_paths(self.project_path)
-        if not state_file.exists():
-            return 0
+    def _read_state(self) -> _StateReading:
+        # A reader that never recovers: health must not rewrite the state it reports on.
+        reader = FileSystemProjectRepository(recover_from_backups=False)
         # Health's own read is not an application operation: ask instrumentation to skip it.
         with suppress_instrumentation():
-            project = self.repository.get_by_path(self.project_path)
-        return len(project.get_active_features()) if project is not None else 0
+            try:
+                project = reader.get_by_path(self.project_path)
+            except CDEError as exc:
+                restorable = exc.code in _RESTORED_ON_LOAD and self._has_valid_backup(reader)
+                return _StateReading(None, str(exc), restorable)
+        return _StateReading(len(project.get_active_features()) if project is not None else 0)
+
+    def _has_valid_backup(self, reader: FileSystemProjectRepository) -> bool:
+        try:
+            backups = reader.list_backups(self.project_path)
+        except CDEError:
+            return False
+        for backup in backups:
+            try:
+                reader.load_backup(self.project_path, backup.name)
+            except CDEError:
+                continue
+            return True
+        return False
 
     def _metrics_snapshot(self, reasons: list[str]) -> MetricsSnapshot | None:
         try:

@@ -6,21 +6,28 @@
 * **Counting** — pybreaker counts *consecutive* failures; an excluded exception counts as
   a success (it resets the count and closes a half-open breaker: the dependency answered).
   Only failures that say a dependency is broken count (:func:`is_dependency_failure`):
-  ``OSError``, storage errors E201/E206/E210, and any non-CDE ``Exception``; domain errors
-  (validation, conflicts E202, invalid transitions...) never open the breaker.
+  ``OSError`` and the storage errors E201/E206/E210. A caller's bad input (validation
+  errors, a ``TypeError`` or ``UnicodeError`` from its data), conflicts E202 and invalid
+  transitions never open the breaker.
 * **Clock** — pybreaker compares ``datetime.now(UTC)`` with the ``opened_at`` its storage
   returns. :class:`_ClockedStorage` records the opening on the injected monotonic clock
   and reports ``opened_at`` shifted by the elapsed injected time, so the cooldown follows
   the injected clock exactly (tests advance it instead of waiting).
 * **State** — ``closed`` | ``open`` | ``half_open``; an open breaker whose cooldown has
   elapsed reports ``half_open`` (its next call is the trial).
-* **Thread safety** — pybreaker holds its lock for the whole call, so calls through one
-  breaker are serialised; the half-open trial is therefore exactly one call.
+* **Thread safety** — the guarded call runs outside pybreaker's lock (its ``calling()``
+  context), so one slow call never holds up the others; the counters are updated under
+  the storage's own lock. While open or half-open exactly one call is the trial: others
+  are refused with E901 until it ends. Guard one *attempt* per call and retry outside
+  (``retry(lambda: breaker.call(attempt))``): each failed attempt counts, and backoff
+  sleeps happen outside the breaker.
 * **Telemetry** — each state change adds ``cde.circuit_breaker.state_change`` to the
   current span and is logged on ``cde_otel.resilience``; the observable gauge
   ``cde.circuit_breaker.state`` (0 closed, 1 half_open, 2 open, attribute
   ``cde.breaker.name``) reports every live breaker; :func:`breakers` gives the same
-  ``{name: state}`` map to health checks.
+  ``{name: state}`` map to health checks. Several live breakers may share a name (each
+  ``ResilientProjectRepository`` has its own ``state_persistence`` breaker): the name then
+  reports the worst of their states, so an open breaker is seen whichever one opened.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from cde_otel.semconv import (
     ATTR_BREAKER_NAME,
     ATTR_BREAKER_PREVIOUS_STATE,
     ATTR_BREAKER_STATE,
+    BREAKER_STATE_VALUES,
     EVENT_BREAKER_REJECTED,
     EVENT_BREAKER_STATE_CHANGE,
 )
@@ -53,21 +61,27 @@ DEPENDENCY_ERROR_CODES = frozenset({"E201", "E206", "E210"})
 
 _log = logging.getLogger("cde_otel.resilience")
 _registry_lock = threading.Lock()
-_registry: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
+_registry: dict[str, weakref.WeakSet[CircuitBreaker]] = {}
 
 
 def is_dependency_failure(exc: BaseException) -> bool:
     """True when ``exc`` says a dependency (storage, I/O) is broken, rather than the request being wrong."""
     if isinstance(exc, CDEError):
         return exc.code in DEPENDENCY_ERROR_CODES
-    return isinstance(exc, Exception)
+    return isinstance(exc, OSError)
 
 
 def breakers() -> dict[str, str]:
-    """``{name: state}`` of every live, registered circuit breaker."""
+    """``{name: state}`` of every live, registered circuit breaker (the worst state when a name is shared)."""
     with _registry_lock:
-        items = list(_registry.items())
-    return {name: breaker.state for name, breaker in items}
+        members = {name: list(group) for name, group in _registry.items()}
+        for name in [name for name, group in members.items() if not group]:
+            del _registry[name]
+    return {
+        name: max((breaker.state for breaker in group), key=BREAKER_STATE_VALUES.__getitem__)
+        for name, group in members.items()
+        if group
+    }
 
 
 def _registered_states() -> list[tuple[str, str]]:
@@ -79,12 +93,28 @@ def _state_name(pybreaker_state: str) -> str:
 
 
 class _ClockedStorage(pybreaker.CircuitMemoryStorage):
-    """pybreaker's memory storage, timing the open period on an injectable monotonic clock."""
+    """pybreaker's memory storage, timing the open period on an injectable monotonic clock.
+
+    Counter updates take a lock: calls run outside pybreaker's own lock, concurrently.
+    """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         super().__init__(pybreaker.STATE_CLOSED)
         self._clock = clock
+        self._counter_lock = threading.Lock()
         self.opened_clock: float | None = None
+
+    def increment_counter(self) -> None:
+        with self._counter_lock:
+            super().increment_counter()
+
+    def reset_counter(self) -> None:
+        with self._counter_lock:
+            super().reset_counter()
+
+    def increment_success_counter(self) -> None:
+        with self._counter_lock:
+            super().increment_success_counter()
 
     @property
     def opened_at(self) -> datetime | None:
@@ -142,6 +172,7 @@ class CircuitBreaker:
         self.transitions: list[tuple[str, str]] = []
         self._clock = clock
         self._storage = _ClockedStorage(clock)
+        self._trial = threading.Lock()
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=failure_threshold,
             reset_timeout=self.timeout,
@@ -154,7 +185,7 @@ class CircuitBreaker:
         )
         if register:
             with _registry_lock:
-                _registry[name] = self
+                _registry.setdefault(name, weakref.WeakSet()).add(self)
             observe_breakers(meter_provider, _registered_states)
 
     @property
@@ -178,19 +209,33 @@ class CircuitBreaker:
         return max(0.0, self.timeout - (self._clock() - opened))
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Calls ``func`` unless the breaker is open; raises ``CircuitBreakerOpenError`` E901 when it is."""
+        """Calls ``func`` unless the breaker is open; raises ``CircuitBreakerOpenError`` E901 when it is.
+
+        ``func`` runs without any lock held; while the breaker is not closed, only one call at
+        a time is let through (the trial), the others are refused with E901.
+        """
+        trial = self.state != "closed"
+        if trial and not self._trial.acquire(blocking=False):
+            raise self._refused("a trial call is in progress")
         try:
-            return self._breaker.call(func, *args, **kwargs)
+            with self._breaker.calling():
+                return func(*args, **kwargs)
         except pybreaker.CircuitBreakerError:
-            remaining = round(self.remaining_cooldown(), 3)
-            add_span_event(EVENT_BREAKER_REJECTED, {ATTR_BREAKER_NAME: self.name})
-            raise CircuitBreakerOpenError(
-                f"circuit breaker {self.name!r} is open after {self.failure_threshold} consecutive failures; "
-                f"calls resume in {remaining}s",
-                "E901",
-                {"name": self.name, "remaining_s": remaining, "failure_threshold": self.failure_threshold,
-                 "timeout_s": self.timeout},
-            ) from None  # fmt: skip
+            raise self._refused() from None
+        finally:
+            if trial:
+                self._trial.release()
+
+    def _refused(self, why: str | None = None) -> CircuitBreakerOpenError:
+        remaining = round(self.remaining_cooldown(), 3)
+        add_span_event(EVENT_BREAKER_REJECTED, {ATTR_BREAKER_NAME: self.name})
+        return CircuitBreakerOpenError(
+            f"circuit breaker {self.name!r} is open after {self.failure_threshold} consecutive failures; "
+            + (f"{why}" if why else f"calls resume in {remaining}s"),
+            "E901",
+            {"name": self.name, "remaining_s": remaining, "failure_threshold": self.failure_threshold,
+             "timeout_s": self.timeout},
+        )  # fmt: skip
 
     def reset(self) -> None:
         """Closes the breaker by hand (an operator fixed the dependency)."""

@@ -3,9 +3,10 @@
     repo = ResilientProjectRepository()            # configured from load_settings()
     repo = ResilientProjectRepository(settings, sleep=fake_sleep, clock=fake_clock)
 
-Transient write failures are retried (``retry_attempts``, ``retry_max_wait_s``); a
-dependency that keeps failing opens the breaker (``breaker_failures``,
-``breaker_timeout_s``) registered as ``state_persistence`` for health checks.
+Transient write failures are retried (``retry_attempts``, ``retry_max_wait_s``); every
+attempt goes through the breaker, and a dependency that keeps failing opens it
+(``breaker_failures`` failed attempts in a row, ``breaker_timeout_s``). Each repository has
+its own breaker, registered as ``state_persistence``; health reports the worst of them.
 Read-only mode, rollback and recovery come from the base repository.
 """
 
@@ -28,14 +29,17 @@ PERSISTENCE_BREAKER = "state_persistence"
 
 
 class BreakerRetryGuard:
-    """``breaker.call(retry, operation)``: one exhausted retry sequence is one breaker failure."""
+    """``retry(breaker.call(operation))``: each attempt is one breaker call; backoff happens outside it.
+
+    A failed attempt counts toward the breaker; once it opens, E901 is not retried.
+    """
 
     def __init__(self, breaker: CircuitBreaker, retry: TransientRetry) -> None:
         self.breaker = breaker
         self.retry = retry
 
     def __call__(self, operation: Callable[[], T], /) -> T:
-        return self.breaker.call(lambda: self.retry(operation))
+        return self.retry(lambda: self.breaker.call(operation))
 
 
 class ResilientProjectRepository(FileSystemProjectRepository):

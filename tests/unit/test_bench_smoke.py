@@ -62,6 +62,14 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
 
     assert result["health"]["endpoint"] == "/health/ready"
     assert result["health"]["requests"] > 0
+    burst, stalled = result["health_burst"], result["health_stalled"]
+    assert burst["requests"] == burst["connections"] * burst["bursts"] > 0
+    assert result["health_burst_failures"] == burst["failures"] and isinstance(burst["failures"], int)
+    assert isinstance(result["health_burst_p99_ms"], NUMBER)
+    assert stalled["stalled"] == stalled["released"] + stalled["never_released"]
+    for key in ("health_burst_failures", "health_burst_p99_ms", "health_stalled_released_max_s"):
+        assert result["goals"][key]["value"] == result[key], key
+        assert result["goals"][key]["passed"] in (True, False), key
 
     quantiles = result["quantiles"]
     assert set(quantiles["exponential_view"]) == {"linear", "exponential"}

@@ -17,6 +17,7 @@ from cde_otel.core.state import LOCK_FILE, state_paths
 from cde_otel.errors import CATALOG, ERROR_CODES, CDEError, ErrorFormatter, FeatureError, error_for
 from cde_otel.errors.formatter import as_cde_error, interpolate, placeholder_text, prefers_ascii
 from cde_otel.settings import load_settings
+from cde_otel.testing import simulate_storage_error
 
 _TRACEBACK_MARKERS = ("Traceback", 'File "')
 
@@ -244,6 +245,27 @@ def _read_only(tmp_path: Path) -> CDEError:
     return _raised(lambda: project.start_feature("x"))
 
 
+def _detached(tmp_path: Path) -> CDEError:
+    repo = FileSystemProjectRepository()
+    project = repo.get_or_create(tmp_path)
+    project.activate()
+    repo.save(project)
+    feature = project.start_feature("rolled back by the failing save")
+    with simulate_storage_error(errno.EIO), pytest.raises(CDEError):
+        repo.save(project)
+    return _raised(lambda: feature.advance_phase("decompose"))
+
+
+def _foreign_backup(tmp_path: Path) -> CDEError:
+    repo = FileSystemProjectRepository()
+    for name in ("x", "y"):
+        (tmp_path / name).mkdir()
+        repo.get_or_create(tmp_path / name)
+    foreign = repo.list_backups(tmp_path / "y")[0]
+    (tmp_path / "x" / ".cde" / "backups" / foreign.name).write_bytes(foreign.path.read_bytes())
+    return _raised(lambda: repo.restore_backup(tmp_path / "x", foreign.name))
+
+
 def _finished(tmp_path: Path) -> CDEError:
     _, feature = _active_feature(tmp_path)
     feature.fail("abandoned")  # type: ignore[attr-defined]
@@ -260,6 +282,7 @@ _SCENARIOS: dict[str, Callable[[Path, pytest.MonkeyPatch], CDEError]] = {
     "E103": lambda t, m: _finished(t),
     "E104": lambda t, m: _raised(lambda: _active_feature(t)[0].get_feature("missing")),
     "E105": lambda t, m: _raised(_active_feature(t)[1].complete),  # type: ignore[attr-defined]
+    "E106": lambda t, m: _detached(t),
     "E201": lambda t, m: _state_file_is_a_directory(t),
     "E202": lambda t, m: _conflict(t),
     "E203": lambda t, m: _raised(lambda: state_codec.decode(b"{ torn", source="/p/.cde/state.json")),
@@ -270,6 +293,7 @@ _SCENARIOS: dict[str, Callable[[Path, pytest.MonkeyPatch], CDEError]] = {
     "E208": lambda t, m: _recovered(t),
     "E209": lambda t, m: _raised(lambda: FileSystemProjectRepository().load_backup(t, "state-nope.json")),
     "E210": _read_refused,
+    "E211": lambda t, m: _foreign_backup(t),
     "E301": lambda t, m: _raised(lambda: _active_feature(t)[0].start_feature("   ")),
     "E302": lambda t, m: _raised(lambda: _active_feature(t)[0].start_feature("x", name="")),
     "E303": lambda t, m: _raised(lambda: _active_feature(t)[1].advance_phase("ship")),  # type: ignore[attr-defined]

@@ -42,14 +42,14 @@ def test_health_table_and_exit_code_follow_the_status(project: Path) -> None:
 
     strict = {**CALM_HOST, "CDE_OTEL_ALERT_DISK_FREE_MB": str(10**12)}  # every disk is "critical" now
     unhealthy = CliRunner().invoke(app, ["health", "--path", str(project)], env=strict)
-    assert unhealthy.exit_code == 2
+    assert unhealthy.exit_code == 4  # 1 and 2 stay the CLI-wide error and usage codes
     assert "unhealthy" in unhealthy.output and "CDEDiskSpaceLow" in unhealthy.output
 
 
 def test_health_on_a_missing_path_fails_with_a_code(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["health", "--path", str(tmp_path / "missing")])
 
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "E001" in result.output
 
 

@@ -26,8 +26,9 @@ from cde_otel.testing import ManualClock, simulate_storage_error
 
 
 def resilient(clock: ManualClock, waits: list[float], **overrides: object) -> ResilientProjectRepository:
-    config = load_settings({}, retry_attempts=3, retry_max_wait_s=0.5, breaker_failures=2, breaker_timeout_s=30.0,
-                           **overrides)  # fmt: skip
+    defaults: dict[str, object] = {"retry_attempts": 3, "retry_max_wait_s": 0.5, "breaker_failures": 2,
+                                   "breaker_timeout_s": 30.0}  # fmt: skip
+    config = load_settings({}, **{**defaults, **overrides})
     return ResilientProjectRepository(config, sleep=waits.append, clock=clock)
 
 
@@ -46,7 +47,7 @@ def test_configured_from_settings() -> None:
 
 def test_transient_write_failures_are_retried(tmp_path: Path) -> None:
     waits: list[float] = []
-    repo = resilient(ManualClock(), waits)
+    repo = resilient(ManualClock(), waits, breaker_failures=3)  # each failed attempt counts toward the breaker
     project = repo.get_or_create(tmp_path)
     project.activate()
     with simulate_storage_error(errno.EAGAIN, times=2) as fault:
