@@ -1,4 +1,5 @@
-"""Histogram aggregation for ``cde.operation.duration``: precise enough for P50/P95/P99 in seconds.
+"""Histogram aggregation for ``cde.operation.duration`` and ``mcp.server.operation.duration``:
+precise enough for P50/P95/P99 in seconds.
 
 * Default: base-2 exponential buckets (Prometheus native histograms). With 750 buckets
   the SDK keeps scale 5 (bucket ratio 2**(1/32) ~ 1.022, < 1.1 % quantile error) over
@@ -23,6 +24,8 @@ from opentelemetry.sdk.metrics.view import (
 )
 
 DURATION_METRIC = "cde.operation.duration"
+#: The MCP semantic conventions' server request duration (recorded by the MCP instrumentation).
+MCP_DURATION_METRIC = "mcp.server.operation.duration"
 _LOWEST_S = 1e-5
 _HIGHEST_S = 60.0
 _BOUNDARY_COUNT = 110
@@ -44,4 +47,7 @@ def duration_aggregation(kind: str, max_size: int) -> Aggregation:
 
 
 def duration_views(kind: str, max_size: int) -> list[View]:
-    return [View(instrument_name=DURATION_METRIC, aggregation=duration_aggregation(kind, max_size))]
+    return [
+        View(instrument_name=name, aggregation=duration_aggregation(kind, max_size))
+        for name in (DURATION_METRIC, MCP_DURATION_METRIC)
+    ]
