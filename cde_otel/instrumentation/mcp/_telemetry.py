@@ -22,7 +22,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel.instrumentation.mcp._semconv import (
     ATTR_CORRELATION_ID,
+    ATTR_FEATURE_ID,
     ATTR_OPERATION,
+    ATTR_PROJECT_ID,
     ATTR_PROMPT_LENGTH,
     ERROR_TYPE,
     EXECUTE_TOOL,
@@ -208,6 +210,8 @@ class MCPTelemetry:
         span = call.span
         failure = _failure(call.result, call.exception)
         if failure is None:
+            if call.result is not None and ATTR_FEATURE_ID not in call.attrs:
+                _result_ids(call.result, span)
             if self.capture_content and call.result is not None:
                 text = _first_text(call.result)
                 if text is not None:
@@ -347,6 +351,28 @@ def _first_text(result: Any) -> str | None:
     item = content[0]
     text = item.get("text") if isinstance(item, Mapping) else getattr(item, "text", None)
     return text if isinstance(text, str) else None
+
+
+def _result_ids(result: Any, span: trace.Span) -> None:
+    """Ids a tool created (a new feature's id): on the span too, so one tag finds the whole workflow."""
+    root = getattr(result, "root", result)
+    is_error, content, structured = _tool_result_parts(root)
+    if is_error:
+        return
+    found: Any = structured if isinstance(structured, Mapping) else None
+    if found is None:
+        text = _first_text({"content": content}) if content else None
+        if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{") or '"feature_id"' not in text:
+            return
+        try:
+            found = json.loads(text)
+        except ValueError:
+            return
+    if isinstance(found, Mapping):
+        for key, attr in (("feature_id", ATTR_FEATURE_ID), ("project_id", ATTR_PROJECT_ID)):
+            value = found.get(key)
+            if isinstance(value, str) and value:
+                span.set_attribute(attr, value[:_MAX_VALUE])
 
 
 def _error_payload(structured: Any, content: Any) -> tuple[str, str] | None:
