@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
@@ -53,6 +54,7 @@ _MAX_PAYLOAD_SCAN = 65_536
 _CODE = re.compile(r"[A-Z]{1,4}\d{2,4}")
 # The JSON-RPC code of invalid params (what the SDKs answer for a pydantic ValidationError).
 _INVALID_PARAMS = "-32602"
+_BAGGAGE = W3CBaggagePropagator()
 
 
 class MCPCall:
@@ -208,9 +210,10 @@ class MCPTelemetry:
         (``tool_error``, an exception class), so the CDE code replaces it.
         """
         span = call.span
-        failure = _failure(call.result, call.exception)
+        is_tool_call = call.metric_attrs[MCP_METHOD_NAME] == "tools/call"
+        failure = _failure(call.result, call.exception, is_tool_call)
         if failure is None:
-            if call.result is not None and ATTR_FEATURE_ID not in call.attrs:
+            if is_tool_call and call.result is not None and ATTR_FEATURE_ID not in call.attrs:
                 _result_ids(call.result, span)
             if self.capture_content and call.result is not None:
                 text = _first_text(call.result)
@@ -272,7 +275,10 @@ def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context)
         if isinstance(direct, str) and direct:
             return direct[:_MAX_VALUE]
     value = baggage.get_baggage(CORRELATION_KEY, ctx)
-    return value if isinstance(value, str) and value else None
+    if value is None and meta and isinstance(meta.get("baggage"), str):
+        # A framework that extracted only the trace context from _meta (FastMCP) left the baggage.
+        value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": meta["baggage"]}))
+    return value[:_MAX_VALUE] if isinstance(value, str) and value else None
 
 
 # -- outcome ------------------------------------------------------------------------
@@ -304,7 +310,7 @@ def _jsonrpc_code(error: BaseException) -> str | None:
     return None
 
 
-def _failure(result: Any, error: BaseException | None) -> tuple[str, str, str | None] | None:
+def _failure(result: Any, error: BaseException | None, is_tool_call: bool) -> tuple[str, str, str | None] | None:
     """(error.type, status description, rpc.response.status_code) of a failed request, else None."""
     if result is None and error is not None:
         error_type = error_type_of(error)
@@ -317,6 +323,8 @@ def _failure(result: Any, error: BaseException | None) -> tuple[str, str, str | 
     message = getattr(root, "message", None)
     if isinstance(code, int) and isinstance(message, str):  # a JSON-RPC ErrorData
         return str(code), scrub_text(message)[:_MAX_VALUE], str(code)
+    if not is_tool_call:
+        return None
     is_error, content, structured = _tool_result_parts(root)
     payload = _error_payload(structured, content)
     if not is_error and payload is None:
@@ -359,20 +367,27 @@ def _result_ids(result: Any, span: trace.Span) -> None:
     is_error, content, structured = _tool_result_parts(root)
     if is_error:
         return
-    found: Any = structured if isinstance(structured, Mapping) else None
-    if found is None:
-        text = _first_text({"content": content}) if content else None
-        if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{") or '"feature_id"' not in text:
-            return
-        try:
-            found = json.loads(text)
-        except ValueError:
-            return
-    if isinstance(found, Mapping):
-        for key, attr in (("feature_id", ATTR_FEATURE_ID), ("project_id", ATTR_PROJECT_ID)):
-            value = found.get(key)
-            if isinstance(value, str) and value:
-                span.set_attribute(attr, value[:_MAX_VALUE])
+    if isinstance(structured, Mapping) and _set_ids(structured, span):
+        return
+    text = _first_text({"content": content}) if content else None
+    if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{") or '"feature_id"' not in text:
+        return
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(parsed, Mapping):
+        _set_ids(parsed, span)
+
+
+def _set_ids(found: Mapping[str, Any], span: trace.Span) -> bool:
+    seen = False
+    for key, attr in (("feature_id", ATTR_FEATURE_ID), ("project_id", ATTR_PROJECT_ID)):
+        value = found.get(key)
+        if isinstance(value, str) and value:
+            span.set_attribute(attr, value[:_MAX_VALUE])
+            seen = True
+    return seen
 
 
 def _error_payload(structured: Any, content: Any) -> tuple[str, str] | None:
