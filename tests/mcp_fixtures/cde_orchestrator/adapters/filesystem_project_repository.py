@@ -21,12 +21,19 @@ class FileSystemProjectRepository:
         data = json.loads(state.read_text())
         features = [
             Feature(
-                f["id"], ProjectId(f["project_id"]["value"]), f["prompt"], f["workflow_type"],
-                FeatureStatus(f["status"]), f["current_phase"], f["artifacts"],
+                f["id"],
+                ProjectId(f["project_id"]["value"]),
+                f["prompt"],
+                f["workflow_type"],
+                FeatureStatus(f["status"]),
+                f["current_phase"],
+                f["artifacts"],
             )
             for f in data["features"]
         ]
-        return Project(ProjectId(data["id"]["value"]), data["name"], data["path"], ProjectStatus(data["status"]), features)
+        return Project(
+            ProjectId(data["id"]["value"]), data["name"], data["path"], ProjectStatus(data["status"]), features
+        )
 
     async def get_or_create(self, path: str, name: str | None = None) -> Project:
         existing = await self.get_by_path(path)

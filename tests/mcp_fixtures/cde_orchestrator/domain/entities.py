@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from cde_orchestrator.domain.exceptions import InvalidPhaseError
@@ -21,12 +21,12 @@ class ProjectId:
         return self.value
 
 
-class ProjectStatus(str, Enum):
+class ProjectStatus(StrEnum):
     ONBOARDING = "onboarding"
     ACTIVE = "active"
 
 
-class FeatureStatus(str, Enum):
+class FeatureStatus(StrEnum):
     DEFINING = "defining"
     IN_PROGRESS = "in_progress"
     REVIEWING = "reviewing"

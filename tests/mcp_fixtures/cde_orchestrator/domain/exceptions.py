@@ -25,4 +25,6 @@ class FeatureNotFoundError(CDEError):
 
 class InvalidPhaseError(CDEError):
     def __init__(self, current: str, requested: str) -> None:
-        super().__init__(f"cannot go from {current} to {requested}", "E102", {"current": current, "requested": requested})
+        super().__init__(
+            f"cannot go from {current} to {requested}", "E102", {"current": current, "requested": requested}
+        )
