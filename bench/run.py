@@ -13,7 +13,8 @@ the exit status 1; a missed goal is reported (``goals``), not an error.
 
 Benchmarks: ``overhead`` (bench_overhead), ``disabled`` (bench_disabled), ``quantiles``
 (bench_quantiles), ``health`` (bench_health, 200 req/s for 5 s), ``pipeline``
-(bench_pipeline: export throughput and collector outage against the real Collector).
+(bench_pipeline: export throughput and collector outage against the real Collector), ``mcp``
+(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off, issue 13).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ("overhead", "disabled", "quantiles", "health", "pipeline")
+BENCHMARKS = ("overhead", "disabled", "quantiles", "health", "pipeline", "mcp")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ GOALS: tuple[Goal, ...] = (
     Goal("collector_down_rss_growth_second_half_mb", "RSS growth, 2nd half of long outage", operator.lt, 5.0, " MB", 0),
     Goal("health_p99_ms", "/health/ready p99 at 200 req/s", operator.lt, 5.0, " ms", 0),
     Goal("quantile_max_rel_error", "P50/P95/P99 worst rel. error (Prom 2.x)", operator.le, 0.02),
+    Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13)", operator.le, 1.15),
+    Goal("mcp_tool_call_ratio_without_mcp_layer", "… on without the MCP layer / off", None, None),
+    Goal("mcp_tool_call_ratio_cde_otel_mcp", "… cde-otel mcp (SDK 2.x), on / off", None, None),
 )
 KEYS_BY_BENCHMARK = {
     "overhead": ("overhead_ratio_vs_floor", "overhead_spans_metrics_ratio_vs_floor"),
@@ -81,6 +85,7 @@ KEYS_BY_BENCHMARK = {
         "collector_down_latency_ratio",
         "collector_down_rss_growth_second_half_mb",
     ),
+    "mcp": ("mcp_tool_call_ratio", "mcp_tool_call_ratio_without_mcp_layer", "mcp_tool_call_ratio_cde_otel_mcp"),
 }
 
 
@@ -110,6 +115,10 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         result = measure_pipeline(quick=quick)
         result["collector_down_rss_growth_second_half_mb"] = result["collector_down"]["rss_growth_second_half_mb"]
         return result
+    if name == "mcp":
+        from bench_mcp import measure_mcp
+
+        return measure_mcp(quick=quick)
     raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
 
 
