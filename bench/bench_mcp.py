@@ -10,7 +10,9 @@ fastmcp 2.13.0 - the upstream orchestrator's pin - from its cached venv
 * ``on`` - ``CDE_OTEL_ENABLED=true`` and nothing else: the embedded default (local OTLP-JSON
   files, here in a temporary directory), so spans, metrics and logs are really exported;
 * ``on_without_mcp`` - the same with ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=cde_mcp``: the
-  domain instrumentation and logging without the MCP layer, to tell the two costs apart.
+  domain instrumentation and logging without the MCP layer, to tell the two costs apart;
+* ``on_logs_warning`` - ``on`` with ``CDE_OTEL_LOG_LEVEL=warning``: without the per-operation
+  start/end log events, to show their share.
 
 One official ``mcp`` client (this process) holds a stdio session with each and sends the same
 entity-touching tool calls to all three, interleaved: each round times ``calls`` round trips
@@ -63,6 +65,8 @@ def _env(local: Path, mode: str, **extra: str) -> dict[str, str]:
         env.update(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local / mode))
     if mode == "on_without_mcp":
         env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "cde_mcp"
+    if mode == "on_logs_warning":
+        env["CDE_OTEL_LOG_LEVEL"] = "warning"
     env.update(extra)
     return env
 
@@ -135,6 +139,61 @@ def _ratio(per_round: dict[str, list[float]], a: str, b: str) -> float:
     return round(statistics.median(x / y for x, y in zip(per_round[a], per_round[b], strict=True)), 3)
 
 
+def measure_layer(iterations: int = 20_000) -> dict[str, float]:
+    """The MCP layer's own cost per request, in process (µs): span, attributes, context, outcome, record.
+
+    Providers as ``configure()`` builds them (batch span processor, the duration views), with
+    exporters that drop everything: the calling thread's cost, not a file or a network.
+    """
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
+    from cde_otel.telemetry._histograms import duration_views
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()], views=duration_views("exponential", 750))
+    MCPInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    telemetry = MCPInstrumentor().mcp_telemetry
+    assert telemetry is not None
+    params = {"name": "cde_submitWork", "arguments": {"feature_id": "f" * 32, "phase_id": "define", "results": {}}}
+    result = {"content": [{"type": "text", "text": '{"status": "ok", "phase": "decompose"}'}], "isError": False}
+    tracer = tracer_provider.get_tracer("framework")
+    timings: dict[str, float] = {}
+    try:
+        for path in ("owned", "adopted"):
+            start = time.perf_counter_ns()
+            for i in range(iterations):
+                if path == "owned":
+                    call = telemetry.begin("tools/call", params, request_id=i, transport="pipe")
+                    call.result = result
+                    telemetry.end(call)
+                else:  # the framework's span is made (and paid) by the framework: only our share is timed
+                    with tracer.start_as_current_span("tools/call") as span:
+                        call = telemetry.begin("tools/call", params, request_id=i, transport="pipe", adopt=span)
+                        call.result = result
+                        telemetry.settle(call)
+                        telemetry.release(call)
+                        telemetry.record(call, 0.001)
+            timings[path] = (time.perf_counter_ns() - start) / iterations / 1e3
+        bare = time.perf_counter_ns()
+        for _ in range(iterations):
+            with tracer.start_as_current_span("tools/call"):
+                pass
+        timings["adopted"] -= (time.perf_counter_ns() - bare) / iterations / 1e3
+    finally:
+        MCPInstrumentor().uninstrument()
+        tracer_provider.shutdown()
+    return {f"mcp_layer_{path}_us": round(value, 1) for path, value in timings.items()}
+
+
 def measure_mcp(quick: bool = False) -> dict[str, Any]:
     mode = "quick" if quick else "full"
     rounds, cycles = _ROUNDS[mode], _CYCLES[mode]
@@ -144,7 +203,7 @@ def measure_mcp(quick: bool = False) -> dict[str, Any]:
         work = Path(tmp)
         fixture = {
             m: (fixture_python, [str(FIXTURES / "orchestrator_server.py")], _env(work, m, PYTHONPATH=str(FIXTURES)))
-            for m in ("off", "on", "on_without_mcp")
+            for m in ("off", "on", "on_without_mcp", "on_logs_warning")
         }
         (work / "fixture").mkdir()
         per_round = anyio.run(_interleaved, fixture, _fixture_cycle, rounds, cycles, work / "fixture")
@@ -152,9 +211,11 @@ def measure_mcp(quick: bool = False) -> dict[str, Any]:
         ours_servers = {m: (ours, ["mcp"], _env(work / "ours", m)) for m in ("off", "on")}
         ours_round = anyio.run(_interleaved, ours_servers, _ours_cycle, rounds, cycles, work / "ours")
     medians = {name: round(statistics.median(values), 3) for name, values in per_round.items()}
+    layer = measure_layer(2_000 if quick else 20_000)
     return {
         "mcp_tool_call_ratio": _ratio(per_round, "on", "off"),
         "mcp_tool_call_ratio_without_mcp_layer": _ratio(per_round, "on_without_mcp", "off"),
+        "mcp_tool_call_ratio_logs_warning": _ratio(per_round, "on_logs_warning", "off"),
         "mcp_tool_call_ratio_cde_otel_mcp": _ratio(ours_round, "on", "off"),
         "mcp": {
             "server": "orchestrator fixture on fastmcp 2.13.0 (mcp 1.x), stdio",
@@ -162,6 +223,7 @@ def measure_mcp(quick: bool = False) -> dict[str, Any]:
             "calls_per_round_per_server": 3 * cycles,
             "median_round_trip_ms": medians,
             "mcp_layer_ms_per_call": round(medians["on"] - medians["on_without_mcp"], 3),
+            **layer,
             "cde_otel_mcp_median_round_trip_ms": {n: round(statistics.median(v), 3) for n, v in ours_round.items()},
         },
     }
@@ -170,4 +232,17 @@ def measure_mcp(quick: bool = False) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
-    print(json.dumps(measure_mcp(quick=parser.parse_args().quick), indent=2))
+    parser.add_argument("--layer", action="store_true", help="only the in-process cost of the MCP layer")
+    parser.add_argument("--profile", action="store_true", help="cProfile of the in-process MCP layer (top 25)")
+    options = parser.parse_args()
+    if options.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(measure_layer, 20_000)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    elif options.layer:
+        print(json.dumps(measure_layer(), indent=2))
+    else:
+        print(json.dumps(measure_mcp(quick=options.quick), indent=2))

@@ -72,6 +72,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("quantile_max_rel_error", "P50/P95/P99 worst rel. error (Prom 2.x)", operator.le, 0.02),
     Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13)", operator.le, 1.15),
     Goal("mcp_tool_call_ratio_without_mcp_layer", "… on without the MCP layer / off", None, None),
+    Goal("mcp_tool_call_ratio_logs_warning", "… on with CDE_OTEL_LOG_LEVEL=warning / off", None, None),
     Goal("mcp_tool_call_ratio_cde_otel_mcp", "… cde-otel mcp (SDK 2.x), on / off", None, None),
 )
 KEYS_BY_BENCHMARK = {
@@ -85,7 +86,12 @@ KEYS_BY_BENCHMARK = {
         "collector_down_latency_ratio",
         "collector_down_rss_growth_second_half_mb",
     ),
-    "mcp": ("mcp_tool_call_ratio", "mcp_tool_call_ratio_without_mcp_layer", "mcp_tool_call_ratio_cde_otel_mcp"),
+    "mcp": (
+        "mcp_tool_call_ratio",
+        "mcp_tool_call_ratio_without_mcp_layer",
+        "mcp_tool_call_ratio_logs_warning",
+        "mcp_tool_call_ratio_cde_otel_mcp",
+    ),
 }
 
 

@@ -114,10 +114,16 @@ def test_pipeline_benchmarks_report_their_keys() -> None:
 def test_mcp_benchmark_reports_its_keys() -> None:
     result = _quick_run("mcp")
 
-    keys = ["mcp_tool_call_ratio", "mcp_tool_call_ratio_without_mcp_layer", "mcp_tool_call_ratio_cde_otel_mcp"]
+    keys = [
+        "mcp_tool_call_ratio",
+        "mcp_tool_call_ratio_without_mcp_layer",
+        "mcp_tool_call_ratio_logs_warning",
+        "mcp_tool_call_ratio_cde_otel_mcp",
+    ]
     for key in keys:
         assert isinstance(result[key], NUMBER) and result[key] > 0, key
     _assert_goal_entries(result, keys)
     medians = result["mcp"]["median_round_trip_ms"]
-    assert set(medians) == {"off", "on", "on_without_mcp"}
+    assert set(medians) == {"off", "on", "on_without_mcp", "on_logs_warning"}
+    assert isinstance(result["mcp"]["mcp_layer_owned_us"], NUMBER)
     assert all(isinstance(v, NUMBER) and v > 0 for v in medians.values())
