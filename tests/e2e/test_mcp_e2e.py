@@ -211,3 +211,4 @@ def test_cde_otel_mcp_ships_one_trace_per_tool_call(backends: Backends, tmp_path
     [trace] = poll_until(submitted, timeout=DEADLINE_S, what="cde-otel mcp's cde_submitWork trace in Jaeger")
     root = _check_nested_trace(trace)
     assert _tags(root)["cde.feature.id"] == feature_id
+    assert _tags(root)["cde.project.id"]  # from the structured result: every call of the project, by tag

@@ -302,3 +302,29 @@ def test_outcome_of_protocol_errors_and_exceptions() -> None:
     rpc = Exception("rpc")
     rpc.error = SimpleNamespace(code=-32602)  # type: ignore[attr-defined]
     assert _failure(None, rpc, True) is not None and _failure(None, rpc, True)[2] == "-32602"  # type: ignore[index]
+
+
+def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path: Path) -> None:
+    from mcp.server.lowlevel import Server
+
+    repo = FileSystemProjectRepository()
+
+    async def on_call_tool(ctx: Any, params: Any) -> CallToolResult:
+        try:
+            repo.get_or_create(params.arguments["project_path"]).get_feature(params.arguments["feature_id"])
+        except Exception as exc:
+            return CallToolResult(
+                content=[TextContent(type="text", text=ErrorFormatter.format_json(exc))], is_error=True
+            )
+        return CallToolResult(content=[TextContent(type="text", text="ok")])
+
+    server = Server("low-level", on_call_tool=on_call_tool)
+
+    async def main() -> Any:
+        async with Client(server) as client:
+            return await client.call_tool("status", {"project_path": str(tmp_path), "feature_id": "f"})
+
+    assert anyio.run(main).is_error
+    span = harness.tool_span("status")
+    assert span.name == "tools/call status" and span.attributes["error.type"] == "E104"
+    assert {s.name for s in harness.inside(span)} >= {"FileSystemProjectRepository.get_or_create"}

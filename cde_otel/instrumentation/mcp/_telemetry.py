@@ -213,8 +213,8 @@ class MCPTelemetry:
         is_tool_call = call.metric_attrs[MCP_METHOD_NAME] == "tools/call"
         failure = _failure(call.result, call.exception, is_tool_call)
         if failure is None:
-            if is_tool_call and call.result is not None and ATTR_FEATURE_ID not in call.attrs:
-                _result_ids(call.result, span)
+            if is_tool_call and call.result is not None:
+                _result_ids(call.result, span, call.attrs)
             if self.capture_content and call.result is not None:
                 text = _first_text(call.result)
                 if text is not None:
@@ -361,13 +361,17 @@ def _first_text(result: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def _result_ids(result: Any, span: trace.Span) -> None:
-    """Ids a tool created (a new feature's id): on the span too, so one tag finds the whole workflow."""
+def _result_ids(result: Any, span: trace.Span, known: Mapping[str, Any]) -> None:
+    """Ids in a tool's result (a created feature's, the project's): on the span too, so one tag
+    finds the whole workflow. Structured results are read always; a text result is parsed only
+    when the call named no feature (so, in practice, once per workflow: its start)."""
     root = getattr(result, "root", result)
     is_error, content, structured = _tool_result_parts(root)
     if is_error:
         return
-    if isinstance(structured, Mapping) and _set_ids(structured, span):
+    if isinstance(structured, Mapping) and _set_ids(structured, span, known):
+        return
+    if ATTR_FEATURE_ID in known:
         return
     text = _first_text({"content": content}) if content else None
     if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{") or '"feature_id"' not in text:
@@ -377,16 +381,17 @@ def _result_ids(result: Any, span: trace.Span) -> None:
     except ValueError:
         return
     if isinstance(parsed, Mapping):
-        _set_ids(parsed, span)
+        _set_ids(parsed, span, known)
 
 
-def _set_ids(found: Mapping[str, Any], span: trace.Span) -> bool:
+def _set_ids(found: Mapping[str, Any], span: trace.Span, known: Mapping[str, Any]) -> bool:
     seen = False
     for key, attr in (("feature_id", ATTR_FEATURE_ID), ("project_id", ATTR_PROJECT_ID)):
         value = found.get(key)
         if isinstance(value, str) and value:
-            span.set_attribute(attr, value[:_MAX_VALUE])
             seen = True
+            if attr not in known:
+                span.set_attribute(attr, value[:_MAX_VALUE])
     return seen
 
 
