@@ -26,7 +26,7 @@ from mcp_helpers import global_telemetry
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.trace import SpanKind, StatusCode
-from telemetry_helpers import Telemetry, clean_env
+from telemetry_helpers import Telemetry, clean_env, make_telemetry
 
 from cde_otel.core import FileSystemProjectRepository
 from cde_otel.errors import ErrorFormatter, error_for
@@ -328,3 +328,27 @@ def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path
     span = harness.tool_span("status")
     assert span.name == "tools/call status" and span.attributes["error.type"] == "E104"
     assert {s.name for s in harness.inside(span)} >= {"FileSystemProjectRepository.get_or_create"}
+
+
+def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span() -> None:
+    telemetry = make_telemetry()
+    meter = telemetry.meter_provider.get_meter("t")
+    mcp = MCPTelemetry(
+        telemetry.tracer_provider.get_tracer("t"), meter.create_histogram("h"), meter.create_counter("c")
+    )
+    client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with telemetry.tracer_provider.get_tracer("http").start_as_current_span("POST /mcp") as ambient:
+        call = mcp.begin(
+            "tools/call",
+            {"name": "cde_submitWork", "arguments": {}},
+            request_id=7,
+            meta={"traceparent": client, "baggage": "cde.correlation_id=run-1"},
+            transport="tcp",
+        )
+        mcp.end(call)
+    [span] = telemetry.by_name("tools/call cde_submitWork")
+    assert f"{span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == "00f067aa0ba902b7"
+    assert [link.context.span_id for link in span.links] == [ambient.get_span_context().span_id]
+    assert span.attributes["cde.correlation_id"] == "run-1"
+    assert span.attributes["network.transport"] == "tcp" and span.attributes["jsonrpc.request.id"] == "7"

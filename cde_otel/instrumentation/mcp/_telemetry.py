@@ -161,8 +161,14 @@ class MCPTelemetry:
 
         if adopt is None:
             parent = _client_context(meta)
+            links = None
+            if parent is not context.get_current():
+                # The conventions: the client's context is the parent; an ambient one (e.g. the
+                # HTTP request's span) is linked.
+                ambient = trace.get_current_span().get_span_context()
+                links = [trace.Link(ambient)] if ambient.is_valid else None
             start_ns = time.time_ns()
-            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, start_time=start_ns)
+            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, links, start_time=start_ns)
         else:
             parent = context.get_current()
             span = adopt
