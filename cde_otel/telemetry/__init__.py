@@ -161,7 +161,21 @@ def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool) -> 
         settings=settings,
         log_operations=True if logging_setup else None,
     )
+    _instrument_mcp(pipeline, settings)
     register_system_metrics(pipeline.meter_provider)
+
+
+def _instrument_mcp(pipeline: Pipeline, settings: Settings) -> None:
+    """MCP server requests as SERVER spans (issue 13); skipped when listed in the standard
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS under its entry point name ``cde_mcp``."""
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    if "cde_mcp" in (name.strip() for name in disabled.split(",")):
+        return
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
+
+    MCPInstrumentor().instrument(
+        tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider, settings=settings
+    )
 
 
 def _attach_context_from_environment(environ: Mapping[str, str]) -> None:
@@ -230,9 +244,11 @@ def _uninstrument() -> None:
 
     from cde_otel.health.sources import unregister_telemetry
     from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
 
     undo_steps = (
         unregister_telemetry,
+        MCPInstrumentor().uninstrument,  # before the providers it records into shut down
         CDEInstrumentor().uninstrument,
         ThreadingInstrumentor().uninstrument,
         _reset_logging,

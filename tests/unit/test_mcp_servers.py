@@ -1,0 +1,233 @@
+"""Real MCP servers, real client: the official SDK drives each server over stdio and the trace shape is checked.
+
+Servers: ``cde-otel mcp`` (official SDK 2.x, which opens the span itself), and the orchestrator
+fixture (tests/mcp_fixtures: upstream's module layout) on standalone fastmcp 2.13.0 (the
+orchestrator's pin; mcp 1.x, no spans of its own - imported before and after cde-otel started),
+on the official SDK 1.x's FastMCP, and on the current FastMCP (which opens its own span). Each
+runs in its own cached venv with cde-otel installed from this checkout and only
+``CDE_OTEL_ENABLED=true`` set; its telemetry is read back from the OTLP-JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp_helpers import (
+    FIXTURES,
+    SpanTree,
+    global_telemetry,
+    metric_points,
+    read_spans,
+    run_session,
+    server_env,
+    venv_python,
+)
+from opentelemetry import baggage, context, trace
+
+CORRELATION = "agent-run-7"
+RESULTS = {"spec": "Users sign in with OAuth."}
+SERVER_KIND = 2
+
+
+@dataclass(frozen=True)
+class ServerCase:
+    id: str
+    command: Callable[[], tuple[str, list[str]]]
+    start: Callable[[str], dict[str, Any]]
+    submit: Callable[[str, str, str], dict[str, Any]]
+    env: dict[str, str] = field(default_factory=dict)
+    raising_tool: str | None = None  # a tool whose exception the framework turns into isError
+
+
+def _ours() -> tuple[str, list[str]]:
+    return str(Path(sys.executable).with_name("cde-otel")), ["mcp"]
+
+
+def _fixture(venv: str) -> Callable[[], tuple[str, list[str]]]:
+    return lambda: (str(venv_python(venv)), [str(FIXTURES / "orchestrator_server.py")])
+
+
+def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
+    return ServerCase(
+        case_id,
+        _fixture(venv),
+        start=lambda path: {"user_prompt": "Add login with OAuth", "project_path": path},
+        submit=lambda fid, phase, path: {
+            "feature_id": fid,
+            "phase_id": phase,
+            "results": {"spec": "s"},
+            "project_path": path,
+        },
+        env={"PYTHONPATH": str(FIXTURES), **env},
+        raising_tool="cde_getFeatureStatus",
+    )
+
+
+CASES = [
+    ServerCase(
+        "cde-otel-mcp",
+        _ours,
+        start=lambda path: {"prompt": "Add login with OAuth", "project_path": path},
+        submit=lambda fid, phase, path: {
+            "feature_id": fid,
+            "phase": phase,
+            "results": {"spec": "s"},
+            "project_path": path,
+        },
+    ),
+    _fixture_case("fastmcp-2.13", "fastmcp_2_13"),
+    _fixture_case("fastmcp-2.13-imported-late", "fastmcp_2_13", CDE_FIXTURE_IMPORT_ORDER="late"),
+    _fixture_case("mcp-1.x-FastMCP", "fastmcp_2_13", CDE_FIXTURE_FRAMEWORK="mcp"),
+    _fixture_case("fastmcp-4", "fastmcp_4"),
+]
+
+
+@dataclass
+class Run:
+    tree: SpanTree
+    local: Path
+    feature_id: str
+    client_span_id: str
+    client_trace_id: str
+
+
+def _drive(case: ServerCase, tmp_path: Path) -> Run:
+    client_telemetry = global_telemetry()
+    client_telemetry.spans.clear()
+    project = tmp_path / "project"
+    project.mkdir()
+    local = tmp_path / "telemetry"
+    command, args = case.command()
+    path = str(project)
+
+    async def scenario(session: Any) -> str:
+        tools = {t.name for t in (await session.list_tools()).tools}
+        assert {"cde_startFeature", "cde_submitWork"} <= tools
+        started = await session.call_tool("cde_startFeature", case.start(path))
+        assert not started.is_error, started.content
+        feature_id = json.loads(started.content[0].text)["feature_id"]
+        # The agent's own trace and correlation id: the official client injects both into params._meta.
+        tracer = client_telemetry.tracer_provider.get_tracer("agent")
+        token = context.attach(baggage.set_baggage("cde.correlation_id", CORRELATION))
+        try:
+            with tracer.start_as_current_span("agent step"):
+                done = await session.call_tool("cde_submitWork", case.submit(feature_id, "define", path))
+        finally:
+            context.detach(token)
+        assert not done.is_error, done.content
+        failed = await session.call_tool("cde_submitWork", case.submit("no-such-feature", "define", path))
+        assert "E104" in failed.content[0].text
+        if case.raising_tool:
+            raised = await session.call_tool(case.raising_tool, {"feature_id": "no-such-feature", "project_path": path})
+            assert raised.is_error
+        return feature_id
+
+    feature_id = run_session(command, args, server_env(local, **case.env), tmp_path, scenario)
+    [agent_step] = [s for s in client_telemetry.finished() if s.name == "agent step"]
+    [client_span] = [
+        s
+        for s in client_telemetry.finished()
+        if s.name == "MCP send tools/call cde_submitWork"
+        and s.parent
+        and s.parent.span_id == agent_step.context.span_id
+    ]
+    return Run(
+        SpanTree(read_spans(local)),
+        local,
+        feature_id,
+        trace.format_span_id(client_span.context.span_id),
+        trace.format_trace_id(client_span.context.trace_id),
+    )
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return _drive(request.param, tmp_path_factory.mktemp(request.param.id))
+
+
+def _tool_spans(tree: SpanTree, tool: str) -> list[dict[str, Any]]:
+    return [s for s in tree.servers() if s["attrs"].get("gen_ai.tool.name") == tool]
+
+
+def test_each_request_is_one_server_span_with_the_mcp_conventions(run: Run) -> None:
+    by_request: dict[str, int] = {}
+    for span in run.tree.servers():
+        request_id = span["attrs"].get("jsonrpc.request.id")
+        if request_id is not None:
+            by_request[request_id] = by_request.get(request_id, 0) + 1
+    assert by_request and set(by_request.values()) == {1}, f"duplicate SERVER spans: {by_request}"
+    assert run.tree.named("initialize") and run.tree.named("tools/list")
+    [submit, failed] = sorted(_tool_spans(run.tree, "cde_submitWork"), key=lambda s: int(s["startTimeUnixNano"]))
+    for span in (submit, failed):
+        attrs = span["attrs"]
+        assert span["name"] == "tools/call cde_submitWork"
+        assert attrs["mcp.method.name"] == "tools/call"
+        assert attrs["gen_ai.operation.name"] == "execute_tool"
+        assert attrs["network.transport"] == "pipe"
+        assert attrs["mcp.protocol.version"]
+        assert attrs["cde.project.path"].endswith("project")
+        assert attrs["cde.feature.phase"] == "define"
+
+
+def test_one_trace_per_tool_call_with_the_domain_spans_nested(run: Run) -> None:
+    tools = [s for s in run.tree.servers() if s["attrs"].get("mcp.method.name") == "tools/call"]
+    assert len({s["traceId"] for s in tools}) == len(tools), "every tool call is its own trace"
+    for tool in tools:
+        inside = run.tree.in_trace(tool["traceId"])
+        assert all(s is tool or tool in run.tree.ancestors(s) for s in inside), tool["name"]
+        assert len({s["attrs"].get("cde.correlation_id") for s in inside}) == 1, tool["name"]
+    for span in run.tree.spans:
+        if span.get("kind") != SERVER_KIND:
+            assert any(a.get("kind") == SERVER_KIND for a in run.tree.ancestors(span)), f"{span['name']} is a root"
+    [start] = _tool_spans(run.tree, "cde_startFeature")
+    names = {s["name"] for s in run.tree.descendants(start)}
+    assert {
+        "FileSystemProjectRepository.get_or_create",
+        "Project.start_feature",
+        "FileSystemProjectRepository.save",
+    } <= names
+    assert start["attrs"]["cde.feature.id"] == run.feature_id  # read from the result: the workflow starts here
+
+
+def test_the_clients_trace_context_and_correlation_id_are_honoured(run: Run) -> None:
+    [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if "error.type" not in s["attrs"]]
+    assert submit["traceId"] == run.client_trace_id
+    assert submit["parentSpanId"] == run.client_span_id
+    assert submit["attrs"]["cde.feature.id"] == run.feature_id
+    inside = run.tree.descendants(submit)
+    assert {"Feature.advance_phase", "FileSystemProjectRepository.save"} <= {s["name"] for s in inside}
+    assert {s["attrs"]["cde.correlation_id"] for s in [submit, *inside]} == {CORRELATION}
+    assert all(
+        s["attrs"].get("cde.feature.id") == run.feature_id
+        for s in inside
+        if s["name"] != "FileSystemProjectRepository.get_or_create"
+        and s["name"] != "FileSystemProjectRepository.get_by_path"
+    )
+
+
+def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run) -> None:
+    [failed] = [s for s in _tool_spans(run.tree, "cde_submitWork") if "error.type" in s["attrs"]]
+    assert failed["attrs"]["error.type"] == "E104"
+    assert failed["status"]["code"] == 2
+    raised = _tool_spans(run.tree, "cde_getFeatureStatus")
+    for span in raised:
+        assert span["attrs"]["error.type"] == "LookupError"
+        assert span["status"]["code"] == 2
+    durations = [
+        p
+        for p in metric_points(run.local, "mcp.server.operation.duration")
+        if p["attrs"].get("gen_ai.tool.name") == "cde_submitWork"
+    ]
+    assert {p["attrs"].get("error.type") for p in durations} == {None, "E104"}
+    errors = [
+        p
+        for p in metric_points(run.local, "cde.errors")
+        if p["attrs"].get("cde.operation") == "tools/call cde_submitWork"
+    ]
+    assert errors and {p["attrs"]["error.type"] for p in errors} == {"E104"}
