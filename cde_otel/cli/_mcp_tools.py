@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cde_otel.core import PHASES, Feature, FileSystemProjectRepository, Project, ProjectStatus
-from cde_otel.core.errors import ValidationError
+from cde_otel.errors import ValidationError
 from cde_otel.resilience import advance_and_save, complete_and_save
 
 

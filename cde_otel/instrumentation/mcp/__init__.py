@@ -63,15 +63,20 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from cde_otel._version import __version__
-from cde_otel.instrumentation.mcp._semconv import MCP_SERVER_OPERATION_DURATION
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
+from cde_otel.semconv import (
+    CLASSIC_BOUNDARIES_S,
+    MCP_SCOPE_NAME,
+    METRIC_ERRORS,
+    METRIC_MCP_SERVER_OPERATION_DURATION,
+    SCHEMA_URL,
+)
 from cde_otel.settings import Settings, load_settings
 
 __all__ = ["MCP_TARGETS", "MCPInstrumentor", "MCPTarget"]
 
 _log = logging.getLogger("cde_otel.instrumentation.mcp")
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 _hooked_modules: set[str] = set()
 
 
@@ -86,24 +91,22 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        from cde_otel.telemetry._histograms import CLASSIC_BOUNDARIES_S  # plain numbers; not needed to import us
-
         settings: Settings = kwargs.get("settings") or load_settings()
         tracer = trace.get_tracer(
-            "cde_otel.mcp", __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL
+            MCP_SCOPE_NAME, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
         )
         meter = metrics.get_meter(
-            "cde_otel.mcp", __version__, meter_provider=kwargs.get("meter_provider"), schema_url=_SCHEMA_URL
+            MCP_SCOPE_NAME, __version__, meter_provider=kwargs.get("meter_provider"), schema_url=SCHEMA_URL
         )
         self._telemetry = MCPTelemetry(
             tracer,
             meter.create_histogram(
-                MCP_SERVER_OPERATION_DURATION,
+                METRIC_MCP_SERVER_OPERATION_DURATION,
                 unit="s",
                 description="MCP request duration as observed on the server, from receipt to response.",
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
-            meter.create_counter("cde.errors", unit="{error}", description="CDE operations that failed, by code."),
+            meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
             redact_keys=tuple(settings.redact_keys),

@@ -30,8 +30,8 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from cde_otel.instrumentation.mcp._semconv import MCP_PROTOCOL_VERSION
 from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
+from cde_otel.semconv import ATTR_MCP_PROTOCOL_VERSION, NETWORK_TRANSPORT_PIPE, NETWORK_TRANSPORT_TCP
 
 _log = logging.getLogger("cde_otel.instrumentation.mcp")
 
@@ -89,10 +89,10 @@ def _v1_meta(request_meta: Any) -> Mapping[str, Any] | None:
 def _v1_transport(message_metadata: Any) -> tuple[str, str | None]:
     request = getattr(message_metadata, "request_context", None)  # the HTTP request, if any
     if request is None:
-        return "pipe", None
+        return NETWORK_TRANSPORT_PIPE, None
     headers = getattr(request, "headers", None)
     session_id = headers.get("mcp-session-id") if headers is not None else None
-    return "tcp", session_id
+    return NETWORK_TRANSPORT_TCP, session_id
 
 
 def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
@@ -184,8 +184,8 @@ def _note_negotiated(session: Any, call: MCPCall) -> None:
         version = getattr(getattr(call.result, "root", None), "protocolVersion", None)
         if isinstance(version, str):
             _negotiated[session] = version
-            call.metric_attrs[MCP_PROTOCOL_VERSION] = version
-            call.span.set_attribute(MCP_PROTOCOL_VERSION, version)
+            call.metric_attrs[ATTR_MCP_PROTOCOL_VERSION] = version
+            call.span.set_attribute(ATTR_MCP_PROTOCOL_VERSION, version)
     except Exception:
         _log.debug("cde-otel: reading the negotiated MCP version failed", exc_info=True)
 
@@ -290,7 +290,7 @@ class _AdoptedSpan:
             params,
             request_id=ctx.request_id,
             meta=params.get("_meta") if params else None,
-            transport="pipe" if request is None else "tcp",
+            transport=NETWORK_TRANSPORT_PIPE if request is None else NETWORK_TRANSPORT_TCP,
             protocol_version=getattr(ctx, "protocol_version", None),
             session_id=headers.get("mcp-session-id") if headers is not None else None,
             adopt=span,

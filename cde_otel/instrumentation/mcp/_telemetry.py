@@ -21,31 +21,31 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from cde_otel.instrumentation.mcp._semconv import (
+from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text
+from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
+    ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
+    ATTR_GEN_AI_OPERATION_NAME,
+    ATTR_GEN_AI_PROMPT_NAME,
+    ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
+    ATTR_GEN_AI_TOOL_CALL_RESULT,
+    ATTR_GEN_AI_TOOL_NAME,
+    ATTR_JSONRPC_REQUEST_ID,
+    ATTR_MCP_METHOD_NAME,
+    ATTR_MCP_PROTOCOL_VERSION,
+    ATTR_MCP_RESOURCE_URI,
+    ATTR_MCP_SESSION_ID,
+    ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
     ATTR_PROJECT_ID,
     ATTR_PROMPT_LENGTH,
-    ERROR_TYPE,
+    ATTR_RPC_RESPONSE_STATUS_CODE,
+    CORRELATION_KEY,
     EXECUTE_TOOL,
-    GEN_AI_OPERATION_NAME,
-    GEN_AI_PROMPT_NAME,
-    GEN_AI_TOOL_CALL_ARGUMENTS,
-    GEN_AI_TOOL_CALL_RESULT,
-    GEN_AI_TOOL_NAME,
-    JSONRPC_REQUEST_ID,
-    MCP_METHOD_NAME,
-    MCP_PROTOCOL_VERSION,
-    MCP_RESOURCE_URI,
-    MCP_SESSION_ID,
-    NETWORK_TRANSPORT,
-    RPC_RESPONSE_STATUS_CODE,
     TOOL_ERROR,
     WORK_ARGUMENTS,
 )
-from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text
-from cde_otel.telemetry.correlation import CORRELATION_KEY
 
 _RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 _MAX_VALUE = 256
@@ -134,27 +134,27 @@ class MCPTelemetry:
         """
         target = _target(method, params)
         name = f"{method} {target}" if target else method
-        metric_attrs: dict[str, Any] = {MCP_METHOD_NAME: method}
+        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: method}
         if target:
             if method == "tools/call":
-                metric_attrs[GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
-                metric_attrs[GEN_AI_TOOL_NAME] = target
+                metric_attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
+                metric_attrs[ATTR_GEN_AI_TOOL_NAME] = target
             elif method == "prompts/get":
-                metric_attrs[GEN_AI_PROMPT_NAME] = target
+                metric_attrs[ATTR_GEN_AI_PROMPT_NAME] = target
         if transport:
-            metric_attrs[NETWORK_TRANSPORT] = transport
+            metric_attrs[ATTR_NETWORK_TRANSPORT] = transport
         if protocol_version:
-            metric_attrs[MCP_PROTOCOL_VERSION] = protocol_version
+            metric_attrs[ATTR_MCP_PROTOCOL_VERSION] = protocol_version
         attrs = dict(metric_attrs)
         if request_id is not None:
-            attrs[JSONRPC_REQUEST_ID] = str(request_id)
+            attrs[ATTR_JSONRPC_REQUEST_ID] = str(request_id)
         if session_id:
-            attrs[MCP_SESSION_ID] = session_id
+            attrs[ATTR_MCP_SESSION_ID] = session_id
         if params:
             if method in _RESOURCE_METHODS:
                 uri = params.get("uri")
                 if uri is not None:
-                    attrs[MCP_RESOURCE_URI] = str(uri)[:_MAX_VALUE]
+                    attrs[ATTR_MCP_RESOURCE_URI] = str(uri)[:_MAX_VALUE]
             arguments = params.get("arguments")
             if isinstance(arguments, Mapping) and arguments:
                 self._argument_attrs(arguments, attrs)
@@ -196,7 +196,7 @@ class MCPTelemetry:
                 attrs[ATTR_PROMPT_LENGTH] = len(value)
         if self.capture_content:
             redacted = redact_mapping(arguments, extra, content_max_length=self.capture_max_length)
-            attrs[GEN_AI_TOOL_CALL_ARGUMENTS] = json.dumps(redacted, default=str)[: self.capture_max_length * 8]
+            attrs[ATTR_GEN_AI_TOOL_CALL_ARGUMENTS] = json.dumps(redacted, default=str)[: self.capture_max_length * 8]
 
     # -- end ----------------------------------------------------------------------
     def end(self, call: MCPCall) -> None:
@@ -216,7 +216,7 @@ class MCPTelemetry:
         (``tool_error``, an exception class), so the CDE code replaces it.
         """
         span = call.span
-        is_tool_call = call.metric_attrs[MCP_METHOD_NAME] == "tools/call"
+        is_tool_call = call.metric_attrs[ATTR_MCP_METHOD_NAME] == "tools/call"
         failure = _failure(call.result, call.exception, is_tool_call)
         if failure is None:
             if is_tool_call and call.result is not None:
@@ -224,14 +224,14 @@ class MCPTelemetry:
             if self.capture_content and call.result is not None:
                 text = _first_text(call.result)
                 if text is not None:
-                    span.set_attribute(GEN_AI_TOOL_CALL_RESULT, scrub_text(text[: self.capture_max_length]))
+                    span.set_attribute(ATTR_GEN_AI_TOOL_CALL_RESULT, scrub_text(text[: self.capture_max_length]))
             return None
         error_type, description, status_code = failure
-        call.metric_attrs[ERROR_TYPE] = error_type
-        span.set_attribute(ERROR_TYPE, error_type)
+        call.metric_attrs[ATTR_ERROR_TYPE] = error_type
+        span.set_attribute(ATTR_ERROR_TYPE, error_type)
         if status_code is not None:
-            call.metric_attrs[RPC_RESPONSE_STATUS_CODE] = status_code
-            span.set_attribute(RPC_RESPONSE_STATUS_CODE, status_code)
+            call.metric_attrs[ATTR_RPC_RESPONSE_STATUS_CODE] = status_code
+            span.set_attribute(ATTR_RPC_RESPONSE_STATUS_CODE, status_code)
         if call.owned and call.exception is not None:
             span.record_exception(call.exception)
         span.set_status(Status(StatusCode.ERROR, description))
@@ -241,9 +241,9 @@ class MCPTelemetry:
         """The duration record and, for a failed request, one ``cde.errors``."""
         metric_attrs = call.metric_attrs
         self.duration.record(duration, metric_attrs)
-        error_type = metric_attrs.get(ERROR_TYPE)
+        error_type = metric_attrs.get(ATTR_ERROR_TYPE)
         if error_type is not None:
-            self.errors.add(1, {ERROR_TYPE: error_type, ATTR_OPERATION: call.name})
+            self.errors.add(1, {ATTR_ERROR_TYPE: error_type, ATTR_OPERATION: call.name})
 
     @staticmethod
     def release(call: MCPCall) -> None:
