@@ -44,6 +44,8 @@ for name in "${!PINS[@]}"; do
   elif [ "$(cat "$venv/.cde-otel" 2>/dev/null)" != "$STAMP" ]; then
     echo "==> venv $name: reinstalling cde-otel from $ROOT" >&2
     "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "$ROOT" >&2
+    # ...and any dependency it gained since the venv was made (the line above installs none).
+    "$venv/bin/python" -m pip install --quiet "$ROOT" >&2
     echo "$STAMP" > "$venv/.cde-otel"
   fi
   # The pins must still hold (a dependency of cde-otel could have moved the framework).
