@@ -20,13 +20,11 @@ from typing import Any
 import pytest
 from backends import Backends, poll_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-
-from mcp_helpers import FIXTURES, run_session, venv_python
-
 DEADLINE_S = 90.0
 FEATURES = 200  # each: one cde_startFeature and two cde_submitWork -> 200 and 400 samples per tool
 TOOLS = ("cde_startFeature", "cde_submitWork")
+ServerCommand = Callable[[str], tuple[str, list[str], dict[str, str]]]
+RunSession = Callable[..., Any]
 
 
 def _env(backends: Backends, service: str, **extra: str) -> dict[str, str]:
@@ -69,7 +67,12 @@ def _workload(
 
 
 @pytest.fixture(scope="module")
-def orchestrator_run(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> ServerRun:
+def orchestrator_run(
+    backends: Backends,
+    tmp_path_factory: pytest.TempPathFactory,
+    orchestrator_server: ServerCommand,
+    run_session: RunSession,
+) -> ServerRun:
     work = tmp_path_factory.mktemp("mcp-orchestrator")
     (work / "project").mkdir()
     service = f"cde-mcp-e2e-{uuid.uuid4().hex[:8]}"
@@ -78,13 +81,8 @@ def orchestrator_run(backends: Backends, tmp_path_factory: pytest.TempPathFactor
         lambda fid, phase, path: {"feature_id": fid, "phase_id": phase, "results": {"n": 1}, "project_path": path},
         str(work / "project"),
     )
-    calls = run_session(
-        str(venv_python("fastmcp_2_13")),
-        [str(FIXTURES / "orchestrator_server.py")],
-        _env(backends, service, PYTHONPATH=str(FIXTURES)),
-        work,
-        scenario,
-    )
+    command, args, extra = orchestrator_server("fastmcp_2_13")
+    calls = run_session(command, args, _env(backends, service, **extra), work, scenario)
     return ServerRun(service, calls)
 
 
@@ -98,7 +96,8 @@ def _tags(span: dict[str, Any]) -> dict[str, Any]:
 
 def _check_nested_trace(trace: dict[str, Any]) -> dict[str, Any]:
     by_id = {s["spanID"]: s for s in trace["spans"]}
-    [root] = [s for s in trace["spans"] if not s.get("references")]
+    roots: list[dict[str, Any]] = [s for s in trace["spans"] if not s.get("references")]
+    [root] = roots
     assert root["operationName"] == "tools/call cde_submitWork"
     assert _tags(root)["span.kind"] == "server" and _tags(root)["gen_ai.tool.name"] == "cde_submitWork"
     for span in trace["spans"]:
@@ -140,7 +139,8 @@ def test_jaeger_finds_a_tool_calls_trace_by_tool_name_with_domain_spans_nested(
 
     def workflow() -> list[str] | None:
         found = _traces(backends, orchestrator_run.service, tags=json.dumps({"cde.feature.id": feature_id}))
-        tools = sorted(_tags(s).get("gen_ai.tool.name") for t in found for s in t["spans"] if not s.get("references"))
+        roots = [s for t in found for s in t["spans"] if not s.get("references")]
+        tools = sorted(str(_tags(s).get("gen_ai.tool.name")) for s in roots)
         return tools if len(tools) == 3 else None
 
     tools = poll_until(workflow, timeout=DEADLINE_S, what=f"every tool call of feature {feature_id}")
@@ -184,7 +184,9 @@ def test_prometheus_per_tool_percentiles_match_the_span_durations(
         assert abs(estimated - truth) / truth <= 0.02, (tool, q, estimated, truth)
 
 
-def test_cde_otel_mcp_ships_one_trace_per_tool_call(backends: Backends, tmp_path: Path) -> None:
+def test_cde_otel_mcp_ships_one_trace_per_tool_call(
+    backends: Backends, tmp_path: Path, run_session: RunSession
+) -> None:
     (tmp_path / "project").mkdir()
     service = f"cde-otel-mcp-e2e-{uuid.uuid4().hex[:8]}"
 

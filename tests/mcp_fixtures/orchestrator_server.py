@@ -17,7 +17,8 @@ from typing import Any
 
 def _framework() -> Any:
     if os.environ.get("CDE_FIXTURE_FRAMEWORK", "fastmcp") == "mcp":
-        from mcp.server.fastmcp import FastMCP as SdkFastMCP
+        # mcp 1.x only (the fastmcp 2.13 venv); the dev venv's mcp 2.x has MCPServer instead.
+        from mcp.server.fastmcp import FastMCP as SdkFastMCP  # type: ignore[attr-defined]
 
         return SdkFastMCP
     from fastmcp import FastMCP

@@ -10,88 +10,76 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 import wrapt
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent
-from mcp_helpers import global_telemetry
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from mcp.types import CallToolResult, RequestParamsMeta, TextContent
 from opentelemetry.trace import SpanKind, StatusCode
-from telemetry_helpers import Telemetry, clean_env, make_telemetry
 
 from cde_otel.core import FileSystemProjectRepository
 from cde_otel.errors import ErrorFormatter, error_for
 from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.instrumentation.mcp import MCPInstrumentor
-from cde_otel.instrumentation.mcp._semconv import MCP_SERVER_OPERATION_DURATION
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry, _failure, error_type_of
+from cde_otel.semconv import METRIC_MCP_SERVER_OPERATION_DURATION
 from cde_otel.settings import load_settings
-from cde_otel.telemetry._histograms import MCP_DURATION_METRIC, duration_views
+from cde_otel.telemetry._histograms import duration_views
+from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET_PROMPT = "Add OAuth login; the staging api_key=k-12345 must not leak"
+EnvFactory = Callable[..., dict[str, str]]
 
 
 class Harness:
-    def __init__(self, telemetry: Telemetry, reader: InMemoryMetricReader) -> None:
-        self.telemetry = telemetry
-        self.reader = reader
+    """Spans from the global provider (the SDK's own server span goes there), metrics from a fresh one."""
+
+    def __init__(self, traces: CapturedTelemetry, metrics: CapturedTelemetry) -> None:
+        self.traces = traces
+        self.metrics = metrics
 
     def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        return [
-            p
-            for rm in (data.resource_metrics if data else [])
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if m.name == name
-            for p in m.data.data_points
-        ]
+        return self.metrics.points(name)
 
     def servers(self) -> list[Any]:
-        return [s for s in self.telemetry.finished() if s.kind is SpanKind.SERVER]
+        return [s for s in self.traces.spans() if s.kind is SpanKind.SERVER]
 
     def tool_span(self, tool: str) -> Any:
         [span] = [s for s in self.servers() if s.attributes.get("gen_ai.tool.name") == tool]
         return span
 
     def inside(self, server: Any) -> list[Any]:
-        return [
-            s for s in self.telemetry.finished() if s.context.trace_id == server.context.trace_id and s is not server
-        ]
+        return [s for s in self.traces.spans() if s.context.trace_id == server.context.trace_id and s is not server]
 
 
-def _instrument(harness_settings: dict[str, str] | None = None) -> Iterator[Harness]:
-    telemetry = global_telemetry()
-    telemetry.spans.clear()
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader], views=duration_views("exponential", 750))
+def _instrument(traces: CapturedTelemetry, harness_settings: dict[str, str] | None = None) -> Iterator[Harness]:
+    traces.span_exporter.clear()
+    metrics = capture_telemetry()
     settings = load_settings(harness_settings or {})
     CDEInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=meter_provider, log_operations=False
+        tracer_provider=traces.tracer_provider, meter_provider=metrics.meter_provider, log_operations=False
     )
     MCPInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=meter_provider, settings=settings
+        tracer_provider=traces.tracer_provider, meter_provider=metrics.meter_provider, settings=settings
     )
     try:
-        yield Harness(telemetry, reader)
+        yield Harness(traces, metrics)
     finally:
         MCPInstrumentor().uninstrument()
         CDEInstrumentor().uninstrument()
+        metrics.shutdown()
 
 
 @pytest.fixture
-def harness() -> Iterator[Harness]:
-    yield from _instrument()
+def harness(global_telemetry: CapturedTelemetry) -> Iterator[Harness]:
+    yield from _instrument(global_telemetry)
 
 
 def _server(tmp_path: Path) -> MCPServer:
@@ -132,7 +120,9 @@ def _server(tmp_path: Path) -> MCPServer:
 def _call(app: MCPServer, *calls: tuple[str, dict[str, Any]], meta: dict[str, Any] | None = None) -> list[Any]:
     async def main() -> list[Any]:
         async with Client(app) as client:
-            return [await client.call_tool(name, args, meta=meta) for name, args in calls]
+            # RequestParamsMeta is an open TypedDict (PEP 728 extra_items), which mypy does not read yet.
+            wire_meta = cast("RequestParamsMeta | None", meta)
+            return [await client.call_tool(name, args, meta=wire_meta) for name, args in calls]
 
     return anyio.run(main)
 
@@ -159,7 +149,9 @@ def test_a_tool_call_is_one_trace_under_the_sdks_own_span(harness: Harness, tmp_
     assert cid == f"{submit.context.trace_id:032x}"
     assert {s.attributes["cde.correlation_id"] for s in nested} == {cid}
     [point] = [
-        p for p in harness.points(MCP_SERVER_OPERATION_DURATION) if p.attributes.get("gen_ai.tool.name") == "submit"
+        p
+        for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)
+        if p.attributes.get("gen_ai.tool.name") == "submit"
     ]
     assert point.count == 1 and point.scale > 0  # the exponential view
 
@@ -168,12 +160,13 @@ def test_prompt_text_is_never_recorded_only_its_length(harness: Harness, tmp_pat
     _call(_server(tmp_path), ("start", {"project_path": str(tmp_path), "user_prompt": SECRET_PROMPT}))
     span = harness.tool_span("start")
     assert span.attributes["cde.prompt.length"] == len(SECRET_PROMPT)
-    recorded = json.dumps([dict(s.attributes) for s in harness.telemetry.finished()])
+    recorded = json.dumps([dict(s.attributes or {}) for s in harness.traces.spans()])
     assert "OAuth" not in recorded and "k-12345" not in recorded
 
 
-def test_content_capture_records_redacted_arguments(tmp_path: Path) -> None:
-    for harness in _instrument({"CDE_OTEL_CAPTURE_CONTENT": "true", "CDE_OTEL_CAPTURE_MAX_LENGTH": "20"}):
+def test_content_capture_records_redacted_arguments(global_telemetry: CapturedTelemetry, tmp_path: Path) -> None:
+    settings = {"CDE_OTEL_CAPTURE_CONTENT": "true", "CDE_OTEL_CAPTURE_MAX_LENGTH": "20"}
+    for harness in _instrument(global_telemetry, settings):
         args = {"project_path": str(tmp_path), "user_prompt": SECRET_PROMPT, "api_token": "t-98765"}
         _call(_server(tmp_path), ("start", args))
         captured = json.loads(harness.tool_span("start").attributes["gen_ai.tool.call.arguments"])
@@ -206,7 +199,7 @@ def test_failed_calls_are_errors_with_their_code_and_counted(harness: Harness, t
         (p.attributes["error.type"], p.attributes["cde.operation"]): p.value for p in harness.points("cde.errors")
     }
     assert {(code, f"tools/call {tool}") for tool, code in expected.items()} <= set(errors)
-    failed = {p.attributes.get("error.type") for p in harness.points(MCP_SERVER_OPERATION_DURATION)}
+    failed = {p.attributes.get("error.type") for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)}
     assert set(expected.values()) <= failed
 
 
@@ -228,8 +221,10 @@ def test_a_failing_instrumentation_never_reaches_the_server(
     assert failed.is_error and json.loads(failed.content[0].text)["code"] == "E104"
 
 
-def test_uninstrument_restores_the_library_and_stops_recording(tmp_path: Path) -> None:
-    instrumented = _instrument()
+def test_uninstrument_restores_the_library_and_stops_recording(
+    global_telemetry: CapturedTelemetry, tmp_path: Path
+) -> None:
+    instrumented = _instrument(global_telemetry)
     harness = next(instrumented)
     assert {t.spec for t in MCPInstrumentor().patched_targets} == {
         "mcp.server._otel:OpenTelemetryMiddleware.__call__",
@@ -241,15 +236,15 @@ def test_uninstrument_restores_the_library_and_stops_recording(tmp_path: Path) -
     import mcp.server._otel as sdk_otel
 
     assert not isinstance(sdk_otel.OpenTelemetryMiddleware.__dict__["__call__"], wrapt.ObjectProxy)
-    assert not isinstance(sdk_otel.otel_span, wrapt.ObjectProxy)
-    harness.telemetry.spans.clear()
+    assert not isinstance(vars(sdk_otel)["otel_span"], wrapt.ObjectProxy)
+    harness.traces.span_exporter.clear()
     _call(_server(tmp_path), ("start", {"project_path": str(tmp_path), "user_prompt": "Add login"}))
     span = harness.tool_span("start")
     assert not any(k.startswith("cde.") for k in span.attributes)  # the SDK's own span, untouched
-    assert harness.points(MCP_SERVER_OPERATION_DURATION) == []
+    assert harness.points(METRIC_MCP_SERVER_OPERATION_DURATION) == []
 
 
-def test_modules_imported_after_instrument_are_patched_too() -> None:
+def test_modules_imported_after_instrument_are_patched_too(clean_env: EnvFactory) -> None:
     code = (
         "import sys; from cde_otel.instrumentation.mcp import MCPInstrumentor\n"
         "MCPInstrumentor().instrument()\n"
@@ -266,8 +261,7 @@ def test_modules_imported_after_instrument_are_patched_too() -> None:
 def test_entry_point_and_histogram_view() -> None:
     [entry] = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "cde_mcp"]
     assert entry.load() is MCPInstrumentor
-    assert MCP_DURATION_METRIC == MCP_SERVER_OPERATION_DURATION
-    assert {v._instrument_name for v in duration_views("exponential", 750)} >= {MCP_SERVER_OPERATION_DURATION}
+    assert {v._instrument_name for v in duration_views("exponential", 750)} >= {METRIC_MCP_SERVER_OPERATION_DURATION}
 
 
 # -- outcome rules, on the shapes each SDK generation hands over -------------------------------
@@ -281,11 +275,11 @@ def _result(text: str, is_error: bool, *, wire: bool = False, structured: Any = 
 @pytest.mark.parametrize("wire", [False, True])
 def test_outcome_of_tool_results(wire: bool) -> None:
     coded = ErrorFormatter.format_json(error_for("E102", feature_id="f"))
-    assert _failure(_result(coded, True, wire=wire), None, True)[0] == "E102"  # type: ignore[index]
-    assert _failure(_result("plain failure", True, wire=wire), None, True)[0] == "tool_error"  # type: ignore[index]
-    assert _failure(_result("plain failure", True, wire=wire), KeyError("k"), True)[0] == "KeyError"  # type: ignore[index]
+    assert _failure(_result(coded, True, wire=wire), None, True)[0] == "E102"
+    assert _failure(_result("plain failure", True, wire=wire), None, True)[0] == "tool_error"
+    assert _failure(_result("plain failure", True, wire=wire), KeyError("k"), True)[0] == "KeyError"
     upstream = json.dumps({"status": "error", "error_type": "FeatureNotFound", "error_code": "E104", "message": "m"})
-    assert _failure(_result(upstream, False, wire=wire), None, True)[:2] == ("E104", "E104: FeatureNotFound")  # type: ignore[index]
+    assert _failure(_result(upstream, False, wire=wire), None, True)[:2] == ("E104", "E104: FeatureNotFound")
     assert _failure(_result('{"status": "ok", "code": "E104"}', False, wire=wire), None, True) is None
     assert _failure(_result(coded, True, wire=wire), None, False) is None  # not a tools/call
 
@@ -301,7 +295,7 @@ def test_outcome_of_protocol_errors_and_exceptions() -> None:
     assert error_type_of(outer) == "LookupError"
     rpc = Exception("rpc")
     rpc.error = SimpleNamespace(code=-32602)  # type: ignore[attr-defined]
-    assert _failure(None, rpc, True) is not None and _failure(None, rpc, True)[2] == "-32602"  # type: ignore[index]
+    assert _failure(None, rpc, True) is not None and _failure(None, rpc, True)[2] == "-32602"
 
 
 def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path: Path) -> None:
@@ -330,8 +324,7 @@ def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path
     assert {s.name for s in harness.inside(span)} >= {"FileSystemProjectRepository.get_or_create"}
 
 
-def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span() -> None:
-    telemetry = make_telemetry()
+def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span(telemetry: CapturedTelemetry) -> None:
     meter = telemetry.meter_provider.get_meter("t")
     mcp = MCPTelemetry(
         telemetry.tracer_provider.get_tracer("t"), meter.create_histogram("h"), meter.create_counter("c")
@@ -346,7 +339,7 @@ def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span() -> None
             transport="tcp",
         )
         mcp.end(call)
-    [span] = telemetry.by_name("tools/call cde_submitWork")
+    [span] = telemetry.spans("tools/call cde_submitWork")
     assert f"{span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert span.parent is not None and f"{span.parent.span_id:016x}" == "00f067aa0ba902b7"
     assert [link.context.span_id for link in span.links] == [ambient.get_span_context().span_id]

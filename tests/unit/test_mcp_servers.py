@@ -12,51 +12,39 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_helpers import (
-    FIXTURES,
-    SpanTree,
-    global_telemetry,
-    metric_points,
-    read_spans,
-    run_session,
-    server_env,
-    venv_python,
-)
 from opentelemetry import baggage, context, trace
 
+from cde_otel.testing import CapturedTelemetry
+
 CORRELATION = "agent-run-7"
-RESULTS = {"spec": "Users sign in with OAuth."}
 SERVER_KIND = 2
+EnvFactory = Callable[..., dict[str, str]]
+SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
+PointReader = Callable[[Path, str], list[dict[str, Any]]]
+ServerCommand = Callable[[str], tuple[str, list[str], dict[str, str]]]
 
 
 @dataclass(frozen=True)
 class ServerCase:
     id: str
-    command: Callable[[], tuple[str, list[str]]]
+    venv: str | None  # the orchestrator fixture from this cached venv; None: `cde-otel mcp` from this venv
     start: Callable[[str], dict[str, Any]]
     submit: Callable[[str, str, str], dict[str, Any]]
     env: dict[str, str] = field(default_factory=dict)
     raising_tool: str | None = None  # a tool whose exception the framework turns into isError
 
 
-def _ours() -> tuple[str, list[str]]:
-    return str(Path(sys.executable).with_name("cde-otel")), ["mcp"]
-
-
-def _fixture(venv: str) -> Callable[[], tuple[str, list[str]]]:
-    return lambda: (str(venv_python(venv)), [str(FIXTURES / "orchestrator_server.py")])
-
-
 def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
     return ServerCase(
         case_id,
-        _fixture(venv),
+        venv,
         start=lambda path: {"user_prompt": "Add login with OAuth", "project_path": path},
         submit=lambda fid, phase, path: {
             "feature_id": fid,
@@ -64,7 +52,7 @@ def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
             "results": {"spec": "s"},
             "project_path": path,
         },
-        env={"PYTHONPATH": str(FIXTURES), **env},
+        env=env,
         raising_tool="cde_getFeatureStatus",
     )
 
@@ -72,7 +60,7 @@ def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
 CASES = [
     ServerCase(
         "cde-otel-mcp",
-        _ours,
+        None,
         start=lambda path: {"prompt": "Add login with OAuth", "project_path": path},
         submit=lambda fid, phase, path: {
             "feature_id": fid,
@@ -88,6 +76,48 @@ CASES = [
 ]
 
 
+class SpanTree:
+    """OTLP-JSON spans indexed by id, with parent and ancestor lookups."""
+
+    def __init__(self, spans: list[dict[str, Any]]) -> None:
+        self.spans = spans
+        self.by_id = {s["spanId"]: s for s in spans}
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [s for s in self.spans if s["name"] == name]
+
+    def servers(self) -> list[dict[str, Any]]:
+        return [s for s in self.spans if s.get("kind") in (SERVER_KIND, "SPAN_KIND_SERVER")]
+
+    def in_trace(self, trace_id: str) -> list[dict[str, Any]]:
+        return [s for s in self.spans if s["traceId"] == trace_id]
+
+    def ancestors(self, span: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        parent = self.by_id.get(span.get("parentSpanId", ""))
+        while parent is not None:
+            found.append(parent)
+            parent = self.by_id.get(parent.get("parentSpanId", ""))
+        return found
+
+    def descendants(self, span: dict[str, Any]) -> list[dict[str, Any]]:
+        return [s for s in self.spans if span in self.ancestors(s)]
+
+
+def _read_spans(otlp_json_spans: SpanReader, local_dir: Path, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The server's spans from its traces.jsonl (written by its exit-time flush), polled with a deadline."""
+    path = local_dir / "traces.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size:
+            try:
+                return list(otlp_json_spans(path))
+            except json.JSONDecodeError:
+                pass  # a line still being written
+        time.sleep(0.05)
+    raise AssertionError(f"no spans in {path} after {timeout}s")
+
+
 @dataclass
 class Run:
     tree: SpanTree
@@ -97,13 +127,40 @@ class Run:
     client_trace_id: str
 
 
-def _drive(case: ServerCase, tmp_path: Path) -> Run:
-    client_telemetry = global_telemetry()
-    client_telemetry.spans.clear()
+def _server(
+    case: ServerCase, local: Path, orchestrator_server: ServerCommand, clean_env: EnvFactory
+) -> tuple[str, list[str], dict[str, str]]:
+    """The server's command line and environment: telemetry on, kept locally as OTLP-JSON in
+    ``local``, nothing inherited from this process's telemetry settings or PYTHONPATH."""
+    extra: dict[str, str] = {}
+    if case.venv is None:
+        command, args = str(Path(sys.executable).with_name("cde-otel")), ["mcp"]
+    else:
+        command, args, extra = orchestrator_server(case.venv)
+    env = clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_METRIC_EXPORT_INTERVAL="500")
+    env.pop("PYTHONPATH", None)
+    return command, args, {**env, **extra, **case.env}
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
+def run(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    global_telemetry: CapturedTelemetry,
+    orchestrator_server: ServerCommand,
+    run_session: Callable[..., Any],
+    clean_env: EnvFactory,
+    otlp_json_spans: SpanReader,
+) -> Run:
+    """One server driven by the official client (the test process's global telemetry holds the client's spans)."""
+    case: ServerCase = request.param
+    tmp_path = tmp_path_factory.mktemp(case.id)
+    client_telemetry = global_telemetry
+    client_telemetry.span_exporter.clear()
     project = tmp_path / "project"
     project.mkdir()
     local = tmp_path / "telemetry"
-    command, args = case.command()
+    command, args, env = _server(case, local, orchestrator_server, clean_env)
     path = str(project)
 
     async def scenario(session: Any) -> str:
@@ -111,7 +168,7 @@ def _drive(case: ServerCase, tmp_path: Path) -> Run:
         assert {"cde_startFeature", "cde_submitWork"} <= tools
         started = await session.call_tool("cde_startFeature", case.start(path))
         assert not started.is_error, started.content
-        feature_id = json.loads(started.content[0].text)["feature_id"]
+        feature_id: str = json.loads(started.content[0].text)["feature_id"]
         # The agent's own trace and correlation id: the official client injects both into params._meta.
         tracer = client_telemetry.tracer_provider.get_tracer("agent")
         token = context.attach(baggage.set_baggage("cde.correlation_id", CORRELATION))
@@ -128,27 +185,20 @@ def _drive(case: ServerCase, tmp_path: Path) -> Run:
             assert raised.is_error
         return feature_id
 
-    feature_id = run_session(command, args, server_env(local, **case.env), tmp_path, scenario)
-    [agent_step] = [s for s in client_telemetry.finished() if s.name == "agent step"]
+    feature_id = run_session(command, args, env, tmp_path, scenario)
+    [agent_step] = client_telemetry.spans("agent step")
     [client_span] = [
         s
-        for s in client_telemetry.finished()
-        if s.name == "MCP send tools/call cde_submitWork"
-        and s.parent
-        and s.parent.span_id == agent_step.context.span_id
+        for s in client_telemetry.spans("MCP send tools/call cde_submitWork")
+        if s.parent and s.parent.span_id == agent_step.context.span_id
     ]
     return Run(
-        SpanTree(read_spans(local)),
+        SpanTree(_read_spans(otlp_json_spans, local)),
         local,
         feature_id,
         trace.format_span_id(client_span.context.span_id),
         trace.format_trace_id(client_span.context.trace_id),
     )
-
-
-@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
-def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return _drive(request.param, tmp_path_factory.mktemp(request.param.id))
 
 
 def _tool_spans(tree: SpanTree, tool: str) -> list[dict[str, Any]]:
@@ -211,7 +261,7 @@ def test_the_clients_trace_context_and_correlation_id_are_honoured(run: Run) -> 
     )
 
 
-def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run) -> None:
+def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, otlp_json_points: PointReader) -> None:
     [failed] = [s for s in _tool_spans(run.tree, "cde_submitWork") if "error.type" in s["attrs"]]
     assert failed["attrs"]["error.type"] == "E104"
     assert failed["status"]["code"] == 2
@@ -221,13 +271,13 @@ def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run) -
         assert span["status"]["code"] == 2
     durations = [
         p
-        for p in metric_points(run.local, "mcp.server.operation.duration")
+        for p in otlp_json_points(run.local / "metrics.jsonl", "mcp.server.operation.duration")
         if p["attrs"].get("gen_ai.tool.name") == "cde_submitWork"
     ]
     assert {p["attrs"].get("error.type") for p in durations} == {None, "E104"}
     errors = [
         p
-        for p in metric_points(run.local, "cde.errors")
+        for p in otlp_json_points(run.local / "metrics.jsonl", "cde.errors")
         if p["attrs"].get("cde.operation") == "tools/call cde_submitWork"
     ]
     assert errors and {p["attrs"]["error.type"] for p in errors} == {"E104"}
