@@ -20,6 +20,14 @@ from typing import Any
 import pytest
 from backends import Backends, poll_until
 
+from cde_otel.semconv import (
+    ATTR_CORRELATION_ID,
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_GEN_AI_TOOL_NAME,
+    ATTR_PROJECT_ID,
+)
+
 DEADLINE_S = 90.0
 FEATURES = 200  # each: one cde_startFeature and two cde_submitWork -> 200 and 400 samples per tool
 TOOLS = ("cde_startFeature", "cde_submitWork")
@@ -99,7 +107,7 @@ def _check_nested_trace(trace: dict[str, Any]) -> dict[str, Any]:
     roots: list[dict[str, Any]] = [s for s in trace["spans"] if not s.get("references")]
     [root] = roots
     assert root["operationName"] == "tools/call cde_submitWork"
-    assert _tags(root)["span.kind"] == "server" and _tags(root)["gen_ai.tool.name"] == "cde_submitWork"
+    assert _tags(root)["span.kind"] == "server" and _tags(root)[ATTR_GEN_AI_TOOL_NAME] == "cde_submitWork"
     for span in trace["spans"]:
         parent = span
         while parent.get("references"):
@@ -111,36 +119,36 @@ def _check_nested_trace(trace: dict[str, Any]) -> dict[str, Any]:
         "Feature.advance_phase",
         "FileSystemProjectRepository.save",
     } <= names
-    assert len({_tags(s)["cde.correlation_id"] for s in trace["spans"]}) == 1
+    assert len({_tags(s)[ATTR_CORRELATION_ID] for s in trace["spans"]}) == 1
     return root
 
 
 def test_jaeger_finds_a_tool_calls_trace_by_tool_name_with_domain_spans_nested(
     backends: Backends, orchestrator_run: ServerRun
 ) -> None:
-    tags = json.dumps({"gen_ai.tool.name": "cde_submitWork", "error.type": "E104"})
+    tags = json.dumps({ATTR_GEN_AI_TOOL_NAME: "cde_submitWork", ATTR_ERROR_TYPE: "E104"})
 
     def failed() -> list[dict[str, Any]] | None:
         return _traces(backends, orchestrator_run.service, tags=tags) or None
 
     [trace] = poll_until(failed, timeout=DEADLINE_S, what="the failed cde_submitWork trace in Jaeger")
     [root] = [s for s in trace["spans"] if not s.get("references")]
-    assert _tags(root)["gen_ai.tool.name"] == "cde_submitWork"
+    assert _tags(root)[ATTR_GEN_AI_TOOL_NAME] == "cde_submitWork"
     assert _tags(root)["otel.status_code"] == "ERROR" and _tags(root)["error"] is True
 
     def ok() -> list[dict[str, Any]] | None:
-        found = _traces(backends, orchestrator_run.service, tags=json.dumps({"gen_ai.tool.name": "cde_submitWork"}))
+        found = _traces(backends, orchestrator_run.service, tags=json.dumps({ATTR_GEN_AI_TOOL_NAME: "cde_submitWork"}))
         complete = [t for t in found if "Feature.advance_phase" in {s["operationName"] for s in t["spans"]}]
         return complete or None
 
     traces = poll_until(ok, timeout=DEADLINE_S, what="cde_submitWork traces with their domain spans")
     root = _check_nested_trace(traces[0])
-    feature_id = _tags(root)["cde.feature.id"]
+    feature_id = _tags(root)[ATTR_FEATURE_ID]
 
     def workflow() -> list[str] | None:
-        found = _traces(backends, orchestrator_run.service, tags=json.dumps({"cde.feature.id": feature_id}))
+        found = _traces(backends, orchestrator_run.service, tags=json.dumps({ATTR_FEATURE_ID: feature_id}))
         roots = [s for t in found for s in t["spans"] if not s.get("references")]
-        tools = sorted(str(_tags(s).get("gen_ai.tool.name")) for s in roots)
+        tools = sorted(str(_tags(s).get(ATTR_GEN_AI_TOOL_NAME)) for s in roots)
         return tools if len(tools) == 3 else None
 
     tools = poll_until(workflow, timeout=DEADLINE_S, what=f"every tool call of feature {feature_id}")
@@ -206,11 +214,11 @@ def test_cde_otel_mcp_ships_one_trace_per_tool_call(
     )
 
     def submitted() -> list[dict[str, Any]] | None:
-        found = _traces(backends, service, tags=json.dumps({"gen_ai.tool.name": "cde_submitWork"}))
+        found = _traces(backends, service, tags=json.dumps({ATTR_GEN_AI_TOOL_NAME: "cde_submitWork"}))
         complete = [t for t in found if "FileSystemProjectRepository.save" in {s["operationName"] for s in t["spans"]}]
         return complete or None
 
     [trace] = poll_until(submitted, timeout=DEADLINE_S, what="cde-otel mcp's cde_submitWork trace in Jaeger")
     root = _check_nested_trace(trace)
-    assert _tags(root)["cde.feature.id"] == feature_id
-    assert _tags(root)["cde.project.id"]  # from the structured result: every call of the project, by tag
+    assert _tags(root)[ATTR_FEATURE_ID] == feature_id
+    assert _tags(root)[ATTR_PROJECT_ID]  # from the structured result: every call of the project, by tag

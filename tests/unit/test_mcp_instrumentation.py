@@ -29,7 +29,26 @@ from cde_otel.errors import ErrorFormatter, error_for
 from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.instrumentation.mcp import MCPInstrumentor
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry, _failure, error_type_of
-from cde_otel.semconv import METRIC_MCP_SERVER_OPERATION_DURATION
+from cde_otel.semconv import (
+    ATTR_CORRELATION_ID,
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_FEATURE_PHASE,
+    ATTR_GEN_AI_OPERATION_NAME,
+    ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
+    ATTR_GEN_AI_TOOL_NAME,
+    ATTR_JSONRPC_REQUEST_ID,
+    ATTR_MCP_METHOD_NAME,
+    ATTR_NETWORK_TRANSPORT,
+    ATTR_OPERATION,
+    ATTR_PROJECT_PATH,
+    ATTR_PROMPT_LENGTH,
+    CORRELATION_KEY,
+    EXECUTE_TOOL,
+    METRIC_ERRORS,
+    METRIC_MCP_SERVER_OPERATION_DURATION,
+    NETWORK_TRANSPORT_TCP,
+)
 from cde_otel.settings import load_settings
 from cde_otel.telemetry._histograms import duration_views
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
@@ -52,7 +71,7 @@ class Harness:
         return [s for s in self.traces.spans() if s.kind is SpanKind.SERVER]
 
     def tool_span(self, tool: str) -> Any:
-        [span] = [s for s in self.servers() if s.attributes.get("gen_ai.tool.name") == tool]
+        [span] = [s for s in self.servers() if s.attributes.get(ATTR_GEN_AI_TOOL_NAME) == tool]
         return span
 
     def inside(self, server: Any) -> list[Any]:
@@ -137,21 +156,21 @@ def test_a_tool_call_is_one_trace_under_the_sdks_own_span(harness: Harness, tmp_
     for span, tool in ((start, "start"), (submit, "submit")):
         assert span.name == f"tools/call {tool}"
         assert span.instrumentation_scope.name == "mcp-python-sdk"  # enriched, not duplicated
-        assert span.attributes["gen_ai.operation.name"] == "execute_tool"
-        assert span.attributes["cde.project.path"] == str(tmp_path)
-    assert len([s for s in harness.servers() if s.attributes.get("mcp.method.name") == "tools/call"]) == 2
+        assert span.attributes[ATTR_GEN_AI_OPERATION_NAME] == EXECUTE_TOOL
+        assert span.attributes[ATTR_PROJECT_PATH] == str(tmp_path)
+    assert len([s for s in harness.servers() if s.attributes.get(ATTR_MCP_METHOD_NAME) == "tools/call"]) == 2
     assert start.context.trace_id != submit.context.trace_id
-    assert start.attributes["cde.feature.id"] == feature_id  # from the result
-    assert submit.attributes["cde.feature.id"] == feature_id and submit.attributes["cde.feature.phase"] == "decompose"
+    assert start.attributes[ATTR_FEATURE_ID] == feature_id  # from the result
+    assert submit.attributes[ATTR_FEATURE_ID] == feature_id and submit.attributes[ATTR_FEATURE_PHASE] == "decompose"
     nested = harness.inside(submit)
     assert {"Feature.advance_phase", "FileSystemProjectRepository.save"} <= {s.name for s in nested}
-    cid = submit.attributes["cde.correlation_id"]
+    cid = submit.attributes[ATTR_CORRELATION_ID]
     assert cid == f"{submit.context.trace_id:032x}"
-    assert {s.attributes["cde.correlation_id"] for s in nested} == {cid}
+    assert {s.attributes[ATTR_CORRELATION_ID] for s in nested} == {cid}
     [point] = [
         p
         for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)
-        if p.attributes.get("gen_ai.tool.name") == "submit"
+        if p.attributes.get(ATTR_GEN_AI_TOOL_NAME) == "submit"
     ]
     assert point.count == 1 and point.scale > 0  # the exponential view
 
@@ -159,7 +178,7 @@ def test_a_tool_call_is_one_trace_under_the_sdks_own_span(harness: Harness, tmp_
 def test_prompt_text_is_never_recorded_only_its_length(harness: Harness, tmp_path: Path) -> None:
     _call(_server(tmp_path), ("start", {"project_path": str(tmp_path), "user_prompt": SECRET_PROMPT}))
     span = harness.tool_span("start")
-    assert span.attributes["cde.prompt.length"] == len(SECRET_PROMPT)
+    assert span.attributes[ATTR_PROMPT_LENGTH] == len(SECRET_PROMPT)
     recorded = json.dumps([dict(s.attributes or {}) for s in harness.traces.spans()])
     assert "OAuth" not in recorded and "k-12345" not in recorded
 
@@ -169,7 +188,7 @@ def test_content_capture_records_redacted_arguments(global_telemetry: CapturedTe
     for harness in _instrument(global_telemetry, settings):
         args = {"project_path": str(tmp_path), "user_prompt": SECRET_PROMPT, "api_token": "t-98765"}
         _call(_server(tmp_path), ("start", args))
-        captured = json.loads(harness.tool_span("start").attributes["gen_ai.tool.call.arguments"])
+        captured = json.loads(harness.tool_span("start").attributes[ATTR_GEN_AI_TOOL_CALL_ARGUMENTS])
         assert captured == {"project_path": str(tmp_path), "user_prompt": SECRET_PROMPT[:20], "api_token": "[REDACTED]"}
 
 
@@ -177,10 +196,10 @@ def test_client_correlation_id_in_meta_reaches_every_span(harness: Harness, tmp_
     _call(
         _server(tmp_path),
         ("start", {"project_path": str(tmp_path), "user_prompt": "Add login"}),
-        meta={"cde.correlation_id": "agent-run-42"},
+        meta={CORRELATION_KEY: "agent-run-42"},
     )
     span = harness.tool_span("start")
-    assert {s.attributes["cde.correlation_id"] for s in [span, *harness.inside(span)]} == {"agent-run-42"}
+    assert {s.attributes[ATTR_CORRELATION_ID] for s in [span, *harness.inside(span)]} == {"agent-run-42"}
 
 
 def test_failed_calls_are_errors_with_their_code_and_counted(harness: Harness, tmp_path: Path) -> None:
@@ -194,12 +213,12 @@ def test_failed_calls_are_errors_with_their_code_and_counted(harness: Harness, t
     for tool, code in expected.items():
         span = harness.tool_span(tool)
         assert span.status.status_code is StatusCode.ERROR, tool
-        assert span.attributes["error.type"] == code, tool
+        assert span.attributes[ATTR_ERROR_TYPE] == code, tool
     errors = {
-        (p.attributes["error.type"], p.attributes["cde.operation"]): p.value for p in harness.points("cde.errors")
+        (p.attributes[ATTR_ERROR_TYPE], p.attributes[ATTR_OPERATION]): p.value for p in harness.points(METRIC_ERRORS)
     }
     assert {(code, f"tools/call {tool}") for tool, code in expected.items()} <= set(errors)
-    failed = {p.attributes.get("error.type") for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)}
+    failed = {p.attributes.get(ATTR_ERROR_TYPE) for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)}
     assert set(expected.values()) <= failed
 
 
@@ -320,7 +339,7 @@ def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path
 
     assert anyio.run(main).is_error
     span = harness.tool_span("status")
-    assert span.name == "tools/call status" and span.attributes["error.type"] == "E104"
+    assert span.name == "tools/call status" and span.attributes[ATTR_ERROR_TYPE] == "E104"
     assert {s.name for s in harness.inside(span)} >= {"FileSystemProjectRepository.get_or_create"}
 
 
@@ -336,12 +355,13 @@ def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span(telemetry
             {"name": "cde_submitWork", "arguments": {}},
             request_id=7,
             meta={"traceparent": client, "baggage": "cde.correlation_id=run-1"},
-            transport="tcp",
+            transport=NETWORK_TRANSPORT_TCP,
         )
         mcp.end(call)
     [span] = telemetry.spans("tools/call cde_submitWork")
     assert f"{span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert span.parent is not None and f"{span.parent.span_id:016x}" == "00f067aa0ba902b7"
     assert [link.context.span_id for link in span.links] == [ambient.get_span_context().span_id]
-    assert span.attributes["cde.correlation_id"] == "run-1"
-    assert span.attributes["network.transport"] == "tcp" and span.attributes["jsonrpc.request.id"] == "7"
+    assert span.attributes[ATTR_CORRELATION_ID] == "run-1"
+    assert span.attributes[ATTR_NETWORK_TRANSPORT] == NETWORK_TRANSPORT_TCP
+    assert span.attributes[ATTR_JSONRPC_REQUEST_ID] == "7"

@@ -21,6 +21,25 @@ from typing import Any
 import pytest
 from opentelemetry import baggage, context, trace
 
+from cde_otel.semconv import (
+    ATTR_CORRELATION_ID,
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_FEATURE_PHASE,
+    ATTR_GEN_AI_OPERATION_NAME,
+    ATTR_GEN_AI_TOOL_NAME,
+    ATTR_JSONRPC_REQUEST_ID,
+    ATTR_MCP_METHOD_NAME,
+    ATTR_MCP_PROTOCOL_VERSION,
+    ATTR_NETWORK_TRANSPORT,
+    ATTR_OPERATION,
+    ATTR_PROJECT_PATH,
+    CORRELATION_KEY,
+    EXECUTE_TOOL,
+    METRIC_ERRORS,
+    METRIC_MCP_SERVER_OPERATION_DURATION,
+    NETWORK_TRANSPORT_PIPE,
+)
 from cde_otel.testing import CapturedTelemetry
 
 CORRELATION = "agent-run-7"
@@ -171,7 +190,7 @@ def run(
         feature_id: str = json.loads(started.content[0].text)["feature_id"]
         # The agent's own trace and correlation id: the official client injects both into params._meta.
         tracer = client_telemetry.tracer_provider.get_tracer("agent")
-        token = context.attach(baggage.set_baggage("cde.correlation_id", CORRELATION))
+        token = context.attach(baggage.set_baggage(CORRELATION_KEY, CORRELATION))
         try:
             with tracer.start_as_current_span("agent step"):
                 done = await session.call_tool("cde_submitWork", case.submit(feature_id, "define", path))
@@ -202,13 +221,13 @@ def run(
 
 
 def _tool_spans(tree: SpanTree, tool: str) -> list[dict[str, Any]]:
-    return [s for s in tree.servers() if s["attrs"].get("gen_ai.tool.name") == tool]
+    return [s for s in tree.servers() if s["attrs"].get(ATTR_GEN_AI_TOOL_NAME) == tool]
 
 
 def test_each_request_is_one_server_span_with_the_mcp_conventions(run: Run) -> None:
     by_request: dict[str, int] = {}
     for span in run.tree.servers():
-        request_id = span["attrs"].get("jsonrpc.request.id")
+        request_id = span["attrs"].get(ATTR_JSONRPC_REQUEST_ID)
         if request_id is not None:
             by_request[request_id] = by_request.get(request_id, 0) + 1
     assert by_request and set(by_request.values()) == {1}, f"duplicate SERVER spans: {by_request}"
@@ -217,21 +236,21 @@ def test_each_request_is_one_server_span_with_the_mcp_conventions(run: Run) -> N
     for span in (submit, failed):
         attrs = span["attrs"]
         assert span["name"] == "tools/call cde_submitWork"
-        assert attrs["mcp.method.name"] == "tools/call"
-        assert attrs["gen_ai.operation.name"] == "execute_tool"
-        assert attrs["network.transport"] == "pipe"
-        assert attrs["mcp.protocol.version"]
-        assert attrs["cde.project.path"].endswith("project")
-        assert attrs["cde.feature.phase"] == "define"
+        assert attrs[ATTR_MCP_METHOD_NAME] == "tools/call"
+        assert attrs[ATTR_GEN_AI_OPERATION_NAME] == EXECUTE_TOOL
+        assert attrs[ATTR_NETWORK_TRANSPORT] == NETWORK_TRANSPORT_PIPE
+        assert attrs[ATTR_MCP_PROTOCOL_VERSION]
+        assert attrs[ATTR_PROJECT_PATH].endswith("project")
+        assert attrs[ATTR_FEATURE_PHASE] == "define"
 
 
 def test_one_trace_per_tool_call_with_the_domain_spans_nested(run: Run) -> None:
-    tools = [s for s in run.tree.servers() if s["attrs"].get("mcp.method.name") == "tools/call"]
+    tools = [s for s in run.tree.servers() if s["attrs"].get(ATTR_MCP_METHOD_NAME) == "tools/call"]
     assert len({s["traceId"] for s in tools}) == len(tools), "every tool call is its own trace"
     for tool in tools:
         inside = run.tree.in_trace(tool["traceId"])
         assert all(s is tool or tool in run.tree.ancestors(s) for s in inside), tool["name"]
-        assert len({s["attrs"].get("cde.correlation_id") for s in inside}) == 1, tool["name"]
+        assert len({s["attrs"].get(ATTR_CORRELATION_ID) for s in inside}) == 1, tool["name"]
     for span in run.tree.spans:
         if span.get("kind") != SERVER_KIND:
             assert any(a.get("kind") == SERVER_KIND for a in run.tree.ancestors(span)), f"{span['name']} is a root"
@@ -242,19 +261,19 @@ def test_one_trace_per_tool_call_with_the_domain_spans_nested(run: Run) -> None:
         "Project.start_feature",
         "FileSystemProjectRepository.save",
     } <= names
-    assert start["attrs"]["cde.feature.id"] == run.feature_id  # read from the result: the workflow starts here
+    assert start["attrs"][ATTR_FEATURE_ID] == run.feature_id  # read from the result: the workflow starts here
 
 
 def test_the_clients_trace_context_and_correlation_id_are_honoured(run: Run) -> None:
-    [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if "error.type" not in s["attrs"]]
+    [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE not in s["attrs"]]
     assert submit["traceId"] == run.client_trace_id
     assert submit["parentSpanId"] == run.client_span_id
-    assert submit["attrs"]["cde.feature.id"] == run.feature_id
+    assert submit["attrs"][ATTR_FEATURE_ID] == run.feature_id
     inside = run.tree.descendants(submit)
     assert {"Feature.advance_phase", "FileSystemProjectRepository.save"} <= {s["name"] for s in inside}
-    assert {s["attrs"]["cde.correlation_id"] for s in [submit, *inside]} == {CORRELATION}
+    assert {s["attrs"][ATTR_CORRELATION_ID] for s in [submit, *inside]} == {CORRELATION}
     assert all(
-        s["attrs"].get("cde.feature.id") == run.feature_id
+        s["attrs"].get(ATTR_FEATURE_ID) == run.feature_id
         for s in inside
         if s["name"] != "FileSystemProjectRepository.get_or_create"
         and s["name"] != "FileSystemProjectRepository.get_by_path"
@@ -262,22 +281,22 @@ def test_the_clients_trace_context_and_correlation_id_are_honoured(run: Run) -> 
 
 
 def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, otlp_json_points: PointReader) -> None:
-    [failed] = [s for s in _tool_spans(run.tree, "cde_submitWork") if "error.type" in s["attrs"]]
-    assert failed["attrs"]["error.type"] == "E104"
+    [failed] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE in s["attrs"]]
+    assert failed["attrs"][ATTR_ERROR_TYPE] == "E104"
     assert failed["status"]["code"] == 2
     raised = _tool_spans(run.tree, "cde_getFeatureStatus")
     for span in raised:
-        assert span["attrs"]["error.type"] == "LookupError"
+        assert span["attrs"][ATTR_ERROR_TYPE] == "LookupError"
         assert span["status"]["code"] == 2
     durations = [
         p
-        for p in otlp_json_points(run.local / "metrics.jsonl", "mcp.server.operation.duration")
-        if p["attrs"].get("gen_ai.tool.name") == "cde_submitWork"
+        for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_MCP_SERVER_OPERATION_DURATION)
+        if p["attrs"].get(ATTR_GEN_AI_TOOL_NAME) == "cde_submitWork"
     ]
-    assert {p["attrs"].get("error.type") for p in durations} == {None, "E104"}
+    assert {p["attrs"].get(ATTR_ERROR_TYPE) for p in durations} == {None, "E104"}
     errors = [
         p
-        for p in otlp_json_points(run.local / "metrics.jsonl", "cde.errors")
-        if p["attrs"].get("cde.operation") == "tools/call cde_submitWork"
+        for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_ERRORS)
+        if p["attrs"].get(ATTR_OPERATION) == "tools/call cde_submitWork"
     ]
-    assert errors and {p["attrs"]["error.type"] for p in errors} == {"E104"}
+    assert errors and {p["attrs"][ATTR_ERROR_TYPE] for p in errors} == {"E104"}
