@@ -365,3 +365,34 @@ def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span(telemetry
     assert span.attributes[ATTR_CORRELATION_ID] == "run-1"
     assert span.attributes[ATTR_NETWORK_TRANSPORT] == NETWORK_TRANSPORT_TCP
     assert span.attributes[ATTR_JSONRPC_REQUEST_ID] == "7"
+
+
+@pytest.mark.parametrize(("disabled", "instrumented"), [("", True), ("cde_mcp", False), ("threading, cde_mcp", False)])
+def test_configure_instruments_mcp_servers_unless_the_standard_opt_out_names_it(
+    disabled: str, instrumented: bool, clean_env: EnvFactory, tmp_path: Path
+) -> None:
+    """``configure(environ=...)`` reads the opt-out from the environment it is given, like every other setting."""
+    environ = {
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": disabled,
+        "CDE_OTEL_LOCAL_DIR": str(tmp_path / "telemetry"),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    code = (
+        "from cde_otel import telemetry\n"
+        "from cde_otel.instrumentation.mcp import MCPInstrumentor\n"
+        f"telemetry.configure(environ={environ!r}, logging_setup=False)\n"
+        "print(MCPInstrumentor().is_instrumented_by_opentelemetry)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(instrumented)
