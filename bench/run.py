@@ -18,7 +18,8 @@ the wrapper next to a hand-written one on the same providers), ``disabled`` (ben
 ``health`` (bench_health: 200 req/s for 5 s, 5 bursts of 200 concurrent
 connections, 300 stalled connections), ``pipeline``
 (bench_pipeline: export throughput and collector outage against the real Collector), ``scale``
-(bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways).
+(bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways), ``mcp``
+(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off, issue 13).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ("peers", "overhead", "disabled", "shutdown", "quantiles", "health", "pipeline", "scale")
+BENCHMARKS = ("peers", "overhead", "disabled", "shutdown", "quantiles", "health", "pipeline", "scale", "mcp")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ GOALS: tuple[Goal, ...] = (
     Goal("scale_spans_per_s_zero_drop_2_gateways", "spans/s, zero drop, agent → 2 gateways", None, None, "", 0),
     Goal("scale_agent_cpu_us_per_span", "agent CPU per span (µs)", None, None),
     Goal("scale_gateway_cpu_us_per_span", "gateway tier CPU per span (µs)", None, None),
+    Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13)", operator.le, 1.15),
+    Goal("mcp_tool_call_ratio_without_mcp_layer", "… on without the MCP layer / off", None, None),
+    Goal("mcp_tool_call_ratio_logs_warning", "… on with CDE_OTEL_LOG_LEVEL=warning / off", None, None),
+    Goal("mcp_tool_call_ratio_cde_otel_mcp", "… cde-otel mcp (SDK 2.x), on / off", None, None),
 )
 KEYS_BY_BENCHMARK = {
     "peers": ("peers_default_vs_floor", "peers_default_vs_peer"),
@@ -102,6 +107,12 @@ KEYS_BY_BENCHMARK = {
         "scale_spans_per_s_zero_drop_2_gateways",
         "scale_agent_cpu_us_per_span",
         "scale_gateway_cpu_us_per_span",
+    ),
+    "mcp": (
+        "mcp_tool_call_ratio",
+        "mcp_tool_call_ratio_without_mcp_layer",
+        "mcp_tool_call_ratio_logs_warning",
+        "mcp_tool_call_ratio_cde_otel_mcp",
     ),
 }
 
@@ -155,6 +166,10 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         from bench_scale import measure_scale
 
         return measure_scale(quick=quick)
+    if name == "mcp":
+        from bench_mcp import measure_mcp
+
+        return measure_mcp(quick=quick)
     raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
 
 

@@ -13,8 +13,13 @@ Names follow the OpenTelemetry semantic conventions where one exists (``error.ty
 ``code.function.name``); ``cde.*`` names are only for what is ours. In Prometheus the dots
 become underscores and units become suffixes (``cde_operation_duration_seconds``).
 
-Also here: the classic histogram boundaries of :data:`METRIC_OPERATION_DURATION`, used as
-the instrument's advisory boundaries and by ``CDE_OTEL_HISTOGRAM=classic``.
+The MCP section holds what the MCP server instrumentation (:mod:`cde_otel.instrumentation.mcp`)
+emits: the conventions' ``mcp.*``, ``gen_ai.*``, ``jsonrpc.*``, ``rpc.*`` and ``network.*`` names
+(spelled out here, checked against ``opentelemetry-semantic-conventions`` by the tests, so this
+module needs nothing installed) and which tool arguments become ``cde.*`` attributes.
+
+Also here: the classic histogram boundaries of the duration histograms, used as the
+instruments' advisory boundaries and by ``CDE_OTEL_HISTOGRAM=classic``.
 
 Pure standard library, imports nothing of ours: the lowest layer of the package.
 """
@@ -29,6 +34,8 @@ from types import MappingProxyType
 SCOPE_NAME = "cde_otel"
 #: Scope of the process and host gauges.
 SYSTEM_SCOPE_NAME = "cde_otel.system"
+#: Scope of the MCP server instrumentation.
+MCP_SCOPE_NAME = "cde_otel.mcp"
 #: Semantic-conventions version the attribute names follow.
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
@@ -99,6 +106,51 @@ LOG_FIELDS: Mapping[str, str] = MappingProxyType(
 )
 
 
+# -- MCP servers (OpenTelemetry semantic conventions for MCP and gen_ai) -----------------------
+#: Histogram (s) of every MCP request, receipt to response; attributes: the ``ATTR_MCP_*``
+#: method/transport/version, the tool or prompt name, error type - never ids.
+METRIC_MCP_SERVER_OPERATION_DURATION = "mcp.server.operation.duration"
+ATTR_MCP_METHOD_NAME = "mcp.method.name"
+ATTR_MCP_PROTOCOL_VERSION = "mcp.protocol.version"
+ATTR_MCP_RESOURCE_URI = "mcp.resource.uri"
+ATTR_MCP_SESSION_ID = "mcp.session.id"
+ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+ATTR_GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+ATTR_GEN_AI_PROMPT_NAME = "gen_ai.prompt.name"
+#: Recorded only with ``CDE_OTEL_CAPTURE_CONTENT=true`` (redacted, truncated).
+ATTR_GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+ATTR_GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+ATTR_JSONRPC_REQUEST_ID = "jsonrpc.request.id"
+ATTR_RPC_RESPONSE_STATUS_CODE = "rpc.response.status_code"
+ATTR_NETWORK_TRANSPORT = "network.transport"
+#: Ours: the project directory a tool call names.
+ATTR_PROJECT_PATH = "cde.project.path"
+
+#: ``gen_ai.operation.name`` of a ``tools/call`` span.
+EXECUTE_TOOL = "execute_tool"
+#: ``error.type`` the conventions give an ``isError`` tool result that carries no better code.
+TOOL_ERROR = "tool_error"
+#: Values of :data:`ATTR_NETWORK_TRANSPORT`: stdio, HTTP.
+NETWORK_TRANSPORT_PIPE = "pipe"
+NETWORK_TRANSPORT_TCP = "tcp"
+
+#: Tool arguments that identify the work, and the span attribute each becomes: the snake_case
+#: of our tools and of the upstream orchestrator, and the camelCase some agents send.
+WORK_ARGUMENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "feature_id": ATTR_FEATURE_ID,
+        "featureId": ATTR_FEATURE_ID,
+        "project_id": ATTR_PROJECT_ID,
+        "projectId": ATTR_PROJECT_ID,
+        "project_path": ATTR_PROJECT_PATH,
+        "projectPath": ATTR_PROJECT_PATH,
+        "phase": ATTR_FEATURE_PHASE,
+        "phase_id": ATTR_FEATURE_PHASE,
+        "phaseId": ATTR_FEATURE_PHASE,
+    }
+)
+
+
 # -- histogram boundaries -----------------------------------------------------------------
 def _log_spaced(lowest: float, highest: float, count: int) -> tuple[float, ...]:
     step = math.log(highest / lowest) / (count - 1)
@@ -106,5 +158,6 @@ def _log_spaced(lowest: float, highest: float, count: int) -> tuple[float, ...]:
     return tuple(float(f"{lowest * math.exp(i * step):.4g}") for i in range(count))
 
 
-#: 110 log-spaced boundaries (s) from 10 µs to 60 s: ratio ~1.154, about 7 % worst-case quantile error.
+#: 110 log-spaced boundaries (s) from 10 µs to 60 s, for :data:`METRIC_OPERATION_DURATION` and
+#: :data:`METRIC_MCP_SERVER_OPERATION_DURATION`: ratio ~1.154, about 7 % worst-case quantile error.
 CLASSIC_BOUNDARIES_S: tuple[float, ...] = _log_spaced(1e-5, 60.0, 110)

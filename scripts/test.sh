@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up ./.venv and the real backends (OpenTelemetry Collector, Jaeger, Prometheus; built or installed
-# once and cached outside the repo, keyed by version), then runs every check: ruff, mypy, the collector
+# Sets up ./.venv, the real backends (OpenTelemetry Collector, Jaeger, Prometheus; built or installed
+# once and cached outside the repo, keyed by version) and the MCP server venvs (fastmcp 2.13.0 and
+# the current FastMCP, cached outside the repo), then runs every check: ruff, mypy, the collector
 # and Prometheus config validators, promtool rule unit tests, docker-compose.yml through the real Compose
 # (both profiles; no Docker engine needed), and pytest — unit, reliability and
 # end-to-end tests. Any failure, and any skipped test, fails the run. Extra arguments go to pytest.
@@ -12,6 +13,9 @@ echo "==> backends (cache: ${CDE_OTEL_BACKENDS_CACHE:-$HOME/.cache/cde-otel/back
 while IFS='=' read -r name value; do
   case "$name" in CDE_OTEL_*_BIN) export "$name=$value" ;; esac
 done < <(bash scripts/install-backends.sh)
+
+echo "==> MCP server test venvs (cache: ${CDE_OTEL_VENVS_CACHE:-$HOME/.cache/cde-otel/venvs})" >&2
+bash scripts/mcp-test-venvs.sh >/dev/null  # the tests re-check it (idempotent, about a second)
 
 echo "==> ruff, mypy" >&2
 ruff check .

@@ -10,9 +10,14 @@ Fixtures (the reusable parts live in :mod:`cde_otel.testing`, which users get to
 * ``host`` — injected health readings (:class:`~cde_otel.testing.FakeHost`).
 * ``make_project`` / ``make_monitor`` — an active project on disk / a HealthMonitor over fakes.
 * ``clean_env`` — this environment without telemetry settings or trace context, for subprocesses.
-* ``otlp_json_spans`` — the spans of an OTLP-JSON lines file (the embedded default's traces.jsonl).
+* ``otlp_json_spans`` / ``otlp_json_points`` — the spans / one metric's data points of an OTLP-JSON
+  lines file (the embedded default's traces.jsonl, metrics.jsonl).
 * ``promtool`` — runs Prometheus' promtool.
 * ``run_bench`` — a quick ``bench/run.py --json`` run, its common keys checked.
+* ``venv_python`` — the interpreter of a cached MCP server venv (scripts/mcp-test-venvs.sh).
+* ``orchestrator_server`` — the command and environment that serve the orchestrator fixture
+  (tests/mcp_fixtures) over stdio from one of those venvs.
+* ``run_session`` — runs a scenario against a stdio MCP server subprocess with the official client.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import pytest
 
 from cde_otel import breadcrumbs
@@ -35,6 +41,7 @@ from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, FakeHost, ManualClock, capture_telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
+MCP_FIXTURES = ROOT / "tests" / "mcp_fixtures"
 _FAIL_ON_SKIP = os.environ.get("CI", "").lower() == "true" or os.environ.get("CDE_OTEL_FAIL_ON_SKIP") == "1"
 _skipped: list[str] = []
 
@@ -43,6 +50,7 @@ MonitorFactory = Callable[..., HealthMonitor]
 EnvFactory = Callable[..., dict[str, str]]
 SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
 Promtool = Callable[..., "subprocess.CompletedProcess[str]"]
+T = TypeVar("T")
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -117,7 +125,7 @@ def make_monitor(host: FakeHost, clock: ManualClock) -> MonitorFactory:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def clean_env() -> EnvFactory:
     """``clean_env(**extra)``: this environment without telemetry settings or trace context, plus ``extra``."""
 
@@ -130,7 +138,7 @@ def clean_env() -> EnvFactory:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def otlp_json_spans() -> SpanReader:
     """Spans of an OTLP-JSON lines file, each with flat ``attrs`` and its ``resource`` attributes."""
 
@@ -143,6 +151,32 @@ def otlp_json_spans() -> SpanReader:
                         span["attrs"] = {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
                         span["resource"] = resource
                         yield span
+
+    return read
+
+
+@pytest.fixture(scope="session")
+def otlp_json_points() -> Callable[[Path, str], list[dict[str, Any]]]:
+    """``otlp_json_points(path, metric)``: the data points of ``metric`` in an OTLP-JSON lines file
+    (every export in it), each with flat ``attrs``; none when the file does not exist (yet)."""
+
+    def read(path: Path, metric: str) -> list[dict[str, Any]]:
+        points: list[dict[str, Any]] = []
+        if not path.exists():
+            return points
+        for line in path.read_text().splitlines():
+            for resource_metrics in json.loads(line)["resourceMetrics"]:
+                for scope in resource_metrics["scopeMetrics"]:
+                    for found in scope["metrics"]:
+                        if found["name"] != metric:
+                            continue
+                        data = next(v for v in found.values() if isinstance(v, dict) and "dataPoints" in v)
+                        for point in data["dataPoints"]:
+                            point["attrs"] = {
+                                a["key"]: next(iter(a["value"].values())) for a in point.get("attributes", [])
+                            }
+                            points.append(point)
+        return points
 
     return read
 
@@ -185,5 +219,75 @@ def run_bench() -> Callable[..., dict[str, Any]]:
             assert isinstance(entry["goal"], str)
             assert entry["passed"] in (True, False, None)
         return result
+
+    return run
+
+
+# -- MCP servers ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def venv_python() -> Callable[[str], Path]:
+    """``venv_python(name)``: the interpreter of a cached MCP server venv (``fastmcp_2_13``, ``fastmcp_4``).
+
+    The first call brings the venvs up to date with this checkout (scripts/mcp-test-venvs.sh is
+    idempotent: a second or so when nothing changed), so a plain ``pytest`` never runs a stale
+    cde-otel; a venv that cannot be made fails the test, never skips it.
+    """
+    venvs: dict[str, Path] = {}
+
+    def find(name: str) -> Path:
+        if not venvs:
+            done = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "mcp-test-venvs.sh")],
+                capture_output=True,
+                text=True,
+                timeout=1200,
+                check=False,
+            )
+            if done.returncode != 0:
+                pytest.fail(f"scripts/mcp-test-venvs.sh failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            for line in done.stdout.splitlines():
+                key, _, value = line.partition("=")
+                venvs[key.removeprefix("CDE_OTEL_VENV_").lower()] = Path(value)
+        venv = venvs.get(name)
+        if venv is None or not (venv / "bin" / "python").exists():
+            pytest.fail(f"MCP test venv {name!r} missing ({venvs}): see scripts/mcp-test-venvs.sh")
+        return venv / "bin" / "python"
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def orchestrator_server(venv_python: Callable[[str], Path]) -> Callable[[str], tuple[str, list[str], dict[str, str]]]:
+    """``orchestrator_server(venv)``: ``(command, args, env)`` serving the orchestrator fixture
+    (tests/mcp_fixtures, upstream's module layout) over stdio from that venv; ``env`` holds what
+    it needs on top of the caller's environment."""
+
+    def command(venv: str) -> tuple[str, list[str], dict[str, str]]:
+        script = MCP_FIXTURES / "orchestrator_server.py"
+        return str(venv_python(venv)), [str(script)], {"PYTHONPATH": str(MCP_FIXTURES)}
+
+    return command
+
+
+@pytest.fixture(scope="session")
+def run_session() -> Callable[..., Any]:
+    """``run_session(command, args, env, cwd, scenario)``: ``await scenario(session)`` against a stdio
+    server subprocess, with the official client's session initialized; returns what the scenario
+    returns. The server's stderr goes to ``cwd/server.stderr``; two minutes at most."""
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    def run(
+        command: str, args: list[str], env: dict[str, str], cwd: Path, scenario: Callable[[Any], Awaitable[T]]
+    ) -> T:
+        async def main() -> T:
+            params = StdioServerParameters(command=command, args=args, env=env, cwd=cwd)
+            with (cwd / "server.stderr").open("w") as errlog:
+                async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+                    with anyio.fail_after(120):
+                        await session.initialize()
+                        return await scenario(session)
+
+        return anyio.run(main)
 
     return run

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cde_otel.cli import demo, errors, health, state
+from cde_otel.cli import demo, errors, health, mcp, state
 
 app = typer.Typer(
     name="cde-otel",
@@ -18,6 +18,7 @@ app.add_typer(errors.app, name="errors")
 app.add_typer(state.app, name="state")
 app.add_typer(health.app, name="health")
 app.add_typer(demo.app, name="demo")
+app.add_typer(mcp.app, name="mcp")
 
 
 @app.command("settings")

@@ -128,7 +128,7 @@ def _configure(
     if set_global:
         _set_globals(pipeline)
     _attach_context_from_environment(env)
-    _instrument(pipeline, settings, logging_setup)
+    _instrument(pipeline, settings, logging_setup, env)
     from cde_otel.health.sources import register_telemetry
 
     status = pipeline.export_status
@@ -144,7 +144,7 @@ def _set_globals(pipeline: Pipeline) -> None:
     _logs.set_logger_provider(pipeline.logger_provider)
 
 
-def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool) -> None:
+def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env: Mapping[str, str]) -> None:
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
     from cde_otel.instrumentation import CDEInstrumentor
@@ -161,7 +161,21 @@ def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool) -> 
         settings=settings,
         log_operations=True if logging_setup else None,
     )
+    _instrument_mcp(pipeline, settings, env)
     register_system_metrics(pipeline.meter_provider)
+
+
+def _instrument_mcp(pipeline: Pipeline, settings: Settings, env: Mapping[str, str]) -> None:
+    """MCP server requests as SERVER spans (issue 13); skipped when listed in the standard
+    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS under its entry point name ``cde_mcp``."""
+    disabled = env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    if "cde_mcp" in (name.strip() for name in disabled.split(",")):
+        return
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
+
+    MCPInstrumentor().instrument(
+        tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider, settings=settings
+    )
 
 
 def _attach_context_from_environment(environ: Mapping[str, str]) -> None:
@@ -230,9 +244,11 @@ def _uninstrument() -> None:
 
     from cde_otel.health.sources import unregister_telemetry
     from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
 
     undo_steps = (
         unregister_telemetry,
+        MCPInstrumentor().uninstrument,  # before the providers it records into shut down
         CDEInstrumentor().uninstrument,
         ThreadingInstrumentor().uninstrument,
         _reset_logging,

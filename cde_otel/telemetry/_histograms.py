@@ -1,4 +1,5 @@
-"""Histogram aggregation for ``cde.operation.duration``: precise enough for P50/P95/P99 in seconds.
+"""Histogram aggregation for ``cde.operation.duration`` and ``mcp.server.operation.duration``:
+precise enough for P50/P95/P99 in seconds.
 
 * Default: base-2 exponential buckets (Prometheus native histograms). With 750 buckets
   the SDK keeps scale 5 (bucket ratio 2**(1/32) ~ 1.022, < 1.1 % quantile error) over
@@ -20,7 +21,7 @@ from opentelemetry.sdk.metrics.view import (
     View,
 )
 
-from cde_otel.semconv import CLASSIC_BOUNDARIES_S, METRIC_OPERATION_DURATION
+from cde_otel.semconv import CLASSIC_BOUNDARIES_S, METRIC_MCP_SERVER_OPERATION_DURATION, METRIC_OPERATION_DURATION
 
 
 def duration_aggregation(kind: str, max_size: int) -> Aggregation:
@@ -30,4 +31,7 @@ def duration_aggregation(kind: str, max_size: int) -> Aggregation:
 
 
 def duration_views(kind: str, max_size: int) -> list[View]:
-    return [View(instrument_name=METRIC_OPERATION_DURATION, aggregation=duration_aggregation(kind, max_size))]
+    return [
+        View(instrument_name=name, aggregation=duration_aggregation(kind, max_size))
+        for name in (METRIC_OPERATION_DURATION, METRIC_MCP_SERVER_OPERATION_DURATION)
+    ]

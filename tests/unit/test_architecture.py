@@ -48,6 +48,23 @@ def test_importing_the_instrumentor_loads_no_sdk_and_no_pipeline(loaded_after: C
     assert "cde_otel.core" not in modules  # observing the core does not import it
 
 
+def test_the_mcp_instrumentation_loads_no_sdk_no_pipeline_and_no_mcp_framework(
+    loaded_after: Callable[[str], list[str]],
+) -> None:
+    """Like FastMCP's own telemetry: no SDK, no cost. Instrumenting without providers uses the
+    API's global ones, and the server frameworks are patched when (if) the app imports them."""
+    imported = loaded_after("import cde_otel.instrumentation.mcp")
+    instrumented = loaded_after(
+        "from cde_otel.instrumentation.mcp import MCPInstrumentor\nMCPInstrumentor().instrument()"
+    )
+
+    for modules in (imported, instrumented):
+        assert "cde_otel.instrumentation.mcp" in modules
+        assert _pipeline(modules) == []
+        assert [m for m in modules if m.split(".")[0] in ("mcp", "fastmcp")] == []
+        assert "cde_otel.core" not in modules
+
+
 def test_logging_without_otel_loads_no_sdk_and_no_pipeline(loaded_after: Callable[[str], list[str]]) -> None:
     modules = loaded_after("from cde_otel.logging import setup_logging\nsetup_logging(otel=False, console=False)")
 
@@ -68,6 +85,7 @@ ENTRY_POINTS = [
     "cde_otel.errors",
     "cde_otel.resilience",
     "cde_otel.instrumentation",
+    "cde_otel.instrumentation.mcp",
     "cde_otel.logging",
     "cde_otel.health",
     "cde_otel.telemetry",

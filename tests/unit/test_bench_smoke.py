@@ -75,3 +75,19 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     assert set(quantiles["exponential_view"]) == {"linear", "exponential"}
     assert result["quantile_max_rel_error"] == quantiles["exponential_view"]["linear"]["max_rel_error"]
     assert isinstance(quantiles["classic_view"]["max_rel_error"], NUMBER)
+
+
+def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
+    keys = [
+        "mcp_tool_call_ratio",
+        "mcp_tool_call_ratio_without_mcp_layer",
+        "mcp_tool_call_ratio_logs_warning",
+        "mcp_tool_call_ratio_cde_otel_mcp",
+    ]
+    result = run_bench("mcp", keys)
+    for key in keys:
+        assert isinstance(result[key], NUMBER) and result[key] > 0, key
+    medians = result["mcp"]["median_round_trip_ms"]
+    assert set(medians) == {"off", "on", "on_without_mcp", "on_logs_warning"}
+    assert isinstance(result["mcp"]["mcp_layer_owned_us"], NUMBER)
+    assert all(isinstance(v, NUMBER) and v > 0 for v in medians.values())

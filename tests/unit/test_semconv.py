@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from opentelemetry.semconv.attributes import code_attributes, error_attributes
+from opentelemetry.semconv._incubating.attributes import (
+    gen_ai_attributes,
+    jsonrpc_attributes,
+    mcp_attributes,
+    rpc_attributes,
+)
+from opentelemetry.semconv._incubating.metrics import mcp_metrics
+from opentelemetry.semconv.attributes import code_attributes, error_attributes, network_attributes
 
 from cde_otel import semconv
 
@@ -41,6 +48,10 @@ PINNED = {
     "ATTR_CODE_FUNCTION_NAME": "code.function.name",
     "EVENT_RETRY": "cde.retry",
     "EVENT_BREAKER_STATE_CHANGE": "cde.circuit_breaker.state_change",
+    "ATTR_PROJECT_PATH": "cde.project.path",
+    "MCP_SCOPE_NAME": "cde_otel.mcp",
+    # The MCP conventions' error.type of an isError tool result (a value in their text, no constant).
+    "TOOL_ERROR": "tool_error",
 }
 
 
@@ -51,6 +62,43 @@ def test_the_names_on_the_wire_are_pinned() -> None:
 def test_standard_names_are_the_opentelemetry_semantic_conventions() -> None:
     assert semconv.ATTR_ERROR_TYPE == error_attributes.ERROR_TYPE
     assert semconv.ATTR_CODE_FUNCTION_NAME == code_attributes.CODE_FUNCTION_NAME
+
+
+def test_mcp_names_are_the_opentelemetry_semantic_conventions() -> None:
+    # semconv.py spells them out (it imports nothing); the conventions package is the reference.
+    ours_and_theirs = [
+        (semconv.METRIC_MCP_SERVER_OPERATION_DURATION, mcp_metrics.MCP_SERVER_OPERATION_DURATION),
+        (semconv.ATTR_MCP_METHOD_NAME, mcp_attributes.MCP_METHOD_NAME),
+        (semconv.ATTR_MCP_PROTOCOL_VERSION, mcp_attributes.MCP_PROTOCOL_VERSION),
+        (semconv.ATTR_MCP_RESOURCE_URI, mcp_attributes.MCP_RESOURCE_URI),
+        (semconv.ATTR_MCP_SESSION_ID, mcp_attributes.MCP_SESSION_ID),
+        (semconv.ATTR_GEN_AI_OPERATION_NAME, gen_ai_attributes.GEN_AI_OPERATION_NAME),
+        (semconv.ATTR_GEN_AI_TOOL_NAME, gen_ai_attributes.GEN_AI_TOOL_NAME),
+        (semconv.ATTR_GEN_AI_PROMPT_NAME, gen_ai_attributes.GEN_AI_PROMPT_NAME),
+        (semconv.ATTR_GEN_AI_TOOL_CALL_ARGUMENTS, gen_ai_attributes.GEN_AI_TOOL_CALL_ARGUMENTS),
+        (semconv.ATTR_GEN_AI_TOOL_CALL_RESULT, gen_ai_attributes.GEN_AI_TOOL_CALL_RESULT),
+        (semconv.ATTR_JSONRPC_REQUEST_ID, jsonrpc_attributes.JSONRPC_REQUEST_ID),
+        (semconv.ATTR_RPC_RESPONSE_STATUS_CODE, rpc_attributes.RPC_RESPONSE_STATUS_CODE),
+        (semconv.ATTR_NETWORK_TRANSPORT, network_attributes.NETWORK_TRANSPORT),
+        (semconv.EXECUTE_TOOL, gen_ai_attributes.GenAiOperationNameValues.EXECUTE_TOOL.value),
+        (semconv.NETWORK_TRANSPORT_PIPE, network_attributes.NetworkTransportValues.PIPE.value),
+        (semconv.NETWORK_TRANSPORT_TCP, network_attributes.NetworkTransportValues.TCP.value),
+    ]
+    assert [ours for ours, _ in ours_and_theirs] == [theirs for _, theirs in ours_and_theirs]
+
+
+def test_work_arguments_become_our_domain_attributes() -> None:
+    assert dict(semconv.WORK_ARGUMENTS) == {
+        "feature_id": "cde.feature.id",
+        "featureId": "cde.feature.id",
+        "project_id": "cde.project.id",
+        "projectId": "cde.project.id",
+        "project_path": "cde.project.path",
+        "projectPath": "cde.project.path",
+        "phase": "cde.feature.phase",
+        "phase_id": "cde.feature.phase",
+        "phaseId": "cde.feature.phase",
+    }
 
 
 def test_every_metric_the_dashboard_and_alert_rules_query_is_one_we_emit() -> None:

@@ -1,0 +1,125 @@
+"""`cde-otel mcp`: the CDE workflow as an MCP server (stdio), on the official ``mcp`` SDK.
+
+    cde-otel mcp [--project DIR]
+
+Tools (``project_path`` defaults to ``--project``, itself the current directory):
+
+* ``cde_startFeature(prompt, project_path?, workflow_type?, name?)`` - start a feature in its
+  ``define`` phase (the project is created and activated when new);
+* ``cde_submitWork(feature_id, phase, results?, project_path?)`` - record a phase's work and
+  move to the next phase; the work of ``review`` completes the feature;
+* ``cde_getFeatureStatus(feature_id?, project_path?)`` - one feature, or the project's features;
+* ``cde_getHealth(project_path?)`` - health status, checks and alerts (``cde-otel health``).
+
+A resource ``cde://errors/{code}`` explains an error code. Errors come back to the agent as
+``ErrorFormatter.to_json`` with ``isError`` (never a traceback). State writes are retried and
+circuit-broken (``ResilientProjectRepository``). With ``CDE_OTEL_ENABLED=true`` every tool call
+is one trace; stdout carries only the protocol (cde-otel logs go to stderr).
+"""
+
+# No `from __future__ import annotations`: the SDK reads the tools' signatures, whose types are
+# imported inside build_server (mcp is an optional dependency).
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cde_otel.cli._console import err_console
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import CallToolResult
+
+app = typer.Typer(help="Serve the CDE workflow as MCP tools over stdio.", invoke_without_command=True)
+logger = logging.getLogger("cde_otel.mcp")
+logger.addHandler(logging.NullHandler())
+
+SERVER_NAME = "cde-otel"
+INSTRUCTIONS = (
+    "CDE guides a feature through the phases define, decompose, design, implement, test, review. "
+    "Start with cde_startFeature, then call cde_submitWork with the work of the current phase; "
+    "cde_getFeatureStatus tells where a feature is. Errors are JSON with a code, suggestions and a docs link."
+)
+
+
+@app.callback()
+def serve(
+    project: Annotated[
+        Path | None, typer.Option("--project", "-p", help="Default project directory (default: current).")
+    ] = None,
+) -> None:
+    """Run the MCP server on stdin/stdout until the client closes it."""
+    from cde_otel.settings import is_enabled
+
+    if is_enabled():
+        from cde_otel.telemetry import configure
+
+        configure()  # idempotent; does not rely on the start-up hook having run
+    try:
+        server = build_server(project or Path.cwd())
+    except ModuleNotFoundError as exc:
+        err_console.print(f"[red]cde-otel mcp needs the MCP SDK: pip install 'cde-otel[mcp]' ({exc})[/red]")
+        raise typer.Exit(1) from None
+    server.run("stdio")
+
+
+def build_server(default_project: Path) -> "MCPServer":
+    """The MCP server with the workflow tools over a resilient repository."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import CallToolResult
+
+    from cde_otel.cli._mcp_tools import WorkflowTools
+    from cde_otel.errors import ErrorFormatter
+    from cde_otel.health import cde_getHealth
+    from cde_otel.resilience import ResilientProjectRepository
+
+    tools = WorkflowTools(ResilientProjectRepository(), default_project)
+    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS)
+
+    @server.tool(name="cde_startFeature")
+    async def start_feature(
+        prompt: str, project_path: str | None = None, workflow_type: str = "default", name: str | None = None
+    ) -> CallToolResult:
+        """Start a feature (in its define phase) from the user's request; returns its id and phase."""
+        return _answer(lambda: tools.start_feature(prompt, project_path, workflow_type, name))
+
+    @server.tool(name="cde_submitWork")
+    async def submit_work(
+        feature_id: str, phase: str, results: dict[str, Any] | None = None, project_path: str | None = None
+    ) -> CallToolResult:
+        """Submit the work of the feature's current phase; moves it to the next phase (review completes it)."""
+        return _answer(lambda: tools.submit_work(feature_id, phase, results, project_path))
+
+    @server.tool(name="cde_getFeatureStatus")
+    async def feature_status(feature_id: str | None = None, project_path: str | None = None) -> CallToolResult:
+        """Phase and status of one feature, or of every feature of the project."""
+        return _answer(lambda: tools.feature_status(feature_id, project_path))
+
+    @server.tool(name="cde_getHealth")
+    async def get_health(project_path: str | None = None) -> str:
+        """Health status of the project: checks, latency percentiles and alerts, as JSON."""
+        return cde_getHealth(project_path or str(default_project))
+
+    @server.resource("cde://errors/{code}", mime_type="text/plain")
+    async def explain_error(code: str) -> str:
+        """What an error code means, its causes and fixes."""
+        return ErrorFormatter.explain(code.upper()) or f"unknown error code {code!r}"
+
+    return server
+
+
+def _answer(operation: Callable[[], dict[str, Any]]) -> "CallToolResult":
+    from mcp.types import CallToolResult, TextContent
+
+    from cde_otel.errors import ErrorFormatter
+
+    try:
+        result = operation()
+    except Exception as exc:
+        # The agent gets the coded, friendly JSON; the traceback stays in the server's log.
+        logger.debug("tool call failed", exc_info=True)
+        return CallToolResult(content=[TextContent(type="text", text=ErrorFormatter.format_json(exc))], is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(result))], structured_content=result)

@@ -1,0 +1,332 @@
+"""The wrappers put around the MCP server libraries (which one goes where: ``_targets``).
+
+Three families, three ways to get one SERVER span per request:
+
+* **own** (mcp 1.x low-level server, so also its FastMCP and standalone fastmcp 2.x, which emit
+  no spans): ``Server._handle_request`` (and ``ServerSession._received_request`` for
+  ``initialize``) start our span; ``RequestResponder.respond`` shows the response;
+  ``Server._make_error_result`` shows the exception a tool raised before it became ``isError``.
+* **adopt** (mcp 2.x's ``OpenTelemetryMiddleware``, FastMCP 3+'s seam span): the framework's
+  middleware ``__call__`` names the request and observes what ``call_next`` returns or raises;
+  the framework's span context manager (``otel_span``/``seam_span``) is where we adopt its span
+  on entry and settle the outcome just before it ends - after the framework set its own
+  ``error.type``, so the CDE code wins. No second span.
+* **capture**: the high-level ``call_tool`` of MCPServer/FastMCP, where a tool's exception is
+  still visible before the framework turns it into an ``isError`` result.
+
+Every wrapper is guarded: a telemetry failure is logged at debug level and the server's own
+call goes on untouched - same arguments, same result, same exception.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
+from cde_otel.semconv import ATTR_MCP_PROTOCOL_VERSION, NETWORK_TRANSPORT_PIPE, NETWORK_TRANSPORT_TCP
+
+_log = logging.getLogger("cde_otel.instrumentation.mcp")
+
+Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+# The request a framework middleware is about to open its span for (adopt family).
+_pending: contextvars.ContextVar[Any] = contextvars.ContextVar("cde_otel_mcp_pending", default=None)
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _safe_begin(telemetry: MCPTelemetry, begin: Callable[[], MCPCall | None]) -> MCPCall | None:
+    if not telemetry.active or not is_instrumentation_enabled():
+        return None
+    try:
+        return begin()
+    except Exception:
+        _log.debug("cde-otel: starting MCP telemetry failed", exc_info=True)
+        return None
+
+
+def _safe_end(telemetry: MCPTelemetry, call: MCPCall) -> None:
+    try:
+        telemetry.end(call)
+    except Exception:
+        _log.debug("cde-otel: ending MCP telemetry failed", exc_info=True)
+        MCPTelemetry.release(call)
+
+
+def _note_exception(error: BaseException) -> None:
+    call = current_call.get()
+    if call is not None and call.exception is None:
+        call.exception = error
+
+
+# -- own: mcp 1.x ---------------------------------------------------------------------
+def _v1_params(params: Any) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    # Only what the span needs: a model_dump of every request would cost more than the span.
+    return {
+        "name": getattr(params, "name", None),
+        "arguments": getattr(params, "arguments", None),
+        "uri": getattr(params, "uri", None),
+    }
+
+
+def _v1_meta(request_meta: Any) -> Mapping[str, Any] | None:
+    extra = getattr(request_meta, "model_extra", None)  # traceparent & co. are extra fields of Meta
+    return extra if extra else None
+
+
+def _v1_transport(message_metadata: Any) -> tuple[str, str | None]:
+    request = getattr(message_metadata, "request_context", None)  # the HTTP request, if any
+    if request is None:
+        return NETWORK_TRANSPORT_PIPE, None
+    headers = getattr(request, "headers", None)
+    session_id = headers.get("mcp-session-id") if headers is not None else None
+    return NETWORK_TRANSPORT_TCP, session_id
+
+
+def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
+    """``Server._handle_request(message, req, session, lifespan_context, raise_exceptions)``."""
+
+    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> MCPCall:
+        message = _arg(args, kwargs, 0, "message")
+        req = _arg(args, kwargs, 1, "req")
+        session = _arg(args, kwargs, 2, "session")
+        transport, session_id = _v1_transport(getattr(message, "message_metadata", None))
+        return telemetry.begin(
+            str(getattr(req, "method", "")),
+            _v1_params(getattr(req, "params", None)),
+            request_id=getattr(message, "request_id", None),
+            meta=_v1_meta(getattr(message, "request_meta", None)),
+            transport=transport,
+            protocol_version=_v1_protocol_version(session),
+            session_id=session_id,
+        )
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = _safe_begin(telemetry, lambda: begin(args, kwargs))
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            return await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            if call.result is None:
+                call.exception = exc
+            raise
+        finally:
+            _safe_end(telemetry, call)
+
+    return wrapper
+
+
+# Negotiated protocol version per mcp 1.x session (what the initialize response said).
+_negotiated: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _v1_protocol_version(session: Any) -> str | None:
+    try:
+        version = _negotiated.get(session)
+    except TypeError:  # not weak-referenceable
+        version = None
+    if version is not None:
+        return version
+    client_params = getattr(session, "client_params", None)
+    requested = getattr(client_params, "protocolVersion", None)
+    return requested if isinstance(requested, str) else None
+
+
+def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
+    """``ServerSession._received_request(responder)``: the session answers ``initialize`` itself."""
+
+    def begin(responder: Any) -> MCPCall:
+        transport, session_id = _v1_transport(getattr(responder, "message_metadata", None))
+        return telemetry.begin(
+            "initialize",
+            None,
+            request_id=getattr(responder, "request_id", None),
+            meta=_v1_meta(getattr(responder, "request_meta", None)),
+            transport=transport,
+            session_id=session_id,
+        )
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        responder = _arg(args, kwargs, 0, "responder")
+        root = getattr(getattr(responder, "request", None), "root", None)
+        if type(root).__name__ != "InitializeRequest" or current_call.get() is not None:
+            return await wrapped(*args, **kwargs)
+        call = _safe_begin(telemetry, lambda: begin(responder))
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            return await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.exception = exc
+            raise
+        finally:
+            _note_negotiated(instance, call)
+            _safe_end(telemetry, call)
+
+    return wrapper
+
+
+def _note_negotiated(session: Any, call: MCPCall) -> None:
+    try:
+        version = getattr(getattr(call.result, "root", None), "protocolVersion", None)
+        if isinstance(version, str):
+            _negotiated[session] = version
+            call.metric_attrs[ATTR_MCP_PROTOCOL_VERSION] = version
+            call.span.set_attribute(ATTR_MCP_PROTOCOL_VERSION, version)
+    except Exception:
+        _log.debug("cde-otel: reading the negotiated MCP version failed", exc_info=True)
+
+
+def v1_respond(telemetry: MCPTelemetry) -> Wrapper:
+    """``RequestResponder.respond(response)``: the result or JSON-RPC error of the current request."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = current_call.get()
+        if call is not None and call.result is None:
+            call.result = _arg(args, kwargs, 0, "response")
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def v1_make_error_result(telemetry: MCPTelemetry) -> Wrapper:
+    """``Server._make_error_result(message)``: called in the ``except`` that swallowed the tool's error."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        error = sys.exc_info()[1]
+        if error is not None:
+            _note_exception(error)
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+# -- adopt: mcp 2.x and FastMCP 3+ -------------------------------------------------------
+def middleware_call(telemetry: MCPTelemetry) -> Wrapper:
+    """A framework span middleware's ``__call__(ctx, call_next)``: names the request, watches call_next."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        ctx = _arg(args, kwargs, 0, "ctx")
+        call_next = _arg(args, kwargs, 1, "call_next")
+        if not telemetry.active or ctx is None or call_next is None or current_call.get() is not None:
+            return await wrapped(*args, **kwargs)
+        token = _pending.set(ctx)
+        try:
+            return await wrapped(ctx, _observed(call_next))
+        finally:
+            _pending.reset(token)
+
+    return wrapper
+
+
+def _observed(call_next: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+    async def observed(ctx: Any) -> Any:
+        try:
+            result = await call_next(ctx)
+        except BaseException as exc:
+            _note_exception(exc)
+            raise
+        call = current_call.get()
+        if call is not None and call.result is None:
+            call.result = result
+        return result
+
+    return observed
+
+
+def adopt_span(telemetry: MCPTelemetry) -> Wrapper:
+    """The framework's span context manager (``otel_span``/``seam_span``): adopt its span."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        ctx = _pending.get()
+        if ctx is None:
+            return wrapped(*args, **kwargs)
+        _pending.set(None)  # one adoption per request
+        return _AdoptedSpan(telemetry, wrapped(*args, **kwargs), ctx)
+
+    return wrapper
+
+
+class _AdoptedSpan:
+    """Wraps the framework's span context manager; its duration brackets the framework's span."""
+
+    __slots__ = ("_call", "_cm", "_ctx", "_start", "_telemetry")
+
+    def __init__(self, telemetry: MCPTelemetry, cm: Any, ctx: Any) -> None:
+        self._telemetry = telemetry
+        self._cm = cm
+        self._ctx = ctx
+        self._call: MCPCall | None = None
+        self._start = 0.0
+
+    def __enter__(self) -> Any:
+        self._start = time.perf_counter()
+        span = self._cm.__enter__()
+        self._call = _safe_begin(self._telemetry, lambda: self._begin(span))
+        return span
+
+    def _begin(self, span: Any) -> MCPCall | None:
+        if not span.is_recording():
+            return None
+        ctx = self._ctx
+        params = ctx.params if isinstance(ctx.params, Mapping) else None
+        request = ctx.request
+        headers = getattr(request, "headers", None)
+        return self._telemetry.begin(
+            str(ctx.method),
+            params,
+            request_id=ctx.request_id,
+            meta=params.get("_meta") if params else None,
+            transport=NETWORK_TRANSPORT_PIPE if request is None else NETWORK_TRANSPORT_TCP,
+            protocol_version=getattr(ctx, "protocol_version", None),
+            session_id=headers.get("mcp-session-id") if headers is not None else None,
+            adopt=span,
+        )
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        call = self._call
+        if call is None:
+            return self._cm.__exit__(exc_type, exc, tb)
+        telemetry = self._telemetry
+        try:
+            if exc is not None and call.result is None and call.exception is None:
+                call.exception = exc
+            telemetry.settle(call)
+        except Exception:
+            _log.debug("cde-otel: settling an MCP span failed", exc_info=True)
+        finally:
+            MCPTelemetry.release(call)
+        try:
+            return self._cm.__exit__(exc_type, exc, tb)
+        finally:
+            try:
+                telemetry.record(call, time.perf_counter() - self._start)
+            except Exception:
+                _log.debug("cde-otel: recording an MCP duration failed", exc_info=True)
+
+
+# -- capture: the high-level call_tool ----------------------------------------------------
+def capture_tool_error(telemetry: MCPTelemetry) -> Wrapper:
+    """``MCPServer.call_tool`` / ``FastMCP.call_tool``: the tool's exception before it becomes ``isError``."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return await wrapped(*args, **kwargs)
+        except Exception as exc:
+            _note_exception(exc)
+            raise
+
+    return wrapper

@@ -1,0 +1,42 @@
+"""Every place the MCP instrumentation wraps, declared once.
+
+A target is ``module:attribute`` (a method ``Class.method`` or a module function) and the hook
+that wraps it. Targets of libraries that are not installed, or of versions that lack them, are
+skipped: each family's set exists in exactly one major version (mcp 1.x, mcp 2.x, FastMCP 3+).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cde_otel.instrumentation.mcp import _hooks
+from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
+
+
+@dataclass(frozen=True, slots=True)
+class MCPTarget:
+    module: str
+    attribute: str  # "Class.method" or "function"
+    hook: Callable[[MCPTelemetry], _hooks.Wrapper]
+
+    @property
+    def spec(self) -> str:
+        return f"{self.module}:{self.attribute}"
+
+
+MCP_TARGETS: tuple[MCPTarget, ...] = (
+    # mcp 1.x (and everything built on it: its FastMCP, standalone fastmcp 2.x): our own span.
+    MCPTarget("mcp.server.lowlevel.server", "Server._handle_request", _hooks.v1_handle_request),
+    MCPTarget("mcp.server.lowlevel.server", "Server._make_error_result", _hooks.v1_make_error_result),
+    MCPTarget("mcp.server.session", "ServerSession._received_request", _hooks.v1_received_request),
+    MCPTarget("mcp.shared.session", "RequestResponder.respond", _hooks.v1_respond),
+    # mcp 2.x: the SDK's OpenTelemetryMiddleware span, adopted.
+    MCPTarget("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _hooks.middleware_call),
+    MCPTarget("mcp.server._otel", "otel_span", _hooks.adopt_span),
+    MCPTarget("mcp.server.mcpserver.server", "MCPServer.call_tool", _hooks.capture_tool_error),
+    # FastMCP 3+ (its own SERVER span at the middleware seam), adopted.
+    MCPTarget("fastmcp.server.low_level", "FastMCPServerMiddleware.__call__", _hooks.middleware_call),
+    MCPTarget("fastmcp.server.low_level", "seam_span", _hooks.adopt_span),
+    MCPTarget("fastmcp.server.server", "FastMCP.call_tool", _hooks.capture_tool_error),
+)

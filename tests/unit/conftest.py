@@ -1,0 +1,25 @@
+"""Fixtures of the unit tests that need more than the suite-wide ones (tests/conftest.py).
+
+* ``global_telemetry`` — in-memory providers installed once as the process's global tracer
+  provider: the mcp SDK 2.x traces through the global provider (its server span, and the client
+  span whose context it injects into ``params._meta``), so the tests that look at those spans
+  share it. Clear its spans first (``global_telemetry.span_exporter.clear()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+
+from cde_otel.testing import CapturedTelemetry, capture_telemetry
+
+
+@pytest.fixture(scope="session")
+def global_telemetry() -> Iterator[CapturedTelemetry]:
+    captured = capture_telemetry()
+    trace.set_tracer_provider(captured.tracer_provider)  # the API allows this once per process
+    assert trace.get_tracer_provider() is captured.tracer_provider, "a global tracer provider was set earlier"
+    yield captured
+    captured.shutdown()

@@ -1,0 +1,302 @@
+"""Real MCP servers, real client: the official SDK drives each server over stdio and the trace shape is checked.
+
+Servers: ``cde-otel mcp`` (official SDK 2.x, which opens the span itself), and the orchestrator
+fixture (tests/mcp_fixtures: upstream's module layout) on standalone fastmcp 2.13.0 (the
+orchestrator's pin; mcp 1.x, no spans of its own - imported before and after cde-otel started),
+on the official SDK 1.x's FastMCP, and on the current FastMCP (which opens its own span). Each
+runs in its own cached venv with cde-otel installed from this checkout and only
+``CDE_OTEL_ENABLED=true`` set; its telemetry is read back from the OTLP-JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import baggage, context, trace
+
+from cde_otel.semconv import (
+    ATTR_CORRELATION_ID,
+    ATTR_ERROR_TYPE,
+    ATTR_FEATURE_ID,
+    ATTR_FEATURE_PHASE,
+    ATTR_GEN_AI_OPERATION_NAME,
+    ATTR_GEN_AI_TOOL_NAME,
+    ATTR_JSONRPC_REQUEST_ID,
+    ATTR_MCP_METHOD_NAME,
+    ATTR_MCP_PROTOCOL_VERSION,
+    ATTR_NETWORK_TRANSPORT,
+    ATTR_OPERATION,
+    ATTR_PROJECT_PATH,
+    CORRELATION_KEY,
+    EXECUTE_TOOL,
+    METRIC_ERRORS,
+    METRIC_MCP_SERVER_OPERATION_DURATION,
+    NETWORK_TRANSPORT_PIPE,
+)
+from cde_otel.testing import CapturedTelemetry
+
+CORRELATION = "agent-run-7"
+SERVER_KIND = 2
+EnvFactory = Callable[..., dict[str, str]]
+SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
+PointReader = Callable[[Path, str], list[dict[str, Any]]]
+ServerCommand = Callable[[str], tuple[str, list[str], dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class ServerCase:
+    id: str
+    venv: str | None  # the orchestrator fixture from this cached venv; None: `cde-otel mcp` from this venv
+    start: Callable[[str], dict[str, Any]]
+    submit: Callable[[str, str, str], dict[str, Any]]
+    env: dict[str, str] = field(default_factory=dict)
+    raising_tool: str | None = None  # a tool whose exception the framework turns into isError
+
+
+def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
+    return ServerCase(
+        case_id,
+        venv,
+        start=lambda path: {"user_prompt": "Add login with OAuth", "project_path": path},
+        submit=lambda fid, phase, path: {
+            "feature_id": fid,
+            "phase_id": phase,
+            "results": {"spec": "s"},
+            "project_path": path,
+        },
+        env=env,
+        raising_tool="cde_getFeatureStatus",
+    )
+
+
+CASES = [
+    ServerCase(
+        "cde-otel-mcp",
+        None,
+        start=lambda path: {"prompt": "Add login with OAuth", "project_path": path},
+        submit=lambda fid, phase, path: {
+            "feature_id": fid,
+            "phase": phase,
+            "results": {"spec": "s"},
+            "project_path": path,
+        },
+    ),
+    _fixture_case("fastmcp-2.13", "fastmcp_2_13"),
+    _fixture_case("fastmcp-2.13-imported-late", "fastmcp_2_13", CDE_FIXTURE_IMPORT_ORDER="late"),
+    _fixture_case("mcp-1.x-FastMCP", "fastmcp_2_13", CDE_FIXTURE_FRAMEWORK="mcp"),
+    _fixture_case("fastmcp-4", "fastmcp_4"),
+]
+
+
+class SpanTree:
+    """OTLP-JSON spans indexed by id, with parent and ancestor lookups."""
+
+    def __init__(self, spans: list[dict[str, Any]]) -> None:
+        self.spans = spans
+        self.by_id = {s["spanId"]: s for s in spans}
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [s for s in self.spans if s["name"] == name]
+
+    def servers(self) -> list[dict[str, Any]]:
+        return [s for s in self.spans if s.get("kind") in (SERVER_KIND, "SPAN_KIND_SERVER")]
+
+    def in_trace(self, trace_id: str) -> list[dict[str, Any]]:
+        return [s for s in self.spans if s["traceId"] == trace_id]
+
+    def ancestors(self, span: dict[str, Any]) -> list[dict[str, Any]]:
+        found = []
+        parent = self.by_id.get(span.get("parentSpanId", ""))
+        while parent is not None:
+            found.append(parent)
+            parent = self.by_id.get(parent.get("parentSpanId", ""))
+        return found
+
+    def descendants(self, span: dict[str, Any]) -> list[dict[str, Any]]:
+        return [s for s in self.spans if span in self.ancestors(s)]
+
+
+def _read_spans(otlp_json_spans: SpanReader, local_dir: Path, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The server's spans from its traces.jsonl (written by its exit-time flush), polled with a deadline."""
+    path = local_dir / "traces.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size:
+            try:
+                return list(otlp_json_spans(path))
+            except json.JSONDecodeError:
+                pass  # a line still being written
+        time.sleep(0.05)
+    raise AssertionError(f"no spans in {path} after {timeout}s")
+
+
+@dataclass
+class Run:
+    tree: SpanTree
+    local: Path
+    feature_id: str
+    client_span_id: str
+    client_trace_id: str
+
+
+def _server(
+    case: ServerCase, local: Path, orchestrator_server: ServerCommand, clean_env: EnvFactory
+) -> tuple[str, list[str], dict[str, str]]:
+    """The server's command line and environment: telemetry on, kept locally as OTLP-JSON in
+    ``local``, nothing inherited from this process's telemetry settings or PYTHONPATH."""
+    extra: dict[str, str] = {}
+    if case.venv is None:
+        command, args = str(Path(sys.executable).with_name("cde-otel")), ["mcp"]
+    else:
+        command, args, extra = orchestrator_server(case.venv)
+    env = clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_METRIC_EXPORT_INTERVAL="500")
+    env.pop("PYTHONPATH", None)
+    return command, args, {**env, **extra, **case.env}
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
+def run(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    global_telemetry: CapturedTelemetry,
+    orchestrator_server: ServerCommand,
+    run_session: Callable[..., Any],
+    clean_env: EnvFactory,
+    otlp_json_spans: SpanReader,
+) -> Run:
+    """One server driven by the official client (the test process's global telemetry holds the client's spans)."""
+    case: ServerCase = request.param
+    tmp_path = tmp_path_factory.mktemp(case.id)
+    client_telemetry = global_telemetry
+    client_telemetry.span_exporter.clear()
+    project = tmp_path / "project"
+    project.mkdir()
+    local = tmp_path / "telemetry"
+    command, args, env = _server(case, local, orchestrator_server, clean_env)
+    path = str(project)
+
+    async def scenario(session: Any) -> str:
+        tools = {t.name for t in (await session.list_tools()).tools}
+        assert {"cde_startFeature", "cde_submitWork"} <= tools
+        started = await session.call_tool("cde_startFeature", case.start(path))
+        assert not started.is_error, started.content
+        feature_id: str = json.loads(started.content[0].text)["feature_id"]
+        # The agent's own trace and correlation id: the official client injects both into params._meta.
+        tracer = client_telemetry.tracer_provider.get_tracer("agent")
+        token = context.attach(baggage.set_baggage(CORRELATION_KEY, CORRELATION))
+        try:
+            with tracer.start_as_current_span("agent step"):
+                done = await session.call_tool("cde_submitWork", case.submit(feature_id, "define", path))
+        finally:
+            context.detach(token)
+        assert not done.is_error, done.content
+        failed = await session.call_tool("cde_submitWork", case.submit("no-such-feature", "define", path))
+        assert "E104" in failed.content[0].text
+        if case.raising_tool:
+            raised = await session.call_tool(case.raising_tool, {"feature_id": "no-such-feature", "project_path": path})
+            assert raised.is_error
+        return feature_id
+
+    feature_id = run_session(command, args, env, tmp_path, scenario)
+    [agent_step] = client_telemetry.spans("agent step")
+    [client_span] = [
+        s
+        for s in client_telemetry.spans("MCP send tools/call cde_submitWork")
+        if s.parent and s.parent.span_id == agent_step.context.span_id
+    ]
+    return Run(
+        SpanTree(_read_spans(otlp_json_spans, local)),
+        local,
+        feature_id,
+        trace.format_span_id(client_span.context.span_id),
+        trace.format_trace_id(client_span.context.trace_id),
+    )
+
+
+def _tool_spans(tree: SpanTree, tool: str) -> list[dict[str, Any]]:
+    return [s for s in tree.servers() if s["attrs"].get(ATTR_GEN_AI_TOOL_NAME) == tool]
+
+
+def test_each_request_is_one_server_span_with_the_mcp_conventions(run: Run) -> None:
+    by_request: dict[str, int] = {}
+    for span in run.tree.servers():
+        request_id = span["attrs"].get(ATTR_JSONRPC_REQUEST_ID)
+        if request_id is not None:
+            by_request[request_id] = by_request.get(request_id, 0) + 1
+    assert by_request and set(by_request.values()) == {1}, f"duplicate SERVER spans: {by_request}"
+    assert run.tree.named("initialize") and run.tree.named("tools/list")
+    [submit, failed] = sorted(_tool_spans(run.tree, "cde_submitWork"), key=lambda s: int(s["startTimeUnixNano"]))
+    for span in (submit, failed):
+        attrs = span["attrs"]
+        assert span["name"] == "tools/call cde_submitWork"
+        assert attrs[ATTR_MCP_METHOD_NAME] == "tools/call"
+        assert attrs[ATTR_GEN_AI_OPERATION_NAME] == EXECUTE_TOOL
+        assert attrs[ATTR_NETWORK_TRANSPORT] == NETWORK_TRANSPORT_PIPE
+        assert attrs[ATTR_MCP_PROTOCOL_VERSION]
+        assert attrs[ATTR_PROJECT_PATH].endswith("project")
+        assert attrs[ATTR_FEATURE_PHASE] == "define"
+
+
+def test_one_trace_per_tool_call_with_the_domain_spans_nested(run: Run) -> None:
+    tools = [s for s in run.tree.servers() if s["attrs"].get(ATTR_MCP_METHOD_NAME) == "tools/call"]
+    assert len({s["traceId"] for s in tools}) == len(tools), "every tool call is its own trace"
+    for tool in tools:
+        inside = run.tree.in_trace(tool["traceId"])
+        assert all(s is tool or tool in run.tree.ancestors(s) for s in inside), tool["name"]
+        assert len({s["attrs"].get(ATTR_CORRELATION_ID) for s in inside}) == 1, tool["name"]
+    for span in run.tree.spans:
+        if span.get("kind") != SERVER_KIND:
+            assert any(a.get("kind") == SERVER_KIND for a in run.tree.ancestors(span)), f"{span['name']} is a root"
+    [start] = _tool_spans(run.tree, "cde_startFeature")
+    names = {s["name"] for s in run.tree.descendants(start)}
+    assert {
+        "FileSystemProjectRepository.get_or_create",
+        "Project.start_feature",
+        "FileSystemProjectRepository.save",
+    } <= names
+    assert start["attrs"][ATTR_FEATURE_ID] == run.feature_id  # read from the result: the workflow starts here
+
+
+def test_the_clients_trace_context_and_correlation_id_are_honoured(run: Run) -> None:
+    [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE not in s["attrs"]]
+    assert submit["traceId"] == run.client_trace_id
+    assert submit["parentSpanId"] == run.client_span_id
+    assert submit["attrs"][ATTR_FEATURE_ID] == run.feature_id
+    inside = run.tree.descendants(submit)
+    assert {"Feature.advance_phase", "FileSystemProjectRepository.save"} <= {s["name"] for s in inside}
+    assert {s["attrs"][ATTR_CORRELATION_ID] for s in [submit, *inside]} == {CORRELATION}
+    assert all(
+        s["attrs"].get(ATTR_FEATURE_ID) == run.feature_id
+        for s in inside
+        if s["name"] != "FileSystemProjectRepository.get_or_create"
+        and s["name"] != "FileSystemProjectRepository.get_by_path"
+    )
+
+
+def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, otlp_json_points: PointReader) -> None:
+    [failed] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE in s["attrs"]]
+    assert failed["attrs"][ATTR_ERROR_TYPE] == "E104"
+    assert failed["status"]["code"] == 2
+    raised = _tool_spans(run.tree, "cde_getFeatureStatus")
+    for span in raised:
+        assert span["attrs"][ATTR_ERROR_TYPE] == "LookupError"
+        assert span["status"]["code"] == 2
+    durations = [
+        p
+        for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_MCP_SERVER_OPERATION_DURATION)
+        if p["attrs"].get(ATTR_GEN_AI_TOOL_NAME) == "cde_submitWork"
+    ]
+    assert {p["attrs"].get(ATTR_ERROR_TYPE) for p in durations} == {None, "E104"}
+    errors = [
+        p
+        for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_ERRORS)
+        if p["attrs"].get(ATTR_OPERATION) == "tools/call cde_submitWork"
+    ]
+    assert errors and {p["attrs"][ATTR_ERROR_TYPE] for p in errors} == {"E104"}
