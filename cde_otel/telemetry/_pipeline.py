@@ -110,8 +110,25 @@ class ShutdownReport:
         )
 
 
+class _FrozenResource(Resource):
+    """The SDK's ``Resource`` hashes by ``json.dumps`` of all its attributes on every call, and the OTLP
+    encoders hash it once per span and per log record. Ours never changes: hash it once."""
+
+    _hash: int | None = None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = super().__hash__()
+        return self._hash
+
+
 def build_resource(environ: Mapping[str, str]) -> Resource:
-    """service.name (default cde-orchestrator), version, instance id, host, OS and process."""
+    """service.name (default cde-orchestrator), version, instance id, host, OS and process (hashed once)."""
+    resource = _detected_resource(environ)
+    return _FrozenResource(resource.attributes, resource.schema_url)
+
+
+def _detected_resource(environ: Mapping[str, str]) -> Resource:
     detected = get_aggregated_resources(
         [ProcessResourceDetector(), OsResourceDetector(), _HostResourceDetector()],
         initial_resource=Resource.create({"service.version": __version__, "service.instance.id": str(uuid.uuid4())}),
@@ -249,8 +266,10 @@ def select_exporters(
 
 def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None) -> Pipeline:
     env = os.environ if environ is None else environ
+    # Everything that can be refused is checked before the first provider (and its threads) exists.
     resource = build_resource(env)
     exporters, described, local_dir = select_exporters(settings, env)
+    export_interval_ms = _metric_export_interval_ms(settings, env)
     status = ExportStatus()
 
     tracked: list[Any] = []
@@ -271,14 +290,8 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     readers: list[MetricReader] = []
     metric_exporter: MetricExporter | None = exporters["metrics"]
     if metric_exporter is not None:
-        interval = env.get("OTEL_METRIC_EXPORT_INTERVAL")
         tracked.append(TrackedMetricExporter(metric_exporter, status))
-        readers.append(
-            PeriodicExportingMetricReader(
-                tracked[-1],
-                export_interval_millis=float(interval) if interval else settings.metric_export_interval_ms,
-            )
-        )
+        readers.append(PeriodicExportingMetricReader(tracked[-1], export_interval_millis=export_interval_ms))
     health_reader = InMemoryMetricReader()
     readers.append(health_reader)
     meter_provider = MeterProvider(
@@ -315,6 +328,23 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     )
 
 
+def _metric_export_interval_ms(settings: Settings, environ: Mapping[str, str]) -> float:
+    raw = environ.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
+    if not raw:
+        return float(settings.metric_export_interval_ms)
+    try:
+        interval = float(raw)
+    except ValueError:
+        interval = 0.0
+    if interval <= 0:
+        raise CDESystemError(
+            f"OTEL_METRIC_EXPORT_INTERVAL={raw!r} is not a positive number of milliseconds",
+            "E903",
+            {"setting": "OTEL_METRIC_EXPORT_INTERVAL", "value": raw, "expected": "milliseconds > 0"},
+        )
+    return interval
+
+
 def _otlp_endpoints(described: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     """(host, port) of the OTLP endpoints the exporters send to, for the shutdown's reachability check."""
     from urllib.parse import urlsplit
@@ -345,10 +375,11 @@ def _destination(described: Mapping[str, str], environ: Mapping[str, str], local
 
 
 def _log_batch_sizes(environ: Mapping[str, str]) -> tuple[int | None, int | None]:
-    """(max_queue_size, max_export_batch_size) for logs: room for two records per span.
+    """(max_queue_size, max_export_batch_size) for logs: room for bursts of the host's own records.
 
-    Every operation logs a start and an end record, so the SDK's defaults (2048/512, the
-    same as for spans) would drop logs first under load. The OTEL_BLRP_* variables win.
+    The host's stdlib and structlog records all become log records, often several per operation,
+    so the SDK's defaults (2048/512, the same as for spans) would drop logs first under load.
+    The OTEL_BLRP_* variables win.
     """
     queue = None if environ.get("OTEL_BLRP_MAX_QUEUE_SIZE") else 8192
     batch = None if environ.get("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") else 1024
