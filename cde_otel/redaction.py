@@ -124,10 +124,11 @@ def scrub_exception(error: BaseException, *, limit: int = 8192) -> tuple[str, st
     """
     import traceback
 
-    stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    # Scrubbed before it is cut: a cut through "password=..." would hide the key the mask looks for.
+    stack = scrub_text("".join(traceback.format_exception(type(error), error, error.__traceback__)))
     if len(stack) > limit:
         stack = "..." + stack[-limit:]  # the end holds the exception and the frames nearest to it
-    return type(error).__qualname__, scrub_text(str(error)), scrub_text(stack)
+    return type(error).__name__, scrub_text(str(error)), stack
 
 
 def redact_value(key: str, value: Any, extra: tuple[str, ...] = (), content_max_length: int | None = None) -> Any:
