@@ -26,9 +26,11 @@ What is patched is declared once in :mod:`cde_otel.instrumentation._targets`: th
 get_by_path/save`` and the backup/restore operations) and the same operations of the upstream
 ``cde_orchestrator`` package when it is importable (patched on import, even after
 ``instrument()``). Add your own with ``CDE_OTEL_TARGETS=module:Class.method,...`` or
-``instrument(targets=[...])``; sync and async methods both work. An entry that is malformed, names
-a module that cannot be imported, or is not a method of a class, is reported once (a warning on
-the ``cde_otel.instrumentation`` logger, or one line on stderr) and skipped; the rest is instrumented.
+``instrument(targets=[...])``; sync and async methods both work. An entry that is malformed, whose
+module fails to import, or that is not a method of a class, is reported once (a warning on the
+``cde_otel.instrumentation`` logger, or one line on stderr) and skipped; the rest is instrumented.
+A module that cannot be found yet is patched when it is imported, and reported at ``uninstrument()``
+(the exit) if it never was.
 
 Each call produces a span ``<Class>.<method>`` carrying ``cde.operation``, ``cde.project.id``,
 ``cde.feature.id``, ``cde.feature.phase`` and ``cde.correlation_id``; a record in the
@@ -127,6 +129,9 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         telemetry = self._telemetry
         if telemetry is not None:
             telemetry.active = False  # disarms wrappers installed later by post-import hooks, too
+        for target in self._pending:
+            if target.role is Role.CUSTOM:
+                report_bad_target(target.spec, f"module {target.module!r} was never imported")
         for target in self._patched:
             module = sys.modules.get(target.module)
             cls = getattr(module, target.cls, None)
@@ -141,11 +146,8 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if target.module in sys.modules or (target.role is not Role.CUSTOM and target.module.startswith("cde_otel.")):
             self._patch(target)
             return
-        if target.role is Role.CUSTOM:
+        if target.role is Role.CUSTOM and _module_importable(target.module):
             # User targets are imported now, so that a typo shows at start-up rather than never.
-            if not _module_importable(target.module):
-                report_bad_target(target.spec, f"module {target.module!r} cannot be found")
-                return
             try:
                 importlib.import_module(target.module)
             except Exception as exc:
@@ -153,6 +155,8 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 return
             self._patch(target)
             return
+        # Not importable yet (telemetry may start before the script's directory is on sys.path):
+        # patched if it is imported later, reported at uninstrument() (exit) if it never was.
         self._pending.append(target)
         if target.module not in _hooked_modules:
             _hooked_modules.add(target.module)

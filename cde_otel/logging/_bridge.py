@@ -75,7 +75,7 @@ class StructlogBridge(StructlogProcessor):
             return event_dict
         GUARD.active = True
         try:
-            name = getattr(logger, "name", None) or __name__
+            name = getattr(logger, "name", None) or event_dict.get("logger") or "structlog"
             otel_logger = self._loggers.get(name)
             if otel_logger is None:
                 otel_logger = self._loggers[name] = self._logger_provider.get_logger(name)
