@@ -3,8 +3,8 @@
 Started with ``CDE_OTEL_ENABLED=true`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (plus any ``OTEL_BSP_*``
 tuning), like a user's process: the ``.pth`` bootstrap configures telemetry when
 ``cde_otel.core`` is imported. Every operation is ``Project.transition_status`` on an
-in-memory project (ACTIVE <-> ARCHIVED): exactly one span, one histogram record and two
-log events, no disk. The project's status is set directly before the loop so that the
+in-memory project (ACTIVE <-> ARCHIVED): exactly one span and one histogram record (with
+the default settings no operation line and no log record: the span is the record), no disk. The project's status is set directly before the loop so that the
 number of spans is exactly the number of operations.
 
 Modes (one JSON line on stdout per answer):
