@@ -4,8 +4,14 @@ Started with ``CDE_OTEL_ENABLED=true`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (plus
 tuning), like a user's process: the ``.pth`` bootstrap configures telemetry when
 ``cde_otel.core`` is imported. Every operation is ``Project.transition_status`` on an
 in-memory project (ACTIVE <-> ARCHIVED): exactly one span and one histogram record (with
-the default settings no operation line and no log record: the span is the record), no disk. The project's status is set directly before the loop so that the
-number of spans is exactly the number of operations.
+the default settings no operation line and no log record: the span is the record), no disk.
+The project's status is set directly before the loop so that the number of spans is exactly
+the number of operations.
+
+With ``CDE_PIPELINE_FLOOR=1`` (and ``CDE_OTEL_ENABLED`` off) the worker is the **plain-SDK floor**
+instead: no cde-otel code, a hand-written span + histogram record around the same operation, the
+SDK's own ``BatchSpanProcessor`` (reading the same ``OTEL_BSP_*`` variables) and OTLP/HTTP
+exporters — what the same machine can export with nothing of ours in the process.
 
 Modes (one JSON line on stdout per answer):
 
@@ -128,15 +134,65 @@ def _dropped(counters: dict[str, list[_DropCounter]]) -> dict[str, int]:
     return {kind: sum(counter.dropped for counter in found) for kind, found in counters.items()}
 
 
-def _rate_mode(rate: float, seconds: float) -> dict[str, Any]:
+def _floor() -> Any:
+    """The plain-SDK floor (no cde-otel code): global providers, the operation patched by hand; returns a shutdown."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()  # OTEL_SERVICE_NAME, as the workers set it
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())], shutdown_on_exit=False
+    )
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    tracer = tracer_provider.get_tracer("bench.floor")
+    duration = meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
+    original = Project.transition_status
+    name, function, ok = "Project.transition_status", "cde_otel.core.model:Project.transition_status", {"outcome": "ok"}
+    perf_counter = time.perf_counter
+
+    def transition_status(self: Any, target: Any) -> Any:
+        attributes = {"operation": name, "code.function.name": function, "project.id": str(self.id)}
+        with tracer.start_as_current_span(name, attributes=attributes):
+            start = perf_counter()
+            result = original(self, target)
+            duration.record(perf_counter() - start, {"operation": name, **ok})
+            return result
+
+    Project.transition_status = transition_status  # type: ignore[method-assign]
+
+    def shutdown() -> None:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    return shutdown
+
+
+def _start() -> Any:
+    """Telemetry as the environment turned it on; returns what flushes and shuts it down."""
+    if os.environ.get("CDE_PIPELINE_FLOOR") == "1":
+        return _floor()
     from cde_otel import telemetry
 
     if not telemetry.is_configured():
         raise RuntimeError("telemetry was not configured by the CDE_OTEL_ENABLED bootstrap")
+    return telemetry.shutdown
+
+
+def _rate_mode(rate: float, seconds: float) -> dict[str, Any]:
+    shutdown = _start()
     counters = install_drop_counters()
     result = run_open_loop(_project(), rate, seconds)
     flush_start = time.perf_counter()
-    telemetry.shutdown()
+    shutdown()
     result["flush_s"] = time.perf_counter() - flush_start
     result["sdk_dropped"] = _dropped(counters)
     times = os.times()
@@ -150,10 +206,7 @@ def _percentile(ordered: list[int], q: float) -> float:
 
 
 def _phases_mode() -> None:
-    from cde_otel import telemetry
-
-    if not telemetry.is_configured():
-        raise RuntimeError("telemetry was not configured by the CDE_OTEL_ENABLED bootstrap")
+    shutdown = _start()
     counters = install_drop_counters()
     project = _project()
     for line in sys.stdin:
@@ -172,7 +225,7 @@ def _phases_mode() -> None:
         )
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
-    telemetry.shutdown()
+    shutdown()
 
 
 def main(argv: list[str]) -> int:

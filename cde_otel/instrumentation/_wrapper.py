@@ -252,7 +252,6 @@ class OperationTelemetry:
                 message = record_exception_scrubbed(span, error)
                 span.set_status(Status(StatusCode.ERROR, f"{error_code}: {message}"[:256]))
                 self.errors.add(1, {ATTR_ERROR_TYPE: error_code, ATTR_OPERATION: target.qualname})
-            span.set_attribute(ATTR_OUTCOME, metric_attrs[ATTR_OUTCOME])
             # Recorded while the span is still current, so the exemplar carries its trace and span ids.
             self.duration.record(max(end_ns - op.start_ns, 0) / 1e9, metric_attrs)
             span.end(end_time=end_ns)
@@ -268,6 +267,8 @@ class OperationTelemetry:
         events = self.events
         assert events is not None
         slow = end_ns - op.start_ns > events.slow_after_ns
+        if not (slow or error_code is not None or events.ok_lines):
+            return  # the defaults: an ok operation's record is its span
         cpu_ms = None
         if slow:
             self.slow_targets.add(target.spec)

@@ -135,7 +135,8 @@ class OperationEvents:
     ) -> None:
         self.sinks = tuple(sinks)
         self.start_on = bool(self.sinks) and level <= logging.DEBUG
-        self._ok_lines = bool(self.sinks) and level <= logging.INFO
+        #: Whether an ok operation produces anything (a line): when not, the wrapper skips it early.
+        self.ok_lines = bool(self.sinks) and level <= logging.INFO
         self._warn_lines = bool(self.sinks) and level <= logging.WARNING
         self._otel = None
         if logger_provider is not None and level <= logging.WARNING:
@@ -181,7 +182,7 @@ class OperationEvents:
     ) -> None:
         """The end line (where a sink is configured) and, for a failure or a slow one, the log record."""
         warn = slow or error_code is not None
-        lines = self._warn_lines if warn else self._ok_lines
+        lines = self._warn_lines if warn else self.ok_lines
         if not lines and (not warn or self._otel is None):
             return
         fields: dict[str, Any] = {

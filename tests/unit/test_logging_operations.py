@@ -261,3 +261,25 @@ def test_a_failing_sink_never_reaches_the_operation(tmp_path: Path) -> None:
         project.start_feature("too early")  # a WARNING line: written at once, into the broken sink
     project.activate()
     assert [s.name for s in telemetry.spans()][-1] == "Project.activate"
+
+
+def test_a_forked_child_starts_with_no_pending_lines_and_writes_its_own(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "lines.jsonl"
+    events = OperationEvents([StreamSink(out.open("a"))], flush_interval_s=3600)
+    span = capture_telemetry().tracer_provider.get_tracer("t").start_span("op")
+    events.ended("parent op", span, 0, 1000, {})  # pending in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's pending line is not its to write
+        try:
+            events.ended("child op", span, 0, 1000, {})
+            events.close()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    events.close()
+    assert sorted(json.loads(line)["event"] for line in out.read_text().splitlines()) == [
+        "child op succeeded",
+        "parent op succeeded",
+    ]

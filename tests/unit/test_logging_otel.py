@@ -286,3 +286,19 @@ def test_the_structlog_bridge_never_changes_the_event(provider: LoggerProvider) 
     before = repr(event)
     assert bridge(None, "info", event) is event
     assert repr(event) == before  # what the host renders next is what it logged
+
+
+def test_setup_logging_after_attach_bridges_each_record_once(
+    provider: LoggerProvider, exporter: InMemoryLogRecordExporter
+) -> None:
+    from cde_otel.logging import attach_logging
+
+    attached = attach_logging(provider, load_settings({}))
+    try:
+        setup_logging("info", stream=io.StringIO(), logger_provider=provider)  # the app's own call, later
+        logging.getLogger("lib").warning("once")
+        get_logger("app").info("structlog once")
+    finally:
+        reset_logging()
+        attached.detach()
+    assert sorted(map(str, bodies(exporter))) == ["once", "structlog once"]

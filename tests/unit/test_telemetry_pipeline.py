@@ -188,3 +188,39 @@ def test_the_resource_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     resource = build_resource({})
     assert {hash(resource) for _ in range(5)} == {hash(resource)}
     assert len(calls) == 1
+
+
+def test_health_reads_the_exporting_reader_so_each_record_is_aggregated_once(tmp_path: Path) -> None:
+    from cde_otel.telemetry._pipeline import ExportingReaderView, shutdown_pipeline
+
+    pipeline = build_pipeline(load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)}), {})
+    try:
+        assert isinstance(pipeline.health_reader, ExportingReaderView)
+        assert len(pipeline.meter_provider._measurement_consumer._reader_storages) == 1  # one aggregation per record
+        histogram = pipeline.meter_provider.get_meter("t").create_histogram(METRIC_OPERATION_DURATION, unit="s")
+        for expected in (3, 6):
+            for _ in range(3):
+                histogram.record(0.25, {ATTR_OPERATION: "X"})
+            [point] = metric_points(pipeline.health_reader, METRIC_OPERATION_DURATION)
+            assert point.count == expected  # fresh, cumulative: the read takes nothing from the exporter
+        assert METRIC_OPERATION_DURATION not in (tmp_path / "metrics.jsonl").read_text()  # and exports nothing
+    finally:
+        shutdown_pipeline(pipeline)
+    assert METRIC_OPERATION_DURATION in (tmp_path / "metrics.jsonl").read_text()
+
+
+def test_health_gets_its_own_reader_when_nothing_is_exported_or_temporality_is_delta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from cde_otel.telemetry._pipeline import shutdown_pipeline
+
+    settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")  # read by the exporter
+    for env in ({"OTEL_METRICS_EXPORTER": "none"}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}):
+        pipeline = build_pipeline(settings, env)
+        try:
+            assert isinstance(pipeline.health_reader, InMemoryMetricReader), env
+        finally:
+            shutdown_pipeline(pipeline, 0.5)
