@@ -62,11 +62,13 @@ def _backends_module() -> Any:
 def worker_env(endpoint: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CDE_OTEL_"))}
     env.update(
-        CDE_OTEL_ENABLED="true",
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-        OTEL_SERVICE_NAME="cde-otel-bench",
-        **BSP_TUNING,
-        **(extra or {}),
+        {
+            "CDE_OTEL_ENABLED": "true",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_SERVICE_NAME": "cde-otel-bench",
+            **BSP_TUNING,
+            **(extra or {}),
+        }
     )
     return env
 
