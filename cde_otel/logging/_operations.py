@@ -145,7 +145,8 @@ class OperationEvents:
         self.slow_after_ns = int(slow_operation_ms * 1e6)
         self._interval = flush_interval_s
         self._max_pending = max_pending_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending lines
+        self._write_lock = threading.Lock()  # one batch at a time, in order
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._wake = threading.Event()
@@ -245,29 +246,30 @@ class OperationEvents:
             self.flush()
 
     def flush(self) -> None:
-        """Writes the pending lines now (one batch per sink). Never raises."""
-        with self._lock:
-            if not self._pending:
-                return
-            data = b"".join(self._pending).decode()
-            self._pending.clear()
-            self._pending_bytes = 0
-        was_active, GUARD.active = GUARD.active, True
-        try:
-            for sink in self.sinks:
-                try:
-                    sink.write_lines(data)
-                except Exception:  # a full disk or a closed stream must not reach the operation
-                    _log.debug("cde-otel: operation lines not written to %r", sink, exc_info=True)
-        finally:
-            GUARD.active = was_active
+        """Writes the pending lines now (one batch per sink), after any batch taken before. Never raises."""
+        with self._write_lock:
+            with self._lock:
+                if not self._pending:
+                    return
+                data = b"".join(self._pending).decode()
+                self._pending.clear()
+                self._pending_bytes = 0
+            was_active, GUARD.active = GUARD.active, True
+            try:
+                for sink in self.sinks:
+                    try:
+                        sink.write_lines(data)
+                    except Exception:  # a full disk or a closed stream must not reach the operation
+                        _log.debug("cde-otel: operation lines not written to %r", sink, exc_info=True)
+            finally:
+                GUARD.active = was_active
 
     def close(self) -> None:
-        """Writes what is pending and stops the flusher thread. Idempotent; later events are dropped."""
-        self.flush()
+        """Stops taking lines, writes what is pending and stops the flusher thread. Idempotent."""
         with self._lock:
             self._closed = True
             flusher, self._flusher = self._flusher, None
+        self.flush()
         self._wake.set()
         if flusher is not None and flusher is not threading.current_thread():
             flusher.join(1.0)
@@ -275,6 +277,7 @@ class OperationEvents:
     def _after_fork(self) -> None:
         """In a forked child: the parent's pending lines are the parent's; the flusher restarts on demand."""
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._pending = []
         self._pending_bytes = 0
         self._wake = threading.Event()

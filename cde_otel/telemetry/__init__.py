@@ -163,18 +163,21 @@ def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool) -> 
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
     from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.logging import OperationEvents, attach_logging
     from cde_otel.telemetry._system_metrics import register_system_metrics
 
     ThreadingInstrumentor().instrument()  # carries the context (and correlation id) into threads
     if logging_setup:
-        from cde_otel.logging import attach_logging
-
         _attached = attach_logging(pipeline.logger_provider, settings)
     CDEInstrumentor().instrument(
         tracer_provider=pipeline.tracer_provider,
         meter_provider=pipeline.meter_provider,
         settings=settings,
-        operation_events=_attached.events if _attached is not None else None,
+        operation_events=(
+            _attached.events
+            if _attached is not None
+            else OperationEvents.from_settings(settings, logger_provider=pipeline.logger_provider)
+        ),
     )
     register_system_metrics(pipeline.meter_provider)
 
