@@ -253,7 +253,11 @@ def _active_features_callback(telemetry: OperationTelemetry) -> Any:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         if not telemetry.active:
             return []
-        return [Observation(telemetry.active_features())]
+        try:
+            return [Observation(telemetry.active_features())]
+        except Exception:  # the SDK would print the traceback on the host's stderr
+            _log.debug("cde-otel: counting active features failed", exc_info=True)
+            return []
 
     return observe
 

@@ -159,7 +159,9 @@ class OperationTelemetry:
         total = 0
         for project in list(self.live_projects.values()):
             features = getattr(project, "features", None)
-            values = features.values() if isinstance(features, dict) else (features or ())
+            # A snapshot, taken in one C call: the application adds features while the metric
+            # reader's thread counts them ("dictionary changed size during iteration").
+            values = tuple(features.values()) if isinstance(features, dict) else tuple(features or ())
             total += sum(1 for f in values if not _is_terminal(f))
         return total
 

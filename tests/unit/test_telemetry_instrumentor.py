@@ -444,3 +444,31 @@ def walk(spans: list[ReadableSpan]) -> Iterator[tuple[int, ReadableSpan]]:
             yield from visit(s.context.span_id, depth + 1)
 
     yield from visit(None, 0)
+
+
+class _Project:
+    def __init__(self) -> None:
+        self.id = "p-busy"
+        self.features: dict[str, object] = {}
+
+
+class _FeatureStartedMeanwhile:
+    """Reading its status adds a feature to the project: what another thread does while the reader counts."""
+
+    def __init__(self, project: _Project) -> None:
+        self.project = project
+
+    @property
+    def status(self) -> str:
+        self.project.features[f"f{len(self.project.features)}"] = object()
+        return "defining"
+
+
+def test_active_features_are_counted_from_a_snapshot(otel: CapturedTelemetry) -> None:
+    ops = CDEInstrumentor().operation_telemetry
+    assert ops is not None
+    project = _Project()
+    project.features["f0"] = _FeatureStartedMeanwhile(project)
+    ops.remember(project)
+    assert ops.active_features() == 1  # not "dictionary changed size during iteration" in the reader's thread
+    assert len(project.features) == 2
