@@ -136,6 +136,7 @@ def _dropped(counters: dict[str, list[_DropCounter]]) -> dict[str, int]:
 
 def _floor() -> Any:
     """The plain-SDK floor (no cde-otel code): global providers, the operation patched by hand; returns a shutdown."""
+    from bench_peers import floor_method  # the same floor as the in-process benchmark's
     from opentelemetry import metrics, trace
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -153,21 +154,8 @@ def _floor() -> Any:
     )
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
-    tracer = tracer_provider.get_tracer("bench.floor")
-    duration = meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
-    original = Project.transition_status
-    name, function, ok = "Project.transition_status", "cde_otel.core.model:Project.transition_status", {"outcome": "ok"}
-    perf_counter = time.perf_counter
-
-    def transition_status(self: Any, target: Any) -> Any:
-        attributes = {"operation": name, "code.function.name": function, "project.id": str(self.id)}
-        with tracer.start_as_current_span(name, attributes=attributes):
-            start = perf_counter()
-            result = original(self, target)
-            duration.record(perf_counter() - start, {"operation": name, **ok})
-            return result
-
-    Project.transition_status = transition_status  # type: ignore[method-assign]
+    floor = floor_method(Project.transition_status, tracer_provider, meter_provider)
+    Project.transition_status = floor  # type: ignore[method-assign]
 
     def shutdown() -> None:
         tracer_provider.shutdown()

@@ -112,9 +112,13 @@ class _Baseline:
                 provider.shutdown()
 
 
-def _floor_method(original: Callable[..., Any], baseline: _Baseline) -> Callable[..., Any]:
-    tracer = baseline.tracer_provider.get_tracer("bench.floor")
-    duration = baseline.meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
+def floor_method(original: Callable[..., Any], tracer_provider: Any, meter_provider: Any) -> Callable[..., Any]:
+    """The plain-SDK floor around ``original``: a span with three attributes and one histogram record.
+
+    Also the pipeline benchmark's floor worker (``_pipeline_worker.py``), so both measure the same floor.
+    """
+    tracer = tracer_provider.get_tracer("bench.floor")
+    duration = meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
     function = "cde_otel.core.model:Project.transition_status"
     ok = {"operation": OPERATION, "outcome": "ok"}
     perf_counter = time.perf_counter
@@ -315,7 +319,7 @@ def _run(work: Path, rounds: int, iterations: int) -> tuple[Interleaved, list[st
     peer = _Baseline(work / "peer", "bench-peer", logs=True)
     methods: dict[str, tuple[Any, Callable[[], object]]] = {
         "bare": (original, lambda: None),
-        "floor": (_floor_method(original, floor), floor.flush),
+        "floor": (floor_method(original, floor.tracer_provider, floor.meter_provider), floor.flush),
         "peer": (_peer_method(original, peer), peer.flush),
     }
     with contextlib.suppress(ImportError):  # the bench extra is not installed: reported as absent
