@@ -3,9 +3,15 @@
 Started with ``CDE_OTEL_ENABLED=true`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (plus any ``OTEL_BSP_*``
 tuning), like a user's process: the ``.pth`` bootstrap configures telemetry when
 ``cde_otel.core`` is imported. Every operation is ``Project.transition_status`` on an
-in-memory project (ACTIVE <-> ARCHIVED): exactly one span, one histogram record and two
-log events, no disk. The project's status is set directly before the loop so that the
-number of spans is exactly the number of operations.
+in-memory project (ACTIVE <-> ARCHIVED): exactly one span and one histogram record (with
+the default settings no operation line and no log record: the span is the record), no disk.
+The project's status is set directly before the loop so that the number of spans is exactly
+the number of operations.
+
+With ``CDE_PIPELINE_FLOOR=1`` (and ``CDE_OTEL_ENABLED`` off) the worker is the **plain-SDK floor**
+instead: no cde-otel code, a hand-written span + histogram record around the same operation, the
+SDK's own ``BatchSpanProcessor`` (reading the same ``OTEL_BSP_*`` variables) and OTLP/HTTP
+exporters — what the same machine can export with nothing of ours in the process.
 
 Modes (one JSON line on stdout per answer):
 
@@ -128,15 +134,53 @@ def _dropped(counters: dict[str, list[_DropCounter]]) -> dict[str, int]:
     return {kind: sum(counter.dropped for counter in found) for kind, found in counters.items()}
 
 
-def _rate_mode(rate: float, seconds: float) -> dict[str, Any]:
+def _floor() -> Any:
+    """The plain-SDK floor (no cde-otel code): global providers, the operation patched by hand; returns a shutdown."""
+    from bench_peers import floor_method  # the same floor as the in-process benchmark's
+    from opentelemetry import metrics, trace
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()  # OTEL_SERVICE_NAME, as the workers set it
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())], shutdown_on_exit=False
+    )
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    floor = floor_method(Project.transition_status, tracer_provider, meter_provider)
+    Project.transition_status = floor  # type: ignore[method-assign]
+
+    def shutdown() -> None:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    return shutdown
+
+
+def _start() -> Any:
+    """Telemetry as the environment turned it on; returns what flushes and shuts it down."""
+    if os.environ.get("CDE_PIPELINE_FLOOR") == "1":
+        return _floor()
     from cde_otel import telemetry
 
     if not telemetry.is_configured():
         raise RuntimeError("telemetry was not configured by the CDE_OTEL_ENABLED bootstrap")
+    return telemetry.shutdown
+
+
+def _rate_mode(rate: float, seconds: float) -> dict[str, Any]:
+    shutdown = _start()
     counters = install_drop_counters()
     result = run_open_loop(_project(), rate, seconds)
     flush_start = time.perf_counter()
-    telemetry.shutdown()
+    shutdown()
     result["flush_s"] = time.perf_counter() - flush_start
     result["sdk_dropped"] = _dropped(counters)
     times = os.times()
@@ -150,10 +194,7 @@ def _percentile(ordered: list[int], q: float) -> float:
 
 
 def _phases_mode() -> None:
-    from cde_otel import telemetry
-
-    if not telemetry.is_configured():
-        raise RuntimeError("telemetry was not configured by the CDE_OTEL_ENABLED bootstrap")
+    shutdown = _start()
     counters = install_drop_counters()
     project = _project()
     for line in sys.stdin:
@@ -172,7 +213,7 @@ def _phases_mode() -> None:
         )
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
-    telemetry.shutdown()
+    shutdown()
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,7 @@
 """Benchmark: cost of the instrumentation wrapper over a hand-written one on the same providers (context).
 
 The end-to-end goals against baselines that share no cde-otel code are in ``bench_peers``; this
-one isolates the wrapper: same providers, same instruments, no log events on either side.
+one isolates the wrapper: same providers, same instruments, no operation events on either side.
 
     .venv/bin/python bench/bench_overhead.py [--quick]
 
@@ -9,20 +9,20 @@ Run in its own process: it calls ``configure()``, which installs global provider
 
 Providers and logging are set up the way ``configure()`` does it (resource, the baggage
 span processor, a ``BatchSpanProcessor``, a periodic metric reader plus the health reader,
-the duration views, a ``BatchLogRecordProcessor``, structlog JSON lines through stdlib
-logging with the OpenTelemetry log bridge) except that every exporter is a no-op and the
-JSON lines go to ``/dev/null``: what is measured is the cost on the calling thread, not a
-network. Every variant below runs in this one process, on the same providers, processors,
+the duration views, a ``BatchLogRecordProcessor``, ``attach_logging`` with its defaults)
+except that every exporter is a no-op: what is measured is the cost on the calling thread,
+not a network. Every variant below runs in this one process, on the same providers, processors,
 instruments and logging setup, on its own ``Project`` (a subclass that differs only in
 its ``transition_status``), interleaved round by round (see ``_timing``):
 
 * ``bare`` — the uninstrumented ``Project.transition_status`` (ACTIVE <-> ARCHIVED).
-* ``instrumented`` — the method as ``configure()`` patched it (spans, metrics, two log events).
+* ``instrumented`` — the method as ``configure()`` patched it (span, histogram, operation events
+  with the defaults: no line sink, a log record only for a failed or slow operation).
 * ``floor_no_logs`` — a minimal hand-written wrapper producing the same span (name, kind,
   attributes incl. the correlation id computed inline) and one record on the same histogram
   through the same providers, and no log events. Its cost is the SDK's, not ours.
 * ``instrumented_no_logs`` — the wrapper built by ``OperationTelemetry.wrapper_for`` with
-  ``log_start=log_end=None``, installed with ``wrapt.FunctionWrapper`` as the instrumentor does.
+  ``events=None``, installed with ``wrapt.FunctionWrapper`` as the instrumentor does.
 * ``upstream_json`` — the bare call plus three ``json.dumps`` lines through stdlib logging
   (to ``/dev/null``), the style of a hand-rolled logging wrapper, for context.
 """
@@ -92,8 +92,8 @@ def _null_metric_exporter() -> Any:
     return NullMetricExporter()
 
 
-def configure_like_default(log_stream: Any) -> Any:
-    """``configure()`` with its default pipeline shape, no-op exporters and log lines to ``log_stream``."""
+def configure_like_default() -> Any:
+    """``configure()`` with its default pipeline shape and logging, and no-op exporters."""
     from opentelemetry.processor.baggage import BaggageSpanProcessor
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -102,7 +102,6 @@ def configure_like_default(log_stream: Any) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from cde_otel.logging import setup_logging
     from cde_otel.semconv import CORRELATION_KEY
     from cde_otel.settings import load_settings
     from cde_otel.telemetry import configure
@@ -124,16 +123,7 @@ def configure_like_default(log_stream: Any) -> Any:
     )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(_NullLogExporter()))  # type: ignore[arg-type]
-    # configure() would set logging up on sys.stderr; the same call with another stream, first,
-    # and configure(logging_setup=False) then turns the operation log events on as it would.
-    setup_logging(logger_provider=logger_provider, settings=settings, stream=log_stream)
-    configure(
-        settings,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        logger_provider=logger_provider,
-        logging_setup=False,
-    )
+    configure(settings, tracer_provider=tracer_provider, meter_provider=meter_provider, logger_provider=logger_provider)
     return settings
 
 
@@ -230,7 +220,7 @@ def measure_overhead(
 
     original = Project.__dict__["transition_status"]
     log_stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process's logging setup
-    configure_like_default(log_stream)
+    configure_like_default()
 
     import wrapt
 
@@ -241,10 +231,10 @@ def measure_overhead(
     telemetry = CDEInstrumentor().operation_telemetry
     if telemetry is None or not isinstance(Project.__dict__["transition_status"], wrapt.FunctionWrapper):
         raise RuntimeError("configure() did not instrument Project.transition_status")
-    if telemetry.log_start is None:
-        raise RuntimeError("configure() did not turn the operation log events on")
+    if telemetry.events is None:
+        raise RuntimeError("configure() did not turn the operation events on")
     target = next(t for t in CORE_TARGETS if t.qualname == "Project.transition_status")
-    no_logs = OperationTelemetry(telemetry.tracer, telemetry.duration, telemetry.errors, log_start=None, log_end=None)
+    no_logs = OperationTelemetry(telemetry.tracer, telemetry.duration, telemetry.errors, events=None)
 
     methods: dict[str, Any] = {
         "bare": original,

@@ -21,7 +21,11 @@ a 5 s export is noise per operation, and would land on whichever variant runs at
   OTLP-JSON log file exporter), with trace/span ids added to each line; the lines go to the
   same stderr file as ours. No cde-otel code.
 * ``default`` — ``cde_otel.configure()`` with its defaults (what ``CDE_OTEL_ENABLED=true``
-  does, no OTLP endpoint: the embedded OTLP-JSON files), instrumenting the method.
+  does, no OTLP endpoint: the embedded OTLP-JSON files), instrumenting the method. No log file
+  and no console by default: the span is the operation's record, no line is written.
+* ``default_log_file`` — the same wrapper and instruments with the operation events
+  ``CDE_OTEL_LOG_FILE`` gives: one JSON line per operation, buffered, into the rotating log file
+  (its flush is in the timed region too).
 * ``logfire`` — when installed (the ``bench`` extra): ``logfire.configure(local=True,
   send_to_logfire=False, console=False)``, a ``logfire.span`` and a histogram record, with the
   same OTLP-JSON file exporters added; nothing leaves the machine.
@@ -53,6 +57,8 @@ GOALS = {"default/floor": 2.0, "default/peer": 0.6}
 _RATIOS = (
     ("default", "floor"),
     ("default", "peer"),
+    ("default_log_file", "floor"),
+    ("default_log_file", "peer"),
     ("peer", "floor"),
     ("logfire", "floor"),
     ("default", "logfire"),
@@ -106,9 +112,13 @@ class _Baseline:
                 provider.shutdown()
 
 
-def _floor_method(original: Callable[..., Any], baseline: _Baseline) -> Callable[..., Any]:
-    tracer = baseline.tracer_provider.get_tracer("bench.floor")
-    duration = baseline.meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
+def floor_method(original: Callable[..., Any], tracer_provider: Any, meter_provider: Any) -> Callable[..., Any]:
+    """The plain-SDK floor around ``original``: a span with three attributes and one histogram record.
+
+    Also the pipeline benchmark's floor worker (``_pipeline_worker.py``), so both measure the same floor.
+    """
+    tracer = tracer_provider.get_tracer("bench.floor")
+    duration = meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
     function = "cde_otel.core.model:Project.transition_status"
     ok = {"operation": OPERATION, "outcome": "ok"}
     perf_counter = time.perf_counter
@@ -220,6 +230,35 @@ def _logfire_method(original: Callable[..., Any], directory: Path) -> tuple[Call
     return transition_status, tracer_provider.force_flush
 
 
+def _log_file_method(
+    original: Callable[..., Any], path: Path, logger_provider: Any, flush_default: Callable[[], None]
+) -> tuple[Callable[..., Any], Callable[[], None]]:
+    """Our wrapper on the configured instruments, with the operation lines ``CDE_OTEL_LOG_FILE=path`` gives."""
+    import wrapt
+
+    from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.instrumentation._targets import CORE_TARGETS
+    from cde_otel.instrumentation._wrapper import OperationTelemetry
+    from cde_otel.logging import HandlerSink, OperationEvents
+    from cde_otel.logging._handlers import file_handler
+    from cde_otel.settings import load_settings
+
+    configured = CDEInstrumentor().operation_telemetry
+    if configured is None or configured.events is None:
+        raise RuntimeError("configure() did not instrument with operation events")
+    settings = load_settings({"CDE_OTEL_LOG_FILE": str(path)})
+    handler = file_handler(path, settings.log_rotation, settings.log_max_bytes, settings.log_retention_days)
+    events = OperationEvents.from_settings(settings, [HandlerSink(handler)], logger_provider)
+    ops = OperationTelemetry(configured.tracer, configured.duration, configured.errors, events=events)
+    target = next(t for t in CORE_TARGETS if t.qualname == OPERATION)
+
+    def flush() -> None:
+        events.flush()
+        flush_default()
+
+    return wrapt.FunctionWrapper(original, ops.wrapper_for(target, original)), flush
+
+
 # -- the run ---------------------------------------------------------------------------------------------
 def _loop(project: Any, flush: Callable[[], object]) -> Loop:
     """n operations (archive, activate, ...) then the flush that makes the exporters do their part."""
@@ -280,7 +319,7 @@ def _run(work: Path, rounds: int, iterations: int) -> tuple[Interleaved, list[st
     peer = _Baseline(work / "peer", "bench-peer", logs=True)
     methods: dict[str, tuple[Any, Callable[[], object]]] = {
         "bare": (original, lambda: None),
-        "floor": (_floor_method(original, floor), floor.flush),
+        "floor": (floor_method(original, floor.tracer_provider, floor.meter_provider), floor.flush),
         "peer": (_peer_method(original, peer), peer.flush),
     }
     with contextlib.suppress(ImportError):  # the bench extra is not installed: reported as absent
@@ -297,6 +336,7 @@ def _run(work: Path, rounds: int, iterations: int) -> tuple[Interleaved, list[st
         pipeline.logger_provider.force_flush()
 
     methods["default"] = (None, flush_default)  # inherits the method configure() patched
+    methods["default_log_file"] = _log_file_method(original, work / "cde.log", pipeline.logger_provider, flush_default)
     loops: dict[str, Loop] = {}
     for name, (method, flush) in methods.items():
         cls = type(f"Project_{name}", (Project,), {} if method is None else {"transition_status": method})
@@ -317,6 +357,8 @@ def _result(timings: Interleaved, variants: list[str], rounds: int, iterations: 
     return {
         "peers_default_vs_floor": ratios["default/floor"],
         "peers_default_vs_peer": ratios["default/peer"],
+        "peers_log_file_vs_floor": ratios["default_log_file/floor"],
+        "peers_log_file_vs_peer": ratios["default_log_file/peer"],
         "peers": {
             "operation": f"{OPERATION} (ACTIVE <-> ARCHIVED)",
             "measure": "process CPU ns per operation, exporters' flush included (median over rounds)",

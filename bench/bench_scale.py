@@ -6,8 +6,8 @@ The stack is ``tests/e2e/scale_backends.py`` with the config files' defaults (ga
 of ordinary traces), run once with one gateway and once with two. The load is the pipeline
 benchmark's: ``_pipeline_worker.py rate`` children turned on with ``CDE_OTEL_ENABLED=true`` and
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at the agent, each operation one single-span trace,
-with ``CDE_OTEL_LOG_LEVEL=warning`` so the producers can offer spans faster (the tier, not the
-apps' log lines, is what is measured; see docs/benchmarks.md for the apps' own ceiling).
+with cde-otel's defaults (no operation lines: the span is the record; the tier, not the apps,
+is what is measured; see docs/benchmarks.md for the apps' own ceiling).
 
 ``scale_spans_per_s_zero_drop_{1,2}_gateway(s)``: an open-loop ramp of the offered rate, split over
 two worker processes. A step passes when the workers kept the schedule (≥ 97 %), the final
@@ -42,7 +42,7 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
-from bench_pipeline import SPANS_FOCUSED_ENV, WORKER, worker_env  # noqa: E402
+from bench_pipeline import WORKER, worker_env  # noqa: E402
 from scale_backends import ScaleOutBackends  # noqa: E402
 
 LB = "load_balancing/traces"
@@ -157,7 +157,7 @@ def _run_step(b: ScaleOutBackends, rate: float, seconds: float, workers: int, en
 def measure_tier(gateways: int, *, rates: list[float], seconds: float, workers: int = 2) -> dict[str, Any]:
     """Ramps the offered rate through a tier with ``gateways`` gateways; stops at the first failing step."""
     with ScaleOutBackends(gateways=gateways) as b:
-        env = worker_env(b.otlp_http_endpoint, SPANS_FOCUSED_ENV)
+        env = worker_env(b.otlp_http_endpoint)
         steps, best = [], None
         for rate in rates:
             step = _run_step(b, rate, seconds, workers, env)

@@ -11,14 +11,22 @@ from __future__ import annotations
 import os
 import sys
 
+_running = False
+
 
 def _configure_once(_module: object) -> None:
+    global _running
+    if _running:  # a watched module imported while this very hook sets telemetry up: that call configures
+        return
+    _running = True
     try:
         from cde_otel.telemetry import configure
 
         configure()
     except Exception as exc:  # start-up must never fail because of telemetry
         sys.stderr.write(f"cde-otel: telemetry was not enabled: {exc}\n")
+    finally:
+        _running = False
 
 
 def _watched_modules() -> list[str]:

@@ -50,13 +50,25 @@ SENSITIVE_FRAGMENTS: tuple[str, ...] = SECRET_FRAGMENTS + CONTENT_FRAGMENTS
 #: Key endings that describe a value rather than hold it: lengths, counts, sizes and ids are allowed.
 ALLOWED_SUFFIXES: tuple[str, ...] = ("_length", "_len", "_count", "_size", "_chars", "_tokens", "_id", "_ids")
 
-# Inline secrets in free text: "Bearer abc.def", "password=hunter2", "api_key: k-1".
+# Inline secrets in free text: "Bearer abc.def", "password=hunter2", "api_key: k-1", and token shapes
+# that need no key name: "sk-..." API keys (OpenAI, Anthropic), Stripe "sk_live_..."/"rk_test_...",
+# GitHub "ghp_...", Slack "xoxb-...", AWS key ids "AKIA...", JWTs "eyJ...", and the password in
+# "scheme://user:password@host".
 _INLINE_SECRET = re.compile(
     r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}"
     r"|\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+    r"|(?P<shape>\bsk-(?:[a-z]+-)?[a-z0-9_-]{16,}"
+    r"|\b[sr]k_(?:live|test)_[a-z0-9]{10,}"
+    r"|\bgh[pousr]_[a-z0-9]{30,}"
+    r"|\bxox[abpr]-[a-z0-9-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]{4,})"
+    r"|(?P<userinfo>://[^/\s:@]+:)[^/\s@]+@"
 )
 # Cheap pre-check (one C-level scan) so most strings skip the substitution entirely.
-_INLINE_HINT = re.compile(r"(?i)bearer|basic|pass|pwd|secret|token|key")
+_INLINE_HINT = re.compile(
+    r"(?i)bearer|basic|pass|pwd|secret|token|key|sk-|k_live|k_test|gh[pousr]_|xox|akia|eyj|://[^/\s]*@"
+)
 _SCALARS = (int, float, bool, type(None))
 
 
@@ -97,7 +109,26 @@ def scrub_text(text: str) -> str:
 def _mask_inline(match: re.Match[str]) -> str:
     if match.group(1):
         return f"{match.group(1)} {MASK}"
+    if match.group("shape"):
+        return MASK
+    if match.group("userinfo"):
+        return f"{match.group('userinfo')}{MASK}@"
     return f"{match.group(2)}{match.group(3)}{MASK}"
+
+
+def scrub_exception(error: BaseException, *, limit: int = 8192) -> tuple[str, str, str]:
+    """(type name, scrubbed message, scrubbed stack trace cut to its last ``limit`` characters) of ``error``.
+
+    What an ``exception`` span event or log record carries, with the same masking as
+    :func:`scrub_text`: an exception's message often quotes the secret that made it fail.
+    """
+    import traceback
+
+    # Scrubbed before it is cut: a cut through "password=..." would hide the key the mask looks for.
+    stack = scrub_text("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    if len(stack) > limit:
+        stack = "..." + stack[-limit:]  # the end holds the exception and the frames nearest to it
+    return type(error).__name__, scrub_text(str(error)), stack
 
 
 def redact_value(key: str, value: Any, extra: tuple[str, ...] = (), content_max_length: int | None = None) -> Any:

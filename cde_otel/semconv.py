@@ -82,6 +82,27 @@ ATTR_CODE_FUNCTION_NAME = "code.function.name"
 #: Values of :data:`ATTR_OUTCOME`.
 OUTCOME_OK = "ok"
 OUTCOME_ERROR = "error"
+#: Values of :data:`ATTR_FEATURE_PHASE` and :data:`ATTR_FEATURE_NEXT_PHASE` (the CDE workflow's phases);
+#: a requested next phase that is none of them is recorded as :data:`INVALID_PHASE`, never as given.
+FEATURE_PHASES: tuple[str, ...] = ("define", "decompose", "design", "implement", "test", "review")
+INVALID_PHASE = "invalid"
+
+# -- stdlib log records -------------------------------------------------------------------
+#: Attributes stamped on every stdlib ``logging.LogRecord`` while telemetry is on, for the host's own
+#: format strings (``%(otelTraceID)s``): the names ``opentelemetry-instrumentation-logging`` uses.
+RECORD_TRACE_ID = "otelTraceID"
+RECORD_SPAN_ID = "otelSpanID"
+RECORD_TRACE_SAMPLED = "otelTraceSampled"
+RECORD_SERVICE_NAME = "otelServiceName"
+#: Ours: the correlation id of the current operation (empty outside one).
+RECORD_CORRELATION_ID = "cde_correlation_id"
+RECORD_STAMPS: tuple[str, ...] = (
+    RECORD_TRACE_ID,
+    RECORD_SPAN_ID,
+    RECORD_TRACE_SAMPLED,
+    RECORD_SERVICE_NAME,
+    RECORD_CORRELATION_ID,
+)
 
 # -- correlation --------------------------------------------------------------------------
 #: Baggage key of the correlation id; spans carry it under the same attribute key.

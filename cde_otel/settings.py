@@ -151,19 +151,31 @@ class Settings:
         "(default: `./.cde-otel-telemetry`).",
     )
     slow_operation_ms: float = _setting(
-        1000.0, _float, "Operations slower than this log a warning with resource usage (RSS, CPU time)."
+        1000.0,
+        _float,
+        "Operations slower than this are reported as slow: a warning line and OTel log record with RSS, and the "
+        "thread's CPU time for operations that were slow before.",
     )
     metric_export_interval_ms: int = _setting(
         5000, _int, "How often metrics are pushed over OTLP (`OTEL_METRIC_EXPORT_INTERVAL` wins when set)."
     )
     # -- logging --------------------------------------------------------------------
     log_level: LogLevel = _setting(
-        "info", _choice(LogLevel, shown_as="level"), "Minimum level of structlog and stdlib log records."
+        "info",
+        _choice(LogLevel, shown_as="level"),
+        "Minimum level of cde-otel's own log output: operation lines (`info`: one per operation, `debug`: also "
+        "its start, `warning`: failed and slow ones only) and the records the log file, console and OTel logs "
+        "bridge take. Never changes a level of the host's loggers.",
     )
     log_format: LogFormat = _setting(
         "auto", _choice(LogFormat), "JSON lines, or a readable console renderer; `auto` picks console on a terminal."
     )
-    log_file: str = _setting("", _text("path"), "Also write JSON lines to this file, rotated (empty: no file).")
+    log_file: str = _setting(
+        "",
+        _text("path"),
+        "Write JSON lines to this file, rotated: one per operation, and the application's stdlib records "
+        "(empty: no file).",
+    )
     log_rotation: LogRotation = _setting(
         "daily", _choice(LogRotation), "Rotate the log file at midnight (UTC) or at `log_max_bytes`."
     )
@@ -176,6 +188,24 @@ class Settings:
         "(token, password, secret, api_key, authorization, cookie, prompt are always masked).",
     )
     # -- a good guest in the host process ---------------------------------------------
+    log_console: bool = _setting(
+        False,
+        _bool,
+        "Also print those JSON lines on stderr (the console renderer on a terminal, `CDE_OTEL_LOG_FORMAT`). Off: "
+        "cde-otel prints nothing of its own.",
+    )
+    logs_bridge: bool = _setting(
+        True,
+        _bool,
+        "Send the application's stdlib records and structlog events to OpenTelemetry logs (its structlog chain "
+        "gets the bridge inserted before its renderer; what it prints is unchanged).",
+    )
+    log_record_ids: bool = _setting(
+        True,
+        _bool,
+        "Stamp every stdlib log record with `otelTraceID`, `otelSpanID`, `otelTraceSampled`, `otelServiceName` "
+        "and `cde_correlation_id` for the application's own format strings.",
+    )
     shutdown_timeout_s: float = _setting(
         2.0,
         _float,

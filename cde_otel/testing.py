@@ -34,6 +34,8 @@ storage faults — without sleeping, without a collector, without a full disk::
 * :func:`capture_telemetry` — tracer and meter providers recording in memory, with
   cde-otel's histogram views; :meth:`CapturedTelemetry.record_operation` feeds the duration
   histogram as the instrumentation would (for health and alert tests).
+* :func:`capture_operation_lines` — :class:`~cde_otel.logging.OperationEvents` whose JSON lines
+  are kept in memory: ``instrument(operation_events=captured.events)``, then ``captured.lines()``.
 * :func:`metric_points` — every data point of one metric from a reader or ``MetricsData``.
 * :func:`simulate_storage_error` / :func:`simulate_disk_full` — every state, backup and probe
   write fails with the chosen errno while the block runs.
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import errno as errno_codes
 import itertools
+import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -64,6 +67,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from cde_otel.core import storage
 from cde_otel.health import MIB, DiskReading, MemoryReading, metric_points
+from cde_otel.logging import OperationEvents
 from cde_otel.semconv import (
     ATTR_ERROR_TYPE,
     ATTR_OPERATION,
@@ -77,11 +81,13 @@ from cde_otel.settings import HistogramKind, Settings
 from cde_otel.telemetry._histograms import duration_views
 
 __all__ = [
+    "CapturedLines",
     "CapturedTelemetry",
     "FakeHost",
     "InjectedFault",
     "ManualClock",
     "SequentialIdGenerator",
+    "capture_operation_lines",
     "capture_telemetry",
     "metric_points",
     "simulate_disk_full",
@@ -162,6 +168,37 @@ def capture_telemetry(histogram: HistogramKind = "exponential", *, views: bool =
     max_size = Settings().histogram_max_size
     meter_provider = MeterProvider(metric_readers=[reader], views=duration_views(histogram, max_size) if views else ())
     return CapturedTelemetry(tracer_provider, meter_provider, spans, reader)
+
+
+@dataclass
+class CapturedLines:
+    """Operation events writing to memory: pass :attr:`events` to ``instrument(operation_events=...)``."""
+
+    events: OperationEvents
+    written: list[str]
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line written so far (pending ones flushed first), parsed."""
+        self.events.flush()
+        return [json.loads(line) for batch in self.written for line in batch.splitlines()]
+
+
+class _MemorySink:
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def write_lines(self, data: str) -> None:
+        self.written.append(data)
+
+
+def capture_operation_lines(settings: Settings | None = None, *, logger_provider: Any = None) -> CapturedLines:
+    """Operation lines kept in memory, at the level and slow threshold of ``settings`` (default: the defaults).
+
+    ``logger_provider``: where failed and slow operations' log records go (none by default).
+    """
+    sink = _MemorySink()
+    events = OperationEvents.from_settings(settings or Settings(), [sink], logger_provider)
+    return CapturedLines(events, sink.written)
 
 
 # -- storage faults -------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from cde_otel.cli._console import console
 from cde_otel.cli._error_handling import handle_errors
 from cde_otel.demo_workload import WorkloadResult, run_workload
 from cde_otel.health import operation_stats
-from cde_otel.logging import setup_logging
 from cde_otel.semconv import (
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
@@ -34,7 +33,8 @@ from cde_otel.semconv import (
     ATTR_FEATURE_PHASE,
     METRIC_OPERATION_DURATION,
 )
-from cde_otel.settings import load_settings
+from cde_otel.settings import Settings, load_settings
+from cde_otel.telemetry._pipeline import DEFAULT_LOCAL_DIR
 
 app = typer.Typer(help="Run a realistic workload with telemetry on and show what it produced.")
 
@@ -43,15 +43,17 @@ app = typer.Typer(help="Run a realistic workload with telemetry on and show what
 def demo(
     features: Annotated[int, typer.Option(min=1, max=10_000, help="Features to drive through the phases.")] = 12,
     project: Annotated[
-        Path | None, typer.Option(help="Existing project directory (default: a fresh temporary one).")
+        Path | None, typer.Option(help="Project directory, created if missing (default: a fresh temporary one).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the workload's random choices.")] = 7,
 ) -> None:
     with handle_errors():
-        pipeline = telemetry.configure()
+        settings = _with_log_file(load_settings())
+        pipeline = telemetry.configure(settings)
+        log_file = settings.log_file if pipeline is not None else None
         captured = InMemorySpanExporter()
         project_dir = project or Path(tempfile.mkdtemp(prefix="cde-otel-demo-"))
-        log_file = _quiet_logging(pipeline, project_dir)
+        project_dir.mkdir(parents=True, exist_ok=True)
         if pipeline is not None and isinstance(pipeline.tracer_provider, TracerProvider):
             pipeline.tracer_provider.add_span_processor(SimpleSpanProcessor(captured))
         console.print(f"[bold]cde-otel demo[/]: {features} features in [cyan]{project_dir}[/]")
@@ -66,15 +68,12 @@ def demo(
         telemetry.shutdown()
 
 
-def _quiet_logging(pipeline: telemetry.Pipeline | None, project_dir: Path) -> Path | None:
-    """Keeps the terminal for the demo's own output: log lines go to a file (and to OTel logs)."""
-    if pipeline is None:
-        return None
-    settings = load_settings()
-    log_file = Path(settings.log_file) if settings.log_file else (pipeline.local_dir or project_dir) / "cde-otel.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    setup_logging(output_file=log_file, logger_provider=pipeline.logger_provider, console=False, settings=settings)
-    return log_file
+def _with_log_file(settings: Settings) -> Settings:
+    """The terminal is the demo's own: operation lines go to a file (default: next to the local telemetry)."""
+    if settings.log_file:
+        return settings
+    directory = Path(settings.local_dir or DEFAULT_LOCAL_DIR).resolve()
+    return settings.replace(log_file=str(directory / "cde-otel.log"))
 
 
 def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, captured: InMemorySpanExporter) -> None:

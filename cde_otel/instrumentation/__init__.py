@@ -26,13 +26,19 @@ What is patched is declared once in :mod:`cde_otel.instrumentation._targets`: th
 get_by_path/save`` and the backup/restore operations) and the same operations of the upstream
 ``cde_orchestrator`` package when it is importable (patched on import, even after
 ``instrument()``). Add your own with ``CDE_OTEL_TARGETS=module:Class.method,...`` or
-``instrument(targets=[...])``; sync and async methods both work.
+``instrument(targets=[...])``; sync and async methods both work. An entry that is malformed, whose
+module fails to import, or that is not a method of a class, is reported once (a warning on the
+``cde_otel.instrumentation`` logger, or one line on stderr) and skipped; the rest is instrumented.
+A module that cannot be found yet is patched when it is imported, and reported at ``uninstrument()``
+(the exit) if it never was.
 
 Each call produces a span ``<Class>.<method>`` carrying ``cde.operation``, ``cde.project.id``,
 ``cde.feature.id``, ``cde.feature.phase`` and ``cde.correlation_id``; a record in the
-``cde.operation.duration`` histogram (seconds); ``cde.errors`` on failure; and, when structlog
-is configured, a start and an end log event. Prompt text is never recorded unless
-``CDE_OTEL_CAPTURE_CONTENT=true``.
+``cde.operation.duration`` histogram (seconds) over exactly the span's interval; ``cde.errors``
+on failure; and the operation events (:class:`~cde_otel.logging.OperationEvents`: a line where a
+log file or console is configured, an OpenTelemetry log record for a failed or slow operation) —
+``instrument(operation_events=...)`` passes yours, ``log_operations=False`` turns them off. Prompt
+text is never recorded unless ``CDE_OTEL_CAPTURE_CONTENT=true``.
 """
 
 from __future__ import annotations
@@ -50,9 +56,11 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from cde_otel._exceptions import CDESystemError
 from cde_otel._version import __version__
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
+from cde_otel.logging import OperationEvents, warn_host
 from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
     METRIC_ERRORS,
@@ -67,6 +75,7 @@ __all__ = ["CDEInstrumentor", "Role", "Target", "parse_target"]
 
 _log = logging.getLogger("cde_otel.instrumentation")
 _hooked_modules: set[str] = set()
+_reported_targets: set[str] = set()
 
 
 class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -87,7 +96,6 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         meter = metrics.get_meter(
             SCOPE_NAME, __version__, meter_provider=kwargs.get("meter_provider"), schema_url=SCHEMA_URL
         )
-        log_start, log_end = _operation_loggers(kwargs.get("log_operations"))
         telemetry = OperationTelemetry(
             tracer,
             meter.create_histogram(
@@ -97,8 +105,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
             meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
-            log_start=log_start,
-            log_end=log_end,
+            events=_operation_events(settings, kwargs),
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
         )
@@ -114,8 +121,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         targets = list(CORE_TARGETS)
         if settings.instrument_upstream:
             targets += UPSTREAM_TARGETS
-        targets += [parse_target(spec) for spec in settings.targets]
-        targets += [t if isinstance(t, Target) else parse_target(t) for t in kwargs.get("targets") or ()]
+        targets += user_targets([*settings.targets, *(kwargs.get("targets") or ())])
         for target in targets:
             self._patch_or_defer(target)
 
@@ -123,6 +129,9 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         telemetry = self._telemetry
         if telemetry is not None:
             telemetry.active = False  # disarms wrappers installed later by post-import hooks, too
+        for target in self._pending:
+            if target.role is Role.CUSTOM:
+                report_bad_target(target.spec, f"module {target.module!r} was never imported")
         for target in self._patched:
             module = sys.modules.get(target.module)
             cls = getattr(module, target.cls, None)
@@ -137,13 +146,21 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if target.module in sys.modules or (target.role is not Role.CUSTOM and target.module.startswith("cde_otel.")):
             self._patch(target)
             return
+        if target.role is Role.CUSTOM and _module_importable(target.module):
+            # User targets are imported now, so that a typo shows at start-up rather than never.
+            try:
+                importlib.import_module(target.module)
+            except Exception as exc:
+                report_bad_target(target.spec, f"importing {target.module!r} failed: {type(exc).__name__}: {exc}")
+                return
+            self._patch(target)
+            return
+        # Not importable yet (telemetry may start before the script's directory is on sys.path):
+        # patched if it is imported later, reported at uninstrument() (exit) if it never was.
         self._pending.append(target)
         if target.module not in _hooked_modules:
             _hooked_modules.add(target.module)
             wrapt.register_post_import_hook(_on_import, target.module)
-        if target.role is Role.CUSTOM and _module_importable(target.module):
-            # User targets are imported eagerly so a typo shows at start-up, not never.
-            importlib.import_module(target.module)
 
     @dont_throw
     def _patch(self, target: Target) -> None:
@@ -152,14 +169,19 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         module = importlib.import_module(target.module)
         cls = getattr(module, target.cls, None)
-        func = getattr(cls, target.method, None) if cls is not None else None
-        if func is None:
+        func = getattr(cls, target.method, None) if isinstance(cls, type) else None
+        problem = _not_a_method(target, cls, func)
+        if problem is not None:
             if target.role is Role.CUSTOM:
-                _log.warning("cde-otel: instrumentation target %s does not exist; skipped", target.spec)
+                report_bad_target(target.spec, problem)
             return
-        if isinstance(func, wrapt.ObjectProxy):  # already wrapped by an earlier instrumentor instance
+        if func is None or isinstance(func, wrapt.ObjectProxy):  # already wrapped by an earlier instrumentor
             return
-        wrapt.wrap_function_wrapper(module, target.qualname, telemetry.wrapper_for(target, func))
+        try:
+            wrapt.wrap_function_wrapper(module, target.qualname, telemetry.wrapper_for(target, func))
+        except (TypeError, AttributeError) as exc:  # e.g. a method of a built-in type
+            report_bad_target(target.spec, f"it cannot be patched ({exc})")
+            return
         self._patched.append(target)
 
     def _on_module_imported(self, name: str) -> None:
@@ -185,6 +207,41 @@ def _on_import(module: Any) -> None:
         _log.debug("cde-otel: post-import instrumentation of %s failed", module.__name__, exc_info=True)
 
 
+def user_targets(specs: Iterable[str | Target]) -> list[Target]:
+    """The well-formed user targets among ``specs``; every malformed one is reported once and skipped."""
+    targets: list[Target] = []
+    for spec in specs:
+        if isinstance(spec, Target):
+            targets.append(spec)
+            continue
+        try:
+            targets.append(parse_target(spec))
+        except CDESystemError as exc:
+            report_bad_target(spec, f"it must look like 'package.module:Class.method' ({exc.code})")
+    return targets
+
+
+def report_bad_target(spec: str, problem: str) -> None:
+    """Tells the host, once per entry, that a ``CDE_OTEL_TARGETS`` entry was skipped and why."""
+    if spec in _reported_targets:
+        return
+    _reported_targets.add(spec)
+    warn_host(_log, f"instrumentation target {spec!r} skipped: {problem}")
+
+
+def _not_a_method(target: Target, cls: Any, func: Any) -> str | None:
+    """Why ``target`` cannot be instrumented, or None when ``func`` is a method of the class ``cls``."""
+    if cls is None:
+        return f"{target.module!r} has no {target.cls!r}"
+    if not isinstance(cls, type):
+        return f"{target.module}.{target.cls} is not a class"
+    if func is None:
+        return f"class {target.cls} has no method {target.method!r}"
+    if isinstance(func, type) or not callable(func):
+        return f"{target.cls}.{target.method} is not a method"
+    return None
+
+
 def _module_importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -196,20 +253,23 @@ def _active_features_callback(telemetry: OperationTelemetry) -> Any:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         if not telemetry.active:
             return []
-        return [Observation(telemetry.active_features())]
+        try:
+            return [Observation(telemetry.active_features())]
+        except Exception:  # the SDK would print the traceback on the host's stderr
+            _log.debug("cde-otel: counting active features failed", exc_info=True)
+            return []
 
     return observe
 
 
-def _operation_loggers(log_operations: bool | None) -> tuple[Any, Any]:
-    """Start/end event emitters, or (None, None) when ``log_operations=False``.
+def _operation_events(settings: Settings, kwargs: dict[str, Any]) -> OperationEvents | None:
+    """The events given (``configure()`` passes its own), none with ``log_operations=False``, else the
+    standalone default: no lines (nothing printed), failed and slow operations to the global LoggerProvider."""
+    if kwargs.get("log_operations") is False:
+        return None
+    events: OperationEvents | None = kwargs.get("operation_events")
+    if events is not None:
+        return events
+    from opentelemetry._logs import get_logger_provider
 
-    The emitters write through stdlib logging, which stays silent until logging is set up
-    (``configure()`` or ``cde_otel.logging.setup_logging``), so instrumenting alone never
-    prints to an application's output and a later ``setup_logging`` starts the events.
-    """
-    if log_operations is False:
-        return None, None
-    from cde_otel.logging._operations import log_operation_end, log_operation_start
-
-    return log_operation_start, log_operation_end
+    return OperationEvents.from_settings(settings, logger_provider=get_logger_provider())

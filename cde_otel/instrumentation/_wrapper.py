@@ -1,7 +1,22 @@
-"""The wrapper put around every target: one span, one histogram record, two log events.
+"""The wrapper put around every target: one span, one histogram record, the operation events.
 
 It never raises into the application and never changes a return value or an
 exception: telemetry failures are swallowed and logged (``_safe_begin``/``_safe_end``, ``dont_throw``).
+
+**The span and the histogram measure the same interval**: one pair of ``time.time_ns()``
+readings, ``t0`` right before the span starts and ``t1`` first thing after the call returns or
+raises. The span gets them as its start and end times, ``cde.operation.duration`` records
+``t1 - t0``. The interval covers starting the span, attaching its context and the call itself;
+neither covers the attribute work after the call nor the operation line
+(:class:`~cde_otel.logging.OperationEvents`), which are written after ``t1``.
+
+**No re-entry**: while the wrapper records (``begin``/``end``) the re-entry guard
+(:mod:`cde_otel._reentry`) is on, and an instrumented method called meanwhile — by a log
+renderer, a bridge, an exporter — runs bare. So ``CDE_OTEL_TARGETS=json:JSONEncoder.encode``
+records the application's own ``json.dumps`` calls and never ours.
+
+Exception events and status descriptions are scrubbed (:func:`cde_otel.redaction.scrub_exception`);
+a requested next phase that is not a phase is recorded as ``invalid``, never as given.
 """
 
 from __future__ import annotations
@@ -20,7 +35,10 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from cde_otel._reentry import GUARD
 from cde_otel.instrumentation._targets import Role, Target
+from cde_otel.logging import OperationEvents
+from cde_otel.redaction import scrub_exception
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
     ATTR_CORRELATION_ID,
@@ -35,6 +53,8 @@ from cde_otel.semconv import (
     ATTR_PROMPT,
     ATTR_PROMPT_LENGTH,
     CORRELATION_KEY,
+    FEATURE_PHASES,
+    INVALID_PHASE,
     LOG_FIELDS,
     OUTCOME_ERROR,
     OUTCOME_OK,
@@ -42,8 +62,6 @@ from cde_otel.semconv import (
 
 _log = logging.getLogger("cde_otel.instrumentation")
 F = TypeVar("F", bound=Callable[..., Any])
-
-OperationLogger = Callable[..., None]
 
 
 def dont_throw(func: F) -> F:
@@ -79,14 +97,26 @@ def _is_project(obj: Any) -> bool:
 
 
 class _Operation:
-    __slots__ = ("attrs", "span", "start", "started", "token")
+    __slots__ = ("attrs", "cpu_ns", "span", "start_ns", "token")
 
-    def __init__(self, span: trace.Span, token: object, attrs: dict[str, Any], started: Any) -> None:
+    def __init__(
+        self, span: trace.Span, token: object, attrs: dict[str, Any], start_ns: int, cpu_ns: int | None
+    ) -> None:
         self.span = span
         self.token = token
         self.attrs = attrs
-        self.started = started  # what the start log event measured (CPU clock for slow operations)
-        self.start = time.perf_counter()
+        self.start_ns = start_ns  # t0: the span's start time
+        self.cpu_ns = cpu_ns  # the thread's CPU clock at t0, read only for targets that were slow before
+
+
+def record_exception_scrubbed(span: trace.Span, error: BaseException) -> str:
+    """``span.record_exception(error)`` with secrets masked in the message and stack trace; returns the message."""
+    _, message, stack = scrub_exception(error)
+    span.add_event(
+        "exception",
+        {"exception.type": type(error).__name__, "exception.message": message, "exception.stacktrace": stack},
+    )
+    return message
 
 
 class OperationTelemetry:
@@ -98,16 +128,16 @@ class OperationTelemetry:
         duration: Histogram,
         errors: Counter,
         *,
-        log_start: OperationLogger | None,
-        log_end: OperationLogger | None,
+        events: OperationEvents | None = None,
         capture_content: bool = False,
         capture_max_length: int = 256,
     ) -> None:
         self.tracer = tracer
         self.duration = duration
         self.errors = errors
-        self.log_start = log_start
-        self.log_end = log_end
+        self.events = events
+        # Targets that ended slow at least once: only for them begin() reads the CPU clock (a syscall).
+        self.slow_targets: set[str] = set()
         self.capture_content = capture_content
         self.capture_max_length = capture_max_length
         self.active = True
@@ -129,7 +159,9 @@ class OperationTelemetry:
         total = 0
         for project in list(self.live_projects.values()):
             features = getattr(project, "features", None)
-            values = features.values() if isinstance(features, dict) else (features or ())
+            # A snapshot, taken in one C call: the application adds features while the metric
+            # reader's thread counts them ("dictionary changed size during iteration").
+            values = tuple(features.values()) if isinstance(features, dict) else tuple(features or ())
             total += sum(1 for f in values if not _is_terminal(f))
         return total
 
@@ -153,8 +185,8 @@ class OperationTelemetry:
             attrs[ATTR_FEATURE_PHASE] = str(instance.current_phase)
             if target.method == "advance_phase":
                 nxt = args[0] if args else kwargs.get("next_phase")
-                if isinstance(nxt, str):
-                    attrs[ATTR_FEATURE_NEXT_PHASE] = nxt
+                if isinstance(nxt, str):  # user input: recorded only when it names a phase
+                    attrs[ATTR_FEATURE_NEXT_PHASE] = nxt if nxt in FEATURE_PHASES else INVALID_PHASE
         else:
             for candidate in (*args, *kwargs.values()) if role is Role.STORE else (instance, *args):
                 if _is_project(candidate):
@@ -174,10 +206,13 @@ class OperationTelemetry:
         return attrs
 
     # -- span lifecycle ---------------------------------------------------------------
-    def begin(self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Operation:
+    def begin(
+        self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, cpu: bool = False
+    ) -> _Operation:
         attrs = self._begin_attrs(target, instance, args, kwargs)
         parent = context.get_current()
-        span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs)
+        start_ns = time.time_ns()  # t0
+        span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs, start_time=start_ns)
         cid = baggage.get_baggage(CORRELATION_KEY, parent)
         ctx = trace.set_span_in_context(span, parent)
         if not isinstance(cid, str):
@@ -188,11 +223,17 @@ class OperationTelemetry:
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         attrs[ATTR_CORRELATION_ID] = cid
         token = context.attach(ctx)
-        started = self.log_start(target.qualname, **_log_ids(attrs)) if self.log_start is not None else None
-        return _Operation(span, token, attrs, started)
+        cpu_ns = None
+        events = self.events
+        if events is not None:
+            if events.start_on:
+                events.started(target.qualname, span, start_ns, _log_ids(attrs))
+            if cpu and target.spec in self.slow_targets:
+                cpu_ns = time.thread_time_ns()
+        return _Operation(span, token, attrs, start_ns, cpu_ns)
 
     def end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
-        duration = time.perf_counter() - op.start
+        end_ns = time.time_ns()  # t1
         span = op.span
         attrs = op.attrs
         metric_attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname}
@@ -210,24 +251,35 @@ class OperationTelemetry:
                 recoverable = getattr(error, "recoverable", None)
                 if isinstance(recoverable, bool):
                     span.set_attribute(ATTR_ERROR_RECOVERABLE, recoverable)
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, f"{error_code}: {error}"[:256]))
+                message = record_exception_scrubbed(span, error)
+                span.set_status(Status(StatusCode.ERROR, f"{error_code}: {message}"[:256]))
                 self.errors.add(1, {ATTR_ERROR_TYPE: error_code, ATTR_OPERATION: target.qualname})
-            # Recorded while the span is still current, so exemplars and the end log event
-            # carry this operation's trace and span ids.
-            self.duration.record(duration, metric_attrs)
-            if self.log_end is not None:
-                self.log_end(
-                    target.qualname,
-                    duration * 1000.0,
-                    metric_attrs[ATTR_OUTCOME],
-                    error_code=error_code,
-                    started=op.started,
-                    **_log_ids(attrs),
-                )
+            # Recorded while the span is still current, so the exemplar carries its trace and span ids.
+            self.duration.record(max(end_ns - op.start_ns, 0) / 1e9, metric_attrs)
+            span.end(end_time=end_ns)
+            if self.events is not None:
+                self._report(target, op, end_ns, error_code)
         finally:
-            span.end()
+            if span.is_recording():  # something above failed before the span ended
+                span.end(end_time=end_ns)
             context.detach(op.token)  # type: ignore[arg-type]
+
+    def _report(self, target: Target, op: _Operation, end_ns: int, error_code: str | None) -> None:
+        """The operation's line and, when it failed or was slow, its log record (inside its span's context)."""
+        events = self.events
+        assert events is not None
+        slow = end_ns - op.start_ns > events.slow_after_ns
+        if not (slow or error_code is not None or events.ok_lines):
+            return  # the defaults: an ok operation's record is its span
+        cpu_ms = None
+        if slow:
+            self.slow_targets.add(target.spec)
+            if op.cpu_ns is not None:
+                cpu_ms = (time.thread_time_ns() - op.cpu_ns) / 1e6
+        events.ended(
+            target.qualname, op.span, op.start_ns, end_ns, _log_ids(op.attrs),
+            error_code=error_code, slow=slow, cpu_ms=cpu_ms,
+        )  # fmt: skip
 
     def _note_result(self, target: Target, attrs: dict[str, Any], span: trace.Span, result: Any) -> None:
         role = target.role
@@ -258,32 +310,43 @@ class OperationTelemetry:
                 self.remember(result)
 
     # -- wrappers ---------------------------------------------------------------------
-    def _safe_begin(self, target: Target, instance: Any, args: Any, kwargs: Any) -> _Operation | None:
+    def _safe_begin(
+        self, target: Target, instance: Any, args: Any, kwargs: Any, *, cpu: bool = False
+    ) -> _Operation | None:
         if not self.active or not is_instrumentation_enabled():
             return None
+        GUARD.active = True
         try:
-            return self.begin(target, instance, args, kwargs)
+            return self.begin(target, instance, args, kwargs, cpu=cpu)
         except Exception:
             _log.debug("cde-otel: starting telemetry for %s failed", target.spec, exc_info=True)
             return None
+        finally:
+            GUARD.active = False
 
     def _safe_end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
+        GUARD.active = True
         try:
             self.end(target, op, result, error)
         except Exception:
             _log.debug("cde-otel: ending telemetry for %s failed", target.spec, exc_info=True)
+        finally:
+            GUARD.active = False
 
     def wrapper_for(self, target: Target, func: Callable[..., Any]) -> Callable[..., Any]:
         """A wrapt-style wrapper ``(wrapped, instance, args, kwargs)`` for ``target``.
 
         Telemetry failures are swallowed and logged (never raised); the call's own result or
-        exception passes through untouched.
+        exception passes through untouched. Called while cde-otel records (the re-entry guard is
+        on), the method runs bare.
         """
         begin, end = self._safe_begin, self._safe_end
 
         if inspect.iscoroutinefunction(func):
 
             async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                if GUARD.active:
+                    return await wrapped(*args, **kwargs)
                 op = begin(target, instance, args, kwargs)
                 if op is None:
                     return await wrapped(*args, **kwargs)
@@ -298,7 +361,9 @@ class OperationTelemetry:
             return async_wrapper
 
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            op = begin(target, instance, args, kwargs)
+            if GUARD.active:
+                return wrapped(*args, **kwargs)
+            op = begin(target, instance, args, kwargs, cpu=True)
             if op is None:
                 return wrapped(*args, **kwargs)
             try:

@@ -1,6 +1,35 @@
-"""Structured logging (PROD-02): structlog JSON lines with trace correlation, bridged to OpenTelemetry logs.
+"""Logging (PROD-02): operation lines, the host's records in OpenTelemetry logs, structured JSON lines.
 
-Usage::
+What goes where, with ``CDE_OTEL_ENABLED=true`` (``configure()`` calls :func:`attach_logging`):
+
+* **The span** is the record of every operation: outcome (``cde.outcome``, ``error.type``), ids,
+  duration (its own start and end times — the same interval the ``cde.operation.duration``
+  histogram records).
+* **A JSON line** per operation (:class:`OperationEvents`) where a log file
+  (``CDE_OTEL_LOG_FILE``) or the console (``CDE_OTEL_LOG_CONSOLE``, off by default) is configured.
+* **An OpenTelemetry log record** per failed or slow operation, per stdlib record of the host
+  (stamped with trace ids, delivered even after the host replaced its root handlers) and per
+  structlog event of the host (a bridge inserted into its chain, changing nothing it prints).
+
+The host's logging is never changed: no level, no handler removed, nothing printed unless asked.
+A host that wants our trace ids, correlation id and redaction on *its* structlog lines adds
+:func:`processors` to its chain; a host that configures structlog after ``configure()`` adds
+:func:`bridge`::
+
+    import structlog
+    import cde_otel.logging
+
+    structlog.configure(processors=[
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *cde_otel.logging.processors(),        # correlation_id, trace_id, span_id, secrets masked
+        cde_otel.logging.bridge(),             # each event also an OpenTelemetry log record
+        structlog.processors.JSONRenderer(),
+    ])
+
+:func:`setup_logging` is the other way in, for an application that wants cde-otel to own its
+logging: it configures structlog through stdlib ``logging`` (JSON lines, or a console renderer on
+a terminal), sets the root level and handlers, and bridges both to OpenTelemetry logs::
 
     from cde_otel.logging import get_logger, setup_logging
 
@@ -8,48 +37,36 @@ Usage::
     log = get_logger(__name__).bind(project_id=project.id)
     log.info("feature created", feature_id=feature.id)
 
-One JSON object per line::
-
-    {"event": "feature created", "project_id": "p1", "feature_id": "f1", "level": "info",
-     "timestamp": "2026-01-05T10:00:00.123456Z", "logger": "app", "correlation_id": "...",
-     "trace_id": "4bf9...", "span_id": "00f0..."}
-
-* structlog goes through the stdlib ``logging`` module, so third-party records and structlog events
-  share the handlers and the rendering (``structlog.stdlib.ProcessorFormatter``): JSON lines, or a
-  readable console renderer when the stream is a terminal (``CDE_OTEL_LOG_FORMAT``).
-* Every line carries ``trace_id``/``span_id`` of the active span, the ``correlation_id`` of the
-  operation, and ``project_id``/``feature_id`` when bound (``bound_context(...)``) or on the span.
-* Secrets and prompt text are masked (:mod:`cde_otel.redaction`).
-* With a ``LoggerProvider`` (given, or configured globally) every event and every third-party record
-  also becomes exactly one OpenTelemetry LogRecord with the span's trace context.
-* ``CDE_OTEL_LOG_FILE`` adds a JSON file rotated daily (UTC midnight) or by size, keeping
-  ``CDE_OTEL_LOG_RETENTION_DAYS`` rolled files.
-
-``setup_logging`` may be called again (e.g. by ``cde_otel.telemetry.configure`` with its provider): the
-new setup replaces the old one. ``reset_logging`` undoes it (tests).
+Lines carry ``trace_id``/``span_id`` of the active span, the ``correlation_id``, and
+``project_id``/``feature_id`` when bound or on the span; secrets and prompt text are masked
+(:mod:`cde_otel.redaction`); ``CDE_OTEL_LOG_FILE`` rotates daily (UTC) or by size, safely with
+several writer processes. ``reset_logging`` undoes ``setup_logging`` (tests).
 """
 
 from __future__ import annotations
 
 from structlog.contextvars import bound_contextvars as bound_context
 
+from cde_otel.logging._attach import Attached, attach_logging, bridge, processors
 from cde_otel.logging._config import get_logger, is_configured, log_file_handlers, reset_logging, setup_logging
-from cde_otel.logging._operations import (
-    OPERATIONS_LOGGER,
-    OperationStart,
-    log_operation_end,
-    log_operation_start,
-)
+from cde_otel.logging._host import warn_host
+from cde_otel.logging._operations import OPERATIONS_LOGGER, HandlerSink, LineSink, OperationEvents, StreamSink
 
 __all__ = [
     "OPERATIONS_LOGGER",
-    "OperationStart",
+    "Attached",
+    "HandlerSink",
+    "LineSink",
+    "OperationEvents",
+    "StreamSink",
+    "attach_logging",
     "bound_context",
+    "bridge",
     "get_logger",
     "is_configured",
     "log_file_handlers",
-    "log_operation_end",
-    "log_operation_start",
+    "processors",
     "reset_logging",
     "setup_logging",
+    "warn_host",
 ]

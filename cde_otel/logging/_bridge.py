@@ -2,62 +2,100 @@
 
 Two paths, disjoint by construction, so nothing is emitted twice:
 
-* structlog events: ``StructlogProcessor`` (opentelemetry-instrumentation-structlog) sits in
-  the structlog chain, after redaction, and emits while the event dict is still a dict.
-* stdlib records from third-party code: ``LoggingHandler`` (opentelemetry-instrumentation-logging)
-  on the root logger, with a filter that skips the records structlog hands to stdlib (they
-  were emitted already) and OpenTelemetry's own records (an exporter failure logged and
-  exported again would loop).
+* structlog events: ``StructlogBridge`` (``StructlogProcessor`` of
+  opentelemetry-instrumentation-structlog) sits in the structlog chain — the application's own,
+  right before its renderer — and emits while the event is still a dict. It never changes the
+  event: what the application prints stays what it was.
+* stdlib records: ``ForeignRecordBridge`` (``LoggingHandler`` of opentelemetry-instrumentation-logging)
+  sees every record the application's loggers handle, skipping those structlog hands to stdlib
+  (emitted already) and OpenTelemetry's own (an exporter failure logged and exported again would loop).
 
-Both read the current OpenTelemetry context at call time, so each LogRecord carries the
-trace and span id of the active span. Attributes are redacted and reduced to values
-OpenTelemetry accepts; structlog's plumbing (``_record``, ``_logger``...) never leaks.
+Both read the current OpenTelemetry context at call time, so each LogRecord carries the trace
+and span id of the active span, and the correlation id. Bodies, attributes and exceptions
+(``exception.message``, ``exception.stacktrace``) are redacted with :mod:`cde_otel.redaction`
+and reduced to values OpenTelemetry accepts; structlog's plumbing (``_record``, ``_logger``...)
+and the trace ids stamped on stdlib records never become attributes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry._logs import LoggerProvider
+from opentelemetry._logs import Logger, LoggerProvider, LogRecord, NoOpLogger
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.instrumentation.structlog import StructlogProcessor
 from structlog.typing import WrappedLogger
 
+from cde_otel._correlation import current_correlation_id
+from cde_otel._reentry import GUARD
 from cde_otel.logging._processors import otel_attribute_value
 from cde_otel.redaction import redact_value, scrub_text
+from cde_otel.semconv import RECORD_STAMPS
 
 _OWN_LOGGERS = ("opentelemetry",)
+# Attributes every bridged record carries in its own fields (trace context) or that only echo it.
+_NOT_ATTRIBUTES = frozenset({"logger", "trace_id", "span_id", *RECORD_STAMPS})
+_EXCEPTION_TEXT = ("exception.message", "exception.stacktrace")
 
 
-def _clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: otel_attribute_value(value)
-        for key, value in attributes.items()
-        if value is not None and not key.startswith("_")
-    }
+def _attributes(raw: dict[str, Any], redact_keys: tuple[str, ...], content_max_length: int | None) -> dict[str, Any]:
+    """Redacted, OTel-valid attributes, with the current correlation id; never the caller's dict."""
+    cleaned: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None or key.startswith("_") or key in _NOT_ATTRIBUTES:
+            continue
+        if key in _EXCEPTION_TEXT:
+            cleaned[key] = scrub_text(str(value))
+        else:
+            cleaned[key] = otel_attribute_value(redact_value(key, value, redact_keys, content_max_length))
+    correlation_id = current_correlation_id()
+    if correlation_id is not None:
+        cleaned.setdefault("correlation_id", correlation_id)
+    return cleaned
 
 
 class StructlogBridge(StructlogProcessor):
-    """``StructlogProcessor`` that never raises into the app and emits only OTel-valid attributes."""
+    """``StructlogProcessor`` that never raises into the app, never changes the event, and emits only
+    redacted, OTel-valid attributes. ``_cde_otel`` marks it in a chain (inserted once, removed exactly)."""
 
-    def __init__(self, logger_provider: LoggerProvider) -> None:
+    _cde_otel = True
+
+    def __init__(
+        self, logger_provider: LoggerProvider, redact_keys: Iterable[str] = (), content_max_length: int | None = None
+    ) -> None:
         super().__init__(logger_provider=logger_provider)  # type: ignore[no-untyped-call]  # untyped contrib
+        self._redact_keys = tuple(redact_keys)
+        self._content_max_length = content_max_length
+        self._loggers: dict[str, Logger] = {}
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        if GUARD.active:  # logged by code cde-otel is running while it records: never bridged again
+            return event_dict
+        GUARD.active = True
         try:
-            super().__call__(logger, method_name, event_dict)
+            name = getattr(logger, "name", None) or event_dict.get("logger") or "structlog"
+            otel_logger = self._loggers.get(name)
+            if otel_logger is None:
+                otel_logger = self._loggers[name] = self._logger_provider.get_logger(name)
+            if not isinstance(otel_logger, NoOpLogger):
+                otel_logger.emit(self._translate(event_dict, method_name))
         except Exception:  # a telemetry failure must not break the caller's log call
             logging.getLogger(__name__).debug("structlog event not bridged to OpenTelemetry", exc_info=True)
+        finally:
+            GUARD.active = False
         return event_dict
 
-    @staticmethod
-    def _get_attributes(event_dict: dict[str, Any]) -> dict[str, Any]:
-        attributes: dict[str, Any] = StructlogProcessor._get_attributes(event_dict)
-        # The logger name is the LogRecord's instrumentation scope already.
-        attributes.pop("logger", None)
-        return _clean_attributes(attributes)
+    def _translate(self, event_dict: dict[str, Any], method_name: str | None = None) -> LogRecord:
+        record: LogRecord = super()._translate(event_dict, method_name)
+        if isinstance(record.body, str):
+            record.body = scrub_text(record.body)
+        return record
+
+    def _get_attributes(self, event_dict: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        raw: dict[str, Any] = StructlogProcessor._get_attributes(event_dict)
+        return _attributes(raw, self._redact_keys, self._content_max_length)
 
 
 class _ScrubbedMessage(logging.Formatter):
@@ -73,18 +111,13 @@ def is_structlog_record(record: logging.LogRecord) -> bool:
 
 
 class ForeignRecordBridge(LoggingHandler):
-    """``LoggingHandler`` for third-party stdlib records only, with redaction and correlation id."""
+    """``LoggingHandler`` for stdlib records (not structlog's, nor OpenTelemetry's), redacted, with correlation id."""
 
     def __init__(
-        self,
-        logger_provider: LoggerProvider,
-        current_correlation_id: Callable[[], str | None],
-        redact_keys: Iterable[str] = (),
-        content_max_length: int | None = None,
+        self, logger_provider: LoggerProvider, redact_keys: Iterable[str] = (), content_max_length: int | None = None
     ) -> None:
         super().__init__(logger_provider=logger_provider)
         self.setFormatter(_ScrubbedMessage())
-        self._current_correlation_id = current_correlation_id
         self._redact_keys = tuple(redact_keys)
         self._content_max_length = content_max_length
 
@@ -94,20 +127,14 @@ class ForeignRecordBridge(LoggingHandler):
         return bool(super().filter(record))
 
     def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
-        attributes, event_name = super()._get_attributes(record)
-        redacted = {
-            key: redact_value(key, value, self._redact_keys, self._content_max_length)
-            for key, value in attributes.items()
-            if not key.startswith("exception.")
-        }
-        redacted.update((key, value) for key, value in attributes.items() if key.startswith("exception."))
-        correlation_id = self._current_correlation_id()
-        if correlation_id is not None:
-            redacted["correlation_id"] = correlation_id
-        return _clean_attributes(redacted), event_name
+        raw, event_name = super()._get_attributes(record)
+        return _attributes(raw, self._redact_keys, self._content_max_length), event_name
 
     def emit(self, record: logging.LogRecord) -> None:
+        was_active, GUARD.active = GUARD.active, True  # what translating calls is never recorded
         try:
             super().emit(record)
         except Exception:
             self.handleError(record)
+        finally:
+            GUARD.active = was_active

@@ -16,10 +16,13 @@ from cde_otel.logging._handlers import file_handler
 from cde_otel.logging._processors import (
     add_trace_context,
     correlation_id_adder,
+    drop_record_stamps,
     foreign_stack_info,
     leading_keys_first,
     redactor,
+    scrub_rendered_exception,
 )
+from cde_otel.logging._records import records_bridged
 from cde_otel.settings import LogFormat, LogRotation, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -36,28 +39,16 @@ class _Installed:
 
     handlers: list[logging.Handler] = field(default_factory=list)
     previous_root_level: int = logging.WARNING
-    slow_operation_ms: float = 1000.0
 
 
 _installed: _Installed | None = None
-_unconfigured_slow_operation_ms: float | None = None
-
-
-def slow_operation_ms() -> float:
-    """Threshold above which an operation logs a warning (``CDE_OTEL_SLOW_OPERATION_MS``)."""
-    global _unconfigured_slow_operation_ms
-    if _installed is not None:
-        return _installed.slow_operation_ms
-    if _unconfigured_slow_operation_ms is None:  # read once: this is on every operation's path
-        _unconfigured_slow_operation_ms = load_settings().slow_operation_ms
-    return _unconfigured_slow_operation_ms
 
 
 def is_configured() -> bool:
     return _installed is not None
 
 
-def _parse_level(level: str | int) -> int:
+def parse_level(level: str | int) -> int:
     if isinstance(level, int):
         return level
     try:
@@ -70,25 +61,47 @@ def _parse_level(level: str | int) -> int:
         ) from None
 
 
-def _wants_console(fmt: LogFormat, stream: TextIO) -> bool:
+def wants_console(fmt: LogFormat, stream: TextIO) -> bool:
     if fmt == "auto":
         isatty = getattr(stream, "isatty", None)
         return bool(isatty and isatty())
     return fmt == "console"
 
 
-def _formatter(console: bool, stream: TextIO | None, pre_chain: list[Any]) -> structlog.stdlib.ProcessorFormatter:
+def formatter(console: bool, stream: TextIO | None, pre_chain: list[Any]) -> structlog.stdlib.ProcessorFormatter:
+    """JSON lines (tracebacks rendered, then scrubbed), or structlog's console renderer."""
     renderer: Any
     if console:
         isatty = getattr(stream, "isatty", None)
         renderer = structlog.dev.ConsoleRenderer(colors=bool(isatty and isatty()))
         tail: list[Any] = [renderer]
     else:
-        tail = [structlog.processors.format_exc_info, leading_keys_first, structlog.processors.JSONRenderer()]
+        tail = [
+            structlog.processors.format_exc_info,
+            scrub_rendered_exception,
+            leading_keys_first,
+            structlog.processors.JSONRenderer(),
+        ]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=pre_chain,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
+
+
+def record_pre_chain(settings: Settings) -> list[Any]:
+    """What a stdlib record goes through before rendering: level, logger, extras, time, ids, redaction."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        foreign_stack_info,
+        correlation_id_adder(current_correlation_id),
+        add_trace_context,
+        drop_record_stamps,
+        redactor(settings.redact_keys, settings.capture_max_length if settings.capture_content else None),
+    ]
 
 
 def setup_logging(
@@ -115,7 +128,7 @@ def setup_logging(
     """
     global _installed
     cfg = settings if settings is not None else load_settings()
-    root_level = _parse_level(level if level is not None else cfg.log_level)
+    root_level = parse_level(level if level is not None else cfg.log_level)
     fmt = fmt or cfg.log_format
     path = output_file if output_file is not None else (cfg.log_file or None)
     redact_keys = cfg.redact_keys
@@ -142,32 +155,23 @@ def setup_logging(
         # Imported only when bridging: the contrib instrumentations are not free to import.
         from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge
 
-        chain.append(StructlogBridge(logger_provider=provider))
-        bridge = ForeignRecordBridge(provider, current_correlation_id, redact_keys, content_max_length)
+        chain.append(StructlogBridge(provider, redact_keys, content_max_length))
+        # With telemetry configured, every stdlib record reaches OTel logs already (cde_otel.logging.attach).
+        if not records_bridged():
+            bridge = ForeignRecordBridge(provider, redact_keys, content_max_length)
     chain += [
         structlog.stdlib.add_logger_name,
         add_trace_context,
         structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
     ]
-
     # stdlib records from third-party code, rendered by the same formatters.
-    pre_chain: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        timestamper,
-        foreign_stack_info,
-        add_correlation_id,
-        add_trace_context,
-        redact,
-    ]
+    pre_chain = record_pre_chain(cfg)
 
     handlers: list[logging.Handler] = []
     if console:
         out = stream if stream is not None else sys.stderr
         stream_handler = logging.StreamHandler(out)
-        stream_handler.setFormatter(_formatter(_wants_console(fmt, out), out, pre_chain))
+        stream_handler.setFormatter(formatter(wants_console(fmt, out), out, pre_chain))
         handlers.append(stream_handler)
     if path:
         rotated = file_handler(
@@ -176,7 +180,7 @@ def setup_logging(
             max_bytes if max_bytes is not None else cfg.log_max_bytes,
             retention_days if retention_days is not None else cfg.log_retention_days,
         )
-        rotated.setFormatter(_formatter(False, None, pre_chain))
+        rotated.setFormatter(formatter(False, None, pre_chain))
         handlers.append(rotated)
     if bridge is not None:
         handlers.append(bridge)
@@ -199,7 +203,7 @@ def setup_logging(
         # from structlog.testing.capture_logs.
         cache_logger_on_first_use=False,
     )
-    _installed = _Installed(handlers, previous_root_level, cfg.slow_operation_ms)
+    _installed = _Installed(handlers, previous_root_level)
 
 
 def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool | None) -> LoggerProvider | None:

@@ -1,101 +1,317 @@
-"""Operation logging (PROD-02.2/02.4) for the instrumentation wrapper.
+"""Operation events (PROD-02.2/02.4): what the instrumentation wrapper reports beside the span.
 
-Two events per operation on the structlog logger ``cde_otel.operations``::
+Every operation's outcome, ids and duration are always in its span (``cde.outcome``,
+``error.type``, the ids, the span's own times). :class:`OperationEvents` adds, per finished
+operation:
 
-    started = log_operation_start("start_feature", project_id=p.id)
-    ...  # the operation
-    log_operation_end("start_feature", duration_ms, "ok", started=started, project_id=p.id)
+* **one JSON line** wherever a log file (``CDE_OTEL_LOG_FILE``) or the opt-in console
+  (``CDE_OTEL_LOG_CONSOLE``) is configured: ``"<operation> succeeded"`` at INFO, ``"<operation>
+  failed"`` (with ``error_code``) or a slow one (``slow``, ``rss_mb``, ``cpu_ms``) at WARNING;
+  with ``CDE_OTEL_LOG_LEVEL=debug`` also ``"<operation> started"``. No sink, no line work at all.
+* **one OpenTelemetry log record** for a failed or slow operation only (the span already holds
+  the rest), inside the operation's trace.
 
-``"<operation> started"`` (INFO) then ``"<operation> succeeded"`` (INFO) or ``"<operation> failed"``
-(WARNING, with ``error_code``). An operation slower than ``CDE_OTEL_SLOW_OPERATION_MS`` logs its
-end at WARNING with ``slow=True`` and its resource usage: ``rss_mb`` (psutil) and ``cpu_ms``, the
-process CPU time spent since ``started`` (or as given). psutil is touched only for slow operations.
+The lines are rendered straight to bytes with orjson (the standard ``json`` module if orjson is
+missing): no structlog chain, no stdlib logging hop, no logger look-up per event. They are
+buffered and written in batches — every second, at 64 KiB, at once after a WARNING line, and at
+:meth:`OperationEvents.close` (``shutdown()``) — by one daemon thread that starts with the first
+line. A batch is one ``write()`` (console) or one locked ``emit`` of the rotating log handler
+(file), so lines from several processes never interleave. Nothing on a line is free text (ids,
+codes, numbers, operation names), so the lines need no scrubbing::
+
+    {"timestamp": "2026-01-05T10:00:00.123456Z", "level": "info", "logger": "cde_otel.operations",
+     "event": "Feature.advance_phase succeeded", "operation": "Feature.advance_phase",
+     "duration_ms": 0.412, "outcome": "ok", "project_id": "...", "feature_id": "...",
+     "phase": "define", "correlation_id": "...", "trace_id": "...", "span_id": "..."}
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
-from typing import Any, Literal, NamedTuple
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-import structlog
+from opentelemetry import context as otel_context
+from opentelemetry._logs import LogRecord, SeverityNumber
 
-from cde_otel.logging._config import get_logger, is_configured, slow_operation_ms
+from cde_otel._reentry import GUARD
+from cde_otel._version import __version__
+from cde_otel.semconv import OUTCOME_ERROR, OUTCOME_OK, SCHEMA_URL
+
+if TYPE_CHECKING:
+    from opentelemetry._logs import LoggerProvider
+    from opentelemetry.trace import Span
+
+    from cde_otel.settings import Settings
 
 OPERATIONS_LOGGER = "cde_otel.operations"
-Outcome = Literal["ok", "error"]
+_log = logging.getLogger("cde_otel.logging")
 
-_logger = get_logger(OPERATIONS_LOGGER)
-_stdlib_logger = logging.getLogger(OPERATIONS_LOGGER)
-_process: Any = None  # psutil.Process, created on the first slow operation
+try:
+    import orjson
 
+    def _dumps(line: dict[str, Any]) -> bytes:
+        return orjson.dumps(line, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
 
-class OperationStart(NamedTuple):
-    """What ``log_operation_start`` measured: monotonic and process-CPU clocks, in ns."""
+except ImportError:  # pragma: no cover - orjson has wheels for every mainstream platform
+    import json
 
-    monotonic_ns: int
-    cpu_ns: int
-
-
-def log_operation_start(operation: str, **ids: Any) -> OperationStart:
-    """Logs ``"<operation> started"`` and returns the clocks ``log_operation_end`` needs for CPU time."""
-    started = OperationStart(time.perf_counter_ns(), time.process_time_ns())
-    if _enabled(logging.INFO):
-        _logger.info(f"{operation} started", operation=operation, **ids)
-    return started
+    def _dumps(line: dict[str, Any]) -> bytes:
+        stamp = line["timestamp"].isoformat().replace("+00:00", "Z")
+        return (json.dumps({**line, "timestamp": stamp}, separators=(",", ":")) + "\n").encode()
 
 
-def log_operation_end(
-    operation: str,
-    duration_ms: float,
-    outcome: Outcome,
-    error_code: str | None = None,
-    *,
-    cpu_ms: float | None = None,
-    rss_mb: float | None = None,
-    started: OperationStart | None = None,
-    **ids: Any,
-) -> None:
-    """Logs ``"<operation> succeeded|failed"`` with ``duration_ms``, ``outcome`` and ``error_code``."""
-    slow = duration_ms > slow_operation_ms()
-    level = logging.WARNING if slow or outcome != "ok" else logging.INFO
-    if not _enabled(level):
-        return
-    fields: dict[str, Any] = {
-        "operation": operation,
-        "duration_ms": round(duration_ms, 3),
-        "outcome": outcome,
-        "error_code": error_code,
-        **ids,
+class LineSink(Protocol):
+    """Where a batch of complete JSON lines goes."""
+
+    def write_lines(self, data: str) -> None: ...
+
+
+class StreamSink:
+    """A text stream (the opt-in console: ``sys.stderr``): one ``write()`` and a flush per batch."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write_lines(self, data: str) -> None:
+        self.stream.write(data)
+        self.stream.flush()
+
+
+class _PreRendered(logging.Formatter):
+    """The handler's own formatter, except for a batch of operation lines: those are written as they are."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "cde_otel_lines", False):
+            return str(record.msg)
+        return self.inner.format(record) if self.inner is not None else super().format(record)
+
+
+class HandlerSink:
+    """A logging handler (the rotating log file): one ``handle()`` per batch, so its inter-process
+    lock and rollover check run once per batch, not once per line. A rolled file may therefore
+    exceed ``CDE_OTEL_LOG_MAX_BYTES`` by one batch (at most 64 KiB)."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        self.handler = handler
+        if not isinstance(handler.formatter, _PreRendered):
+            handler.setFormatter(_PreRendered(handler.formatter))
+
+    def write_lines(self, data: str) -> None:
+        record = logging.LogRecord(OPERATIONS_LOGGER, logging.INFO, __file__, 0, data.removesuffix("\n"), None, None)
+        record.cde_otel_lines = True
+        self.handler.handle(record)
+
+
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
+_writers: weakref.WeakSet[OperationEvents] = weakref.WeakSet()
+
+
+class OperationEvents:
+    """The operation lines and the failure/slow log records of one ``configure()`` (see the module docs).
+
+    ``level`` is ``CDE_OTEL_LOG_LEVEL``: INFO writes the end lines, DEBUG the start lines too,
+    WARNING only failed and slow operations (lines and log records), ERROR nothing.
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[LineSink] = (),
+        *,
+        level: int = logging.INFO,
+        logger_provider: LoggerProvider | None = None,
+        slow_operation_ms: float = 1000.0,
+        flush_interval_s: float = 1.0,
+        max_pending_bytes: int = 65_536,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self.start_on = bool(self.sinks) and level <= logging.DEBUG
+        #: Whether an ok operation produces anything (a line): when not, the wrapper skips it early.
+        self.ok_lines = bool(self.sinks) and level <= logging.INFO
+        self._warn_lines = bool(self.sinks) and level <= logging.WARNING
+        self._otel = None
+        if logger_provider is not None and level <= logging.WARNING:
+            self._otel = logger_provider.get_logger(OPERATIONS_LOGGER, __version__, SCHEMA_URL)
+        #: Operations slower than this (ns) are reported as slow.
+        self.slow_after_ns = int(slow_operation_ms * 1e6)
+        self._interval = flush_interval_s
+        self._max_pending = max_pending_bytes
+        self._lock = threading.Lock()  # the pending lines
+        self._write_lock = threading.Lock()  # one batch at a time, in order
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+        self._process: Any = None  # psutil.Process, created on the first slow operation
+        _writers.add(self)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, sinks: Sequence[LineSink] = (), logger_provider: LoggerProvider | None = None
+    ) -> OperationEvents:
+        """Level and slow threshold from ``CDE_OTEL_LOG_LEVEL`` / ``CDE_OTEL_SLOW_OPERATION_MS``."""
+        level = logging.getLevelNamesMapping()[settings.log_level.upper()]
+        return cls(sinks, level=level, logger_provider=logger_provider, slow_operation_ms=settings.slow_operation_ms)
+
+    # -- events ----------------------------------------------------------------------------------
+    def started(self, operation: str, span: Span, start_ns: int, ids: Mapping[str, Any]) -> None:
+        """``"<operation> started"`` (DEBUG): call only when :attr:`start_on`."""
+        line = _line(logging.DEBUG, f"{operation} started", start_ns, span, {"operation": operation, **ids})
+        self._add(_dumps(line), urgent=False)
+
+    def ended(
+        self,
+        operation: str,
+        span: Span,
+        start_ns: int,
+        end_ns: int,
+        ids: Mapping[str, Any],
+        *,
+        error_code: str | None = None,
+        slow: bool = False,
+        cpu_ms: float | None = None,
+    ) -> None:
+        """The end line (where a sink is configured) and, for a failure or a slow one, the log record."""
+        warn = slow or error_code is not None
+        lines = self._warn_lines if warn else self.ok_lines
+        if not lines and (not warn or self._otel is None):
+            return
+        fields: dict[str, Any] = {
+            "operation": operation,
+            "duration_ms": round((end_ns - start_ns) / 1e6, 3),
+            "outcome": OUTCOME_OK if error_code is None else OUTCOME_ERROR,
+        }
+        if error_code is not None:
+            fields["error_code"] = error_code
+        if slow:
+            fields["slow"] = True
+            if cpu_ms is not None:
+                fields["cpu_ms"] = round(cpu_ms, 3)
+            rss_mb = self._rss_mb()
+            if rss_mb is not None:
+                fields["rss_mb"] = round(rss_mb, 1)
+        fields.update(ids)
+        event = f"{operation} {'succeeded' if error_code is None else 'failed'}"
+        level = logging.WARNING if warn else logging.INFO
+        if lines:
+            self._add(_dumps(_line(level, event, end_ns, span, fields)), urgent=warn)
+        if warn and self._otel is not None:
+            self._otel.emit(
+                LogRecord(
+                    timestamp=end_ns,
+                    observed_timestamp=time.time_ns(),
+                    context=otel_context.get_current(),
+                    severity_text="WARN",
+                    severity_number=SeverityNumber.WARN,
+                    body=event,
+                    attributes=fields,
+                )
+            )
+
+    # -- buffering -------------------------------------------------------------------------------
+    def _add(self, data: bytes, *, urgent: bool) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            full = self._pending_bytes >= self._max_pending
+            if self._flusher is None:
+                self._start_flusher()
+        if urgent or full:
+            self.flush()
+
+    def _start_flusher(self) -> None:
+        self._flusher = threading.Thread(target=self._run_flusher, name="cde-otel-operation-lines", daemon=True)
+        self._flusher.start()
+
+    def _run_flusher(self) -> None:
+        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+        GUARD.active = True  # whatever the sinks call is never recorded (see cde_otel._reentry)
+        otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        while not self._closed:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes the pending lines now (one batch per sink), after any batch taken before. Never raises."""
+        with self._write_lock:
+            with self._lock:
+                if not self._pending:
+                    return
+                data = b"".join(self._pending).decode()
+                self._pending.clear()
+                self._pending_bytes = 0
+            was_active, GUARD.active = GUARD.active, True
+            try:
+                for sink in self.sinks:
+                    try:
+                        sink.write_lines(data)
+                    except Exception:  # a full disk or a closed stream must not reach the operation
+                        _log.debug("cde-otel: operation lines not written to %r", sink, exc_info=True)
+            finally:
+                GUARD.active = was_active
+
+    def close(self) -> None:
+        """Stops taking lines, writes what is pending and stops the flusher thread. Idempotent."""
+        with self._lock:
+            self._closed = True
+            flusher, self._flusher = self._flusher, None
+        self.flush()
+        self._wake.set()
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(1.0)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's pending lines are the parent's; the flusher restarts on demand."""
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._pending = []
+        self._pending_bytes = 0
+        self._wake = threading.Event()
+        self._flusher = None
+
+    def _rss_mb(self) -> float | None:
+        try:
+            if self._process is None:
+                import psutil
+
+                self._process = psutil.Process()
+            return float(self._process.memory_info().rss) / (1024 * 1024)
+        except Exception:  # resource usage is a nice-to-have; never fail the caller's operation for it
+            return None
+
+
+def _line(level: int, event: str, time_ns: int, span: Span, fields: Mapping[str, Any]) -> dict[str, Any]:
+    line = {
+        "timestamp": datetime.fromtimestamp(time_ns / 1e9, UTC),
+        "level": _LEVEL_NAMES[level],
+        "logger": OPERATIONS_LOGGER,
+        "event": event,
+        **fields,
     }
-    if slow:
-        fields["slow"] = True
-        if cpu_ms is None and started is not None:
-            cpu_ms = (time.process_time_ns() - started.cpu_ns) / 1e6
-        if rss_mb is None:
-            rss_mb = _rss_mb()
-    if cpu_ms is not None:
-        fields["cpu_ms"] = round(cpu_ms, 3)
-    if rss_mb is not None:
-        fields["rss_mb"] = round(rss_mb, 1)
-    verb = "succeeded" if outcome == "ok" else "failed"
-    _logger.log(level, f"{operation} {verb}", **fields)
+    span_context = span.get_span_context()
+    if span_context.is_valid:
+        line["trace_id"] = format(span_context.trace_id, "032x")
+        line["span_id"] = format(span_context.span_id, "016x")
+    return line
 
 
-def _enabled(level: int) -> bool:
-    """Skips building an event nobody will see; a foreign structlog setup (``capture_logs``) sees everything."""
-    if is_configured() or not structlog.is_configured():
-        return _stdlib_logger.isEnabledFor(level)
-    return True
+def _reset_after_fork() -> None:
+    for writer in list(_writers):
+        writer._after_fork()
 
 
-def _rss_mb() -> float | None:
-    global _process
-    try:
-        if _process is None:
-            import psutil
-
-            _process = psutil.Process()
-        return float(_process.memory_info().rss) / (1024 * 1024)
-    except Exception:  # resource usage is a nice-to-have; never fail the caller's operation for it
-        return None
+os.register_at_fork(after_in_child=_reset_after_fork)

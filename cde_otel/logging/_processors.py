@@ -9,7 +9,7 @@ from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from cde_otel.redaction import redact_value, scrub_text
-from cde_otel.semconv import ATTR_FEATURE_ID, ATTR_PROJECT_ID, LOG_FIELDS
+from cde_otel.semconv import ATTR_FEATURE_ID, ATTR_PROJECT_ID, LOG_FIELDS, RECORD_STAMPS
 
 # Span attributes copied into log lines when the event does not name them itself.
 _SPAN_IDS = tuple((attribute, LOG_FIELDS[attribute]) for attribute in (ATTR_PROJECT_ID, ATTR_FEATURE_ID))
@@ -63,6 +63,22 @@ def redactor(extra: Iterable[str] = (), content_max_length: int | None = None) -
         return event_dict
 
     return redact
+
+
+def scrub_rendered_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Masks secrets in the traceback text ``format_exc_info`` rendered (it runs after ``redact``)."""
+    for key in ("exception", "stack"):
+        value = event_dict.get(key)
+        if isinstance(value, str):
+            event_dict[key] = scrub_text(value)
+    return event_dict
+
+
+def drop_record_stamps(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The ids stamped on stdlib records (``otelTraceID``...) repeat ``trace_id``/``span_id``: not on our lines."""
+    for key in RECORD_STAMPS:
+        event_dict.pop(key, None)
+    return event_dict
 
 
 def foreign_stack_info(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

@@ -1,9 +1,15 @@
 """Turning telemetry on: providers, exporters, instrumentation and logging in one call.
 
 The composition root of the package: it builds the SDK pipeline and wires the layers below
-it together -- instruments with :class:`~cde_otel.instrumentation.CDEInstrumentor`, sets up
-:mod:`cde_otel.logging` with its LoggerProvider, and registers its metric reader and export
-status with :mod:`cde_otel.health.sources`. Nothing below imports this package.
+it together -- instruments with :class:`~cde_otel.instrumentation.CDEInstrumentor`, attaches
+:mod:`cde_otel.logging` next to the host's own logging (:func:`~cde_otel.logging.attach_logging`:
+adds, never replaces), and registers its metric reader and export status with
+:mod:`cde_otel.health.sources`. Nothing below imports this package.
+
+It is all or nothing: the global providers are set last, and when a step fails everything
+built so far is undone (providers and their exporter threads shut down, instrumentation and
+logging hooks removed) before the error is raised. A bad ``CDE_OTEL_TARGETS`` entry is not such
+a failure: it is reported once and skipped.
 
     import cde_otel
 
@@ -26,9 +32,9 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sys
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from opentelemetry import context, propagate
 from opentelemetry.sdk._logs import LoggerProvider
@@ -39,6 +45,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 from cde_otel.settings import Settings, load_settings, sdk_disabled
 from cde_otel.telemetry._pipeline import Pipeline, ShutdownReport, build_pipeline, flush, shutdown_pipeline
+
+if TYPE_CHECKING:
+    from cde_otel.logging import Attached
 
 __all__ = [
     "CORRELATION_KEY",
@@ -64,6 +73,7 @@ _pipeline: Pipeline | None = None
 _configuring = False
 _env_context_token: object | None = None
 _atexit_registered = False
+_attached: Attached | None = None  # what configure() added to logging, removed by shutdown()
 
 
 def configure(
@@ -113,7 +123,7 @@ def _configure(
     set_global: bool,
     logging_setup: bool,
 ) -> Pipeline:
-    """Builds (or wraps the given providers in) a pipeline, sets the globals and instruments."""
+    """Builds (or wraps the given providers in) a pipeline, instruments, then sets the globals; all or nothing."""
     if tracer_provider or meter_provider or logger_provider:
         pipeline = Pipeline(
             tracer_provider or TracerProvider(),
@@ -125,10 +135,14 @@ def _configure(
         )
     else:
         pipeline = build_pipeline(settings, env)
+    try:
+        _instrument(pipeline, settings, logging_setup, env)
+    except BaseException:
+        _undo(pipeline)
+        raise
     if set_global:
         _set_globals(pipeline)
     _attach_context_from_environment(env)
-    _instrument(pipeline, settings, logging_setup, env)
     from cde_otel.health.sources import register_telemetry
 
     status = pipeline.export_status
@@ -145,21 +159,25 @@ def _set_globals(pipeline: Pipeline) -> None:
 
 
 def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env: Mapping[str, str]) -> None:
+    global _attached
     from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 
     from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.logging import OperationEvents, attach_logging
     from cde_otel.telemetry._system_metrics import register_system_metrics
 
     ThreadingInstrumentor().instrument()  # carries the context (and correlation id) into threads
     if logging_setup:
-        from cde_otel.logging import setup_logging
-
-        setup_logging(logger_provider=pipeline.logger_provider, settings=settings)
+        _attached = attach_logging(pipeline.logger_provider, settings)
     CDEInstrumentor().instrument(
         tracer_provider=pipeline.tracer_provider,
         meter_provider=pipeline.meter_provider,
         settings=settings,
-        log_operations=True if logging_setup else None,
+        operation_events=(
+            _attached.events
+            if _attached is not None
+            else OperationEvents.from_settings(settings, logger_provider=pipeline.logger_provider)
+        ),
     )
     _instrument_mcp(pipeline, settings, env)
     register_system_metrics(pipeline.meter_provider)
@@ -176,6 +194,12 @@ def _instrument_mcp(pipeline: Pipeline, settings: Settings, env: Mapping[str, st
     MCPInstrumentor().instrument(
         tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider, settings=settings
     )
+
+
+def _undo(pipeline: Pipeline) -> None:
+    """A configure() that failed half-way leaves nothing behind: hooks removed, exporter threads stopped."""
+    _uninstrument()
+    shutdown_pipeline(pipeline, min(pipeline.shutdown_timeout_s, 1.0))
 
 
 def _attach_context_from_environment(environ: Mapping[str, str]) -> None:
@@ -232,7 +256,9 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
             report = shutdown_pipeline(pipeline, timeout_s)
         message = report.warning()
         if message is not None:
-            _warn_host(message)
+            from cde_otel.logging import warn_host
+
+            warn_host(_log, message)
         return report
     except Exception:  # the host's exit must never fail because of telemetry
         _log.debug("cde-otel: shutdown failed", exc_info=True)
@@ -251,7 +277,7 @@ def _uninstrument() -> None:
         MCPInstrumentor().uninstrument,  # before the providers it records into shut down
         CDEInstrumentor().uninstrument,
         ThreadingInstrumentor().uninstrument,
-        _reset_logging,
+        _detach_logging,  # writes the pending operation lines, before the providers shut down
     )
     for undo in undo_steps:
         try:
@@ -260,31 +286,8 @@ def _uninstrument() -> None:
             _log.debug("cde-otel: %s failed during shutdown", getattr(undo, "__qualname__", undo), exc_info=True)
 
 
-def _reset_logging() -> None:
-    from cde_otel.logging import reset_logging
-
-    reset_logging()
-
-
-def _warn_host(message: str) -> None:
-    """One warning: to the host's logging when it has a handler for it, else one line on stderr."""
-    if _has_handler(_log, logging.WARNING):
-        _log.warning("cde-otel: %s", message)
-        return
-    try:
-        sys.stderr.write(f"cde-otel: {message}\n")
-        sys.stderr.flush()
-    except Exception:  # stderr closed: nothing polite left to do
-        return
-
-
-def _has_handler(logger: logging.Logger, level: int) -> bool:
-    """Whether a record at ``level`` would reach a real handler (our own NullHandler does not count)."""
-    if not logger.isEnabledFor(level):
-        return False
-    current: logging.Logger | None = logger
-    while current is not None:
-        if any(not isinstance(h, logging.NullHandler) and level >= h.level for h in current.handlers):
-            return True
-        current = current.parent if current.propagate else None
-    return False
+def _detach_logging() -> None:
+    global _attached
+    attached, _attached = _attached, None
+    if attached is not None:
+        attached.detach()

@@ -6,21 +6,33 @@ count what could not be sent (items of failed exports, and of exports still in f
 ``shutdown()`` reports once, and they can be aborted: ``abort()`` shuts the wrapped exporter
 down, which interrupts the OTLP exporters' retry back-off, so a dead collector cannot hold
 the host's exit hostage.
+
+They are also the redaction backstop for what cde-otel did not produce itself: another
+instrumentation's ``span.record_exception(...)``, a record from an OpenTelemetry
+``LoggingHandler`` the host installed. Exception events' and log records' ``exception.message``
+and ``exception.stacktrace``, span status descriptions and log bodies go through
+:func:`~cde_otel.redaction.scrub_text` before export. This runs in the export thread, and costs
+one check per span without events or record without exception attributes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
+
+from cde_otel.redaction import scrub_text
 
 _log = logging.getLogger("cde_otel.telemetry")
 # Set while one of our exporters runs in this thread: the shutdown filter below only ever
@@ -128,6 +140,67 @@ def _metric_points(metrics_data: MetricsData) -> int:
         return 0
 
 
+_EXCEPTION_TEXT = ("exception.message", "exception.stacktrace")
+
+
+def _scrubbed(attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A copy of ``attributes`` with exception text scrubbed, or None when nothing had to change."""
+    if not attributes:
+        return None
+    changed: dict[str, Any] = {}
+    for key in _EXCEPTION_TEXT:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            clean = scrub_text(value)
+            if clean != value:
+                changed[key] = clean
+    return {**attributes, **changed} if changed else None
+
+
+def scrub_span(span: ReadableSpan) -> ReadableSpan:
+    """``span`` itself, or a copy with its exception events and status description scrubbed."""
+    description = span.status.description
+    if not span.events and not description:
+        return span
+    events: list[Event] = []
+    changed = False
+    for event in span.events:
+        attributes = _scrubbed(event.attributes) if event.name == "exception" else None
+        changed |= attributes is not None
+        events.append(event if attributes is None else Event(event.name, attributes, event.timestamp, limit=None))
+    clean_description = scrub_text(description) if description else description
+    if not changed and clean_description == description:
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=Status(span.status.status_code, clean_description),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def scrub_log_record(readable: ReadableLogRecord) -> ReadableLogRecord:
+    """``readable`` itself, or a copy with its exception attributes and text body scrubbed."""
+    record = readable.log_record
+    attributes = _scrubbed(record.attributes)
+    body = scrub_text(record.body) if isinstance(record.body, str) else record.body
+    if attributes is None and body is record.body:
+        return readable
+    clean = copy.copy(record)
+    clean.body = body
+    if attributes is not None:
+        clean.attributes = attributes
+    return dataclasses.replace(readable, log_record=clean)
+
+
 class _Tracked:
     """Idempotent shutdown (the processor's and ``abort()`` may both call it) and ``abort()``."""
 
@@ -156,7 +229,7 @@ class TrackedSpanExporter(_Tracked, SpanExporter):
         result = SpanExportResult.FAILURE
         with self._status.exporting("traces", len(spans)):
             try:
-                result = self._inner.export(spans)
+                result = self._inner.export([scrub_span(span) for span in spans])
             except Exception:
                 _log.debug("cde-otel: span export raised", exc_info=True)
         self._status.record("traces", result is SpanExportResult.SUCCESS, len(spans))
@@ -177,7 +250,7 @@ class TrackedLogExporter(_Tracked, LogRecordExporter):
         result = LogRecordExportResult.FAILURE
         with self._status.exporting("logs", len(batch)):
             try:
-                result = self._inner.export(batch)
+                result = self._inner.export([scrub_log_record(record) for record in batch])
             except Exception:
                 _log.debug("cde-otel: log export raised", exc_info=True)
         self._status.record("logs", result is LogRecordExportResult.SUCCESS, len(batch))

@@ -34,6 +34,7 @@ from opentelemetry.sdk.metrics.export import (
     InMemoryMetricReader,
     MetricExporter,
     MetricReader,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import (
@@ -110,8 +111,25 @@ class ShutdownReport:
         )
 
 
+class _FrozenResource(Resource):
+    """The SDK's ``Resource`` hashes by ``json.dumps`` of all its attributes on every call, and the OTLP
+    encoders hash it once per span and per log record. Ours never changes: hash it once."""
+
+    _hash: int | None = None
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = super().__hash__()
+        return self._hash
+
+
 def build_resource(environ: Mapping[str, str]) -> Resource:
-    """service.name (default cde-orchestrator), version, instance id, host, OS and process."""
+    """service.name (default cde-orchestrator), version, instance id, host, OS and process (hashed once)."""
+    resource = _detected_resource(environ)
+    return _FrozenResource(resource.attributes, resource.schema_url)
+
+
+def _detected_resource(environ: Mapping[str, str]) -> Resource:
     detected = get_aggregated_resources(
         [ProcessResourceDetector(), OsResourceDetector(), _HostResourceDetector()],
         initial_resource=Resource.create({"service.version": __version__, "service.instance.id": str(uuid.uuid4())}),
@@ -249,8 +267,10 @@ def select_exporters(
 
 def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None) -> Pipeline:
     env = os.environ if environ is None else environ
+    # Everything that can be refused is checked before the first provider (and its threads) exists.
     resource = build_resource(env)
     exporters, described, local_dir = select_exporters(settings, env)
+    export_interval_ms = _metric_export_interval_ms(settings, env)
     status = ExportStatus()
 
     tracked: list[Any] = []
@@ -269,18 +289,17 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         tracer_provider.add_span_processor(processors["traces"])
 
     readers: list[MetricReader] = []
+    health_reader: MetricReader | None = None
     metric_exporter: MetricExporter | None = exporters["metrics"]
     if metric_exporter is not None:
-        interval = env.get("OTEL_METRIC_EXPORT_INTERVAL")
         tracked.append(TrackedMetricExporter(metric_exporter, status))
-        readers.append(
-            PeriodicExportingMetricReader(
-                tracked[-1],
-                export_interval_millis=float(interval) if interval else settings.metric_export_interval_ms,
-            )
-        )
-    health_reader = InMemoryMetricReader()
-    readers.append(health_reader)
+        exporting = PeriodicExportingMetricReader(tracked[-1], export_interval_millis=export_interval_ms)
+        readers.append(exporting)
+        if _cumulative(exporting):
+            health_reader = ExportingReaderView(exporting)
+    if health_reader is None:  # nothing exported, or delta temporality: health needs a reader of its own
+        health_reader = InMemoryMetricReader()
+        readers.append(health_reader)
     meter_provider = MeterProvider(
         resource=resource,
         metric_readers=readers,
@@ -315,6 +334,55 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
     )
 
 
+class ExportingReaderView(MetricReader):
+    """What health reads while metrics are exported: the exporting reader's own cumulative state,
+    collected on demand and never exported from here.
+
+    One reader instead of two: the SDK aggregates every histogram record once per reader, so a
+    second (in-memory) reader for health made each operation's record cost ~1.6 times as much.
+    Used only with cumulative temporality (the default): collecting delta state would take it
+    from the exporter. Never registered with a MeterProvider itself.
+    """
+
+    def __init__(self, reader: MetricReader) -> None:
+        super().__init__()
+        self._reader = reader
+
+    def get_metrics_data(self) -> MetricsData | None:
+        collect: Any = self._reader._collect  # set when the reader is registered with the MeterProvider
+        return collect(self._reader, timeout_millis=10_000) if collect is not None else None
+
+    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
+        return None
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
+def _cumulative(reader: MetricReader) -> bool:
+    from opentelemetry.sdk.metrics.export import AggregationTemporality
+
+    temporalities = getattr(reader, "_instrument_class_temporality", {})
+    return bool(temporalities) and all(t is AggregationTemporality.CUMULATIVE for t in temporalities.values())
+
+
+def _metric_export_interval_ms(settings: Settings, environ: Mapping[str, str]) -> float:
+    raw = environ.get("OTEL_METRIC_EXPORT_INTERVAL", "").strip()
+    if not raw:
+        return float(settings.metric_export_interval_ms)
+    try:
+        interval = float(raw)
+    except ValueError:
+        interval = 0.0
+    if interval <= 0:
+        raise CDESystemError(
+            f"OTEL_METRIC_EXPORT_INTERVAL={raw!r} is not a positive number of milliseconds",
+            "E903",
+            {"setting": "OTEL_METRIC_EXPORT_INTERVAL", "value": raw, "expected": "milliseconds > 0"},
+        )
+    return interval
+
+
 def _otlp_endpoints(described: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     """(host, port) of the OTLP endpoints the exporters send to, for the shutdown's reachability check."""
     from urllib.parse import urlsplit
@@ -345,10 +413,11 @@ def _destination(described: Mapping[str, str], environ: Mapping[str, str], local
 
 
 def _log_batch_sizes(environ: Mapping[str, str]) -> tuple[int | None, int | None]:
-    """(max_queue_size, max_export_batch_size) for logs: room for two records per span.
+    """(max_queue_size, max_export_batch_size) for logs: room for bursts of the host's own records.
 
-    Every operation logs a start and an end record, so the SDK's defaults (2048/512, the
-    same as for spans) would drop logs first under load. The OTEL_BLRP_* variables win.
+    The host's stdlib and structlog records all become log records, often several per operation,
+    so the SDK's defaults (2048/512, the same as for spans) would drop logs first under load.
+    The OTEL_BLRP_* variables win.
     """
     queue = None if environ.get("OTEL_BLRP_MAX_QUEUE_SIZE") else 8192
     batch = None if environ.get("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") else 1024

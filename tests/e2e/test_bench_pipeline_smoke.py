@@ -15,7 +15,7 @@ NUMBER = (int, float)
 def test_pipeline_benchmarks_report_their_keys(run_bench: Callable[..., dict[str, Any]]) -> None:
     keys = [
         "export_spans_per_s_zero_drop",
-        "export_spans_per_s_zero_drop_logs_warning",
+        "export_spans_per_s_zero_drop_floor",
         "collector_down_latency_ratio",
         "collector_down_rss_growth_second_half_mb",
     ]
@@ -23,7 +23,7 @@ def test_pipeline_benchmarks_report_their_keys(run_bench: Callable[..., dict[str
     for key in keys:
         assert isinstance(result[key], NUMBER), key
 
-    for config in ("default_logging", "logs_at_warning"):
+    for config in ("default_logging", "plain_sdk_floor"):
         steps = result["export"][config]["steps"]
         assert steps, config
         for step in steps:

@@ -18,6 +18,9 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     keys = [
         "peers_default_vs_floor",
         "peers_default_vs_peer",
+        "peers_log_file_vs_floor",
+        "peers_log_file_vs_peer",
+        "host_log_record_vs_contrib_handler",
         "overhead_spans_metrics_ratio_vs_floor",
         "disabled_ratio_vs_bare",
         "disabled_import_ms",
@@ -25,7 +28,7 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
         "health_p99_ms",
         "quantile_max_rel_error",
     ]
-    result = run_bench("peers,overhead,disabled,shutdown,quantiles,health", keys)
+    result = run_bench("peers,host_logging,overhead,disabled,shutdown,quantiles,health", keys)
     machine = result["machine"]
     assert isinstance(machine["nproc"], int)
     assert isinstance(machine["cpu"], str)
@@ -43,10 +46,14 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
 
     peers = result["peers"]
     # Logfire is in the dev extras (bench), so it is measured here too.
-    assert set(peers["cpu_ns_per_op"]) == {"bare", "floor", "peer", "default", "logfire"}
+    assert set(peers["cpu_ns_per_op"]) == {"bare", "floor", "peer", "default", "default_log_file", "logfire"}
     assert all(value > 0 for value in peers["cpu_ns_per_op"].values())
     assert peers["cpu_ratios"]["default/floor"] == result["peers_default_vs_floor"]
-    assert peers["stderr_lines"] > 0  # the peer's (and today our) JSON lines were really written
+    assert peers["stderr_lines"] > 0  # the peer's JSON lines were really written (ours go to no console)
+
+    host_logging = result["host_logging"]["cpu_ns_per_record"]
+    assert set(host_logging) == {"host", "stamped", "cde_otel", "contrib_handler"}
+    assert result["goals"]["host_log_record_vs_contrib_handler"]["passed"] is None  # context only
     assert result["goals"]["peers_default_vs_floor"]["goal"] == "≤ 2.00"
 
     disabled = result["disabled"]

@@ -253,3 +253,52 @@ def test_no_bridge_without_a_configured_provider(provider: LoggerProvider) -> No
     assert _resolve_logger_provider(None, True) is not None  # forced: the proxy forwards once one is set
     assert _resolve_logger_provider(provider, None) is provider
     assert _resolve_logger_provider(provider, False) is None
+
+
+SECRET = "password=hunter2 api_key=sk-live-abcdefghijklmnop1234"
+
+
+def test_exceptions_are_scrubbed_in_bridged_records(
+    provider: LoggerProvider, exporter: InMemoryLogRecordExporter
+) -> None:
+    setup_logging("info", stream=io.StringIO(), logger_provider=provider)
+    for log in (get_logger("app"), logging.getLogger("lib")):
+        try:
+            raise RuntimeError(f"login failed: {SECRET}")
+        except RuntimeError:
+            log.exception(f"caught {SECRET}")
+
+    records = [r.log_record for r in exported(exporter)]
+    assert len(records) == 2
+    for record in records:
+        attributes = dict(record.attributes or {})
+        text = f"{record.body!s} {attributes}"
+        assert "hunter2" not in text and "sk-live" not in text, text
+        assert attributes["exception.message"] == "login failed: password=[REDACTED] api_key=[REDACTED]"
+        assert "RuntimeError: login failed: password=[REDACTED]" in str(attributes["exception.stacktrace"])
+
+
+def test_the_structlog_bridge_never_changes_the_event(provider: LoggerProvider) -> None:
+    from cde_otel.logging._bridge import StructlogBridge
+
+    bridge = StructlogBridge(provider)
+    event = {"event": f"login {SECRET}", "api_key": "k-1", "nested": {"token": "t"}, "level": "info"}
+    before = repr(event)
+    assert bridge(None, "info", event) is event
+    assert repr(event) == before  # what the host renders next is what it logged
+
+
+def test_setup_logging_after_attach_bridges_each_record_once(
+    provider: LoggerProvider, exporter: InMemoryLogRecordExporter
+) -> None:
+    from cde_otel.logging import attach_logging
+
+    attached = attach_logging(provider, load_settings({}))
+    try:
+        setup_logging("info", stream=io.StringIO(), logger_provider=provider)  # the app's own call, later
+        logging.getLogger("lib").warning("once")
+        get_logger("app").info("structlog once")
+    finally:
+        reset_logging()
+        attached.detach()
+    assert sorted(map(str, bodies(exporter))) == ["once", "structlog once"]

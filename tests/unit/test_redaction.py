@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cde_otel.redaction import MASK, is_content_key, is_sensitive_key, redact_mapping, scrub_text
+from cde_otel.redaction import MASK, is_content_key, is_sensitive_key, redact_mapping, scrub_exception, scrub_text
 from cde_otel.semconv import ATTR_ERROR_TYPE, ATTR_PROJECT_ID, ATTR_PROMPT_LENGTH
 
 
@@ -112,10 +112,41 @@ def test_content_max_length_keeps_truncated_prompt_but_never_secrets() -> None:
         ("url?token=abc&x=1", "url?token=[REDACTED]&x=1"),
         ("nothing to hide here", "nothing to hide here"),
         ("the tokenizer keeps going", "the tokenizer keeps going"),
+        # Token shapes that need no key name.
+        ("use sk-live-abcdefghijklmnop1234 now", f"use {MASK} now"),
+        ("key sk-proj-Ab3dEf6hIj9kLmN0pQ", f"key {MASK}"),
+        ("stripe sk_live_abcdefghij12 and rk_test_abcdefghij12", f"stripe {MASK} and {MASK}"),
+        ("gh ghp_" + "a1" * 18, f"gh {MASK}"),
+        ("slack xoxb-1234567890-abcdef", f"slack {MASK}"),
+        ("aws AKIAABCDEFGHIJKLMNOP end", f"aws {MASK} end"),
+        ("jwt eyJhbGciOiJI.eyJzdWIiOiIx.SflKxwRJSMeK", f"jwt {MASK}"),
+        ("dsn postgres://app:hunter2@db:5432/x", f"dsn postgres://app:{MASK}@db:5432/x"),
+        # ... and look-alikes that are not secrets.
+        (
+            "task-list sk-1 ok, risk-assessment, pk_live_abcdefghij12",
+            "task-list sk-1 ok, risk-assessment, pk_live_abcdefghij12",
+        ),
+        (
+            "https://example.org/path?q=1 and mailto:ann@example.org",
+            "https://example.org/path?q=1 and mailto:ann@example.org",
+        ),
     ],
 )
 def test_scrub_text(text: str, expected: str) -> None:
     assert scrub_text(text) == expected
+
+
+def test_scrub_exception_masks_message_and_stack_and_keeps_the_end() -> None:
+    try:
+        raise RuntimeError("db login failed: password=hunter2 api_key=sk-live-abcdefghijklmnop1234")
+    except RuntimeError as error:
+        name, message, stack = scrub_exception(error)
+        _, _, short = scrub_exception(error, limit=40)
+    assert name == "RuntimeError"
+    assert message == f"db login failed: password={MASK} api_key={MASK}"
+    assert "Traceback (most recent call last)" in stack and message in stack
+    assert "hunter2" not in stack + short and "sk-live" not in stack + short
+    assert short.startswith("...") and short.endswith(f"api_key={MASK}\n")
 
 
 def test_free_text_values_are_scrubbed() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from cde_otel.semconv import ATTR_CORRELATION_ID, METRIC_OPERATION_DURATION
+from cde_otel.semconv import ATTR_CORRELATION_ID, ATTR_ERROR_TYPE, METRIC_OPERATION_DURATION
 from cde_otel.telemetry import correlation, propagation_env
 from cde_otel.testing import capture_telemetry
 
@@ -30,6 +30,10 @@ APP = textwrap.dedent(
     feature = project.start_feature("An unchanged program")
     feature.advance_phase("decompose", {"n": 1})
     repo.save(project)
+    try:
+        feature.advance_phase("review")  # E102: phases go one at a time
+    except Exception as error:
+        print("refused:", error.code)
     print("otel imported:", any(m.startswith("opentelemetry") for m in sys.modules))
     print("patched:", hasattr(type(project).activate, "__wrapped__"))
     """
@@ -74,9 +78,15 @@ def test_one_environment_variable_turns_everything_on(
     assert resource["service.version"]["stringValue"]
     assert "service.instance.id" in resource and "process.pid" in resource and "host.name" in resource
     assert all(s["attrs"].get(ATTR_CORRELATION_ID) for s in spans)
-    # metrics and logs were flushed at exit too
+    # The span is the record of an operation's outcome: status unset (0) when ok, ERROR (2) with its code.
+    assert {s["status"].get("code", 0) for s in spans if s["name"] == "Project.activate"} == {0}
+    (refused,) = [s for s in spans if s["name"] == "Feature.advance_phase" and s["attrs"].get(ATTR_ERROR_TYPE)]
+    assert refused["attrs"][ATTR_ERROR_TYPE] == "E102" and refused["status"]["code"] == 2
+    # metrics and logs were flushed at exit too; a failed operation is also a log record
     assert METRIC_OPERATION_DURATION in (local / "metrics.jsonl").read_text()
-    assert "Project.activate succeeded" in (local / "logs.jsonl").read_text()
+    logs = (local / "logs.jsonl").read_text()
+    assert "Feature.advance_phase failed" in logs and "E102" in logs
+    assert "succeeded" not in logs  # an ok operation's record is its span
 
 
 def test_standard_otel_variables_are_honoured(

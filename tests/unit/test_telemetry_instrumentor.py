@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from cde_otel.core import FileSystemProjectRepository, Project
-from cde_otel.errors import FeatureError
+from cde_otel.errors import FeatureError, ValidationError
 from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
@@ -34,6 +34,7 @@ from cde_otel.semconv import (
     ATTR_PROMPT,
     ATTR_PROMPT_LENGTH,
     CLASSIC_BOUNDARIES_S,
+    INVALID_PHASE,
     METRIC_ERRORS,
     METRIC_FEATURES_ACTIVE,
     METRIC_OPERATION_DURATION,
@@ -127,6 +128,22 @@ def test_save_is_nested_and_tagged_with_the_feature_it_persists(otel: CapturedTe
     nested = [s for s in saves if s.parent and s.parent.span_id == get_or_create.context.span_id]
     assert nested, "the first save runs inside get_or_create and must be its child"
     assert get_or_create.attributes[ATTR_PROJECT_ID] == project.id
+
+
+def test_user_text_in_errors_and_phases_is_never_recorded_verbatim(otel: CapturedTelemetry, project: Project) -> None:
+    project.activate()
+    feature = project.start_feature("Add login")
+    with pytest.raises(ValidationError):
+        feature.advance_phase("decompose password=hunter2")  # E303 quotes the text it refuses
+    span = otel.spans("Feature.advance_phase")[0]
+    assert span.attributes[ATTR_FEATURE_NEXT_PHASE] == INVALID_PHASE
+    assert span.status.description == "E303: [E303] unknown phase 'decompose password=[REDACTED]"
+    (event,) = span.events
+    assert event.name == "exception" and event.attributes is not None
+    assert event.attributes["exception.type"] == "ValidationError"
+    assert "password=[REDACTED]" in str(event.attributes["exception.message"])
+    assert "hunter2" not in str(event.attributes["exception.stacktrace"])
+    assert "Traceback (most recent call last)" in str(event.attributes["exception.stacktrace"])
 
 
 def test_error_spans_carry_code_and_recoverability(otel: CapturedTelemetry, project: Project) -> None:
@@ -427,3 +444,31 @@ def walk(spans: list[ReadableSpan]) -> Iterator[tuple[int, ReadableSpan]]:
             yield from visit(s.context.span_id, depth + 1)
 
     yield from visit(None, 0)
+
+
+class _Project:
+    def __init__(self) -> None:
+        self.id = "p-busy"
+        self.features: dict[str, object] = {}
+
+
+class _FeatureStartedMeanwhile:
+    """Reading its status adds a feature to the project: what another thread does while the reader counts."""
+
+    def __init__(self, project: _Project) -> None:
+        self.project = project
+
+    @property
+    def status(self) -> str:
+        self.project.features[f"f{len(self.project.features)}"] = object()
+        return "defining"
+
+
+def test_active_features_are_counted_from_a_snapshot(otel: CapturedTelemetry) -> None:
+    ops = CDEInstrumentor().operation_telemetry
+    assert ops is not None
+    project = _Project()
+    project.features["f0"] = _FeatureStartedMeanwhile(project)
+    ops.remember(project)
+    assert ops.active_features() == 1  # not "dictionary changed size during iteration" in the reader's thread
+    assert len(project.features) == 2

@@ -125,3 +125,102 @@ def test_system_gauges_register_once_per_provider_and_again_for_a_new_one() -> N
         provider.shutdown()
         del provider, reader
         gc.collect()
+
+
+def test_the_exporters_scrub_what_other_instrumentations_record() -> None:
+    import logging
+
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import Status, StatusCode
+
+    from cde_otel.telemetry._export_status import ExportStatus, TrackedLogExporter, TrackedSpanExporter
+
+    secret = "password=hunter2 token sk-live-abcdefghijklmnop1234"
+    spans, records = InMemorySpanExporter(), InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(TrackedSpanExporter(spans, ExportStatus())))
+    logger_provider = LoggerProvider(shutdown_on_exit=False)
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(TrackedLogExporter(records, ExportStatus())))
+    tracer = tracer_provider.get_tracer("another.instrumentation")
+    with tracer.start_as_current_span("clean"):
+        pass
+    with tracer.start_as_current_span("failed") as span:
+        span.record_exception(RuntimeError(f"login failed: {secret}"))
+        span.set_status(Status(StatusCode.ERROR, f"login failed: {secret}"))
+    foreign = logging.getLogger("host.with.its.own.otel.handler")
+    foreign.propagate = False
+    foreign.addHandler(LoggingHandler(logger_provider=logger_provider))  # not ours: no scrubbing of its own
+    try:
+        raise RuntimeError(f"login failed: {secret}")
+    except RuntimeError:
+        foreign.exception(f"caught: {secret}")
+
+    clean, failed = spans.get_finished_spans()
+    assert not clean.events and clean.status.description is None
+    assert failed.status.description == "login failed: password=[REDACTED] token [REDACTED]"
+    event = dict(failed.events[0].attributes or {})
+    assert event["exception.message"] == "login failed: password=[REDACTED] token [REDACTED]"
+    (record,) = [r.log_record for r in records.get_finished_logs()]
+    attributes = dict(record.attributes or {})
+    assert record.body == "caught: password=[REDACTED] token [REDACTED]"
+    assert attributes["exception.message"] == "login failed: password=[REDACTED] token [REDACTED]"
+    for text in (str(event), str(attributes)):
+        assert "hunter2" not in text and "sk-live" not in text
+
+
+def test_the_resource_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The OTLP encoders hash the resource for every span and log record they group.
+    from opentelemetry.sdk.resources import Resource
+
+    calls: list[int] = []
+    real_hash = Resource.__hash__
+
+    def counting_hash(self: Resource) -> int:
+        calls.append(1)
+        return real_hash(self)
+
+    monkeypatch.setattr(Resource, "__hash__", counting_hash)
+    resource = build_resource({})
+    assert {hash(resource) for _ in range(5)} == {hash(resource)}
+    assert len(calls) == 1
+
+
+def test_health_reads_the_exporting_reader_so_each_record_is_aggregated_once(tmp_path: Path) -> None:
+    from cde_otel.telemetry._pipeline import ExportingReaderView, shutdown_pipeline
+
+    pipeline = build_pipeline(load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)}), {})
+    try:
+        assert isinstance(pipeline.health_reader, ExportingReaderView)
+        assert len(pipeline.meter_provider._measurement_consumer._reader_storages) == 1  # one aggregation per record
+        histogram = pipeline.meter_provider.get_meter("t").create_histogram(METRIC_OPERATION_DURATION, unit="s")
+        for expected in (3, 6):
+            for _ in range(3):
+                histogram.record(0.25, {ATTR_OPERATION: "X"})
+            [point] = metric_points(pipeline.health_reader, METRIC_OPERATION_DURATION)
+            assert point.count == expected  # fresh, cumulative: the read takes nothing from the exporter
+        assert METRIC_OPERATION_DURATION not in (tmp_path / "metrics.jsonl").read_text()  # and exports nothing
+    finally:
+        shutdown_pipeline(pipeline)
+    assert METRIC_OPERATION_DURATION in (tmp_path / "metrics.jsonl").read_text()
+
+
+def test_health_gets_its_own_reader_when_nothing_is_exported_or_temporality_is_delta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from cde_otel.telemetry._pipeline import shutdown_pipeline
+
+    settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")  # read by the exporter
+    for env in ({"OTEL_METRICS_EXPORTER": "none"}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}):
+        pipeline = build_pipeline(settings, env)
+        try:
+            assert isinstance(pipeline.health_reader, InMemoryMetricReader), env
+        finally:
+            shutdown_pipeline(pipeline, 0.5)

@@ -32,16 +32,22 @@ TEARDOWN_MARGIN_S = 1.5
 # logs the SDK's own retry warning (steady state, not what these tests are about).
 _NO_SCHEDULED_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BLRP_SCHEDULE_DELAY": "60000"}
 
-# 0.2 s of work: instrumented operations (spans, histogram points, log records), then the end mark.
+# 0.2 s of work: instrumented operations (spans, histogram points) and the app's own log records
+# (bridged to OTel logs), then the end mark.
 APP = """
-import json, sys, time
+import json, logging, sys, time
 started = time.monotonic()
+logging.getLogger().addHandler(logging.NullHandler())
+logging.getLogger().setLevel(logging.INFO)
+log = logging.getLogger("guest.app")
 from cde_otel.core import Project, ProjectStatus
 project = Project(name="guest", path="/nonexistent/guest")
 project.status = ProjectStatus.ACTIVE
 for _ in range(100):
     project.transition_status(ProjectStatus.ARCHIVED)
+    log.info("archived")
     project.transition_status(ProjectStatus.ACTIVE)
+    log.info("active again")
 import cde_otel
 if not cde_otel.telemetry.is_configured():
     sys.exit("telemetry was not configured")
@@ -129,9 +135,10 @@ def test_explicit_shutdown_never_raises_counts_every_signal_and_is_idempotent(
     report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("REPORT "))[7:])
     assert report["again"] is None  # the second call has nothing to do, and says nothing
     assert report["seconds"] < 2.0 - 0.5 + 0.1  # a quarter of the budget, at most 0.5 s, kept for teardown
-    # 200 operations: every span and every log record was attempted (logs flushed too) and counted.
+    # 200 operations and 200 app records: every span and every log record was attempted (logs
+    # flushed too) and counted.
     assert report["unsent"]["traces"] == 200
-    assert report["unsent"]["logs"] >= 400  # two operation events per span, plus anything else logged
+    assert report["unsent"]["logs"] >= 200  # the app's own records, plus anything else logged
     assert report["unsent"]["metrics"] > 0
     assert after_work < 2.0 + TEARDOWN_MARGIN_S  # the exit hook found nothing left to do (teardown only)
 

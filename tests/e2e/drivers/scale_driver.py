@@ -15,7 +15,9 @@ flush). Each call appends one JSON line to RECORDS_JSONL::
      "error": "E102", "start": <unix s>, "end": <unix s>, "duration": <controlled s>}
 
 The kinds follow the call index (1 in 10 an error, 1 in 200 slow); the controlled durations
-are log-uniform from 1 ms to 2 s, seeded. The last stdout line is a summary.
+are log-uniform from 1 ms to 0.9 s, seeded: the span of ``MeasuredStep.run`` lasts exactly as
+long as its histogram record says (one interval), and staying under the gateway's 1 s latency
+policy keeps "slow" meaning the ``slow`` kind only. The last stdout line is a summary.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def main(records_file: str, control_file: str, seed: str, rate: str) -> int:
                 next_due = time.monotonic()
                 continue
             kind = kind_of(index)
-            duration = math.exp(rng.uniform(math.log(1e-3), math.log(2.0)))
+            duration = math.exp(rng.uniform(math.log(1e-3), math.log(0.9)))
             start = time.time()
             code = call.handle(kind, duration)
             end = time.time()
