@@ -51,6 +51,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from cde_otel._version import __version__
+from cde_otel.instrumentation._feature_state import ActiveFeatures
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
 from cde_otel.semconv import (
@@ -73,6 +74,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Patches CDE operations with spans, metrics and log events (see the module docs)."""
 
     _telemetry: OperationTelemetry | None = None
+    _features: ActiveFeatures | None = None
     _patched: list[Target]
     _pending: list[Target]
 
@@ -102,12 +104,15 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
         )
+        features = ActiveFeatures()
         meter.create_observable_gauge(
             METRIC_FEATURES_ACTIVE,
-            callbacks=[_active_features_callback(telemetry)],
+            callbacks=[_active_features_callback(features)],
             unit="{feature}",
-            description="Features started and neither completed nor failed, in projects this process holds.",
+            description="Features started and neither completed nor failed, in the project states this process "
+            "last loaded or saved.",
         )
+        self._features = features
         self._telemetry = telemetry
         self._patched = []
         self._pending = []
@@ -123,6 +128,8 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         telemetry = self._telemetry
         if telemetry is not None:
             telemetry.active = False  # disarms wrappers installed later by post-import hooks, too
+        if self._features is not None:
+            self._features.active = False
         for target in self._patched:
             module = sys.modules.get(target.module)
             cls = getattr(module, target.cls, None)
@@ -131,6 +138,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patched = []
         self._pending = []
         self._telemetry = None
+        self._features = None
 
     # -- patching -------------------------------------------------------------------
     def _patch_or_defer(self, target: Target) -> None:
@@ -159,7 +167,10 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         if isinstance(func, wrapt.ObjectProxy):  # already wrapped by an earlier instrumentor instance
             return
-        wrapt.wrap_function_wrapper(module, target.qualname, telemetry.wrapper_for(target, func))
+        wrapper = telemetry.wrapper_for(target, func)
+        if target.role is Role.STORE and self._features is not None:
+            wrapper = self._features.observing(target, func, wrapper)  # cde.features.active
+        wrapt.wrap_function_wrapper(module, target.qualname, wrapper)
         self._patched.append(target)
 
     def _on_module_imported(self, name: str) -> None:
@@ -179,6 +190,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
 
 def _on_import(module: Any) -> None:
+    _hooked_modules.discard(module.__name__)  # wrapt forgets a hook once it fired: so do we
     try:
         CDEInstrumentor()._on_module_imported(module.__name__)
     except Exception:
@@ -192,11 +204,11 @@ def _module_importable(name: str) -> bool:
         return False
 
 
-def _active_features_callback(telemetry: OperationTelemetry) -> Any:
+def _active_features_callback(features: ActiveFeatures) -> Any:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        if not telemetry.active:
+        if not features.active:
             return []
-        return [Observation(telemetry.active_features())]
+        return [Observation(features.total())]
 
     return observe
 

@@ -35,7 +35,6 @@ from cde_otel.semconv import (
     ATTR_PROMPT_LENGTH,
     CLASSIC_BOUNDARIES_S,
     METRIC_ERRORS,
-    METRIC_FEATURES_ACTIVE,
     METRIC_OPERATION_DURATION,
 )
 from cde_otel.settings import load_settings
@@ -243,18 +242,6 @@ def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) 
     ratios = [b / a for a, b in itertools.pairwise(CLASSIC_BOUNDARIES_S)]
     assert max(ratios) < 1.2  # half a bucket is < 10 % relative error
     assert CLASSIC_BOUNDARIES_S[0] <= 1e-5 and CLASSIC_BOUNDARIES_S[-1] >= 60
-
-
-def test_active_features_gauge_counts_unfinished_features(otel: CapturedTelemetry, tmp_path: Path) -> None:
-    repo = FileSystemProjectRepository()
-    project = repo.get_or_create(tmp_path)
-    project.activate()
-    keep = project.start_feature("one")
-    done = project.start_feature("two")
-    done.fail("abandoned")
-    assert keep.status.value == "defining"
-    [point] = otel.points(METRIC_FEATURES_ACTIVE)
-    assert point.value == 1
 
 
 def test_correlation_follows_threads_and_asyncio_tasks(otel: CapturedTelemetry, project: Project) -> None:

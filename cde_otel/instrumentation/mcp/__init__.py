@@ -171,6 +171,7 @@ def _owner(target: MCPTarget) -> tuple[Any, str]:
 
 
 def _on_import(module: Any) -> None:
+    _hooked_modules.discard(module.__name__)  # wrapt forgets a hook once it fired: so do we
     try:
         MCPInstrumentor()._on_module_imported(module.__name__)
     except Exception:
