@@ -52,11 +52,11 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from cde_otel._version import __version__
 from cde_otel.instrumentation._feature_state import ActiveFeatures
+from cde_otel.instrumentation._instruments import errors_counter
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
 from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
-    METRIC_ERRORS,
     METRIC_FEATURES_ACTIVE,
     METRIC_OPERATION_DURATION,
     SCHEMA_URL,
@@ -98,7 +98,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 description="Duration of CDE project, feature and state operations.",
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
-            meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
+            errors_counter(kwargs.get("meter_provider")),
             log_start=log_start,
             log_end=log_end,
             capture_content=settings.capture_content,

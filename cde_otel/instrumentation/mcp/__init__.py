@@ -63,12 +63,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from cde_otel._version import __version__
+from cde_otel.instrumentation._instruments import errors_counter
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
     MCP_SCOPE_NAME,
-    METRIC_ERRORS,
     METRIC_MCP_SERVER_OPERATION_DURATION,
     SCHEMA_URL,
 )
@@ -106,7 +106,7 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 description="MCP request duration as observed on the server, from receipt to response.",
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
-            meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
+            errors_counter(kwargs.get("meter_provider")),  # the cde_otel scope's, shared with CDEInstrumentor
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
             redact_keys=tuple(settings.redact_keys),
