@@ -147,8 +147,9 @@ class Settings:
     local_dir: str = _setting(
         "",
         _text("path"),
-        "Where the embedded default writes OTLP-JSON files when no OTLP endpoint is configured "
-        "(default: `./.cde-otel-telemetry`).",
+        "Where the embedded default writes OTLP-JSON files when no OTLP endpoint is configured (default: the "
+        "user's state directory, `$XDG_STATE_HOME/cde-otel/<service.name>/`, i.e. "
+        "`~/.local/state/cde-otel/<service.name>/`; never the working directory).",
     )
     slow_operation_ms: float = _setting(
         1000.0, _float, "Operations slower than this log a warning with resource usage (RSS, CPU time)."

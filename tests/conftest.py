@@ -1,7 +1,9 @@
 """Suite-wide rules and fixtures.
 
 Rules: in CI (or with CDE_OTEL_FAIL_ON_SKIP=1) a skipped test fails the run; breadcrumbs
-start empty in every test.
+start empty in every test; ``XDG_STATE_HOME`` points into the session's temporary directory (for
+this process and every subprocess), so the embedded default never writes into the real user's
+``~/.local/state`` — tests of that default read it from there (``state_home``).
 
 Fixtures (the reusable parts live in :mod:`cde_otel.testing`, which users get too):
 
@@ -69,6 +71,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_breadcrumbs() -> None:
     breadcrumbs.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The ``XDG_STATE_HOME`` of the whole session (the embedded default's files go below it)."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    home = tmp_path_factory.mktemp("xdg-state")
+    os.environ["XDG_STATE_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
 
 
 @pytest.fixture

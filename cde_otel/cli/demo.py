@@ -35,6 +35,7 @@ from cde_otel.semconv import (
     METRIC_OPERATION_DURATION,
 )
 from cde_otel.settings import load_settings
+from cde_otel.telemetry import local_telemetry_dir
 
 app = typer.Typer(help="Run a realistic workload with telemetry on and show what it produced.")
 
@@ -51,7 +52,7 @@ def demo(
         pipeline = telemetry.configure()
         captured = InMemorySpanExporter()
         project_dir = project or Path(tempfile.mkdtemp(prefix="cde-otel-demo-"))
-        log_file = _quiet_logging(pipeline, project_dir)
+        log_file = _quiet_logging(pipeline)
         if pipeline is not None and isinstance(pipeline.tracer_provider, TracerProvider):
             pipeline.tracer_provider.add_span_processor(SimpleSpanProcessor(captured))
         console.print(f"[bold]cde-otel demo[/]: {features} features in [cyan]{project_dir}[/]")
@@ -66,12 +67,14 @@ def demo(
         telemetry.shutdown()
 
 
-def _quiet_logging(pipeline: telemetry.Pipeline | None, project_dir: Path) -> Path | None:
+def _quiet_logging(pipeline: telemetry.Pipeline | None) -> Path | None:
     """Keeps the terminal for the demo's own output: log lines go to a file (and to OTel logs)."""
     if pipeline is None:
         return None
     settings = load_settings()
-    log_file = Path(settings.log_file) if settings.log_file else (pipeline.local_dir or project_dir) / "cde-otel.log"
+    # Beside the local telemetry files, in the user's state directory: never in the project.
+    where = pipeline.local_dir or local_telemetry_dir(settings, pipeline.service_name)
+    log_file = Path(settings.log_file) if settings.log_file else where / "cde-otel.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     setup_logging(output_file=log_file, logger_provider=pipeline.logger_provider, console=False, settings=settings)
     return log_file

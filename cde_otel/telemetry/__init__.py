@@ -38,7 +38,14 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 from cde_otel.settings import Settings, load_settings, sdk_disabled
-from cde_otel.telemetry._pipeline import Pipeline, ShutdownReport, build_pipeline, flush, shutdown_pipeline
+from cde_otel.telemetry._pipeline import (
+    Pipeline,
+    ShutdownReport,
+    build_pipeline,
+    flush,
+    local_telemetry_dir,
+    shutdown_pipeline,
+)
 
 __all__ = [
     "CORRELATION_KEY",
@@ -51,6 +58,7 @@ __all__ = [
     "force_flush",
     "health_metric_reader",
     "is_configured",
+    "local_telemetry_dir",
     "new_correlation_id",
     "propagation_env",
     "shutdown",

@@ -4,8 +4,10 @@ Exporter selection follows the standard variables: ``OTEL_{TRACES,METRICS,LOGS}_
 (``otlp`` default, ``console``, ``none``), ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``
 default, or ``grpc``), and the OTLP endpoint/headers/timeout/compression variables, which the
 exporters read themselves. With ``otlp`` selected but no OTLP endpoint configured, telemetry
-is kept locally as OTLP-JSON lines under ``CDE_OTEL_LOCAL_DIR`` (the embedded default), which
-a collector's ``otlpjsonfile`` receiver can read back.
+is kept locally as OTLP-JSON lines (the embedded default), which a collector's ``otlpjsonfile``
+receiver can read back: in the user's state directory, ``$XDG_STATE_HOME/cde-otel/<service.name>/``
+(``~/.local/state/...``; the platform's equivalent elsewhere), or ``CDE_OTEL_LOCAL_DIR``. Never in
+the working directory: that is the user's project.
 
 Shutdown is bounded (``CDE_OTEL_SHUTDOWN_TIMEOUT_S``, default 2 s): the providers are built
 without the SDK's own ``atexit`` hooks (``shutdown_on_exit=False``), and
@@ -17,6 +19,7 @@ the collector does, with a count of what could not be sent.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -61,7 +64,6 @@ from cde_otel.telemetry._export_status import (
 from cde_otel.telemetry._histograms import duration_views
 
 DEFAULT_SERVICE_NAME = "cde-orchestrator"
-DEFAULT_LOCAL_DIR = ".cde-otel-telemetry"
 _SIGNALS = ("traces", "metrics", "logs")
 
 
@@ -75,6 +77,7 @@ class Pipeline:
     health_reader: MetricReader | None
     exporters: dict[str, str] = field(default_factory=dict)
     local_dir: Path | None = None
+    service_name: str = DEFAULT_SERVICE_NAME
     owned: bool = True
     export_status: ExportStatus | None = None
     # -- bounded shutdown (issue 14) --
@@ -224,13 +227,33 @@ def _console_exporter(signal: str) -> Any:
     return ConsoleLogExporter(out=sys.stderr)
 
 
+def default_local_dir(service_name: str = DEFAULT_SERVICE_NAME) -> Path:
+    """Where the embedded default keeps its files: ``cde-otel/<service.name>`` in the user's state
+    directory (``$XDG_STATE_HOME``, else ``~/.local/state``, on Linux)."""
+    from platformdirs import user_state_path
+
+    return user_state_path("cde-otel", appauthor=False) / _directory_name(service_name)
+
+
+def _directory_name(service_name: str) -> str:
+    """A service name as one safe path component (no separators, no leading dots)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", service_name).lstrip(".") or DEFAULT_SERVICE_NAME
+
+
+def local_telemetry_dir(settings: Settings, service_name: str = DEFAULT_SERVICE_NAME) -> Path:
+    """``CDE_OTEL_LOCAL_DIR`` when set (``~`` expanded, relative to the working directory), else the default."""
+    if settings.local_dir:
+        return Path(settings.local_dir).expanduser().resolve()
+    return default_local_dir(service_name)
+
+
 def select_exporters(
-    settings: Settings, environ: Mapping[str, str]
+    settings: Settings, environ: Mapping[str, str], service_name: str = DEFAULT_SERVICE_NAME
 ) -> tuple[dict[str, Any], dict[str, str], Path | None]:
     """The exporter per signal (None for ``none``), a description of each, and the local dir if used."""
     exporters: dict[str, Any] = {}
     described: dict[str, str] = {}
-    local_dir: Path | None = None
+    kept_in: Path | None = None
     for signal in _SIGNALS:
         choice = _exporter_choice(signal, environ)
         if choice == "none":
@@ -241,16 +264,18 @@ def select_exporters(
             exporters[signal] = _otlp_exporter(signal, environ)
             described[signal] = f"otlp ({_protocol(signal, environ)})"
         else:
-            local_dir = Path(settings.local_dir or DEFAULT_LOCAL_DIR).resolve()
-            exporters[signal] = _local_exporter(signal, local_dir)
-            described[signal] = f"local OTLP-JSON file {local_dir / (signal + '.jsonl')}"
-    return exporters, described, local_dir
+            directory = local_telemetry_dir(settings, service_name)
+            exporters[signal] = _local_exporter(signal, directory)
+            described[signal] = f"local OTLP-JSON file {directory / (signal + '.jsonl')}"
+            kept_in = directory
+    return exporters, described, kept_in
 
 
 def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None) -> Pipeline:
     env = os.environ if environ is None else environ
     resource = build_resource(env)
-    exporters, described, local_dir = select_exporters(settings, env)
+    service_name = str(resource.attributes.get("service.name") or DEFAULT_SERVICE_NAME)
+    exporters, described, local_dir = select_exporters(settings, env, service_name)
     status = ExportStatus()
 
     tracked: list[Any] = []
@@ -306,6 +331,7 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
         health_reader,
         described,
         local_dir,
+        service_name,
         export_status=status if any_exporter else None,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         destination=_destination(described, env, local_dir),
