@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
 
 from opentelemetry import context, propagate
@@ -105,6 +106,7 @@ def configure(
             _configuring = False
         _pipeline = pipeline
         if not _atexit_registered:
+            _finalizers_run_after_shutdown()
             atexit.register(shutdown)
             _atexit_registered = True
         _log.debug("cde-otel telemetry configured: %s", pipeline.exporters)
@@ -245,6 +247,29 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
     except Exception:  # the host's exit must never fail because of telemetry
         _log.debug("cde-otel: shutdown failed", exc_info=True)
         return None
+
+
+class _ExitAnchor:
+    """Lives as long as the module: its finalizer runs only at exit, and does nothing."""
+
+
+_EXIT_ANCHOR = _ExitAnchor()
+
+
+def _finalizers_run_after_shutdown() -> None:
+    """Registers :class:`weakref.finalize`'s exit hook before our ``shutdown`` (exit hooks run last
+    in, first out), so it runs after it.
+
+    An export still in flight when the shutdown budget ends (a daemon thread) may create the
+    process's first finalizer -- urllib3 makes one per connection pool. Registered that late, the
+    exit hook would never run, and the pool's finalizer would fire during interpreter teardown,
+    with modules half gone: an "Exception ignored ... TypeError" on the host's stderr.
+    """
+    weakref.finalize(_EXIT_ANCHOR, _nothing)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _uninstrument() -> None:
