@@ -177,6 +177,13 @@ class Settings:
         "(token, password, secret, api_key, authorization, cookie, prompt are always masked).",
     )
     # -- a good guest in the host process ---------------------------------------------
+    startup_line: bool = _setting(
+        True,
+        _bool,
+        "Say once at start-up what telemetry is on and where it goes (exporters or local directory, "
+        "instrumentations): at INFO on the `cde_otel` logger when the host's logging shows it, else one line "
+        "on stderr (never stdout).",
+    )
     shutdown_timeout_s: float = _setting(
         2.0,
         _float,

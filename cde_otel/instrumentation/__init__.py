@@ -185,6 +185,11 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return list(getattr(self, "_patched", []))
 
     @property
+    def is_active(self) -> bool:
+        """Instrumented, or being instrumented right now (``instrument()`` is running)."""
+        return self._telemetry is not None
+
+    @property
     def operation_telemetry(self) -> OperationTelemetry | None:
         return self._telemetry
 

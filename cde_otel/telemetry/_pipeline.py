@@ -62,8 +62,10 @@ from cde_otel.telemetry._export_status import (
     quiet_export_logs,
 )
 from cde_otel.telemetry._histograms import duration_views
+from cde_otel.telemetry._providers import AppProviders, remove_health_reader
 
 DEFAULT_SERVICE_NAME = "cde-orchestrator"
+APPLICATION_PROVIDER = "the application's provider"
 _SIGNALS = ("traces", "metrics", "logs")
 
 
@@ -78,7 +80,7 @@ class Pipeline:
     exporters: dict[str, str] = field(default_factory=dict)
     local_dir: Path | None = None
     service_name: str = DEFAULT_SERVICE_NAME
-    owned: bool = True
+    app_signals: frozenset[str] = frozenset()  # served by the application's providers: not ours to shut down
     export_status: ExportStatus | None = None
     # -- bounded shutdown (issue 14) --
     shutdown_timeout_s: float = 2.0
@@ -248,13 +250,20 @@ def local_telemetry_dir(settings: Settings, service_name: str = DEFAULT_SERVICE_
 
 
 def select_exporters(
-    settings: Settings, environ: Mapping[str, str], service_name: str = DEFAULT_SERVICE_NAME
+    settings: Settings,
+    environ: Mapping[str, str],
+    service_name: str = DEFAULT_SERVICE_NAME,
+    app_signals: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], dict[str, str], Path | None]:
-    """The exporter per signal (None for ``none``), a description of each, and the local dir if used."""
+    """The exporter per signal (None for ``none``, and for the signals in ``app_signals``: the
+    application's providers export those), a description of each, and the local dir if used."""
     exporters: dict[str, Any] = {}
     described: dict[str, str] = {}
     kept_in: Path | None = None
     for signal in _SIGNALS:
+        if signal in app_signals:  # its OTEL_<SIGNAL>_EXPORTER is the application's business
+            exporters[signal], described[signal] = None, APPLICATION_PROVIDER
+            continue
         choice = _exporter_choice(signal, environ)
         if choice == "none":
             exporters[signal], described[signal] = None, "none"
@@ -271,11 +280,19 @@ def select_exporters(
     return exporters, described, kept_in
 
 
-def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None) -> Pipeline:
+def build_pipeline(
+    settings: Settings, environ: Mapping[str, str] | None = None, app: AppProviders | None = None
+) -> Pipeline:
+    """Providers and exporters per the settings and ``OTEL_*`` variables; ``app``'s providers serve
+    their signals instead (a provider built here for such a signal has no exporter and is dropped)."""
     env = os.environ if environ is None else environ
-    resource = build_resource(env)
+    app = app or AppProviders()
+    # One identity: next to the application's providers, ours describe the same resource.
+    resource = app.resource if app.resource is not None else build_resource(env)
     service_name = str(resource.attributes.get("service.name") or DEFAULT_SERVICE_NAME)
-    exporters, described, local_dir = select_exporters(settings, env, service_name)
+    if app.signals == frozenset(_SIGNALS):
+        return _application_pipeline(app, service_name, settings)
+    exporters, described, local_dir = select_exporters(settings, env, service_name, app.signals)
     status = ExportStatus()
 
     tracked: list[Any] = []
@@ -325,19 +342,35 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
 
     any_exporter = any(e is not None for e in exporters.values())
     return Pipeline(
-        tracer_provider,
-        meter_provider,
-        logger_provider,
-        health_reader,
+        app.tracer or tracer_provider,
+        app.meter or meter_provider,
+        app.logger or logger_provider,
+        None if app.meter else health_reader,  # configure() gives the application's MeterProvider one
         described,
         local_dir,
         service_name,
+        app_signals=app.signals,
         export_status=status if any_exporter else None,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         destination=_destination(described, env, local_dir),
         tracked_exporters=tracked,
         batch_processors=processors,
         otlp_endpoints=_otlp_endpoints(described, env),
+    )
+
+
+def _application_pipeline(app: AppProviders, service_name: str, settings: Settings) -> Pipeline:
+    """Every signal through the application's providers: nothing of ours to build, export or shut down."""
+    return Pipeline(
+        app.tracer,
+        app.meter,
+        app.logger,
+        None,
+        dict.fromkeys(_SIGNALS, APPLICATION_PROVIDER),
+        service_name=service_name,
+        app_signals=app.signals,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        destination="the application's providers",
     )
 
 
@@ -390,6 +423,8 @@ def flush(pipeline: Pipeline, timeout_millis: int = 10_000) -> None:
 def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> ShutdownReport:
     """Flushes and shuts the three providers down in parallel, within ``timeout_s`` (default: the setting).
 
+    Only cde-otel's own: a provider of the application (``pipeline.app_signals``) is its to shut down.
+
     Never raises. The budget is for the whole exit: this returns by ``budget - reserve`` (a
     quarter of it, at most 0.5 s, left for the interpreter's own teardown, which takes 0.1-0.2 s
     with the SDK and its exporters imported, more on a loaded machine). The exporters are
@@ -400,20 +435,24 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
     """
     budget = pipeline.shutdown_timeout_s if timeout_s is None else timeout_s
     started = time.monotonic()
-    if not pipeline.owned:
+    if "metrics" in pipeline.app_signals and pipeline.health_reader is not None:
+        _detach_health_reader(pipeline)
+    owned = [
+        (signal, provider)
+        for signal, provider in (
+            ("traces", pipeline.tracer_provider),
+            ("logs", pipeline.logger_provider),
+            ("metrics", pipeline.meter_provider),
+        )
+        if signal not in pipeline.app_signals
+    ]
+    if not owned:
         return ShutdownReport(0.0, True, {}, pipeline.destination, budget)
     deadline = started + budget - min(0.5, budget / 4)  # the rest is for the interpreter's teardown
     margin = min(0.25, budget / 8)
     status = pipeline.export_status or ExportStatus()
     with quiet_export_logs(status):
-        workers = [
-            _start_shutdown(name, provider)
-            for name, provider in (
-                ("traces", pipeline.tracer_provider),
-                ("logs", pipeline.logger_provider),
-                ("metrics", pipeline.meter_provider),
-            )
-        ]
+        workers = [_start_shutdown(name, provider) for name, provider in owned]
         if status.all_failing() or _refused(pipeline.otlp_endpoints, min(0.2, margin)):
             _abort(pipeline)  # retrying a collector that is down only holds the host's exit
         # The abort needs a moment to take effect (a back-off wait returns at once, a request in
@@ -428,6 +467,18 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
             unsent[signal] = unsent.get(signal, 0) + _queued(processor)
     unsent = {signal: n for signal, n in unsent.items() if n}
     return ShutdownReport(round(time.monotonic() - started, 3), completed, unsent, pipeline.destination, budget)
+
+
+def _detach_health_reader(pipeline: Pipeline) -> None:
+    """Takes health's reader off the application's MeterProvider (configure() put it there)."""
+    reader, pipeline.health_reader = pipeline.health_reader, None
+    try:
+        if reader is not None:
+            remove_health_reader(pipeline.meter_provider, reader)
+    except Exception:  # never raises: the host's exit must not fail because of telemetry
+        import logging
+
+        logging.getLogger("cde_otel.telemetry").debug("cde-otel: removing the health reader failed", exc_info=True)
 
 
 def _abort(pipeline: Pipeline) -> None:

@@ -156,6 +156,11 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return list(getattr(self, "_patched", []))
 
     @property
+    def is_active(self) -> bool:
+        """Instrumented, or being instrumented right now (``instrument()`` is running)."""
+        return self._telemetry is not None
+
+    @property
     def mcp_telemetry(self) -> MCPTelemetry | None:
         return self._telemetry
 
