@@ -266,9 +266,25 @@ def venv_python() -> Callable[[str], Path]:
         venv = venvs.get(name)
         if venv is None or not (venv / "bin" / "python").exists():
             pytest.fail(f"MCP test venv {name!r} missing ({venvs}): see scripts/mcp-test-venvs.sh")
+        _assert_tests_this_checkout(venv)
         return venv / "bin" / "python"
 
     return find
+
+
+_INSTALLED_FROM = (
+    "import json; from importlib.metadata import distribution; "
+    "print(json.loads(distribution('cde-otel').read_text('direct_url.json'))['url'])"
+)
+
+
+def _assert_tests_this_checkout(venv: Path) -> None:
+    """The venv's cde-otel was installed from this checkout (another checkout's venvs test its own code)."""
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", _INSTALLED_FROM], capture_output=True, text=True, timeout=60, check=False
+    )
+    if where.stdout.strip() != ROOT.as_uri():
+        pytest.fail(f"{venv} has cde-otel from {where.stdout.strip() or where.stderr[-500:]}, not {ROOT}")
 
 
 @pytest.fixture(scope="session")

@@ -24,26 +24,9 @@ from cde_otel.core import FileSystemProjectRepository
 from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.instrumentation._feature_state import count_active
 from cde_otel.semconv import METRIC_FEATURES_ACTIVE
-from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
 MCP_FIXTURES = Path(__file__).resolve().parents[1] / "mcp_fixtures"
-
-
-@pytest.fixture
-def otel() -> Iterator[CapturedTelemetry]:
-    telemetry = capture_telemetry()
-    CDEInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        settings=load_settings({}),
-        log_operations=False,
-    )
-    try:
-        yield telemetry
-    finally:
-        CDEInstrumentor().uninstrument()
-        telemetry.shutdown()
 
 
 def active(otel: CapturedTelemetry) -> int:

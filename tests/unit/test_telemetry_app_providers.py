@@ -72,6 +72,18 @@ def _log_bodies(resource_logs: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _run(tmp_path: Path, code: str, *args: Path | str, env: dict[str, str], launcher: bool = False) -> Any:
+    """Runs ``code`` as ``tmp_path/app.py`` (under ``opentelemetry-instrument`` with ``launcher``) in
+    ``tmp_path``; the process must succeed."""
+    (tmp_path / "app.py").write_text(code)
+    command = [sys.executable, str(tmp_path / "app.py"), *map(str, args)]
+    if launcher:
+        command.insert(0, str(Path(sys.executable).with_name("opentelemetry-instrument")))
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def _startup_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if STARTUP in line]
 
@@ -89,7 +101,6 @@ def test_under_opentelemetry_instrument_the_launchers_providers_and_instrumentat
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (tmp_path / "app.py").write_text(WORK)
     state = tmp_path / "state"
     env = clean_env(
         CDE_OTEL_ENABLED="true",
@@ -99,18 +110,8 @@ def test_under_opentelemetry_instrument_the_launchers_providers_and_instrumentat
         OTEL_LOGS_EXPORTER="otlp_json_file",
         XDG_STATE_HOME=str(state),
     )
-    launcher = Path(sys.executable).with_name("opentelemetry-instrument")
-    done = subprocess.run(
-        [str(launcher), sys.executable, str(tmp_path / "app.py"), str(project)],
-        env=env,
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _run(tmp_path, WORK, project, env=env, launcher=True)
 
-    assert done.returncode == 0, done.stderr[-3000:]
     line = _assert_quiet_apart_from_one_startup_line(done.stderr)
     assert "for service launched: using the application's providers (traces, metrics, logs)" in line
     assert "instrumented: CDE operations, MCP requests, thread context (by opentelemetry-instrument)" in line
@@ -180,18 +181,9 @@ def _run_app(tmp_path: Path, clean_env: EnvFactory, signals: str) -> tuple[subpr
     project.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    (tmp_path / "app.py").write_text(APP_WITH_PROVIDERS + WORK + HEALTH_AND_SHUTDOWN)
     state = tmp_path / "state"
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "app.py"), str(project), str(out), signals],
-        env=clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(state)),
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    env = clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(state))
+    done = _run(tmp_path, APP_WITH_PROVIDERS + WORK + HEALTH_AND_SHUTDOWN, project, out, signals, env=env)
     return done, state
 
 
@@ -261,15 +253,8 @@ STARTUP_APP = textwrap.dedent(
 def test_one_startup_line_through_the_hosts_logging_or_on_stderr_never_on_stdout(
     env: dict[str, str], expected: str | None, tmp_path: Path, clean_env: EnvFactory
 ) -> None:
-    (tmp_path / "app.py").write_text(STARTUP_APP)
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "app.py")],
-        env=clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(tmp_path / "state"), **env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    done = _run(
+        tmp_path, STARTUP_APP, env=clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(tmp_path / "state"), **env)
     )
     assert done.stdout == "app output\n"
     lines = _startup_lines(done.stderr)
@@ -298,18 +283,10 @@ def test_an_instrumentation_the_application_started_itself_is_not_started_twice(
         CDEInstrumentor().instrument()
         """
     )
-    (tmp_path / "app.py").write_text(manual + WORK)
     (tmp_path / "project").mkdir()
     (tmp_path / "out").mkdir()
-    done = subprocess.run(
-        [sys.executable, str(tmp_path / "app.py"), str(tmp_path / "project"), str(tmp_path / "out"), "traces"],
-        env=clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(tmp_path / "state")),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    env = clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(tmp_path / "state"))
+    done = _run(tmp_path, manual + WORK, tmp_path / "project", tmp_path / "out", "traces", env=env)
     line = _assert_quiet_apart_from_one_startup_line(done.stderr)
     assert "instrumented: CDE operations, MCP requests, thread context" in line
     names = [s["name"] for s in otlp_json_spans(tmp_path / "out" / "app-traces.jsonl")]

@@ -43,21 +43,6 @@ from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
 
 @pytest.fixture
-def otel() -> Iterator[CapturedTelemetry]:
-    telemetry = capture_telemetry()
-    CDEInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        settings=load_settings({}),
-        log_operations=False,
-    )
-    try:
-        yield telemetry
-    finally:
-        CDEInstrumentor().uninstrument()
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(name="demo", path=str(tmp_path))
 
