@@ -95,8 +95,16 @@ def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, capture
         console.print(_feature_tree(feature_id, spans))
     if pipeline.health_reader is not None:
         console.print(_latency_table(pipeline.health_reader))
+    local = [signal for signal, where in pipeline.exporters.items() if where.startswith("local OTLP-JSON")]
+    if local:
+        files = ", ".join(f"{signal}.jsonl" for signal in local)
+        console.print(
+            f"[dim]kept locally[/] → {pipeline.local_dir} ({files}; your state directory, not the project: "
+            "set OTEL_EXPORTER_OTLP_ENDPOINT to ship to a collector)"
+        )
     for signal, where in pipeline.exporters.items():
-        console.print(f"[dim]{signal}[/] → {where}")
+        if signal not in local:
+            console.print(f"[dim]{signal}[/] → {where}")
 
 
 def _feature_tree(feature_id: str, spans: list[ReadableSpan]) -> Tree:

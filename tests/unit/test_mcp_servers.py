@@ -304,6 +304,12 @@ def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, o
     assert errors and {p["attrs"][ATTR_ERROR_TYPE] for p in errors} == {"E104"}
 
 
+def test_the_server_says_once_on_stderr_that_telemetry_is_on_and_where_it_goes(run: Run) -> None:
+    stderr = (run.local.parent / "server.stderr").read_text()
+    [line] = [line for line in stderr.splitlines() if "cde-otel: telemetry on" in line]
+    assert f"local OTLP-JSON files in {run.local};" in line and "MCP requests" in line
+
+
 def test_active_features_gauge_follows_the_saved_state_of_a_server_that_keeps_no_objects(
     tmp_path: Path,
     orchestrator_server: ServerCommand,
@@ -341,3 +347,23 @@ def test_active_features_gauge_follows_the_saved_state_of_a_server_that_keeps_no
         await gauge_reads(0)
 
     run_session(command, args, env, tmp_path, scenario)
+
+
+def test_cde_otel_mcp_records_nothing_without_the_switch(
+    tmp_path: Path, run_session: Callable[..., Any], clean_env: EnvFactory
+) -> None:
+    """`cde-otel mcp` follows the one switch like every process: not set, no telemetry, no files, no line."""
+    project = tmp_path / "project"
+    project.mkdir()
+    state = tmp_path / "state"
+    env = clean_env(XDG_STATE_HOME=str(state))
+    env.pop("PYTHONPATH", None)
+
+    async def scenario(session: Any) -> None:
+        started = await session.call_tool("cde_startFeature", CASES[0].start(str(project)))
+        assert not started.is_error, started.content
+
+    run_session(str(Path(sys.executable).with_name("cde-otel")), ["mcp"], env, tmp_path, scenario)
+    assert not state.exists()
+    assert "cde-otel: telemetry on" not in (tmp_path / "server.stderr").read_text()
+    assert (project / ".cde" / "state.json").exists()  # the tool itself worked

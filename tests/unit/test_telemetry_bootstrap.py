@@ -177,3 +177,23 @@ def test_without_an_endpoint_the_files_go_to_the_users_state_directory_not_the_p
     local = state / "cde-otel" / "orchestrator-a"
     assert sorted(p.name for p in local.iterdir()) == ["logs.jsonl", "metrics.jsonl", "traces.jsonl"]
     assert "Project.start_feature" in {s["name"] for s in otlp_json_spans(local / "traces.jsonl")}
+
+
+def test_the_demo_says_where_its_telemetry_is_kept_and_leaves_the_working_directory_alone(
+    tmp_path: Path, clean_env: EnvFactory
+) -> None:
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [sys.executable, "-m", "cde_otel", "demo", "--features", "2"],
+        env=clean_env(XDG_STATE_HOME=str(state), COLUMNS="400"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    local = state / "cde-otel" / "cde-orchestrator"
+    assert f"kept locally → {local} (traces.jsonl, metrics.jsonl, logs.jsonl;" in done.stdout
+    assert f"local OTLP-JSON files in {local}" in done.stderr  # the start-up line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    assert {"traces.jsonl", "metrics.jsonl", "logs.jsonl", "cde-otel.log"} <= {p.name for p in local.iterdir()}
