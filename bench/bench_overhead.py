@@ -98,7 +98,7 @@ def configure_like_default(log_stream: Any) -> Any:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -114,12 +114,11 @@ def configure_like_default(log_stream: Any) -> Any:
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
     tracer_provider.add_span_processor(BatchSpanProcessor(_NullSpanExporter()))  # type: ignore[arg-type]
+    # The exporting reader only: configure() adds health's pull reader to a MeterProvider it is given,
+    # as its own pipeline has one.
     meter_provider = MeterProvider(
         resource=resource,
-        metric_readers=[
-            PeriodicExportingMetricReader(_null_metric_exporter(), export_interval_millis=5_000),
-            InMemoryMetricReader(),
-        ],
+        metric_readers=[PeriodicExportingMetricReader(_null_metric_exporter(), export_interval_millis=5_000)],
         views=duration_views(settings.histogram, settings.histogram_max_size),
     )
     logger_provider = LoggerProvider(resource=resource)
