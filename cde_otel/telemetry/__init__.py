@@ -53,6 +53,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 from cde_otel.settings import Settings, load_settings, sdk_disabled
+from cde_otel.telemetry._exit_hooks import register_finalizers_exit_hook
 from cde_otel.telemetry._pipeline import (
     Pipeline,
     ShutdownReport,
@@ -66,9 +67,12 @@ from cde_otel.telemetry._providers import (
     SIGNALS,
     add_health_reader,
     app_providers,
+    disabled_instrumentations,
+    is_active,
     is_set,
     launcher_active,
 )
+from cde_otel.telemetry._startup import startup_line
 
 __all__ = [
     "CORRELATION_KEY",
@@ -135,11 +139,11 @@ def configure(
             _configuring = False
         _pipeline = pipeline
         if not _atexit_registered:
-            _finalizers_run_after_shutdown()
+            register_finalizers_exit_hook()  # runs after shutdown: see its docs
             atexit.register(shutdown)
             _atexit_registered = True
         if settings.startup_line:
-            _tell_host(_startup_line(pipeline, env), logging.INFO, host_listens=host_listens)
+            _tell_host(startup_line(pipeline, env), logging.INFO, host_listens=host_listens)
         return pipeline
 
 
@@ -222,35 +226,10 @@ def _instrument_once(name: str, instrumentor: BaseInstrumentor, env: Mapping[str
     (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``), ``opentelemetry-instrument`` instruments every
     entry point itself, or it is instrumented already -- or being instrumented: an ``instrument()``
     that imports the core fires the start-up hook, which runs this ``configure()``."""
-    if name in _disabled(env) or launcher_active() or _active(instrumentor):
+    if name in disabled_instrumentations(env) or launcher_active() or is_active(instrumentor):
         return
     instrumentor.instrument(**kwargs)
     _instrumented.append(instrumentor)
-
-
-def _active(instrumentor: BaseInstrumentor) -> bool:
-    return bool(instrumentor.is_instrumented_by_opentelemetry or getattr(instrumentor, "is_active", False))
-
-
-def _disabled(env: Mapping[str, str]) -> set[str]:
-    return {name.strip() for name in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
-
-
-def _startup_line(pipeline: Pipeline, env: Mapping[str, str]) -> str:
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
-    from cde_otel.instrumentation import CDEInstrumentor
-    from cde_otel.instrumentation.mcp import MCPInstrumentor
-    from cde_otel.telemetry._startup import startup_line
-
-    by_launcher = launcher_active()
-    instrumentors = {"cde": CDEInstrumentor(), "cde_mcp": MCPInstrumentor(), "threading": ThreadingInstrumentor()}
-    on = [
-        name
-        for name, instrumentor in instrumentors.items()
-        if name not in _disabled(env) and (by_launcher or _active(instrumentor))
-    ]
-    return startup_line(pipeline, env, on, by_launcher=by_launcher)
 
 
 def _attach_context_from_environment(environ: Mapping[str, str]) -> None:
@@ -315,29 +294,6 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
     except Exception:  # the host's exit must never fail because of telemetry
         _log.debug("cde-otel: shutdown failed", exc_info=True)
         return None
-
-
-class _ExitAnchor:
-    """Lives as long as the module: its finalizer runs only at exit, and does nothing."""
-
-
-_EXIT_ANCHOR = _ExitAnchor()
-
-
-def _finalizers_run_after_shutdown() -> None:
-    """Registers :class:`weakref.finalize`'s exit hook before our ``shutdown`` (exit hooks run last
-    in, first out), so it runs after it.
-
-    An export still in flight when the shutdown budget ends (a daemon thread) may create the
-    process's first finalizer -- urllib3 makes one per connection pool. Registered that late, the
-    exit hook would never run, and the pool's finalizer would fire during interpreter teardown,
-    with modules half gone: an "Exception ignored ... TypeError" on the host's stderr.
-    """
-    weakref.finalize(_EXIT_ANCHOR, _nothing)
-
-
-def _nothing() -> None:
-    return None
 
 
 def _uninstrument() -> None:

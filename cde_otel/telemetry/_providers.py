@@ -30,6 +30,7 @@ What a MeterProvider does not take after it was built, and what follows:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,16 @@ def launcher_active() -> bool:
     instruments every ``opentelemetry_instrumentor`` entry point itself, ours (``cde``, ``cde_mcp``)
     included, except those ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names."""
     return _LAUNCHER in sys.modules
+
+
+def disabled_instrumentations(environ: Mapping[str, str]) -> set[str]:
+    """The entry point names the standard ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` turns off."""
+    return {name.strip() for name in environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+
+
+def is_active(instrumentor: Any) -> bool:
+    """Instrumented, or being instrumented right now (our instrumentors say so while ``instrument()`` runs)."""
+    return bool(instrumentor.is_instrumented_by_opentelemetry or getattr(instrumentor, "is_active", False))
 
 
 def add_health_reader(meter_provider: Any, settings: Settings) -> MetricReader | None:

@@ -16,15 +16,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from cde_otel.telemetry._pipeline import APPLICATION_PROVIDER, Pipeline
+from cde_otel.telemetry._providers import disabled_instrumentations, is_active, launcher_active
 
 #: The instrumentations configure() may turn on, by entry point name, as the line names them.
 INSTRUMENTATIONS = {"cde": "CDE operations", "cde_mcp": "MCP requests", "threading": "thread context"}
 _SIGNALS = ("traces", "metrics", "logs")
 
 
-def startup_line(
-    pipeline: Pipeline, environ: Mapping[str, str], instrumented: Iterable[str], *, by_launcher: bool
-) -> str:
+def startup_line(pipeline: Pipeline, environ: Mapping[str, str]) -> str:
+    """The line for this process, once ``configure()`` instrumented (or left it to the launcher)."""
+    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+
+    from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
+
+    by_launcher = launcher_active()
+    off = disabled_instrumentations(environ)
+    instrumentors = {"cde": CDEInstrumentor(), "cde_mcp": MCPInstrumentor(), "threading": ThreadingInstrumentor()}
+    on = [name for name, found in instrumentors.items() if name not in off and (by_launcher or is_active(found))]
+    return describe(pipeline, environ, on, by_launcher=by_launcher)
+
+
+def describe(pipeline: Pipeline, environ: Mapping[str, str], instrumented: Iterable[str], *, by_launcher: bool) -> str:
     """The line, without the ``cde-otel:`` prefix the host-facing writer adds."""
     if pipeline.app_signals == frozenset(_SIGNALS):
         where = "using the application's providers (traces, metrics, logs)"
