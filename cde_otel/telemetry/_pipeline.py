@@ -342,10 +342,10 @@ def build_pipeline(
 
     any_exporter = any(e is not None for e in exporters.values())
     return Pipeline(
-        app.tracer or tracer_provider,
-        app.meter or meter_provider,
-        app.logger or logger_provider,
-        None if app.meter else health_reader,  # configure() gives the application's MeterProvider one
+        tracer_provider if app.tracer is None else app.tracer,
+        meter_provider if app.meter is None else app.meter,
+        logger_provider if app.logger is None else app.logger,
+        health_reader if app.meter is None else None,  # configure() gives the application's MeterProvider one
         described,
         local_dir,
         service_name,
