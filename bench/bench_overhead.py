@@ -8,12 +8,12 @@ one isolates the wrapper: same providers, same instruments, no operation events 
 Run in its own process: it calls ``configure()``, which installs global providers.
 
 Providers and logging are set up the way ``configure()`` does it (resource, the baggage
-span processor, a ``BatchSpanProcessor``, a periodic metric reader plus the health reader,
-the duration views, a ``BatchLogRecordProcessor``, ``attach_logging`` with its defaults)
-except that every exporter is a no-op: what is measured is the cost on the calling thread,
-not a network. Every variant below runs in this one process, on the same providers, processors,
-instruments and logging setup, on its own ``Project`` (a subclass that differs only in
-its ``transition_status``), interleaved round by round (see ``_timing``):
+span processor, a ``BatchSpanProcessor``, one metric reader with the duration views, a
+``BatchLogRecordProcessor``, ``attach_logging`` with its defaults) except that every exporter
+is a no-op (metrics: not exported): what is measured is the cost on the calling thread, not a
+network. Every variant below runs in this one process, on the same providers, processors,
+instruments and logging setup, on its own ``Project`` (a subclass that differs only in its
+``transition_status``), interleaved round by round (see ``_timing``):
 
 * ``bare`` — the uninstrumented ``Project.transition_status`` (ACTIVE <-> ARCHIVED).
 * ``instrumented`` — the method as ``configure()`` patched it (span, histogram, operation events
@@ -76,36 +76,17 @@ class _NullLogExporter:
         return True
 
 
-def _null_metric_exporter() -> Any:
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
-
-    class NullMetricExporter(MetricExporter):
-        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-            return MetricExportResult.SUCCESS
-
-        def force_flush(self, timeout_millis: float = 10_000) -> bool:
-            return True
-
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-            return None
-
-    return NullMetricExporter()
-
-
 def configure_like_default() -> Any:
     """``configure()`` with its default pipeline shape and logging, and no-op exporters."""
     from opentelemetry.processor.baggage import BaggageSpanProcessor
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from cde_otel.semconv import CORRELATION_KEY
     from cde_otel.settings import load_settings
     from cde_otel.telemetry import configure
-    from cde_otel.telemetry._histograms import duration_views
     from cde_otel.telemetry._pipeline import build_resource
 
     settings = load_settings({})  # defaults, whatever the caller's environment says
@@ -113,17 +94,18 @@ def configure_like_default() -> Any:
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
     tracer_provider.add_span_processor(BatchSpanProcessor(_NullSpanExporter()))  # type: ignore[arg-type]
-    meter_provider = MeterProvider(
-        resource=resource,
-        metric_readers=[
-            PeriodicExportingMetricReader(_null_metric_exporter(), export_interval_millis=5_000),
-            InMemoryMetricReader(),
-        ],
-        views=duration_views(settings.histogram, settings.histogram_max_size),
-    )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(_NullLogExporter()))  # type: ignore[arg-type]
-    configure(settings, tracer_provider=tracer_provider, meter_provider=meter_provider, logger_provider=logger_provider)
+    # configure()'s own MeterProvider (its views, one reader): a MeterProvider given to configure()
+    # would get health's pull reader added next to the app's own, one more aggregation per record
+    # than configure()'s pipeline, where health reads the exporting reader. Metrics not exported,
+    # its one reader is health's in-memory one.
+    configure(
+        settings,
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        environ={"OTEL_METRICS_EXPORTER": "none"},
+    )
     return settings
 
 

@@ -147,8 +147,9 @@ class Settings:
     local_dir: str = _setting(
         "",
         _text("path"),
-        "Where the embedded default writes OTLP-JSON files when no OTLP endpoint is configured "
-        "(default: `./.cde-otel-telemetry`).",
+        "Where the embedded default writes OTLP-JSON files when no OTLP endpoint is configured (default: the "
+        "user's state directory, `$XDG_STATE_HOME/cde-otel/<service.name>/`, i.e. "
+        "`~/.local/state/cde-otel/<service.name>/`; never the working directory).",
     )
     slow_operation_ms: float = _setting(
         1000.0,
@@ -192,7 +193,7 @@ class Settings:
         False,
         _bool,
         "Also print those JSON lines on stderr (the console renderer on a terminal, `CDE_OTEL_LOG_FORMAT`). Off: "
-        "cde-otel prints nothing of its own.",
+        "cde-otel prints nothing of its own but the start-up line (`CDE_OTEL_STARTUP_LINE`).",
     )
     logs_bridge: bool = _setting(
         True,
@@ -205,6 +206,13 @@ class Settings:
         _bool,
         "Stamp every stdlib log record with `otelTraceID`, `otelSpanID`, `otelTraceSampled`, `otelServiceName` "
         "and `cde_correlation_id` for the application's own format strings.",
+    )
+    startup_line: bool = _setting(
+        True,
+        _bool,
+        "Say once at start-up what telemetry is on and where it goes (exporters or local directory, "
+        "instrumentations): at INFO on the `cde_otel` logger when the host's logging shows it, else one line "
+        "on stderr (never stdout).",
     )
     shutdown_timeout_s: float = _setting(
         2.0,

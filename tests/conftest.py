@@ -1,7 +1,9 @@
 """Suite-wide rules and fixtures.
 
 Rules: in CI (or with CDE_OTEL_FAIL_ON_SKIP=1) a skipped test fails the run; breadcrumbs
-start empty in every test.
+start empty in every test; ``XDG_STATE_HOME`` points into the session's temporary directory (for
+this process and every subprocess), so the embedded default never writes into the real user's
+``~/.local/state`` — tests of that default read it from there (``state_home``).
 
 Fixtures (the reusable parts live in :mod:`cde_otel.testing`, which users get too):
 
@@ -69,6 +71,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_breadcrumbs() -> None:
     breadcrumbs.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The ``XDG_STATE_HOME`` of the whole session (the embedded default's files go below it)."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    home = tmp_path_factory.mktemp("xdg-state")
+    os.environ["XDG_STATE_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
 
 
 @pytest.fixture
@@ -251,9 +266,25 @@ def venv_python() -> Callable[[str], Path]:
         venv = venvs.get(name)
         if venv is None or not (venv / "bin" / "python").exists():
             pytest.fail(f"MCP test venv {name!r} missing ({venvs}): see scripts/mcp-test-venvs.sh")
+        _assert_tests_this_checkout(venv)
         return venv / "bin" / "python"
 
     return find
+
+
+_INSTALLED_FROM = (
+    "import json; from importlib.metadata import distribution; "
+    "print(json.loads(distribution('cde-otel').read_text('direct_url.json'))['url'])"
+)
+
+
+def _assert_tests_this_checkout(venv: Path) -> None:
+    """The venv's cde-otel was installed from this checkout (another checkout's venvs test its own code)."""
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", _INSTALLED_FROM], capture_output=True, text=True, timeout=60, check=False
+    )
+    if where.stdout.strip() != ROOT.as_uri():
+        pytest.fail(f"{venv} has cde-otel from {where.stdout.strip() or where.stderr[-500:]}, not {ROOT}")
 
 
 @pytest.fixture(scope="session")

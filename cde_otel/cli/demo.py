@@ -34,7 +34,7 @@ from cde_otel.semconv import (
     METRIC_OPERATION_DURATION,
 )
 from cde_otel.settings import Settings, load_settings
-from cde_otel.telemetry._pipeline import DEFAULT_LOCAL_DIR
+from cde_otel.telemetry import local_telemetry_dir
 
 app = typer.Typer(help="Run a realistic workload with telemetry on and show what it produced.")
 
@@ -69,11 +69,11 @@ def demo(
 
 
 def _with_log_file(settings: Settings) -> Settings:
-    """The terminal is the demo's own: operation lines go to a file (default: next to the local telemetry)."""
+    """The terminal is the demo's own: operation lines go to a file, by default beside the local
+    telemetry files in the user's state directory (never in the project)."""
     if settings.log_file:
         return settings
-    directory = Path(settings.local_dir or DEFAULT_LOCAL_DIR).resolve()
-    return settings.replace(log_file=str(directory / "cde-otel.log"))
+    return settings.replace(log_file=str(local_telemetry_dir(settings) / "cde-otel.log"))
 
 
 def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, captured: InMemorySpanExporter) -> None:
@@ -91,8 +91,16 @@ def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, capture
         console.print(_feature_tree(feature_id, spans))
     if pipeline.health_reader is not None:
         console.print(_latency_table(pipeline.health_reader))
+    local = [signal for signal, where in pipeline.exporters.items() if where.startswith("local OTLP-JSON")]
+    if local:
+        files = ", ".join(f"{signal}.jsonl" for signal in local)
+        console.print(
+            f"[dim]kept locally[/] → {pipeline.local_dir} ({files}; your state directory, not the project: "
+            "set OTEL_EXPORTER_OTLP_ENDPOINT to ship to a collector)"
+        )
     for signal, where in pipeline.exporters.items():
-        console.print(f"[dim]{signal}[/] → {where}")
+        if signal not in local:
+            console.print(f"[dim]{signal}[/] → {where}")
 
 
 def _feature_tree(feature_id: str, spans: list[ReadableSpan]) -> Tree:

@@ -12,15 +12,24 @@ Tools (``project_path`` defaults to ``--project``, itself the current directory)
 * ``cde_getHealth(project_path?)`` - health status, checks and alerts (``cde-otel health``).
 
 A resource ``cde://errors/{code}`` explains an error code. Errors come back to the agent as
-``ErrorFormatter.to_json`` with ``isError`` (never a traceback). State writes are retried and
-circuit-broken (``ResilientProjectRepository``). With ``CDE_OTEL_ENABLED=true`` every tool call
-is one trace; stdout carries only the protocol (cde-otel logs go to stderr).
+``ErrorFormatter.to_json`` with ``isError`` (never a traceback); an unexpected one (not a coded
+``CDEError``) is also logged at warning on stderr, its traceback scrubbed of secrets. State
+writes are retried and circuit-broken (``ResilientProjectRepository``); the tools run that file
+and lock work in a worker thread, so the event loop keeps serving the session meanwhile.
+
+Telemetry follows the one switch, like every other process: with ``CDE_OTEL_ENABLED=true`` in the
+server's environment (the ``env`` of the MCP client's config) the start-up hook configures it and
+every tool call is one trace; without it the server records nothing. stdout carries only the
+protocol; whatever cde-otel or the server prints goes to stderr (the client's server log).
 """
 
 # No `from __future__ import annotations`: the SDK reads the tools' signatures, whose types are
 # imported inside build_server (mcp is an optional dependency).
 import json
 import logging
+import sys
+import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -52,12 +61,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the MCP server on stdin/stdout until the client closes it."""
-    from cde_otel.settings import is_enabled
-
-    if is_enabled():
-        from cde_otel.telemetry import configure
-
-        configure()  # idempotent; does not rely on the start-up hook having run
+    # Our own program: its warnings go to stderr (the client's server log), never to stdout.
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         server = build_server(project or Path.cwd())
     except ModuleNotFoundError as exc:
@@ -68,6 +75,7 @@ def serve(
 
 def build_server(default_project: Path) -> "MCPServer":
     """The MCP server with the workflow tools over a resilient repository."""
+    import anyio.to_thread
     from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult
 
@@ -84,24 +92,24 @@ def build_server(default_project: Path) -> "MCPServer":
         prompt: str, project_path: str | None = None, workflow_type: str = "default", name: str | None = None
     ) -> CallToolResult:
         """Start a feature (in its define phase) from the user's request; returns its id and phase."""
-        return _answer(lambda: tools.start_feature(prompt, project_path, workflow_type, name))
+        return await _answer(lambda: tools.start_feature(prompt, project_path, workflow_type, name))
 
     @server.tool(name="cde_submitWork")
     async def submit_work(
         feature_id: str, phase: str, results: dict[str, Any] | None = None, project_path: str | None = None
     ) -> CallToolResult:
         """Submit the work of the feature's current phase; moves it to the next phase (review completes it)."""
-        return _answer(lambda: tools.submit_work(feature_id, phase, results, project_path))
+        return await _answer(lambda: tools.submit_work(feature_id, phase, results, project_path))
 
     @server.tool(name="cde_getFeatureStatus")
     async def feature_status(feature_id: str | None = None, project_path: str | None = None) -> CallToolResult:
         """Phase and status of one feature, or of every feature of the project."""
-        return _answer(lambda: tools.feature_status(feature_id, project_path))
+        return await _answer(lambda: tools.feature_status(feature_id, project_path))
 
     @server.tool(name="cde_getHealth")
     async def get_health(project_path: str | None = None) -> str:
         """Health status of the project: checks, latency percentiles and alerts, as JSON."""
-        return cde_getHealth(project_path or str(default_project))
+        return await anyio.to_thread.run_sync(cde_getHealth, project_path or str(default_project))
 
     @server.resource("cde://errors/{code}", mime_type="text/plain")
     async def explain_error(code: str) -> str:
@@ -111,15 +119,37 @@ def build_server(default_project: Path) -> "MCPServer":
     return server
 
 
-def _answer(operation: Callable[[], dict[str, Any]]) -> "CallToolResult":
+# One tool call's load-change-save at a time in this server, as when the tools ran on the event
+# loop: concurrent calls on one project would otherwise meet as E202 conflicts.
+_serial = threading.Lock()
+
+
+async def _answer(operation: Callable[[], dict[str, Any]]) -> "CallToolResult":
+    """Runs one tool's file and lock work in a worker thread (the context, so the tool call's span
+    and correlation id, goes along) and turns the result or error into the tool's answer."""
+    import anyio.to_thread
     from mcp.types import CallToolResult, TextContent
 
-    from cde_otel.errors import ErrorFormatter
+    from cde_otel.errors import CDEError, ErrorFormatter
+
+    def serially() -> dict[str, Any]:
+        with _serial:
+            return operation()
 
     try:
-        result = operation()
+        result = await anyio.to_thread.run_sync(serially)
     except Exception as exc:
-        # The agent gets the coded, friendly JSON; the traceback stays in the server's log.
-        logger.debug("tool call failed", exc_info=True)
+        # The agent gets the coded, friendly JSON; a traceback goes to the server's log only.
+        if isinstance(exc, CDEError):
+            logger.debug("tool call failed: %s", exc.code)
+        else:
+            logger.warning("tool call failed unexpectedly:\n%s", _scrubbed_traceback(exc))
         return CallToolResult(content=[TextContent(type="text", text=ErrorFormatter.format_json(exc))], is_error=True)
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(result))], structured_content=result)
+
+
+def _scrubbed_traceback(exc: BaseException) -> str:
+    """The traceback as text with inline secrets masked (an exception message may quote a token)."""
+    from cde_otel.redaction import scrub_text
+
+    return scrub_text("".join(traceback.format_exception(exc))).rstrip()

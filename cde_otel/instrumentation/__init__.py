@@ -58,12 +58,13 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from cde_otel._exceptions import CDESystemError
 from cde_otel._version import __version__
+from cde_otel.instrumentation._feature_state import ActiveFeatures
+from cde_otel.instrumentation._instruments import errors_counter
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
-from cde_otel.logging import OperationEvents, warn_host
+from cde_otel.logging import OperationEvents, tell_host
 from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
-    METRIC_ERRORS,
     METRIC_FEATURES_ACTIVE,
     METRIC_OPERATION_DURATION,
     SCHEMA_URL,
@@ -82,6 +83,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Patches CDE operations with spans, metrics and log events (see the module docs)."""
 
     _telemetry: OperationTelemetry | None = None
+    _features: ActiveFeatures | None = None
     _patched: list[Target]
     _pending: list[Target]
 
@@ -104,17 +106,20 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 description="Duration of CDE project, feature and state operations.",
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
-            meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
+            errors_counter(kwargs.get("meter_provider")),
             events=_operation_events(settings, kwargs),
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
         )
+        features = ActiveFeatures()
         meter.create_observable_gauge(
             METRIC_FEATURES_ACTIVE,
-            callbacks=[_active_features_callback(telemetry)],
+            callbacks=[_active_features_callback(features)],
             unit="{feature}",
-            description="Features started and neither completed nor failed, in projects this process holds.",
+            description="Features started and neither completed nor failed, in the project states this process "
+            "last loaded or saved.",
         )
+        self._features = features
         self._telemetry = telemetry
         self._patched = []
         self._pending = []
@@ -129,6 +134,8 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         telemetry = self._telemetry
         if telemetry is not None:
             telemetry.active = False  # disarms wrappers installed later by post-import hooks, too
+        if self._features is not None:
+            self._features.active = False
         for target in self._pending:
             if target.role is Role.CUSTOM:
                 report_bad_target(target.spec, f"module {target.module!r} was never imported")
@@ -140,6 +147,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patched = []
         self._pending = []
         self._telemetry = None
+        self._features = None
 
     # -- patching -------------------------------------------------------------------
     def _patch_or_defer(self, target: Target) -> None:
@@ -177,8 +185,11 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             return
         if func is None or isinstance(func, wrapt.ObjectProxy):  # already wrapped by an earlier instrumentor
             return
+        wrapper = telemetry.wrapper_for(target, func)
+        if target.role is Role.STORE and self._features is not None:
+            wrapper = self._features.observing(target, func, wrapper)  # cde.features.active
         try:
-            wrapt.wrap_function_wrapper(module, target.qualname, telemetry.wrapper_for(target, func))
+            wrapt.wrap_function_wrapper(module, target.qualname, wrapper)
         except (TypeError, AttributeError) as exc:  # e.g. a method of a built-in type
             report_bad_target(target.spec, f"it cannot be patched ({exc})")
             return
@@ -196,11 +207,17 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return list(getattr(self, "_patched", []))
 
     @property
+    def is_active(self) -> bool:
+        """Instrumented, or being instrumented right now (``instrument()`` is running)."""
+        return self._telemetry is not None
+
+    @property
     def operation_telemetry(self) -> OperationTelemetry | None:
         return self._telemetry
 
 
 def _on_import(module: Any) -> None:
+    _hooked_modules.discard(module.__name__)  # wrapt forgets a hook once it fired: so do we
     try:
         CDEInstrumentor()._on_module_imported(module.__name__)
     except Exception:
@@ -226,7 +243,7 @@ def report_bad_target(spec: str, problem: str) -> None:
     if spec in _reported_targets:
         return
     _reported_targets.add(spec)
-    warn_host(_log, f"instrumentation target {spec!r} skipped: {problem}")
+    tell_host(_log, f"instrumentation target {spec!r} skipped: {problem}")
 
 
 def _not_a_method(target: Target, cls: Any, func: Any) -> str | None:
@@ -249,15 +266,11 @@ def _module_importable(name: str) -> bool:
         return False
 
 
-def _active_features_callback(telemetry: OperationTelemetry) -> Any:
+def _active_features_callback(features: ActiveFeatures) -> Any:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        if not telemetry.active:
+        if not features.active:
             return []
-        try:
-            return [Observation(telemetry.active_features())]
-        except Exception:  # the SDK would print the traceback on the host's stderr
-            _log.debug("cde-otel: counting active features failed", exc_info=True)
-            return []
+        return [Observation(features.total())]
 
     return observe
 

@@ -21,12 +21,10 @@ a requested next phase that is not a phase is recorded as ``invalid``, never as 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -87,11 +85,6 @@ def _is_feature(obj: Any) -> bool:
     return hasattr(obj, "current_phase") and hasattr(obj, "project_id")
 
 
-def _is_terminal(feature: Any) -> bool:
-    status = getattr(feature, "status", None)
-    return str(getattr(status, "value", status)).lower() in ("completed", "failed")
-
-
 def _is_project(obj: Any) -> bool:
     return hasattr(obj, "features") and hasattr(obj, "id")
 
@@ -144,26 +137,6 @@ class OperationTelemetry:
         # project id -> the feature last changed in it, so the save that persists the change is
         # tagged with the feature too (one tag then finds a feature's whole workflow).
         self.touched: dict[str, str] = {}
-        self.live_projects: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-
-    def remember(self, project: Any) -> None:
-        """Tracks live projects (weakly) for the active-features gauge."""
-        project_id = _id(project)
-        if project_id is not None:
-            # Not weak-referenceable: skip it rather than keep it alive.
-            with contextlib.suppress(TypeError):
-                if self.live_projects.get(project_id) is not project:
-                    self.live_projects[project_id] = project
-
-    def active_features(self) -> int:
-        total = 0
-        for project in list(self.live_projects.values()):
-            features = getattr(project, "features", None)
-            # A snapshot, taken in one C call: the application adds features while the metric
-            # reader's thread counts them ("dictionary changed size during iteration").
-            values = tuple(features.values()) if isinstance(features, dict) else tuple(features or ())
-            total += sum(1 for f in values if not _is_terminal(f))
-        return total
 
     # -- attributes -------------------------------------------------------------------
     def _begin_attrs(
@@ -173,7 +146,6 @@ class OperationTelemetry:
         role = target.role
         if role is Role.PROJECT:
             attrs[ATTR_PROJECT_ID] = _id(instance)
-            self.remember(instance)
             prompt = (args[0] if args else kwargs.get("prompt")) if target.method == "start_feature" else None
             if isinstance(prompt, str):
                 attrs[ATTR_PROMPT_LENGTH] = len(prompt)
@@ -307,7 +279,6 @@ class OperationTelemetry:
             if project_id is not None:
                 span.set_attribute(ATTR_PROJECT_ID, project_id)
                 attrs[ATTR_PROJECT_ID] = project_id
-                self.remember(result)
 
     # -- wrappers ---------------------------------------------------------------------
     def _safe_begin(

@@ -49,7 +49,7 @@ from structlog.contextvars import bound_contextvars as bound_context
 
 from cde_otel.logging._attach import Attached, attach_logging, bridge, processors
 from cde_otel.logging._config import get_logger, is_configured, log_file_handlers, reset_logging, setup_logging
-from cde_otel.logging._host import warn_host
+from cde_otel.logging._host import has_handler, tell_host
 from cde_otel.logging._operations import OPERATIONS_LOGGER, HandlerSink, LineSink, OperationEvents, StreamSink
 
 __all__ = [
@@ -63,10 +63,11 @@ __all__ = [
     "bound_context",
     "bridge",
     "get_logger",
+    "has_handler",
     "is_configured",
     "log_file_handlers",
     "processors",
     "reset_logging",
     "setup_logging",
-    "warn_host",
+    "tell_host",
 ]

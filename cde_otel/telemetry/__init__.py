@@ -21,6 +21,18 @@ a failure: it is reported once and skipped.
 exporters, OTLP endpoint/protocol/headers/timeout, sampler) and every ``CDE_OTEL_*`` setting
 (:mod:`cde_otel.settings`). ``OTEL_SDK_DISABLED=true`` turns it into a no-op.
 
+**The application's providers first.** A provider passed in, or installed as the global one
+before ``configure()`` runs (by the application, or by ``opentelemetry-instrument`` and its
+distro), serves its signal: cde-otel adds its instrumentation to it and builds nothing for that
+signal (:mod:`cde_otel.telemetry._providers` says what a foreign MeterProvider cannot take).
+Under ``opentelemetry-instrument`` the launcher instruments every entry point itself (``cde``,
+``cde_mcp``, ``threading``...), so ``configure()`` instruments none of them again; nor one an
+earlier ``instrument()`` call took care of. It never replaces a global provider.
+
+**One start-up line** says what is on and where telemetry goes (:mod:`cde_otel.telemetry._startup`):
+at INFO on the ``cde_otel.telemetry`` logger when the host's logging would show it, else as one
+line on stderr, never on stdout; ``CDE_OTEL_STARTUP_LINE=false`` turns it off.
+
 ``shutdown()`` — also run at exit — is bounded: it returns within ``CDE_OTEL_SHUTDOWN_TIMEOUT_S``
 (default 2 s) whatever the collector does, never raises, and reports what could not be sent once,
 as a warning on the ``cde_otel.telemetry`` logger when the host configured logging, else as one
@@ -33,10 +45,12 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, propagate
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -44,7 +58,26 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
 from cde_otel.settings import Settings, load_settings, sdk_disabled
-from cde_otel.telemetry._pipeline import Pipeline, ShutdownReport, build_pipeline, flush, shutdown_pipeline
+from cde_otel.telemetry._exit_hooks import register_finalizers_exit_hook
+from cde_otel.telemetry._pipeline import (
+    Pipeline,
+    ShutdownReport,
+    build_pipeline,
+    flush,
+    local_telemetry_dir,
+    shutdown_pipeline,
+)
+from cde_otel.telemetry._providers import (
+    APPLICATION_EXPORT,
+    SIGNALS,
+    add_health_reader,
+    app_providers,
+    disabled_instrumentations,
+    is_active,
+    is_set,
+    launcher_active,
+)
+from cde_otel.telemetry._startup import startup_line
 
 if TYPE_CHECKING:
     from cde_otel.logging import Attached
@@ -60,6 +93,7 @@ __all__ = [
     "force_flush",
     "health_metric_reader",
     "is_configured",
+    "local_telemetry_dir",
     "new_correlation_id",
     "propagation_env",
     "shutdown",
@@ -74,6 +108,10 @@ _configuring = False
 _env_context_token: object | None = None
 _atexit_registered = False
 _attached: Attached | None = None  # what configure() added to logging, removed by shutdown()
+# The providers configure() built (so a later configure() never mistakes them for the
+# application's), and the instrumentors it instrumented itself (shutdown() undoes only those).
+_built: weakref.WeakSet[object] = weakref.WeakSet()
+_instrumented: list[BaseInstrumentor] = []
 
 
 def configure(
@@ -88,9 +126,10 @@ def configure(
 ) -> Pipeline | None:
     """Sets up telemetry once; later calls return the same pipeline. None when the SDK is disabled.
 
-    Pass providers to use your own (nothing is then built, exported or shut down by cde-otel).
-    A call made while ``configure()`` is already running on this thread (from an import hook)
-    returns None and changes nothing.
+    Providers passed in -- or the global ones the application set before -- serve their signals
+    (nothing is built, exported or shut down by cde-otel for those); the others are built from
+    the settings. A call made while ``configure()`` is already running on this thread (from an
+    import hook) returns None and changes nothing.
     """
     global _pipeline, _atexit_registered, _configuring
     env = os.environ if environ is None else environ
@@ -99,17 +138,23 @@ def configure(
     with _lock:
         if _pipeline is not None or _configuring:
             return _pipeline
+        from cde_otel.logging import has_handler, tell_host
+
+        settings = settings or load_settings(env)
+        host_listens = has_handler(_log, logging.INFO)  # the host's own logging, before ours is attached
         _configuring = True
         try:
-            pipeline = _configure(settings or load_settings(env), env, tracer_provider, meter_provider,
+            pipeline = _configure(settings, env, tracer_provider, meter_provider,
                                   logger_provider, set_global=set_global, logging_setup=logging_setup)  # fmt: skip
         finally:
             _configuring = False
         _pipeline = pipeline
         if not _atexit_registered:
+            register_finalizers_exit_hook()  # runs after shutdown: see its docs
             atexit.register(shutdown)
             _atexit_registered = True
-        _log.debug("cde-otel telemetry configured: %s", pipeline.exporters)
+        if settings.startup_line:
+            tell_host(_log, startup_line(pipeline, env), logging.INFO, host_listens=host_listens)
         return pipeline
 
 
@@ -123,19 +168,14 @@ def _configure(
     set_global: bool,
     logging_setup: bool,
 ) -> Pipeline:
-    """Builds (or wraps the given providers in) a pipeline, instruments, then sets the globals; all or nothing."""
-    if tracer_provider or meter_provider or logger_provider:
-        pipeline = Pipeline(
-            tracer_provider or TracerProvider(),
-            meter_provider or MeterProvider(),
-            logger_provider or LoggerProvider(),
-            health_reader=None,
-            exporters={"all": "user-provided providers"},
-            owned=False,
-        )
-    else:
-        pipeline = build_pipeline(settings, env)
+    """Builds a pipeline around the application's providers, instruments, then sets the globals; all or nothing."""
+    app = app_providers(tracer_provider, meter_provider, logger_provider, ours=_built)
+    pipeline = build_pipeline(settings, env, app)
+    providers = (pipeline.tracer_provider, pipeline.meter_provider, pipeline.logger_provider)
+    _built.update(provider for signal, provider in zip(SIGNALS, providers, strict=True) if signal not in app.signals)
     try:
+        if app.meter is not None:
+            pipeline.health_reader = add_health_reader(app.meter, settings)
         _instrument(pipeline, settings, logging_setup, env)
     except BaseException:
         _undo(pipeline)
@@ -146,16 +186,25 @@ def _configure(
     from cde_otel.health.sources import register_telemetry
 
     status = pipeline.export_status
-    register_telemetry(metric_reader=pipeline.health_reader, export_status=status.status if status else None)
+    probe = status.status if status else (_application_export if pipeline.app_signals else None)
+    register_telemetry(metric_reader=pipeline.health_reader, export_status=probe)
     return pipeline
 
 
+def _application_export() -> str:
+    return APPLICATION_EXPORT
+
+
 def _set_globals(pipeline: Pipeline) -> None:
+    """Installs each provider as the global one where none is yet (a global provider is never replaced)."""
     from opentelemetry import _logs, metrics, trace
 
-    trace.set_tracer_provider(pipeline.tracer_provider)
-    metrics.set_meter_provider(pipeline.meter_provider)
-    _logs.set_logger_provider(pipeline.logger_provider)
+    if not is_set(trace.get_tracer_provider()):
+        trace.set_tracer_provider(pipeline.tracer_provider)
+    if not is_set(metrics.get_meter_provider()):
+        metrics.set_meter_provider(pipeline.meter_provider)
+    if not is_set(_logs.get_logger_provider()):
+        _logs.set_logger_provider(pipeline.logger_provider)
 
 
 def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env: Mapping[str, str]) -> None:
@@ -166,10 +215,13 @@ def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env
     from cde_otel.logging import OperationEvents, attach_logging
     from cde_otel.telemetry._system_metrics import register_system_metrics
 
-    ThreadingInstrumentor().instrument()  # carries the context (and correlation id) into threads
+    _instrument_once("threading", ThreadingInstrumentor(), env)  # carries the context (and correlation id) into threads
     if logging_setup:
         _attached = attach_logging(pipeline.logger_provider, settings)
-    CDEInstrumentor().instrument(
+    _instrument_once(
+        "cde",
+        CDEInstrumentor(),
+        env,
         tracer_provider=pipeline.tracer_provider,
         meter_provider=pipeline.meter_provider,
         settings=settings,
@@ -179,21 +231,24 @@ def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env
             else OperationEvents.from_settings(settings, logger_provider=pipeline.logger_provider)
         ),
     )
-    _instrument_mcp(pipeline, settings, env)
+    from cde_otel.instrumentation.mcp import MCPInstrumentor  # MCP server requests as SERVER spans (issue 13)
+
+    _instrument_once(
+        "cde_mcp", MCPInstrumentor(), env, tracer_provider=pipeline.tracer_provider,
+        meter_provider=pipeline.meter_provider, settings=settings,
+    )  # fmt: skip
     register_system_metrics(pipeline.meter_provider)
 
 
-def _instrument_mcp(pipeline: Pipeline, settings: Settings, env: Mapping[str, str]) -> None:
-    """MCP server requests as SERVER spans (issue 13); skipped when listed in the standard
-    OTEL_PYTHON_DISABLED_INSTRUMENTATIONS under its entry point name ``cde_mcp``."""
-    disabled = env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
-    if "cde_mcp" in (name.strip() for name in disabled.split(",")):
+def _instrument_once(name: str, instrumentor: BaseInstrumentor, env: Mapping[str, str], **kwargs: Any) -> None:
+    """Instruments unless it is not ours to do: the standard opt-out names its entry point
+    (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``), ``opentelemetry-instrument`` instruments every
+    entry point itself, or it is instrumented already -- or being instrumented: an ``instrument()``
+    that imports the core fires the start-up hook, which runs this ``configure()``."""
+    if name in disabled_instrumentations(env) or launcher_active() or is_active(instrumentor):
         return
-    from cde_otel.instrumentation.mcp import MCPInstrumentor
-
-    MCPInstrumentor().instrument(
-        tracer_provider=pipeline.tracer_provider, meter_provider=pipeline.meter_provider, settings=settings
-    )
+    instrumentor.instrument(**kwargs)
+    _instrumented.append(instrumentor)
 
 
 def _undo(pipeline: Pipeline) -> None:
@@ -227,10 +282,13 @@ def health_metric_reader() -> MetricReader | None:
 
 
 def export_status() -> str:
-    """ "ok", "failing" (the last export of some signal failed) or "disabled" (nothing is exported)."""
+    """ "ok", "failing" (the last export of some signal failed), "disabled" (nothing is exported) or
+    "application" (the application's providers export, which cde-otel cannot see)."""
     pipeline = _pipeline
-    if pipeline is None or pipeline.export_status is None:
+    if pipeline is None:
         return "disabled"
+    if pipeline.export_status is None:
+        return APPLICATION_EXPORT if pipeline.app_signals else "disabled"
     return pipeline.export_status.status()
 
 
@@ -256,9 +314,9 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
             report = shutdown_pipeline(pipeline, timeout_s)
         message = report.warning()
         if message is not None:
-            from cde_otel.logging import warn_host
+            from cde_otel.logging import tell_host
 
-            warn_host(_log, message)
+            tell_host(_log, message)
         return report
     except Exception:  # the host's exit must never fail because of telemetry
         _log.debug("cde-otel: shutdown failed", exc_info=True)
@@ -266,17 +324,13 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
 
 
 def _uninstrument() -> None:
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
     from cde_otel.health.sources import unregister_telemetry
-    from cde_otel.instrumentation import CDEInstrumentor
-    from cde_otel.instrumentation.mcp import MCPInstrumentor
 
+    ours = [instrumentor.uninstrument for instrumentor in reversed(_instrumented)]  # MCP first
+    _instrumented.clear()
     undo_steps = (
         unregister_telemetry,
-        MCPInstrumentor().uninstrument,  # before the providers it records into shut down
-        CDEInstrumentor().uninstrument,
-        ThreadingInstrumentor().uninstrument,
+        *ours,  # only what configure() instrumented, before the providers it records into shut down
         _detach_logging,  # writes the pending operation lines, before the providers shut down
     )
     for undo in undo_steps:

@@ -4,8 +4,10 @@ Exporter selection follows the standard variables: ``OTEL_{TRACES,METRICS,LOGS}_
 (``otlp`` default, ``console``, ``none``), ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``
 default, or ``grpc``), and the OTLP endpoint/headers/timeout/compression variables, which the
 exporters read themselves. With ``otlp`` selected but no OTLP endpoint configured, telemetry
-is kept locally as OTLP-JSON lines under ``CDE_OTEL_LOCAL_DIR`` (the embedded default), which
-a collector's ``otlpjsonfile`` receiver can read back.
+is kept locally as OTLP-JSON lines (the embedded default), which a collector's ``otlpjsonfile``
+receiver can read back: in the user's state directory, ``$XDG_STATE_HOME/cde-otel/<service.name>/``
+(``~/.local/state/...``; the platform's equivalent elsewhere), or ``CDE_OTEL_LOCAL_DIR``. Never in
+the working directory: that is the user's project.
 
 Shutdown is bounded (``CDE_OTEL_SHUTDOWN_TIMEOUT_S``, default 2 s): the providers are built
 without the SDK's own ``atexit`` hooks (``shutdown_on_exit=False``), and
@@ -17,6 +19,7 @@ the collector does, with a count of what could not be sent.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -60,9 +63,10 @@ from cde_otel.telemetry._export_status import (
     quiet_export_logs,
 )
 from cde_otel.telemetry._histograms import duration_views
+from cde_otel.telemetry._providers import AppProviders, remove_health_reader
 
 DEFAULT_SERVICE_NAME = "cde-orchestrator"
-DEFAULT_LOCAL_DIR = ".cde-otel-telemetry"
+APPLICATION_PROVIDER = "the application's provider"
 _SIGNALS = ("traces", "metrics", "logs")
 
 
@@ -76,7 +80,8 @@ class Pipeline:
     health_reader: MetricReader | None
     exporters: dict[str, str] = field(default_factory=dict)
     local_dir: Path | None = None
-    owned: bool = True
+    service_name: str = DEFAULT_SERVICE_NAME
+    app_signals: frozenset[str] = frozenset()  # served by the application's providers: not ours to shut down
     export_status: ExportStatus | None = None
     # -- bounded shutdown (issue 14) --
     shutdown_timeout_s: float = 2.0
@@ -135,13 +140,17 @@ def _detected_resource(environ: Mapping[str, str]) -> Resource:
         initial_resource=Resource.create({"service.version": __version__, "service.instance.id": str(uuid.uuid4())}),
     )
     # The OTEL_* variables (service name, resource attributes) win over what we detect.
-    resource = detected.merge(OTELResourceDetector().detect())
-    service_name = environ.get("OTEL_SERVICE_NAME", "").strip()
-    if service_name:
-        resource = resource.merge(Resource({"service.name": service_name}))
-    elif str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
-    return resource
+    configured = OTELResourceDetector().detect()
+    return detected.merge(configured).merge(Resource({"service.name": configured_service_name(environ, configured)}))
+
+
+def configured_service_name(environ: Mapping[str, str], configured: Resource | None = None) -> str:
+    """``OTEL_SERVICE_NAME``, else the ``service.name`` of ``OTEL_RESOURCE_ATTRIBUTES``, else cde-orchestrator."""
+    named = environ.get("OTEL_SERVICE_NAME", "").strip()
+    if named:
+        return named
+    found = str((configured or OTELResourceDetector().detect()).attributes.get("service.name", ""))
+    return found if found and not found.startswith("unknown_service") else DEFAULT_SERVICE_NAME
 
 
 def _exporter_choice(signal: str, environ: Mapping[str, str]) -> str:
@@ -242,14 +251,42 @@ def _console_exporter(signal: str) -> Any:
     return ConsoleLogExporter(out=sys.stderr)
 
 
+def default_local_dir(service_name: str = DEFAULT_SERVICE_NAME) -> Path:
+    """Where the embedded default keeps its files: ``cde-otel/<service.name>`` in the user's state
+    directory (``$XDG_STATE_HOME``, else ``~/.local/state``, on Linux)."""
+    from platformdirs import user_state_path
+
+    return user_state_path("cde-otel", appauthor=False) / _directory_name(service_name)
+
+
+def _directory_name(service_name: str) -> str:
+    """A service name as one safe path component (no separators, no leading dots)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", service_name).lstrip(".") or DEFAULT_SERVICE_NAME
+
+
+def local_telemetry_dir(settings: Settings, service: str | None = None) -> Path:
+    """``CDE_OTEL_LOCAL_DIR`` when set (``~`` expanded, relative to the working directory), else the
+    default for ``service`` (None: the service name the ``OTEL_*`` variables give)."""
+    if settings.local_dir:
+        return Path(settings.local_dir).expanduser().resolve()
+    return default_local_dir(service if service is not None else configured_service_name(os.environ))
+
+
 def select_exporters(
-    settings: Settings, environ: Mapping[str, str]
+    settings: Settings,
+    environ: Mapping[str, str],
+    service: str = DEFAULT_SERVICE_NAME,
+    app_signals: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], dict[str, str], Path | None]:
-    """The exporter per signal (None for ``none``), a description of each, and the local dir if used."""
+    """The exporter per signal (None for ``none``, and for the signals in ``app_signals``: the
+    application's providers export those), a description of each, and the local dir if used."""
     exporters: dict[str, Any] = {}
     described: dict[str, str] = {}
-    local_dir: Path | None = None
+    kept_in: Path | None = None
     for signal in _SIGNALS:
+        if signal in app_signals:  # its OTEL_<SIGNAL>_EXPORTER is the application's business
+            exporters[signal], described[signal] = None, APPLICATION_PROVIDER
+            continue
         choice = _exporter_choice(signal, environ)
         if choice == "none":
             exporters[signal], described[signal] = None, "none"
@@ -259,18 +296,29 @@ def select_exporters(
             exporters[signal] = _otlp_exporter(signal, environ)
             described[signal] = f"otlp ({_protocol(signal, environ)})"
         else:
-            local_dir = Path(settings.local_dir or DEFAULT_LOCAL_DIR).resolve()
-            exporters[signal] = _local_exporter(signal, local_dir)
-            described[signal] = f"local OTLP-JSON file {local_dir / (signal + '.jsonl')}"
-    return exporters, described, local_dir
+            directory = local_telemetry_dir(settings, service)
+            exporters[signal] = _local_exporter(signal, directory)
+            described[signal] = f"local OTLP-JSON file {directory / (signal + '.jsonl')}"
+            kept_in = directory
+    return exporters, described, kept_in
 
 
-def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None) -> Pipeline:
+def build_pipeline(
+    settings: Settings, environ: Mapping[str, str] | None = None, app: AppProviders | None = None
+) -> Pipeline:
+    """Providers and exporters per the settings and ``OTEL_*`` variables; ``app``'s providers serve
+    their signals instead (a provider built here for such a signal has no exporter and is dropped)."""
     env = os.environ if environ is None else environ
+    app = app or AppProviders()
+    # One identity: next to the application's providers, ours describe the same resource.
+    resource = app.resource if app.resource is not None else build_resource(env)
+    service_name = str(resource.attributes.get("service.name") or DEFAULT_SERVICE_NAME)
+    if app.signals == frozenset(_SIGNALS):
+        return _application_pipeline(app, service_name, settings)
     # Everything that can be refused is checked before the first provider (and its threads) exists.
-    resource = build_resource(env)
-    exporters, described, local_dir = select_exporters(settings, env)
-    export_interval_ms = _metric_export_interval_ms(settings, env)
+    exporters, described, local_dir = select_exporters(settings, env, service_name, app.signals)
+    # The application's MeterProvider keeps its own interval: its OTEL_METRIC_EXPORT_INTERVAL is not ours to refuse.
+    export_interval_ms = 0.0 if app.meter is not None else _metric_export_interval_ms(settings, env)
     status = ExportStatus()
 
     tracked: list[Any] = []
@@ -319,12 +367,14 @@ def build_pipeline(settings: Settings, environ: Mapping[str, str] | None = None)
 
     any_exporter = any(e is not None for e in exporters.values())
     return Pipeline(
-        tracer_provider,
-        meter_provider,
-        logger_provider,
-        health_reader,
+        tracer_provider if app.tracer is None else app.tracer,
+        meter_provider if app.meter is None else app.meter,
+        logger_provider if app.logger is None else app.logger,
+        health_reader if app.meter is None else None,  # configure() gives the application's MeterProvider one
         described,
         local_dir,
+        service_name,
+        app_signals=app.signals,
         export_status=status if any_exporter else None,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         destination=_destination(described, env, local_dir),
@@ -383,6 +433,21 @@ def _metric_export_interval_ms(settings: Settings, environ: Mapping[str, str]) -
     return interval
 
 
+def _application_pipeline(app: AppProviders, service_name: str, settings: Settings) -> Pipeline:
+    """Every signal through the application's providers: nothing of ours to build, export or shut down."""
+    return Pipeline(
+        app.tracer,
+        app.meter,
+        app.logger,
+        None,
+        dict.fromkeys(_SIGNALS, APPLICATION_PROVIDER),
+        service_name=service_name,
+        app_signals=app.signals,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        destination="the application's providers",
+    )
+
+
 def _otlp_endpoints(described: Mapping[str, str], environ: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     """(host, port) of the OTLP endpoints the exporters send to, for the shutdown's reachability check."""
     from urllib.parse import urlsplit
@@ -433,6 +498,8 @@ def flush(pipeline: Pipeline, timeout_millis: int = 10_000) -> None:
 def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> ShutdownReport:
     """Flushes and shuts the three providers down in parallel, within ``timeout_s`` (default: the setting).
 
+    Only cde-otel's own: a provider of the application (``pipeline.app_signals``) is its to shut down.
+
     Never raises. The budget is for the whole exit: this returns by ``budget - reserve`` (a
     quarter of it, at most 0.5 s, left for the interpreter's own teardown, which takes 0.1-0.2 s
     with the SDK and its exporters imported, more on a loaded machine). The exporters are
@@ -443,20 +510,24 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
     """
     budget = pipeline.shutdown_timeout_s if timeout_s is None else timeout_s
     started = time.monotonic()
-    if not pipeline.owned:
+    if "metrics" in pipeline.app_signals and pipeline.health_reader is not None:
+        _detach_health_reader(pipeline)
+    owned = [
+        (signal, provider)
+        for signal, provider in (
+            ("traces", pipeline.tracer_provider),
+            ("logs", pipeline.logger_provider),
+            ("metrics", pipeline.meter_provider),
+        )
+        if signal not in pipeline.app_signals
+    ]
+    if not owned:
         return ShutdownReport(0.0, True, {}, pipeline.destination, budget)
     deadline = started + budget - min(0.5, budget / 4)  # the rest is for the interpreter's teardown
     margin = min(0.25, budget / 8)
     status = pipeline.export_status or ExportStatus()
     with quiet_export_logs(status):
-        workers = [
-            _start_shutdown(name, provider)
-            for name, provider in (
-                ("traces", pipeline.tracer_provider),
-                ("logs", pipeline.logger_provider),
-                ("metrics", pipeline.meter_provider),
-            )
-        ]
+        workers = [_start_shutdown(name, provider) for name, provider in owned]
         if status.all_failing() or _refused(pipeline.otlp_endpoints, min(0.2, margin)):
             _abort(pipeline)  # retrying a collector that is down only holds the host's exit
         # The abort needs a moment to take effect (a back-off wait returns at once, a request in
@@ -471,6 +542,18 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
             unsent[signal] = unsent.get(signal, 0) + _queued(processor)
     unsent = {signal: n for signal, n in unsent.items() if n}
     return ShutdownReport(round(time.monotonic() - started, 3), completed, unsent, pipeline.destination, budget)
+
+
+def _detach_health_reader(pipeline: Pipeline) -> None:
+    """Takes health's reader off the application's MeterProvider (configure() put it there)."""
+    reader, pipeline.health_reader = pipeline.health_reader, None
+    try:
+        if reader is not None:
+            remove_health_reader(pipeline.meter_provider, reader)
+    except Exception:  # never raises: the host's exit must not fail because of telemetry
+        import logging
+
+        logging.getLogger("cde_otel.telemetry").debug("cde-otel: removing the health reader failed", exc_info=True)
 
 
 def _abort(pipeline: Pipeline) -> None:

@@ -1,5 +1,8 @@
 """Fixtures of the unit tests that need more than the suite-wide ones (tests/conftest.py).
 
+* ``otel`` — :class:`~cde_otel.instrumentation.CDEInstrumentor` instrumented into fresh in-memory
+  providers (default settings, no operation log events), uninstrumented after the test.
+
 * ``global_telemetry`` — in-memory providers installed once as the process's global tracer
   provider: the mcp SDK 2.x traces through the global provider (its server span, and the client
   span whose context it injects into ``params._meta``), so the tests that look at those spans
@@ -13,7 +16,25 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry import trace
 
+from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
+
+
+@pytest.fixture
+def otel() -> Iterator[CapturedTelemetry]:
+    telemetry = capture_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        settings=load_settings({}),
+        log_operations=False,
+    )
+    try:
+        yield telemetry
+    finally:
+        CDEInstrumentor().uninstrument()
+        telemetry.shutdown()
 
 
 @pytest.fixture(scope="session")

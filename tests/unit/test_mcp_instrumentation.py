@@ -36,9 +36,11 @@ from cde_otel.semconv import (
     ATTR_FEATURE_PHASE,
     ATTR_GEN_AI_OPERATION_NAME,
     ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
+    ATTR_GEN_AI_TOOL_CALL_RESULT,
     ATTR_GEN_AI_TOOL_NAME,
     ATTR_JSONRPC_REQUEST_ID,
     ATTR_MCP_METHOD_NAME,
+    ATTR_MCP_RESOURCE_URI,
     ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
     ATTR_PROJECT_PATH,
@@ -48,6 +50,7 @@ from cde_otel.semconv import (
     METRIC_ERRORS,
     METRIC_MCP_SERVER_OPERATION_DURATION,
     NETWORK_TRANSPORT_TCP,
+    SCOPE_NAME,
 )
 from cde_otel.settings import load_settings
 from cde_otel.telemetry._histograms import duration_views
@@ -396,3 +399,55 @@ def test_configure_instruments_mcp_servers_unless_the_standard_opt_out_names_it(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(instrumented)
+
+
+def test_cde_errors_is_one_metric_family_for_operations_and_tool_calls(harness: Harness, tmp_path: Path) -> None:
+    app = _server(tmp_path)
+    [started] = _call(app, ("start", {"project_path": str(tmp_path), "user_prompt": "Add login"}))
+    feature_id = json.loads(started.content[0].text)["feature_id"]
+    # Skipping phases: Feature.advance_phase fails inside the tool, and so does the tool call.
+    _call(app, ("submit", {"project_path": str(tmp_path), "feature_id": feature_id, "phase": "review"}))
+
+    data = harness.metrics.metric_reader.get_metrics_data()
+    assert data is not None
+    scopes = {
+        scope.scope.name
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == METRIC_ERRORS
+    }
+    assert scopes == {SCOPE_NAME}
+    assert {p.attributes[ATTR_OPERATION] for p in harness.points(METRIC_ERRORS)} == {
+        "Feature.advance_phase",
+        "tools/call submit",
+    }
+
+
+def test_a_resource_uri_is_scrubbed_of_secrets(telemetry: CapturedTelemetry) -> None:
+    meter = telemetry.meter_provider.get_meter("t")
+    mcp = MCPTelemetry(
+        telemetry.tracer_provider.get_tracer("t"), meter.create_histogram("h"), meter.create_counter("c")
+    )
+    mcp.end(mcp.begin("resources/read", {"uri": "cde://errors/E104?token=s3cr3t-value&lang=en"}))
+    [span] = telemetry.spans("resources/read")
+    assert span.attributes[ATTR_MCP_RESOURCE_URI] == "cde://errors/E104?token=[REDACTED]&lang=en"
+
+
+def test_a_captured_result_is_scrubbed_before_it_is_truncated(telemetry: CapturedTelemetry) -> None:
+    meter = telemetry.meter_provider.get_meter("t")
+    mcp = MCPTelemetry(
+        telemetry.tracer_provider.get_tracer("t"),
+        meter.create_histogram("h"),
+        meter.create_counter("c"),
+        capture_content=True,
+        capture_max_length=18,
+    )
+    call = mcp.begin("tools/call", {"name": "deploy", "arguments": {}})
+    # Cut first, "Bearer 1234567" would no longer look like a credential (8+ characters) and leak.
+    call.result = {"content": [{"type": "text", "text": "use Bearer 1234567890abcdefghij to deploy"}]}
+    mcp.end(call)
+    [span] = telemetry.spans("tools/call deploy")
+    recorded = span.attributes[ATTR_GEN_AI_TOOL_CALL_RESULT]
+    assert recorded == "use Bearer [REDACT"
+    assert "1234" not in recorded

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from opentelemetry import baggage, context, trace
 
@@ -37,6 +38,7 @@ from cde_otel.semconv import (
     CORRELATION_KEY,
     EXECUTE_TOOL,
     METRIC_ERRORS,
+    METRIC_FEATURES_ACTIVE,
     METRIC_MCP_SERVER_OPERATION_DURATION,
     NETWORK_TRANSPORT_PIPE,
 )
@@ -300,3 +302,68 @@ def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, o
         if p["attrs"].get(ATTR_OPERATION) == "tools/call cde_submitWork"
     ]
     assert errors and {p["attrs"][ATTR_ERROR_TYPE] for p in errors} == {"E104"}
+
+
+def test_the_server_says_once_on_stderr_that_telemetry_is_on_and_where_it_goes(run: Run) -> None:
+    stderr = (run.local.parent / "server.stderr").read_text()
+    [line] = [line for line in stderr.splitlines() if "cde-otel: telemetry on" in line]
+    assert f"local OTLP-JSON files in {run.local};" in line and "MCP requests" in line
+
+
+def test_active_features_gauge_follows_the_saved_state_of_a_server_that_keeps_no_objects(
+    tmp_path: Path,
+    orchestrator_server: ServerCommand,
+    run_session: Callable[..., Any],
+    clean_env: EnvFactory,
+    otlp_json_points: PointReader,
+) -> None:
+    """The orchestrator fixture loads, changes, saves and drops the project in every tool call (as
+    upstream does): the gauge still reads the active features of the state it saved."""
+    project = tmp_path / "project"
+    project.mkdir()
+    local = tmp_path / "telemetry"
+    command, args, env = _server(CASES[1], local, orchestrator_server, clean_env)
+    assert CASES[1].venv == "fastmcp_2_13"
+    metrics = local / "metrics.jsonl"
+
+    async def gauge_reads(expected: int) -> None:
+        deadline = time.monotonic() + 30
+        latest = None
+        while time.monotonic() < deadline:
+            points = otlp_json_points(metrics, METRIC_FEATURES_ACTIVE)
+            latest = int(points[-1]["asInt"]) if points else None
+            if latest == expected:
+                return
+            await anyio.sleep(0.1)
+        raise AssertionError(f"{METRIC_FEATURES_ACTIVE} reads {latest}, not {expected}, after 30 s")
+
+    async def scenario(session: Any) -> None:
+        started = await session.call_tool("cde_startFeature", CASES[1].start(str(project)))
+        feature_id = json.loads(started.content[0].text)["feature_id"]
+        await gauge_reads(1)
+        for phase in ("define", "decompose", "design", "implement", "test", "review"):  # review completes it
+            done = await session.call_tool("cde_submitWork", CASES[1].submit(feature_id, phase, str(project)))
+            assert '"error"' not in done.content[0].text, done.content
+        await gauge_reads(0)
+
+    run_session(command, args, env, tmp_path, scenario)
+
+
+def test_cde_otel_mcp_records_nothing_without_the_switch(
+    tmp_path: Path, run_session: Callable[..., Any], clean_env: EnvFactory
+) -> None:
+    """`cde-otel mcp` follows the one switch like every process: not set, no telemetry, no files, no line."""
+    project = tmp_path / "project"
+    project.mkdir()
+    state = tmp_path / "state"
+    env = clean_env(XDG_STATE_HOME=str(state))
+    env.pop("PYTHONPATH", None)
+
+    async def scenario(session: Any) -> None:
+        started = await session.call_tool("cde_startFeature", CASES[0].start(str(project)))
+        assert not started.is_error, started.content
+
+    run_session(str(Path(sys.executable).with_name("cde-otel")), ["mcp"], env, tmp_path, scenario)
+    assert not state.exists()
+    assert "cde-otel: telemetry on" not in (tmp_path / "server.stderr").read_text()
+    assert (project / ".cde" / "state.json").exists()  # the tool itself worked

@@ -60,6 +60,7 @@ def test_a_target_our_rendering_uses_records_the_hosts_calls_only(
         CDE_OTEL_LOG_FILE=str(tmp_path / "cde.log"),
         CDE_OTEL_LOG_CONSOLE="true",
         CDE_OTEL_LOG_FORMAT="json",  # structlog's JSONRenderer: json.dumps -> JSONEncoder.encode
+        CDE_OTEL_STARTUP_LINE="false",  # stderr is then exactly our console lines
     )
     result = _run(tmp_path, env, JSON_HOST)  # before the guard: 315k lines in 120 s, never done
     assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-2000:]
@@ -143,6 +144,7 @@ def test_bad_targets_are_reported_once_and_skipped(
         CDE_OTEL_ENABLED="true",
         CDE_OTEL_LOCAL_DIR=str(local),
         CDE_OTEL_TARGETS=",".join([*BAD_TARGETS, "good:Good.run"]),
+        CDE_OTEL_STARTUP_LINE="false",  # stderr is then exactly the reports
     )
     result = _run(tmp_path, env, code)
     assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-2000:]
@@ -168,7 +170,10 @@ def test_a_target_module_that_fails_to_import_is_reported_and_skipped(
     print("done")
     """
     env = clean_env(
-        CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), CDE_OTEL_TARGETS="broken:Thing.run,good:Good.run"
+        CDE_OTEL_ENABLED="true",
+        CDE_OTEL_LOCAL_DIR=str(local),
+        CDE_OTEL_TARGETS="broken:Thing.run,good:Good.run",
+        CDE_OTEL_STARTUP_LINE="false",  # stderr is then exactly the report
     )
     result = _run(tmp_path, env, code)
     assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-2000:]

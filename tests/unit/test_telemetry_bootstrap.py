@@ -163,3 +163,47 @@ def test_opentelemetry_instrument_picks_up_the_entry_point(tmp_path: Path, clean
 def test_falsy_values_keep_it_off(tmp_path: Path, value: str, clean_env: EnvFactory) -> None:
     result = _run(tmp_path, clean_env(CDE_OTEL_ENABLED=value))
     assert "otel imported: False" in result.stdout
+
+
+def test_without_an_endpoint_the_files_go_to_the_users_state_directory_not_the_project(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
+) -> None:
+    """A server started in the user's project (its working directory) with only the switch set."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "app.py").write_text(APP)
+    state = tmp_path / "state"
+    env = clean_env(CDE_OTEL_ENABLED="true", XDG_STATE_HOME=str(state), OTEL_SERVICE_NAME="orchestrator-a")
+    subprocess.run(
+        [sys.executable, str(tmp_path / "app.py"), str(project)],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert [p.name for p in project.iterdir()] == [".cde"]  # the project's own state, nothing of ours
+    local = state / "cde-otel" / "orchestrator-a"
+    assert sorted(p.name for p in local.iterdir()) == ["logs.jsonl", "metrics.jsonl", "traces.jsonl"]
+    assert "Project.start_feature" in {s["name"] for s in otlp_json_spans(local / "traces.jsonl")}
+
+
+def test_the_demo_says_where_its_telemetry_is_kept_and_leaves_the_working_directory_alone(
+    tmp_path: Path, clean_env: EnvFactory
+) -> None:
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [sys.executable, "-m", "cde_otel", "demo", "--features", "2"],
+        env=clean_env(XDG_STATE_HOME=str(state), COLUMNS="400"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    local = state / "cde-otel" / "cde-orchestrator"
+    assert f"kept locally → {local} (traces.jsonl, metrics.jsonl, logs.jsonl;" in done.stdout
+    assert f"local OTLP-JSON files in {local}" in done.stderr  # the start-up line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    assert {"traces.jsonl", "metrics.jsonl", "logs.jsonl", "cde-otel.log"} <= {p.name for p in local.iterdir()}

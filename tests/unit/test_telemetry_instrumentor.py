@@ -36,27 +36,11 @@ from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
     INVALID_PHASE,
     METRIC_ERRORS,
-    METRIC_FEATURES_ACTIVE,
     METRIC_OPERATION_DURATION,
 )
 from cde_otel.settings import load_settings
 from cde_otel.telemetry import correlation
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
-
-
-@pytest.fixture
-def otel() -> Iterator[CapturedTelemetry]:
-    telemetry = capture_telemetry()
-    CDEInstrumentor().instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        settings=load_settings({}),
-        log_operations=False,
-    )
-    try:
-        yield telemetry
-    finally:
-        CDEInstrumentor().uninstrument()
 
 
 @pytest.fixture
@@ -262,18 +246,6 @@ def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) 
     assert CLASSIC_BOUNDARIES_S[0] <= 1e-5 and CLASSIC_BOUNDARIES_S[-1] >= 60
 
 
-def test_active_features_gauge_counts_unfinished_features(otel: CapturedTelemetry, tmp_path: Path) -> None:
-    repo = FileSystemProjectRepository()
-    project = repo.get_or_create(tmp_path)
-    project.activate()
-    keep = project.start_feature("one")
-    done = project.start_feature("two")
-    done.fail("abandoned")
-    assert keep.status.value == "defining"
-    [point] = otel.points(METRIC_FEATURES_ACTIVE)
-    assert point.value == 1
-
-
 def test_correlation_follows_threads_and_asyncio_tasks(otel: CapturedTelemetry, project: Project) -> None:
     ThreadingInstrumentor().instrument()
     try:
@@ -444,31 +416,3 @@ def walk(spans: list[ReadableSpan]) -> Iterator[tuple[int, ReadableSpan]]:
             yield from visit(s.context.span_id, depth + 1)
 
     yield from visit(None, 0)
-
-
-class _Project:
-    def __init__(self) -> None:
-        self.id = "p-busy"
-        self.features: dict[str, object] = {}
-
-
-class _FeatureStartedMeanwhile:
-    """Reading its status adds a feature to the project: what another thread does while the reader counts."""
-
-    def __init__(self, project: _Project) -> None:
-        self.project = project
-
-    @property
-    def status(self) -> str:
-        self.project.features[f"f{len(self.project.features)}"] = object()
-        return "defining"
-
-
-def test_active_features_are_counted_from_a_snapshot(otel: CapturedTelemetry) -> None:
-    ops = CDEInstrumentor().operation_telemetry
-    assert ops is not None
-    project = _Project()
-    project.features["f0"] = _FeatureStartedMeanwhile(project)
-    ops.remember(project)
-    assert ops.active_features() == 1  # not "dictionary changed size during iteration" in the reader's thread
-    assert len(project.features) == 2

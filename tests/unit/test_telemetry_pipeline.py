@@ -20,7 +20,13 @@ from cde_otel.semconv import (
     METRIC_SYSTEM_MEMORY_UTILIZATION,
 )
 from cde_otel.settings import load_settings
-from cde_otel.telemetry._pipeline import DEFAULT_SERVICE_NAME, build_pipeline, build_resource, select_exporters
+from cde_otel.telemetry._pipeline import (
+    DEFAULT_SERVICE_NAME,
+    build_pipeline,
+    build_resource,
+    default_local_dir,
+    select_exporters,
+)
 from cde_otel.testing import metric_points
 
 
@@ -30,6 +36,28 @@ def test_no_endpoint_means_local_otlp_json_files(tmp_path: Path) -> None:
     assert isinstance(exporters["traces"], FileSpanExporter)
     assert local_dir == tmp_path.resolve()
     assert described["metrics"].endswith("metrics.jsonl")
+
+
+def test_the_default_local_dir_is_the_users_state_directory_per_service(
+    state_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _, described, local_dir = select_exporters(load_settings({}), {}, "cde-mcp")
+    assert local_dir == state_home / "cde-otel" / "cde-mcp"
+    assert described["traces"] == f"local OTLP-JSON file {state_home / 'cde-otel' / 'cde-mcp' / 'traces.jsonl'}"
+    assert list(tmp_path.iterdir()) == []  # nothing in the working directory
+    assert default_local_dir() == state_home / "cde-otel" / DEFAULT_SERVICE_NAME
+    # A service name is one directory, whatever it contains.
+    assert default_local_dir("../../etc/x y").parent == state_home / "cde-otel"
+    assert default_local_dir("...").name == DEFAULT_SERVICE_NAME
+
+
+def test_the_local_dir_setting_wins_and_expands_the_home_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _, _, local_dir = select_exporters(load_settings({"CDE_OTEL_LOCAL_DIR": "~/telemetry"}), {})
+    assert local_dir == tmp_path / "telemetry"
 
 
 def test_endpoint_selects_otlp_http_by_default_and_grpc_by_protocol() -> None:

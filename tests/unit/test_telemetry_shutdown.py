@@ -144,6 +144,7 @@ def test_explicit_shutdown_never_raises_counts_every_signal_and_is_idempotent(
 
 
 def test_demo_exit_code_reflects_its_workload_not_the_export(clean_env: EnvFactory, tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()  # --project takes an existing directory (the demo writes no log file there)
     result = subprocess.run(
         [sys.executable, "-m", "cde_otel", "demo", "--features", "2", "--project", str(tmp_path / "p")],
         env=clean_env(

@@ -63,12 +63,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from cde_otel._version import __version__
+from cde_otel.instrumentation._instruments import errors_counter
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
     MCP_SCOPE_NAME,
-    METRIC_ERRORS,
     METRIC_MCP_SERVER_OPERATION_DURATION,
     SCHEMA_URL,
 )
@@ -106,7 +106,7 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 description="MCP request duration as observed on the server, from receipt to response.",
                 explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
             ),
-            meter.create_counter(METRIC_ERRORS, unit="{error}", description="CDE operations that failed, by code."),
+            errors_counter(kwargs.get("meter_provider")),  # the cde_otel scope's, shared with CDEInstrumentor
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
             redact_keys=tuple(settings.redact_keys),
@@ -156,6 +156,11 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return list(getattr(self, "_patched", []))
 
     @property
+    def is_active(self) -> bool:
+        """Instrumented, or being instrumented right now (``instrument()`` is running)."""
+        return self._telemetry is not None
+
+    @property
     def mcp_telemetry(self) -> MCPTelemetry | None:
         return self._telemetry
 
@@ -171,6 +176,7 @@ def _owner(target: MCPTarget) -> tuple[Any, str]:
 
 
 def _on_import(module: Any) -> None:
+    _hooked_modules.discard(module.__name__)  # wrapt forgets a hook once it fired: so do we
     try:
         MCPInstrumentor()._on_module_imported(module.__name__)
     except Exception:

@@ -50,6 +50,8 @@ from cde_otel.semconv import (
 _RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 _MAX_VALUE = 256
 _MAX_PAYLOAD_SCAN = 65_536
+# How far past a cut the scrubber looks, so that a secret straddling the cut is still recognised.
+_SCRUB_WINDOW = 4096
 # A CDE (or upstream orchestrator) error code: E104, E999...
 _CODE = re.compile(r"[A-Z]{1,4}\d{2,4}")
 # The JSON-RPC code of invalid params (what the SDKs answer for a pydantic ValidationError).
@@ -154,7 +156,7 @@ class MCPTelemetry:
             if method in _RESOURCE_METHODS:
                 uri = params.get("uri")
                 if uri is not None:
-                    attrs[ATTR_MCP_RESOURCE_URI] = str(uri)[:_MAX_VALUE]
+                    attrs[ATTR_MCP_RESOURCE_URI] = scrub_text(str(uri))[:_MAX_VALUE]  # ?token=... never recorded
             arguments = params.get("arguments")
             if isinstance(arguments, Mapping) and arguments:
                 self._argument_attrs(arguments, attrs)
@@ -224,7 +226,7 @@ class MCPTelemetry:
             if self.capture_content and call.result is not None:
                 text = _first_text(call.result)
                 if text is not None:
-                    span.set_attribute(ATTR_GEN_AI_TOOL_CALL_RESULT, scrub_text(text[: self.capture_max_length]))
+                    span.set_attribute(ATTR_GEN_AI_TOOL_CALL_RESULT, _scrubbed_prefix(text, self.capture_max_length))
             return None
         error_type, description, status_code = failure
         call.metric_attrs[ATTR_ERROR_TYPE] = error_type
@@ -253,6 +255,13 @@ class MCPTelemetry:
         if call.token is not None:
             context.detach(call.token)  # type: ignore[arg-type]
             call.token = None
+
+
+def _scrubbed_prefix(text: str, length: int) -> str:
+    """The first ``length`` characters of ``text``, scrubbed *before* the cut: cutting first could
+    leave half a secret (``Bearer abc``) that no longer looks like one. Only a window past the cut
+    is scrubbed, so a huge result costs no more than a small one."""
+    return scrub_text(text[: length + _SCRUB_WINDOW])[:length]
 
 
 # -- request inspection -------------------------------------------------------------

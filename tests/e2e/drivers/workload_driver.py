@@ -18,7 +18,7 @@ import psutil
 
 from cde_otel.core import FileSystemProjectRepository  # importing the core turns telemetry on
 from cde_otel.demo_workload import run_workload
-from cde_otel.telemetry import correlation
+from cde_otel.telemetry import correlation, force_flush
 
 
 def _emit(**fields: object) -> None:
@@ -32,6 +32,14 @@ def demo(project_dir: str, durations_file: str) -> None:
     from cde_otel.instrumentation import _wrapper
 
     result = run_workload(project_dir, features=6, seed=11)
+    # A service outlives many metric exports; this driver finishes its workload within one, so each
+    # error series would reach Prometheus as one sample, and rate() (the dashboard's error panel)
+    # needs two. Export now, then run the workload once more in a second project, so every error
+    # series rises between two exports, as it does in a long-running server.
+    force_flush()
+    again = Path(f"{project_dir}-again")
+    again.mkdir(exist_ok=True)
+    run_workload(str(again), features=6, seed=11)
     clock = controlled.ControlledClock()
     _wrapper.time = clock  # type: ignore[attr-defined,assignment]  # deterministic durations for ControlledOperation.run
     op = controlled.ControlledOperation()
