@@ -171,6 +171,31 @@ def otlp_json_spans() -> SpanReader:
 
 
 @pytest.fixture(scope="session")
+def otlp_json_logs() -> Callable[[Path], list[dict[str, Any]]]:
+    """Every record of an OTLP-JSON logs file: ``scope``, ``body``, ``traceId``, ``spanId`` and flat ``attrs``."""
+
+    def read(path: Path) -> list[dict[str, Any]]:
+        records = []
+        for line in path.read_text().splitlines():
+            for resource_logs in json.loads(line)["resourceLogs"]:
+                for scope_logs in resource_logs["scopeLogs"]:
+                    for record in scope_logs["logRecords"]:
+                        attributes = {a["key"]: next(iter(a["value"].values())) for a in record.get("attributes", [])}
+                        records.append(
+                            {
+                                "scope": scope_logs["scope"]["name"],
+                                "body": next(iter(record.get("body", {}).values()), None),
+                                "attrs": attributes,
+                                "traceId": record.get("traceId", ""),
+                                "spanId": record.get("spanId", ""),
+                            }
+                        )
+        return records
+
+    return read
+
+
+@pytest.fixture(scope="session")
 def otlp_json_points() -> Callable[[Path, str], list[dict[str, Any]]]:
     """``otlp_json_points(path, metric)``: the data points of ``metric`` in an OTLP-JSON lines file
     (every export in it), each with flat ``attrs``; none when the file does not exist (yet)."""

@@ -26,6 +26,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 
 EnvFactory = Callable[..., dict[str, str]]
 SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
+LogReader = Callable[[Path], list[dict[str, Any]]]
 
 
 def run_host(
@@ -44,23 +45,6 @@ def run_host(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
-
-
-def log_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of an OTLP-JSON logs file: scope, body, traceId, spanId and flat attributes."""
-    records = []
-    for line in path.read_text().splitlines():
-        for resource_logs in json.loads(line)["resourceLogs"]:
-            for scope_logs in resource_logs["scopeLogs"]:
-                for record in scope_logs["logRecords"]:
-                    attributes = {a["key"]: next(iter(a["value"].values())) for a in record.get("attributes", [])}
-                    body = next(iter(record.get("body", {}).values()), None)
-                    trace_id, span_id = record.get("traceId", ""), record.get("spanId", "")
-                    scope = scope_logs["scope"]["name"]
-                    records.append(
-                        {"scope": scope, "body": body, "attrs": attributes, "traceId": trace_id, "spanId": span_id}
-                    )
-    return records
 
 
 # A host with its own logging: stdlib at DEBUG with its format, structlog with its own chain and a
@@ -132,9 +116,11 @@ def test_telemetry_changes_nothing_the_host_configured_or_prints(tmp_path: Path,
     assert len(ours) == 1
 
 
-def test_the_hosts_records_reach_otel_logs_once_each(tmp_path: Path, clean_env: EnvFactory) -> None:
+def test_the_hosts_records_reach_otel_logs_once_each(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_logs: LogReader
+) -> None:
     run_host(tmp_path, clean_env, HOST, CDE_OTEL_LOG_LEVEL="debug")
-    records = log_records(tmp_path / "telemetry" / "logs.jsonl")
+    records = otlp_json_logs(tmp_path / "telemetry" / "logs.jsonl")
     bodies = [r["body"] for r in records if not r["scope"].startswith(("cde_otel", "opentelemetry"))]
     # After start-up: stdlib and structlog alike, each once. Before it, nothing was listening.
     assert sorted(bodies) == ["stdlib after", "stdlib warning after", "structlog after"]
@@ -152,7 +138,7 @@ def test_our_console_output_is_opt_in(tmp_path: Path, clean_env: EnvFactory) -> 
 
 
 def test_an_opentelemetry_handler_on_root_stays_and_nothing_is_bridged_twice(
-    tmp_path: Path, clean_env: EnvFactory
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_logs: LogReader
 ) -> None:
     code = """
     import logging
@@ -167,20 +153,20 @@ def test_an_opentelemetry_handler_on_root_stays_and_nothing_is_bridged_twice(
     assert handler in logging.getLogger().handlers
     """
     run_host(tmp_path, clean_env, code)
-    bodies = [r["body"] for r in log_records(tmp_path / "telemetry" / "logs.jsonl") if r["scope"] == "app"]
+    bodies = [r["body"] for r in otlp_json_logs(tmp_path / "telemetry" / "logs.jsonl") if r["scope"] == "app"]
     assert bodies == ["once"]
 
 
-def test_the_bridge_off_inserts_nothing(tmp_path: Path, clean_env: EnvFactory) -> None:
+def test_the_bridge_off_inserts_nothing(tmp_path: Path, clean_env: EnvFactory, otlp_json_logs: LogReader) -> None:
     code = HOST.replace("cde_otel.shutdown()", "cde_otel.shutdown()\nprint('BRIDGES', len(ours))")
     result = run_host(tmp_path, clean_env, code, CDE_OTEL_LOGS_BRIDGE="false")
     assert "BRIDGES 0" in result.stdout
     logs = tmp_path / "telemetry" / "logs.jsonl"
-    assert not logs.exists() or not [r for r in log_records(logs) if r["scope"].startswith("app")]
+    assert not logs.exists() or not [r for r in otlp_json_logs(logs) if r["scope"].startswith("app")]
 
 
 def test_structlog_left_unconfigured_gets_the_bridge_and_gets_its_defaults_back(
-    tmp_path: Path, clean_env: EnvFactory
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_logs: LogReader
 ) -> None:
     code = """
     import structlog
@@ -194,7 +180,7 @@ def test_structlog_left_unconfigured_gets_the_bridge_and_gets_its_defaults_back(
     """
     result = run_host(tmp_path, clean_env, code)
     assert "default chain" in result.stdout and "CONFIGURED AFTER False" in result.stdout
-    bodies = [r["body"] for r in log_records(tmp_path / "telemetry" / "logs.jsonl")]
+    bodies = [r["body"] for r in otlp_json_logs(tmp_path / "telemetry" / "logs.jsonl")]
     assert "default chain" in bodies
 
 
@@ -239,7 +225,7 @@ class ToolCall:
 
 @pytest.mark.parametrize("replaced_by", ["basicConfig", "dictConfig"])
 def test_host_records_stay_in_the_trace_after_the_host_replaces_its_root_handlers(
-    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader, replaced_by: str
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader, replaced_by: str, otlp_json_logs: LogReader
 ) -> None:
     (tmp_path / "tools.py").write_text(textwrap.dedent(TOOLS))
     (tmp_path / "host.py").write_text(textwrap.dedent(TOOL_HOST))
@@ -258,7 +244,7 @@ def test_host_records_stay_in_the_trace_after_the_host_replaces_its_root_handler
     (start,) = [s for s in spans if s["name"] == "Project.start_feature"]
     assert start["traceId"] == call["traceId"] and start["parentSpanId"] == call["spanId"]
 
-    records = {r["body"]: r for r in log_records(tmp_path / "telemetry" / "logs.jsonl")
+    records = {r["body"]: r for r in otlp_json_logs(tmp_path / "telemetry" / "logs.jsonl")
                if r["scope"] == "cde_orchestrator.server"}  # fmt: skip
     inside = [body for body in records if body != "outside any call"]
     assert len(inside) == 2 and "starting feature" in inside

@@ -37,6 +37,7 @@ from cde_otel.semconv import (
     ATTR_PROJECT_PATH,
     CORRELATION_KEY,
     EXECUTE_TOOL,
+    LOG_FIELDS,
     METRIC_ERRORS,
     METRIC_FEATURES_ACTIVE,
     METRIC_MCP_SERVER_OPERATION_DURATION,
@@ -48,6 +49,7 @@ CORRELATION = "agent-run-7"
 SERVER_KIND = 2
 EnvFactory = Callable[..., dict[str, str]]
 SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
+LogReader = Callable[[Path], list[dict[str, Any]]]
 PointReader = Callable[[Path, str], list[dict[str, Any]]]
 ServerCommand = Callable[[str], tuple[str, list[str], dict[str, str]]]
 
@@ -146,6 +148,7 @@ class Run:
     feature_id: str
     client_span_id: str
     client_trace_id: str
+    server: str
 
 
 def _server(
@@ -219,6 +222,7 @@ def run(
         feature_id,
         trace.format_span_id(client_span.context.span_id),
         trace.format_trace_id(client_span.context.trace_id),
+        case.id,
     )
 
 
@@ -302,6 +306,30 @@ def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, o
         if p["attrs"].get(ATTR_OPERATION) == "tools/call cde_submitWork"
     ]
     assert errors and {p["attrs"][ATTR_ERROR_TYPE] for p in errors} == {"E104"}
+
+
+def test_log_records_of_a_tool_call_are_in_its_trace_even_after_the_server_replaced_its_handlers(
+    run: Run, otlp_json_logs: LogReader
+) -> None:
+    records = otlp_json_logs(run.local / "logs.jsonl")
+    for record in [r for r in records if r["traceId"].strip("0")]:  # every record logged inside a request
+        span = run.tree.by_id[record["spanId"]]
+        assert span["traceId"] == record["traceId"]
+        assert any(s.get("kind") == SERVER_KIND for s in [span, *run.tree.ancestors(span)]), record["body"]
+    if run.server == "cde-otel-mcp":
+        return  # our own server logs nothing of its own; the fixture servers do, as upstream's does
+    # The fixture replaced its root handlers at start-up, after cde-otel (upstream's configure_logging),
+    # then logs from inside its tools: each record reaches OTel logs once, in its tool call's trace.
+    [start] = _tool_spans(run.tree, "cde_startFeature")
+    [started] = [r for r in records if r["body"] == f"Started feature {run.feature_id}"]
+    assert started["scope"] == "cde_orchestrator.server" and started["traceId"] == start["traceId"]
+    [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE not in s["attrs"]]
+    [moved] = [r for r in records if r["body"] == f"Feature {run.feature_id} moved to decompose"]
+    assert moved["traceId"] == submit["traceId"] == run.client_trace_id
+    assert moved["attrs"][LOG_FIELDS[ATTR_CORRELATION_ID]] == CORRELATION
+    # What the server prints keeps its own format.
+    stderr = (run.local.parent / "server.stderr").read_text().splitlines()
+    assert any(line.endswith(f"cde_orchestrator.server INFO Started feature {run.feature_id}") for line in stderr)
 
 
 def test_the_server_says_once_on_stderr_that_telemetry_is_on_and_where_it_goes(run: Run) -> None:
