@@ -54,8 +54,9 @@ CORE_TARGETS: tuple[Target, ...] = (
         "save",
         "list_backups",
         "restore_backup",
-        "recover",
     ),
+    # A damaged state repaired from its backups, as its own span inside the load that found it.
+    *_many("cde_otel.core._recovery", "StateRecovery", Role.STORE, "recover_locked"),
 )
 
 UPSTREAM_TARGETS: tuple[Target, ...] = (

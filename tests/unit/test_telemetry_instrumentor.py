@@ -114,6 +114,23 @@ def test_save_is_nested_and_tagged_with_the_feature_it_persists(otel: CapturedTe
     assert get_or_create.attributes[ATTR_PROJECT_ID] == project.id
 
 
+def test_a_recovery_from_backup_is_a_span_inside_the_load_that_found_the_damage(
+    otel: CapturedTelemetry, tmp_path: Path
+) -> None:
+    repo = FileSystemProjectRepository()
+    project = repo.get_or_create(tmp_path)
+    project.activate()
+    project.start_feature("Add search")
+    repo.save(project)
+    (tmp_path / ".cde" / "state.json").write_text("{ not json")
+    recovered = FileSystemProjectRepository().get_or_create(tmp_path)
+    assert len(recovered.features) == 1
+    [recovery] = otel.spans("StateRecovery.recover_locked")
+    assert recovery.attributes[ATTR_PROJECT_ID] == project.id
+    loads = {s.context.span_id: s.name for s in otel.spans() if s.name.startswith("FileSystemProjectRepository.get")}
+    assert recovery.parent is not None and recovery.parent.span_id in loads
+
+
 def test_user_text_in_errors_and_phases_is_never_recorded_verbatim(otel: CapturedTelemetry, project: Project) -> None:
     project.activate()
     feature = project.start_feature("Add login")
