@@ -114,10 +114,10 @@ def attach_logging(
     attached = Attached(OperationEvents.from_settings(cfg, sinks, logger_provider))
     bridged = False
     if logger_provider is not None and cfg.logs_bridge:
-        from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge
+        from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge, otel_handler_on_root
 
         content_max_length = cfg.capture_max_length if cfg.capture_content else None
-        if _otel_handler_on_root():
+        if otel_handler_on_root():
             _log.debug("an OpenTelemetry LoggingHandler is on the root logger: stdlib records are not bridged twice")
         else:
             handlers.append(ForeignRecordBridge(logger_provider, cfg.redact_keys, content_max_length))
@@ -140,12 +140,6 @@ def attach_logging(
 
 def _quiet_handle_error(record: logging.LogRecord) -> None:
     _log.debug("cde-otel: a log record could not be written (%s)", record.name, exc_info=True)
-
-
-def _otel_handler_on_root() -> bool:
-    from opentelemetry.instrumentation.logging.handler import LoggingHandler
-
-    return any(isinstance(handler, LoggingHandler) for handler in logging.getLogger().handlers)
 
 
 def _insert_into_structlog(bridge: StructlogBridge) -> dict[str, Any] | None:

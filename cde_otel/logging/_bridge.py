@@ -124,6 +124,9 @@ class ForeignRecordBridge(LoggingHandler):
     def filter(self, record: logging.LogRecord) -> bool:
         if is_structlog_record(record) or record.name.startswith(_OWN_LOGGERS):
             return False
+        # Checked per record: opentelemetry-instrument adds its handler after configure() ran.
+        if otel_handler_on_root():
+            return False
         return bool(super().filter(record))
 
     def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
@@ -138,3 +141,15 @@ class ForeignRecordBridge(LoggingHandler):
             self.handleError(record)
         finally:
             GUARD.active = was_active
+
+
+def otel_handler_on_root() -> bool:
+    """Whether an OpenTelemetry ``LoggingHandler`` is on the root logger — the logging
+    instrumentation's, or the SDK's deprecated one (``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED``)
+    — which already sends every stdlib record: bridging them too would send each twice."""
+    return any(_is_otel_logging_handler(handler) for handler in logging.root.handlers)
+
+
+def _is_otel_logging_handler(handler: logging.Handler) -> bool:
+    kind = type(handler)
+    return kind.__name__ == "LoggingHandler" and kind.__module__.startswith("opentelemetry.")
