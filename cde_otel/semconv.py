@@ -44,6 +44,8 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 METRIC_OPERATION_DURATION = "cde.operation.duration"
 #: Counter of failed operations; attributes: error.type (the CDE code), operation.
 METRIC_ERRORS = "cde.errors"
+#: Counter of failures cde-otel swallowed inside its own wrappers and hooks; attribute: the site.
+METRIC_INSTRUMENTATION_FAILURES = "cde.instrumentation.failures"
 #: Gauge of features started and neither completed nor failed.
 METRIC_FEATURES_ACTIVE = "cde.features.active"
 #: Counter of re-attempts of transiently failing operations; attributes: operation, error.type.
@@ -59,6 +61,7 @@ METRIC_DISK_FREE = "cde.disk.free"
 
 # -- attributes ---------------------------------------------------------------------------
 ATTR_OPERATION = "cde.operation"
+ATTR_INSTRUMENTATION_SITE = "cde.instrumentation.site"
 ATTR_OUTCOME = "cde.outcome"
 ATTR_PROJECT_ID = "cde.project.id"
 ATTR_FEATURE_ID = "cde.feature.id"

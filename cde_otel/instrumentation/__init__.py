@@ -57,9 +57,10 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from cde_otel._exceptions import CDESystemError
+from cde_otel._swallowed import swallowed
 from cde_otel._version import __version__
 from cde_otel.instrumentation._feature_state import ActiveFeatures
-from cde_otel.instrumentation._instruments import errors_counter
+from cde_otel.instrumentation._instruments import errors_counter, register_failures_counter
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
 from cde_otel.logging import OperationEvents, tell_host
@@ -92,6 +93,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         settings: Settings = kwargs.get("settings") or load_settings()
+        register_failures_counter(kwargs.get("meter_provider"))
         tracer = trace.get_tracer(
             SCOPE_NAME, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
         )
@@ -221,7 +223,7 @@ def _on_import(module: Any) -> None:
     try:
         CDEInstrumentor()._on_module_imported(module.__name__)
     except Exception:
-        _log.debug("cde-otel: post-import instrumentation of %s failed", module.__name__, exc_info=True)
+        swallowed("post_import", _log, "cde-otel: post-import instrumentation of %s failed", module.__name__)
 
 
 def user_targets(specs: Iterable[str | Target]) -> list[Target]:

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation._targets import Target
 
 _log = logging.getLogger("cde_otel.instrumentation")
@@ -85,7 +86,7 @@ class ActiveFeatures:
             try:
                 self.observe(target, instance, args, kwargs, result)
             except Exception:
-                _log.debug("cde-otel: counting the features of %s failed", target.spec, exc_info=True)
+                swallowed("features", _log, "cde-otel: counting the features of %s failed", target.spec)
 
         if inspect.iscoroutinefunction(func):
 

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from opentelemetry import metrics
-from opentelemetry.metrics import Counter, MeterProvider
+import threading
+import weakref
+from collections.abc import Iterable
 
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Counter, Meter, MeterProvider, Observation
+
+from cde_otel._swallowed import swallowed_counts
 from cde_otel._version import __version__
-from cde_otel.semconv import METRIC_ERRORS, SCHEMA_URL, SCOPE_NAME
+from cde_otel.semconv import (
+    ATTR_INSTRUMENTATION_SITE,
+    METRIC_ERRORS,
+    METRIC_INSTRUMENTATION_FAILURES,
+    SCHEMA_URL,
+    SCOPE_NAME,
+)
+
+_failures_lock = threading.Lock()
+_failures_registered: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
+
+
+def _meter(meter_provider: MeterProvider | None) -> Meter:
+    return metrics.get_meter(SCOPE_NAME, __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
 
 
 def errors_counter(meter_provider: MeterProvider | None = None) -> Counter:
@@ -18,7 +36,27 @@ def errors_counter(meter_provider: MeterProvider | None = None) -> Counter:
     the SDK hands back the same instrument (one ``cde_errors_total`` in Prometheus, not two
     series differing only by ``otel_scope_name``).
     """
-    meter = metrics.get_meter(SCOPE_NAME, __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
-    return meter.create_counter(
+    return _meter(meter_provider).create_counter(
         METRIC_ERRORS, unit="{error}", description="CDE operations and MCP requests that failed, by error type."
     )
+
+
+def register_failures_counter(meter_provider: MeterProvider | None = None) -> None:
+    """``cde.instrumentation.failures``: what the wrappers and hooks swallowed, by site
+    (:mod:`cde_otel._swallowed`). Once per MeterProvider, whichever instrumentor comes first: the
+    SDK warns when an observable instrument is registered twice."""
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    with _failures_lock:
+        if provider in _failures_registered:
+            return
+        _failures_registered.add(provider)
+    _meter(provider).create_observable_counter(
+        METRIC_INSTRUMENTATION_FAILURES,
+        callbacks=[_observe_failures],
+        unit="{failure}",
+        description="Failures cde-otel swallowed inside its own wrappers and hooks (telemetry may be incomplete).",
+    )
+
+
+def _observe_failures(options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(count, {ATTR_INSTRUMENTATION_SITE: site}) for site, count in swallowed_counts().items()]

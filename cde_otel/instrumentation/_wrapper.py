@@ -1,7 +1,8 @@
 """The wrapper put around every target: one span, one histogram record, the operation events.
 
 It never raises into the application and never changes a return value or an
-exception: telemetry failures are swallowed and logged (``_safe_begin``/``_safe_end``, ``dont_throw``).
+exception: telemetry failures are swallowed, logged and counted (``_safe_begin``/``_safe_end``, ``dont_throw``;
+see :mod:`cde_otel._swallowed`).
 
 **The span and the histogram measure the same interval**: one pair of ``time.time_ns()``
 readings, ``t0`` right before the span starts and ``t1`` first thing after the call returns or
@@ -34,6 +35,7 @@ from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._reentry import GUARD
+from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation._targets import Role, Target
 from cde_otel.logging import OperationEvents
 from cde_otel.redaction import scrub_exception
@@ -70,7 +72,7 @@ def dont_throw(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception:
-            _log.debug("cde-otel telemetry failed inside %s", func.__qualname__, exc_info=True)
+            swallowed("wrapper", _log, "cde-otel telemetry failed inside %s", func.__qualname__)
             return None
 
     return guarded  # type: ignore[return-value]
@@ -290,7 +292,7 @@ class OperationTelemetry:
         try:
             return self.begin(target, instance, args, kwargs, cpu=cpu)
         except Exception:
-            _log.debug("cde-otel: starting telemetry for %s failed", target.spec, exc_info=True)
+            swallowed("wrapper.begin", _log, "cde-otel: starting telemetry for %s failed", target.spec)
             return None
         finally:
             GUARD.active = False
@@ -300,14 +302,14 @@ class OperationTelemetry:
         try:
             self.end(target, op, result, error)
         except Exception:
-            _log.debug("cde-otel: ending telemetry for %s failed", target.spec, exc_info=True)
+            swallowed("wrapper.end", _log, "cde-otel: ending telemetry for %s failed", target.spec)
         finally:
             GUARD.active = False
 
     def wrapper_for(self, target: Target, func: Callable[..., Any]) -> Callable[..., Any]:
         """A wrapt-style wrapper ``(wrapped, instance, args, kwargs)`` for ``target``.
 
-        Telemetry failures are swallowed and logged (never raised); the call's own result or
+        Telemetry failures are swallowed, logged and counted (never raised); the call's own result or
         exception passes through untouched. Called while cde-otel records (the re-entry guard is
         on), the method runs bare.
         """

@@ -38,6 +38,7 @@ import structlog
 from structlog.typing import Processor
 
 from cde_otel._correlation import current_correlation_id
+from cde_otel._swallowed import swallowed
 from cde_otel.logging._config import formatter, record_pre_chain, wants_console
 from cde_otel.logging._handlers import file_handler
 from cde_otel.logging._operations import HandlerSink, LineSink, OperationEvents, StreamSink
@@ -139,7 +140,7 @@ def attach_logging(
 
 
 def _quiet_handle_error(record: logging.LogRecord) -> None:
-    _log.debug("cde-otel: a log record could not be written (%s)", record.name, exc_info=True)
+    swallowed("logging.handler", _log, "cde-otel: a log record could not be written (%s)", record.name)
 
 
 def _insert_into_structlog(bridge: StructlogBridge) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from structlog.typing import WrappedLogger
 
 from cde_otel._correlation import current_correlation_id
 from cde_otel._reentry import GUARD
+from cde_otel._swallowed import swallowed
 from cde_otel.logging._processors import otel_attribute_value
 from cde_otel.redaction import redact_value, scrub_text
 from cde_otel.semconv import RECORD_STAMPS
@@ -82,7 +83,7 @@ class StructlogBridge(StructlogProcessor):
             if not isinstance(otel_logger, NoOpLogger):
                 otel_logger.emit(self._translate(event_dict, method_name))
         except Exception:  # a telemetry failure must not break the caller's log call
-            logging.getLogger(__name__).debug("structlog event not bridged to OpenTelemetry", exc_info=True)
+            swallowed("logging.structlog_bridge", logging.getLogger(__name__), "structlog event not bridged to OTel")
         finally:
             GUARD.active = False
         return event_dict

@@ -40,6 +40,7 @@ from opentelemetry import context as otel_context
 from opentelemetry._logs import LogRecord, SeverityNumber
 
 from cde_otel._reentry import GUARD
+from cde_otel._swallowed import swallowed
 from cde_otel._version import __version__
 from cde_otel.semconv import OUTCOME_ERROR, OUTCOME_OK, SCHEMA_URL
 
@@ -260,7 +261,7 @@ class OperationEvents:
                     try:
                         sink.write_lines(data)
                     except Exception:  # a full disk or a closed stream must not reach the operation
-                        _log.debug("cde-otel: operation lines not written to %r", sink, exc_info=True)
+                        swallowed("logging.operation_lines", _log, "cde-otel: operation lines not written to %r", sink)
             finally:
                 GUARD.active = was_active
 

@@ -33,6 +33,7 @@ from opentelemetry.trace import get_current_span
 
 from cde_otel._correlation import current_correlation_id
 from cde_otel._reentry import GUARD
+from cde_otel._swallowed import swallowed
 from cde_otel.semconv import (
     RECORD_CORRELATION_ID,
     RECORD_SERVICE_NAME,
@@ -67,7 +68,7 @@ def _deliver(handlers: Sequence[logging.Handler], record: logging.LogRecord) -> 
                 try:
                     handler.handle(record)
                 except Exception:  # a failing handler of ours must never reach the host's log call
-                    logging.getLogger("cde_otel.logging").debug("cde-otel: %r failed", handler, exc_info=True)
+                    swallowed("logging.delivery", logging.getLogger("cde_otel.logging"), "cde-otel: %r failed", handler)
     finally:
         GUARD.active = False
 

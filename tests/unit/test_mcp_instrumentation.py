@@ -24,6 +24,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, RequestParamsMeta, TextContent
 from opentelemetry.trace import SpanKind, StatusCode
 
+from cde_otel._swallowed import swallowed_counts
 from cde_otel.core import FileSystemProjectRepository
 from cde_otel.errors import ErrorFormatter, error_for
 from cde_otel.instrumentation import CDEInstrumentor
@@ -38,6 +39,7 @@ from cde_otel.semconv import (
     ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
     ATTR_GEN_AI_TOOL_CALL_RESULT,
     ATTR_GEN_AI_TOOL_NAME,
+    ATTR_INSTRUMENTATION_SITE,
     ATTR_JSONRPC_REQUEST_ID,
     ATTR_MCP_METHOD_NAME,
     ATTR_MCP_RESOURCE_URI,
@@ -48,6 +50,7 @@ from cde_otel.semconv import (
     CORRELATION_KEY,
     EXECUTE_TOOL,
     METRIC_ERRORS,
+    METRIC_INSTRUMENTATION_FAILURES,
     METRIC_MCP_SERVER_OPERATION_DURATION,
     NETWORK_TRANSPORT_TCP,
     SCOPE_NAME,
@@ -231,6 +234,7 @@ def test_a_failing_instrumentation_never_reaches_the_server(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("telemetry bug")
 
+    before = swallowed_counts()
     monkeypatch.setattr(MCPTelemetry, "begin", broken)
     [ok] = _call(_server(tmp_path), ("start", {"project_path": str(tmp_path), "user_prompt": "Add login"}))
     assert not ok.is_error and "feature_id" in ok.content[0].text
@@ -241,6 +245,12 @@ def test_a_failing_instrumentation_never_reaches_the_server(
         _server(tmp_path), ("submit", {"project_path": str(tmp_path), "feature_id": "x", "phase": "design"})
     )
     assert failed.is_error and json.loads(failed.content[0].text)["code"] == "E104"
+    after = swallowed_counts()
+    for site in ("mcp.begin", "mcp.settle", "mcp.record"):  # swallowed, and counted
+        assert after.get(site, 0) > before.get(site, 0), site
+    points = harness.points(METRIC_INSTRUMENTATION_FAILURES)
+    exported = {p.attributes[ATTR_INSTRUMENTATION_SITE]: p.value for p in points}
+    assert exported["mcp.settle"] == after["mcp.settle"]
 
 
 def test_uninstrument_restores_the_library_and_stops_recording(

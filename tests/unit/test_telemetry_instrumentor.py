@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from cde_otel._swallowed import swallowed_counts
 from cde_otel.core import FileSystemProjectRepository, Project
 from cde_otel.errors import FeatureError, ValidationError
 from cde_otel.instrumentation import CDEInstrumentor
@@ -28,6 +29,7 @@ from cde_otel.semconv import (
     ATTR_FEATURE_ID,
     ATTR_FEATURE_NEXT_PHASE,
     ATTR_FEATURE_PHASE,
+    ATTR_INSTRUMENTATION_SITE,
     ATTR_OPERATION,
     ATTR_OUTCOME,
     ATTR_PROJECT_ID,
@@ -36,6 +38,7 @@ from cde_otel.semconv import (
     CLASSIC_BOUNDARIES_S,
     INVALID_PHASE,
     METRIC_ERRORS,
+    METRIC_INSTRUMENTATION_FAILURES,
     METRIC_OPERATION_DURATION,
 )
 from cde_otel.settings import load_settings
@@ -206,11 +209,17 @@ def test_instrumentation_failure_never_reaches_the_app(project: Project) -> None
         ops = CDEInstrumentor().operation_telemetry
         assert ops is not None
         ops.tracer = BrokenTracer()  # type: ignore[assignment]
+        before = swallowed_counts().get("wrapper.begin", 0)
         project.activate()
         feature = project.start_feature("still works")
         assert feature.current_phase == "define"
         with pytest.raises(FeatureError):
             feature.complete()
+        # Swallowed, not hidden: each failure counted, and exported as a counter by site.
+        counted = swallowed_counts()["wrapper.begin"]
+        assert counted >= before + 3  # the three calls above, and what they call
+        points = telemetry.points(METRIC_INSTRUMENTATION_FAILURES)
+        assert {p.attributes[ATTR_INSTRUMENTATION_SITE]: p.value for p in points}["wrapper.begin"] == counted
     finally:
         CDEInstrumentor().uninstrument()
     assert telemetry.spans() == []

@@ -46,7 +46,8 @@ What a request gets, following the OpenTelemetry semantic conventions for MCP:
 * a record in the ``mcp.server.operation.duration`` histogram (seconds; for spans we create,
   exactly the span's duration) by method, tool or prompt, transport and error type.
 
-A failure inside the instrumentation is swallowed and logged at debug level; the server's
+A failure inside the instrumentation is swallowed, logged at debug level and counted
+(``cde.instrumentation.failures``); the server's
 requests and responses are never changed.
 """
 
@@ -62,8 +63,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
+from cde_otel._swallowed import swallowed
 from cde_otel._version import __version__
-from cde_otel.instrumentation._instruments import errors_counter
+from cde_otel.instrumentation._instruments import errors_counter, register_failures_counter
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
@@ -92,6 +94,7 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         settings: Settings = kwargs.get("settings") or load_settings()
+        register_failures_counter(kwargs.get("meter_provider"))
         tracer = trace.get_tracer(
             MCP_SCOPE_NAME, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
         )
@@ -142,7 +145,7 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapt.wrap_function_wrapper(target.module, target.attribute, target.hook(telemetry))
             self._patched.append(target)
         except Exception:
-            _log.debug("cde-otel: instrumenting %s failed; skipped", target.spec, exc_info=True)
+            swallowed("mcp.patch", _log, "cde-otel: instrumenting %s failed; skipped", target.spec)
 
     def _on_module_imported(self, name: str) -> None:
         if self._telemetry is None:
@@ -180,4 +183,4 @@ def _on_import(module: Any) -> None:
     try:
         MCPInstrumentor()._on_module_imported(module.__name__)
     except Exception:
-        _log.debug("cde-otel: post-import MCP instrumentation of %s failed", module.__name__, exc_info=True)
+        swallowed("mcp.post_import", _log, "cde-otel: post-import MCP instrumentation of %s failed", module.__name__)

@@ -30,6 +30,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
 from cde_otel.semconv import ATTR_MCP_PROTOCOL_VERSION, NETWORK_TRANSPORT_PIPE, NETWORK_TRANSPORT_TCP
 
@@ -51,7 +52,7 @@ def _safe_begin(telemetry: MCPTelemetry, begin: Callable[[], MCPCall | None]) ->
     try:
         return begin()
     except Exception:
-        _log.debug("cde-otel: starting MCP telemetry failed", exc_info=True)
+        swallowed("mcp.begin", _log, "cde-otel: starting MCP telemetry failed")
         return None
 
 
@@ -59,7 +60,7 @@ def _safe_end(telemetry: MCPTelemetry, call: MCPCall) -> None:
     try:
         telemetry.end(call)
     except Exception:
-        _log.debug("cde-otel: ending MCP telemetry failed", exc_info=True)
+        swallowed("mcp.end", _log, "cde-otel: ending MCP telemetry failed")
         MCPTelemetry.release(call)
 
 
@@ -187,7 +188,7 @@ def _note_negotiated(session: Any, call: MCPCall) -> None:
             call.metric_attrs[ATTR_MCP_PROTOCOL_VERSION] = version
             call.span.set_attribute(ATTR_MCP_PROTOCOL_VERSION, version)
     except Exception:
-        _log.debug("cde-otel: reading the negotiated MCP version failed", exc_info=True)
+        swallowed("mcp.protocol_version", _log, "cde-otel: reading the negotiated MCP version failed")
 
 
 def v1_respond(telemetry: MCPTelemetry) -> Wrapper:
@@ -306,7 +307,7 @@ class _AdoptedSpan:
                 call.exception = exc
             telemetry.settle(call)
         except Exception:
-            _log.debug("cde-otel: settling an MCP span failed", exc_info=True)
+            swallowed("mcp.settle", _log, "cde-otel: settling an MCP span failed")
         finally:
             MCPTelemetry.release(call)
         try:
@@ -315,7 +316,7 @@ class _AdoptedSpan:
             try:
                 telemetry.record(call, time.perf_counter() - self._start)
             except Exception:
-                _log.debug("cde-otel: recording an MCP duration failed", exc_info=True)
+                swallowed("mcp.record", _log, "cde-otel: recording an MCP duration failed")
 
 
 # -- capture: the high-level call_tool ----------------------------------------------------
