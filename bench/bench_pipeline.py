@@ -28,7 +28,6 @@ growth over the second half.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -38,6 +37,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from _cli import print_measurement
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -386,11 +387,7 @@ def measure_pipeline(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure_pipeline(quick=args.quick)
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    print_measurement(measure_pipeline, __doc__, argv)
     return 0
 
 

@@ -27,8 +27,6 @@ time depends much less on what else runs than throughput does.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
+from _cli import print_measurement  # noqa: E402
 from bench_pipeline import run_rate_workers, worker_env, worker_shortfalls  # noqa: E402
 from scale_backends import ScaleOutBackends  # noqa: E402
 
@@ -182,10 +181,7 @@ def measure_scale(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(measure_scale(quick=args.quick), indent=2) + "\n")
+    print_measurement(measure_scale, __doc__, argv)
     return 0
 
 
