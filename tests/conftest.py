@@ -238,8 +238,8 @@ def promtool() -> Promtool:
 
 @pytest.fixture
 def run_bench() -> Callable[..., dict[str, Any]]:
-    """``run_bench(only, goal_keys)``: ``bench/run.py --quick --json --only ONLY``, no errors, and a
-    goal entry (value, goal text, passed) for each of ``goal_keys``."""
+    """``run_bench(only, goal_keys)``: ``bench/run.py --quick --json --only ONLY``, no errors, and for
+    each of ``goal_keys`` a number and its goal entry (value, goal text, passed)."""
 
     def run(only: str, goal_keys: list[str]) -> dict[str, Any]:
         proc = subprocess.run(
@@ -254,6 +254,7 @@ def run_bench() -> Callable[..., dict[str, Any]]:
         assert result["errors"] == {}
         assert result["quick"] is True
         for key in goal_keys:
+            assert isinstance(result[key], int | float), key
             entry = result["goals"][key]
             assert entry["value"] == result[key]
             assert isinstance(entry["goal"], str)
