@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import filelock
@@ -24,6 +22,7 @@ PLAIN = {"NO_COLOR": "1", "COLUMNS": "200"}
 # Documented in `cde-otel health --help`: 0 healthy, 1 error, 2 usage, 3 degraded, 4 unhealthy.
 EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED, EXIT_UNHEALTHY = 1, 2, 3, 4
 ProjectFactory = Callable[..., Path]  # tests/conftest.py
+HealthServe = Callable[..., AbstractContextManager["subprocess.Popen[str]"]]  # tests/unit/conftest.py
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -169,28 +168,14 @@ def test_state_restore_refuses_another_projects_backup(tmp_path: Path, make_proj
 # -- #12 SIGTERM stops `health serve` gracefully -------------------------------------------------------------
 
 
-def test_sigterm_stops_health_serve_gracefully(tmp_path: Path, make_project: ProjectFactory) -> None:
+def test_sigterm_stops_health_serve_gracefully(
+    tmp_path: Path, make_project: ProjectFactory, health_serve: HealthServe
+) -> None:
     project = make_project(tmp_path, features=1)
-    env = {**os.environ, **CALM_HOST, **PLAIN}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cde_otel", "health", "serve", "--port", "0", "--path", str(project)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # blocks until the server announces itself
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/health", line)
-        assert match, line + (process.stderr.read() if process.stderr else "")
-        with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/health/ready", timeout=5) as response:
-            assert response.status == 200
-
+    with health_serve([sys.executable, "-m", "cde_otel"], project, {**CALM_HOST, **PLAIN}) as process:
         process.send_signal(signal.SIGTERM)
         returncode = process.wait(timeout=15)
         out, err = process.communicate()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert returncode == 0, err
     assert "stopping" in out and "Traceback" not in err
