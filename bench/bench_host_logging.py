@@ -21,16 +21,14 @@ Every record is logged inside a span, so it carries trace ids. Hooks are switche
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _cli import print_measurement
 from _timing import Interleaved, Loop, interleave
 
 _ITERATIONS = {"full": 400, "quick": 100}
@@ -134,10 +132,7 @@ def _result(timings: Interleaved, variants: list[str], rounds: int, iterations: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(measure_host_logging(quick=args.quick), indent=2) + "\n")
+    print_measurement(measure_host_logging, __doc__, argv)
     return 0
 
 

@@ -29,16 +29,15 @@ instruments and logging setup, on its own ``Project`` (a subclass that differs o
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from _cli import print_measurement
 from _timing import Loop, interleave
 
 from cde_otel.semconv import ATTR_CODE_FUNCTION_NAME, ATTR_CORRELATION_ID, ATTR_OPERATION, ATTR_OUTCOME, ATTR_PROJECT_ID
@@ -281,11 +280,7 @@ def measure_overhead(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure_overhead(quick=args.quick)
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    print_measurement(measure_overhead, __doc__, argv)
     return 0
 
 

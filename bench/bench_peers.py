@@ -36,9 +36,7 @@ there, written and flushed line by line as on a real stderr).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -48,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _cli import print_measurement
 from _timing import Interleaved, Loop, interleave
 
 _ITERATIONS = {"full": 400, "quick": 100}
@@ -375,10 +374,7 @@ def _result(timings: Interleaved, variants: list[str], rounds: int, iterations: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(measure_peers(quick=args.quick), indent=2) + "\n")
+    print_measurement(measure_peers, __doc__, argv)
     return 0
 
 

@@ -28,7 +28,6 @@ growth over the second half.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -38,6 +37,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from _cli import print_measurement
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -121,22 +122,8 @@ def _wait_for_collector(url: str, before: dict[str, float], expected: int, timeo
 
 
 # -- throughput ---------------------------------------------------------------------------------
-def _backend_cpu_s(backends: Any) -> dict[str, float]:
-    """CPU seconds used so far by each backend process (to show what share of the cores they take)."""
-    import psutil
-
-    used = {}
-    for name in ("collector", "jaeger"):
-        popen = getattr(getattr(backends, f"_{name}", None), "popen", None)
-        if popen is not None and popen.poll() is None:
-            times = psutil.Process(popen.pid).cpu_times()
-            used[name] = times.user + times.system
-    return used
-
-
-def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dict[str, str]) -> dict[str, Any]:
-    before = collector_counters(backends.collector_metrics_url)
-    cpu_before = _backend_cpu_s(backends)
+def run_rate_workers(rate: float, seconds: float, workers: int, env: dict[str, str]) -> list[dict[str, Any]]:
+    """``workers`` ``_pipeline_worker.py rate`` children sharing the offered ``rate`` for ``seconds``; their results."""
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), "rate", str(rate / workers), str(seconds)],
@@ -153,6 +140,38 @@ def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dic
         if proc.returncode != 0:
             raise RuntimeError(f"pipeline worker failed with {proc.returncode}")
         results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def worker_shortfalls(rate: float, achieved: float, flush_s: float, sdk_dropped: int) -> list[str]:
+    """Why a step fails on the workers' side: schedule not kept, a backlog at the final flush, spans dropped."""
+    reasons = []
+    if achieved < 0.97 * rate:
+        reasons.append(f"workers reached {achieved:.0f}/s of {rate:.0f}/s")
+    if flush_s > 1.0:
+        reasons.append(f"final flush took {flush_s:.1f} s (backlog)")
+    if sdk_dropped:
+        reasons.append(f"SDK dropped {sdk_dropped} spans")
+    return reasons
+
+
+def _backend_cpu_s(backends: Any) -> dict[str, float]:
+    """CPU seconds used so far by each backend process (to show what share of the cores they take)."""
+    import psutil
+
+    used = {}
+    for name in ("collector", "jaeger"):
+        popen = getattr(getattr(backends, f"_{name}", None), "popen", None)
+        if popen is not None and popen.poll() is None:
+            times = psutil.Process(popen.pid).cpu_times()
+            used[name] = times.user + times.system
+    return used
+
+
+def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dict[str, str]) -> dict[str, Any]:
+    before = collector_counters(backends.collector_metrics_url)
+    cpu_before = _backend_cpu_s(backends)
+    results = run_rate_workers(rate, seconds, workers, env)
     created = sum(r["ops"] for r in results)
     after = _wait_for_collector(backends.collector_metrics_url, before, created, timeout=20)
     cpu_after = _backend_cpu_s(backends)
@@ -165,13 +184,7 @@ def _run_step(backends: Any, rate: float, seconds: float, workers: int, env: dic
     sdk_dropped = sum(r["sdk_dropped"]["spans"] for r in results)
     achieved = sum(r["achieved_rate"] for r in results)
     flush_s = max(r["flush_s"] for r in results)
-    reasons = []
-    if achieved < 0.97 * rate:
-        reasons.append(f"workers reached {achieved:.0f}/s of {rate:.0f}/s")
-    if flush_s > 1.0:
-        reasons.append(f"final flush took {flush_s:.1f} s (backlog)")
-    if sdk_dropped:
-        reasons.append(f"SDK dropped {sdk_dropped} spans")
+    reasons = worker_shortfalls(rate, achieved, flush_s, sdk_dropped)
     if accepted != created:
         reasons.append(f"collector accepted {accepted} of {created} spans")
     if refused or send_failed:
@@ -374,11 +387,7 @@ def measure_pipeline(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure_pipeline(quick=args.quick)
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    print_measurement(measure_pipeline, __doc__, argv)
     return 0
 
 

@@ -17,12 +17,11 @@ version in use, 2.x, i.e. ``linear``. Exact quantiles: the sorted samples, rank
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import random
-import sys
 from typing import Any
+
+from _cli import print_measurement
 
 from cde_otel.health._percentiles import (
     QUANTILES,
@@ -147,11 +146,7 @@ def measure_quantiles(*, quick: bool = False, samples: int | None = None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    result = measure_quantiles(quick=args.quick)
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    result = print_measurement(measure_quantiles, __doc__, argv)
     return 0 if result["quantile_max_rel_error"] <= GOAL else 1
 
 

@@ -27,9 +27,6 @@ time depends much less on what else runs than throughput does.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +39,8 @@ REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
-from bench_pipeline import WORKER, worker_env  # noqa: E402
+from _cli import print_measurement  # noqa: E402
+from bench_pipeline import run_rate_workers, worker_env, worker_shortfalls  # noqa: E402
 from scale_backends import ScaleOutBackends  # noqa: E402
 
 LB = "load_balancing/traces"
@@ -92,22 +90,7 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
 def _run_step(b: ScaleOutBackends, rate: float, seconds: float, workers: int, env: dict[str, str]) -> dict[str, Any]:
     pids = {tier: found for tier, found in b.process_ids().items() if tier != "prometheus"}
     before, cpu_before = _counters(b), _cpu_s(pids)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), "rate", str(rate / workers), str(seconds)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for _ in range(workers)
-    ]
-    results = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=seconds * 4 + 60)
-        if proc.returncode != 0:
-            raise RuntimeError(f"pipeline worker failed with {proc.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    results = run_rate_workers(rate, seconds, workers, env)
     created = sum(r["ops"] for r in results)  # one span, one trace per operation
     deadline = time.monotonic() + 30  # decisions come ~2 s after a trace's root arrives
     while True:
@@ -120,13 +103,7 @@ def _run_step(b: ScaleOutBackends, rate: float, seconds: float, workers: int, en
     achieved = sum(r["achieved_rate"] for r in results)
     flush_s = max(r["flush_s"] for r in results)
     sdk_dropped = sum(r["sdk_dropped"]["spans"] for r in results)
-    reasons = []
-    if achieved < 0.97 * rate:
-        reasons.append(f"workers reached {achieved:.0f}/s of {rate:.0f}/s")
-    if flush_s > 1.0:
-        reasons.append(f"final flush took {flush_s:.1f} s (backlog)")
-    if sdk_dropped:
-        reasons.append(f"SDK dropped {sdk_dropped} spans")
+    reasons = worker_shortfalls(rate, achieved, flush_s, sdk_dropped)
     expected = {"agent_accepted": created, "agent_sent": created, "gateway_accepted": created, "decided": created}
     reasons += [f"{key} {delta[key]} != {value}" for key, value in expected.items() if delta[key] != value]
     for key in ("agent_refused", "agent_failed", "gateway_refused", "dropped_too_early", "jaeger_failed"):
@@ -204,10 +181,7 @@ def measure_scale(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(measure_scale(quick=args.quick), indent=2) + "\n")
+    print_measurement(measure_scale, __doc__, argv)
     return 0
 
 

@@ -13,8 +13,6 @@ median and the worst run, and a run with telemetry off as the floor of teardown 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import socket
 import statistics
@@ -24,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _cli import print_measurement
 
 APP = """
 import sys, time
@@ -91,10 +91,7 @@ def measure_shutdown(*, quick: bool = False) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    sys.stdout.write(json.dumps(measure_shutdown(quick=args.quick), indent=2) + "\n")
+    print_measurement(measure_shutdown, __doc__, argv)
     return 0
 
 

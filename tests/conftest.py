@@ -10,7 +10,8 @@ Fixtures (the reusable parts live in :mod:`cde_otel.testing`, which users get to
 * ``clock`` — a :class:`~cde_otel.testing.ManualClock` at 0.
 * ``telemetry`` — in-memory tracer and meter providers (:func:`~cde_otel.testing.capture_telemetry`).
 * ``host`` — injected health readings (:class:`~cde_otel.testing.FakeHost`).
-* ``make_project`` / ``make_monitor`` — an active project on disk / a HealthMonitor over fakes.
+* ``new_project`` / ``make_project`` — an active project on disk: its repository and model / its directory.
+* ``make_monitor`` — a HealthMonitor over fakes.
 * ``clean_env`` — this environment without telemetry settings or trace context, for subprocesses.
 * ``otlp_json_spans`` / ``otlp_json_points`` — the spans / one metric's data points of an OTLP-JSON
   lines file (the embedded default's traces.jsonl, metrics.jsonl).
@@ -37,7 +38,7 @@ import anyio
 import pytest
 
 from cde_otel import breadcrumbs
-from cde_otel.core import FileSystemProjectRepository
+from cde_otel.core import FileSystemProjectRepository, Project
 from cde_otel.health import HealthMonitor
 from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, FakeHost, ManualClock, capture_telemetry
@@ -48,6 +49,7 @@ _FAIL_ON_SKIP = os.environ.get("CI", "").lower() == "true" or os.environ.get("CD
 _skipped: list[str] = []
 
 ProjectFactory = Callable[..., Path]
+NewProject = Callable[..., tuple[FileSystemProjectRepository, Project]]
 MonitorFactory = Callable[..., HealthMonitor]
 EnvFactory = Callable[..., dict[str, str]]
 SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
@@ -104,18 +106,31 @@ def host() -> FakeHost:
 
 
 @pytest.fixture
-def make_project(tmp_path: Path) -> ProjectFactory:
-    """``make_project(features=0)``: an ACTIVE project saved in ``tmp_path/project`` with that many features."""
+def new_project(tmp_path: Path) -> NewProject:
+    """``new_project(path=None, *, features=0)``: ``(repository, project)``, an ACTIVE project saved in
+    ``path`` (made if missing; ``tmp_path/project`` by default) with that many features."""
 
-    def make(*, features: int = 0) -> Path:
-        project_dir = tmp_path / "project"
-        project_dir.mkdir()
+    def make(path: Path | None = None, *, features: int = 0) -> tuple[FileSystemProjectRepository, Project]:
+        project_dir = tmp_path / "project" if path is None else path
+        project_dir.mkdir(parents=True, exist_ok=True)
         repo = FileSystemProjectRepository()
         project = repo.get_or_create(project_dir)
         project.activate()
         for index in range(features):
             project.start_feature(f"feature number {index}")
         repo.save(project)
+        return repo, project
+
+    return make
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, new_project: NewProject) -> ProjectFactory:
+    """``make_project(path=None, *, features=0)``: the directory of a :func:`new_project` project."""
+
+    def make(path: Path | None = None, *, features: int = 0) -> Path:
+        project_dir = tmp_path / "project" if path is None else path
+        new_project(project_dir, features=features)
         return project_dir
 
     return make
@@ -238,8 +253,8 @@ def promtool() -> Promtool:
 
 @pytest.fixture
 def run_bench() -> Callable[..., dict[str, Any]]:
-    """``run_bench(only, goal_keys)``: ``bench/run.py --quick --json --only ONLY``, no errors, and a
-    goal entry (value, goal text, passed) for each of ``goal_keys``."""
+    """``run_bench(only, goal_keys)``: ``bench/run.py --quick --json --only ONLY``, no errors, and for
+    each of ``goal_keys`` a number and its goal entry (value, goal text, passed)."""
 
     def run(only: str, goal_keys: list[str]) -> dict[str, Any]:
         proc = subprocess.run(
@@ -254,6 +269,7 @@ def run_bench() -> Callable[..., dict[str, Any]]:
         assert result["errors"] == {}
         assert result["quick"] is True
         for key in goal_keys:
+            assert isinstance(result[key], int | float), key
             entry = result["goals"][key]
             assert entry["value"] == result[key]
             assert isinstance(entry["goal"], str)

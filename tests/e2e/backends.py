@@ -260,6 +260,13 @@ class _Proc:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def stop_until_closed(self, hostport: str, timeout: float = 10.0, *, interval: float = 0.1) -> None:
+        """:meth:`stop`, then wait until ``hostport`` refuses connections (the port is really free again)."""
+        self.stop(timeout)
+        poll_until(
+            lambda: not _tcp_open(hostport), timeout=timeout, interval=interval, what=f"{self.name}'s port to close"
+        )
+
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after ``timeout``. Returns the exit code (None if never started)."""
         p = self.popen
@@ -448,13 +455,7 @@ class Backends:
 
     def stop_collector(self, timeout: float = 10.0) -> None:
         """Stop the collector (SIGTERM, SIGKILL after ``timeout``) and wait for its ports to close."""
-        self._collector.stop(timeout)
-        poll_until(
-            lambda: not _tcp_open(self.otlp_grpc_endpoint),
-            timeout=timeout,
-            interval=0.1,
-            what="collector OTLP gRPC port to close",
-        )
+        self._collector.stop_until_closed(self.otlp_grpc_endpoint, timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate all processes (collector first), SIGKILL after ``timeout``. Idempotent."""

@@ -26,7 +26,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from backends import CONFIG_DIR, Backends, Binaries, _free_ports, _http, _Proc, _tcp_open, poll_until
+from backends import CONFIG_DIR, Backends, Binaries, _free_ports, _http, _Proc, _tcp_open
 
 __all__ = ["GATEWAY_ID_KEY", "ScaleOutBackends", "parse_prometheus_text"]
 
@@ -139,13 +139,7 @@ class ScaleOutBackends(Backends):
         gateway = self._gateways[index]
         if gateway.popen is not None and gateway.popen.poll() is None:
             gateway.popen.send_signal(signal.SIGKILL)
-        gateway.stop(timeout)
-        poll_until(
-            lambda: not _tcp_open(self.gateway_endpoints[index]),
-            timeout=timeout,
-            interval=0.05,
-            what=f"{gateway.name}'s OTLP port to close",
-        )
+        gateway.stop_until_closed(self.gateway_endpoints[index], timeout, interval=0.05)
 
     def gateway_running(self, index: int) -> bool:
         return self._gateways[index].running()
@@ -165,13 +159,7 @@ class ScaleOutBackends(Backends):
 
     def restart_jaeger(self, timeout: float = 30.0) -> None:
         """Stop Jaeger (SIGTERM) and start it again on the same ports and Badger directory."""
-        self._jaeger.stop(timeout)
-        poll_until(
-            lambda: not _tcp_open(self.jaeger_otlp_grpc_endpoint),
-            timeout=timeout,
-            interval=0.05,
-            what="Jaeger's OTLP port to close",
-        )
+        self._jaeger.stop_until_closed(self.jaeger_otlp_grpc_endpoint, timeout, interval=0.05)
         self._jaeger.start()
         self._wait_ready(self._jaeger, self._jaeger_ready)
 

@@ -9,7 +9,6 @@ deadlines; a missing backend or venv is an error, never a skip.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import uuid
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 from backends import Backends, poll_until
+from quantile_oracle import exact_quantile
 
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
@@ -155,14 +155,6 @@ def test_jaeger_finds_a_tool_calls_trace_by_tool_name_with_domain_spans_nested(
     assert tools == ["cde_startFeature", "cde_submitWork", "cde_submitWork"]
 
 
-def _exact_quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 @pytest.mark.parametrize("tool", TOOLS)
 def test_prometheus_per_tool_percentiles_match_the_span_durations(
     backends: Backends, orchestrator_run: ServerRun, tool: str
@@ -188,7 +180,7 @@ def test_prometheus_per_tool_percentiles_match_the_span_durations(
     for q in (0.5, 0.95, 0.99):
         [sample] = backends.prom_query(f"histogram_quantile({q}, sum({selector}))")
         estimated = float(sample["value"][1])
-        truth = _exact_quantile(exact, q)
+        truth = exact_quantile(exact, q)
         assert abs(estimated - truth) / truth <= 0.02, (tool, q, estimated, truth)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from backends import Backends, poll_until
+from quantile_oracle import exact_quantile
 
 from cde_otel.semconv import ATTR_CORRELATION_ID, ATTR_FEATURE_ID
 
@@ -41,15 +42,6 @@ def _driver_env(backends: Backends, service: str) -> dict[str, str]:
         PYTHONPATH=str(DRIVERS),
     )
     return env
-
-
-def _exact_quantile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class DemoRun:
@@ -160,7 +152,7 @@ def test_prometheus_percentiles_match_exact_values(backends: Backends, demo_run:
     for q in (0.5, 0.95, 0.99):
         [sample] = backends.prom_query(f"histogram_quantile({q}, sum({selector}))")
         estimated = float(sample["value"][1])
-        exact = _exact_quantile(demo_run.durations, q)
+        exact = exact_quantile(demo_run.durations, q)
         assert abs(estimated - exact) / exact <= 0.02, (q, estimated, exact)
 
 

@@ -7,11 +7,21 @@
   provider: the mcp SDK 2.x traces through the global provider (its server span, and the client
   span whose context it injects into ``params._meta``), so the tests that look at those spans
   share it. Clear its spans first (``global_telemetry.span_exporter.clear()``).
+
+* ``health_serve`` — ``with health_serve(cli, project, env) as process``: ``cli health serve --port 0
+  --path project`` as a subprocess with ``env`` on top of this environment, announced on stdout and
+  ready (``GET /health/ready`` is 200); killed on the way out if it still runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import pytest
 from opentelemetry import trace
@@ -44,3 +54,30 @@ def global_telemetry() -> Iterator[CapturedTelemetry]:
     assert trace.get_tracer_provider() is captured.tracer_provider, "a global tracer provider was set earlier"
     yield captured
     captured.shutdown()
+
+
+HealthServe = Callable[[list[str], Path, dict[str, str]], AbstractContextManager["subprocess.Popen[str]"]]
+
+
+@pytest.fixture
+def health_serve() -> HealthServe:
+    @contextmanager
+    def serve(cli: list[str], project: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+        process = subprocess.Popen(
+            [*cli, "health", "serve", "--port", "0", "--path", str(project)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()  # blocks until the server announces itself
+            match = re.search(r"http://127\.0\.0\.1:(\d+)/health", line)
+            assert match, line + (process.stderr.read() if process.stderr else "")
+            with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/health/ready", timeout=5) as response:
+                assert response.status == 200
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    return serve

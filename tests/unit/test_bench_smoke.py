@@ -35,8 +35,7 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     assert isinstance(machine["python"], str)
     assert isinstance(machine["versions"]["opentelemetry-sdk"], str)
 
-    for key in keys:
-        assert isinstance(result[key], NUMBER), key
+    for key in keys:  # each a number (run_bench)
         assert result[key] > 0, key
     assert result["goals"]["overhead_spans_metrics_ratio_vs_floor"]["passed"] is None  # context only
 
@@ -93,7 +92,7 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     ]
     result = run_bench("mcp", keys)
     for key in keys:
-        assert isinstance(result[key], NUMBER) and result[key] > 0, key
+        assert result[key] > 0, key  # a number (run_bench)
     medians = result["mcp"]["median_round_trip_ms"]
     assert set(medians) == {"off", "on", "on_without_mcp", "on_logs_warning"}
     assert isinstance(result["mcp"]["mcp_layer_owned_us"], NUMBER)

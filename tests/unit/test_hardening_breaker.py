@@ -13,17 +13,9 @@ import pytest
 from cde_otel.errors import StateError
 from cde_otel.resilience import PERSISTENCE_BREAKER, CircuitBreaker, ResilientProjectRepository, breakers
 from cde_otel.settings import load_settings
-from cde_otel.testing import simulate_storage_error
+from cde_otel.testing import ManualClock, simulate_storage_error
 
 DEADLINE_S = 10.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_breaker_does_not_serialise_calls(tmp_path: Path) -> None:
@@ -105,8 +97,8 @@ def test_each_retry_attempt_is_one_breaker_call(tmp_path: Path) -> None:
 
 def test_health_sees_every_live_breaker_of_a_name(tmp_path: Path) -> None:
     config = load_settings({}, breaker_failures=1, retry_attempts=1)
-    failing = ResilientProjectRepository(config, sleep=lambda _s: None, clock=FakeClock())
-    healthy = ResilientProjectRepository(config, sleep=lambda _s: None, clock=FakeClock())  # registered last
+    failing = ResilientProjectRepository(config, sleep=lambda _s: None, clock=ManualClock())
+    healthy = ResilientProjectRepository(config, sleep=lambda _s: None, clock=ManualClock())  # registered last
     project = failing.get_or_create(tmp_path)
     project.activate()
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import urllib.request
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import filelock
@@ -22,17 +21,8 @@ CALM_HOST = {"CDE_OTEL_ALERT_MEMORY_PERCENT": "99.99", "CDE_OTEL_ALERT_DISK_FREE
 PLAIN = {"NO_COLOR": "1", "COLUMNS": "200"}
 # Documented in `cde-otel health --help`: 0 healthy, 1 error, 2 usage, 3 degraded, 4 unhealthy.
 EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED, EXIT_UNHEALTHY = 1, 2, 3, 4
-
-
-def make_project(path: Path, *, features: int = 1) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    repo = FileSystemProjectRepository()
-    project = repo.get_or_create(path)
-    project.activate()
-    for index in range(features):
-        project.start_feature(f"feature {index}")
-    repo.save(project)
-    return path
+ProjectFactory = Callable[..., Path]  # tests/conftest.py
+HealthServe = Callable[..., AbstractContextManager["subprocess.Popen[str]"]]  # tests/unit/conftest.py
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -44,15 +34,15 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "65536"])
-def test_an_out_of_range_port_is_a_usage_error(tmp_path: Path, port: str) -> None:
-    code, output = invoke("health", "serve", "--port", port, "--path", str(make_project(tmp_path)))
+def test_an_out_of_range_port_is_a_usage_error(tmp_path: Path, make_project: ProjectFactory, port: str) -> None:
+    code, output = invoke("health", "serve", "--port", port, "--path", str(make_project(tmp_path, features=1)))
 
     assert code == EXIT_USAGE, output
     assert "Invalid value for '--port'" in output and "E902" not in output and "Internal Error" not in output
 
 
-def test_an_out_of_range_port_setting_is_a_configuration_error(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
+def test_an_out_of_range_port_setting_is_a_configuration_error(tmp_path: Path, make_project: ProjectFactory) -> None:
+    project = make_project(tmp_path, features=1)
     code, output = invoke("health", "serve", "--path", str(project), env={"CDE_OTEL_HEALTH_PORT": "99999"})
 
     assert code == EXIT_ERROR, output
@@ -73,8 +63,10 @@ def test_health_serve_on_a_missing_path_is_a_formatted_error(tmp_path: Path) -> 
     assert "Project Not Found [E001]" in output and "Suggestions:" in output
 
 
-def test_health_exit_codes_are_distinct_from_usage_and_error_codes(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p")
+def test_health_exit_codes_are_distinct_from_usage_and_error_codes(
+    tmp_path: Path, make_project: ProjectFactory
+) -> None:
+    project = make_project(tmp_path / "p", features=1)
     free_mb = shutil.disk_usage(project).free / 2**20
 
     def health(disk_alert_mb: float) -> tuple[int, str]:
@@ -101,8 +93,8 @@ def test_health_help_documents_the_exit_codes() -> None:
 
 
 @pytest.mark.parametrize("command", ["backups", "restore"])
-def test_state_commands_refuse_invalid_settings(tmp_path: Path, command: str) -> None:
-    project = make_project(tmp_path)
+def test_state_commands_refuse_invalid_settings(tmp_path: Path, make_project: ProjectFactory, command: str) -> None:
+    project = make_project(tmp_path, features=1)
     args = ["state", command, str(project)]
     if command == "restore":
         args.append(FileSystemProjectRepository().list_backups(project)[0].name)
@@ -113,8 +105,8 @@ def test_state_commands_refuse_invalid_settings(tmp_path: Path, command: str) ->
     assert "E903" in output and "CDE_OTEL_STATE_LOCK_TIMEOUT_S" in output
 
 
-def test_state_restore_uses_the_lock_timeout_setting(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
+def test_state_restore_uses_the_lock_timeout_setting(tmp_path: Path, make_project: ProjectFactory) -> None:
+    project = make_project(tmp_path, features=1)
     backup = FileSystemProjectRepository().list_backups(project)[-1].name
     lock = filelock.FileLock(str(project / ".cde" / "state.lock"))
     env = {"CDE_OTEL_STATE_LOCK_TIMEOUT_S": "0.2", "CDE_OTEL_RETRY_ATTEMPTS": "1"}
@@ -126,7 +118,7 @@ def test_state_restore_uses_the_lock_timeout_setting(tmp_path: Path) -> None:
     assert "E206" in output and "0.2" in output
 
 
-def test_state_restore_uses_the_backup_retention_setting(tmp_path: Path) -> None:
+def test_state_restore_uses_the_backup_retention_setting(tmp_path: Path, make_project: ProjectFactory) -> None:
     project = make_project(tmp_path, features=0)
     repo = FileSystemProjectRepository()
     for index in range(4):
@@ -145,8 +137,8 @@ def test_state_restore_uses_the_backup_retention_setting(tmp_path: Path) -> None
 # -- #13 E209 keeps the actual reason ----------------------------------------------------------------------
 
 
-def test_restoring_a_damaged_backup_says_what_is_wrong(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
+def test_restoring_a_damaged_backup_says_what_is_wrong(tmp_path: Path, make_project: ProjectFactory) -> None:
+    project = make_project(tmp_path, features=1)
     damaged = FileSystemProjectRepository().list_backups(project)[0]
     damaged.path.write_text("{}")
 
@@ -160,8 +152,8 @@ def test_restoring_a_damaged_backup_says_what_is_wrong(tmp_path: Path) -> None:
 # -- #2 restore refuses another project's backup (CLI) ------------------------------------------------------
 
 
-def test_state_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
-    x, y = make_project(tmp_path / "X"), make_project(tmp_path / "Y", features=3)
+def test_state_restore_refuses_another_projects_backup(tmp_path: Path, make_project: ProjectFactory) -> None:
+    x, y = make_project(tmp_path / "X", features=1), make_project(tmp_path / "Y", features=3)
     foreign = FileSystemProjectRepository().list_backups(y)[0]
     shutil.copy(foreign.path, x / ".cde" / "backups" / foreign.name)
     y_before = (y / ".cde" / "state.json").read_bytes()
@@ -176,28 +168,14 @@ def test_state_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
 # -- #12 SIGTERM stops `health serve` gracefully -------------------------------------------------------------
 
 
-def test_sigterm_stops_health_serve_gracefully(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
-    env = {**os.environ, **CALM_HOST, **PLAIN}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cde_otel", "health", "serve", "--port", "0", "--path", str(project)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # blocks until the server announces itself
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/health", line)
-        assert match, line + (process.stderr.read() if process.stderr else "")
-        with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/health/ready", timeout=5) as response:
-            assert response.status == 200
-
+def test_sigterm_stops_health_serve_gracefully(
+    tmp_path: Path, make_project: ProjectFactory, health_serve: HealthServe
+) -> None:
+    project = make_project(tmp_path, features=1)
+    with health_serve([sys.executable, "-m", "cde_otel"], project, {**CALM_HOST, **PLAIN}) as process:
         process.send_signal(signal.SIGTERM)
         returncode = process.wait(timeout=15)
         out, err = process.communicate()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
     assert returncode == 0, err
     assert "stopping" in out and "Traceback" not in err

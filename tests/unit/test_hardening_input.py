@@ -17,17 +17,10 @@ from cde_otel.resilience import (
     ResilientProjectRepository,
 )
 from cde_otel.settings import load_settings
+from cde_otel.testing import ManualClock
 
 LONE_SURROGATE = "x \udc80"
 DEADLINE_S = 10.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -81,7 +74,7 @@ def test_a_new_project_name_with_a_lone_surrogate_is_refused(tmp_path: Path) -> 
 
 def test_bad_input_never_opens_the_breaker(tmp_path: Path) -> None:
     config = load_settings({}, breaker_failures=2, retry_attempts=1)
-    repo = ResilientProjectRepository(config, sleep=lambda _s: None, clock=FakeClock())
+    repo = ResilientProjectRepository(config, sleep=lambda _s: None, clock=ManualClock())
     project = repo.get_or_create(tmp_path)
     project.activate()
     repo.save(project)

@@ -24,21 +24,11 @@ from cde_otel.errors import FeatureError, StateError, ValidationError
 from cde_otel.testing import simulate_disk_full, simulate_storage_error
 
 T = TypeVar("T")
+NewProject = Callable[..., tuple[FileSystemProjectRepository, Project]]  # tests/conftest.py
 
 
 def state_file(path: Path) -> Path:
     return path / ".cde" / "state.json"
-
-
-def new_project(path: Path, *, features: int = 0) -> tuple[FileSystemProjectRepository, Project]:
-    path.mkdir(exist_ok=True)
-    repo = FileSystemProjectRepository()
-    project = repo.get_or_create(path)
-    project.activate()
-    for index in range(features):
-        project.start_feature(f"feature {index}")
-    repo.save(project)
-    return repo, project
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -70,7 +60,9 @@ def rewrite_state(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
 # -- #1 the project's location is the directory it was loaded from ---------------------------------------
 
 
-def test_a_copied_project_saves_into_its_own_directory(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_copied_project_saves_into_its_own_directory(
+    tmp_path: Path, new_project: NewProject, caplog: pytest.LogCaptureFixture
+) -> None:
     original = tmp_path / "A"
     new_project(original)
     before = state_file(original).read_bytes()
@@ -91,7 +83,7 @@ def test_a_copied_project_saves_into_its_own_directory(tmp_path: Path, caplog: p
     assert any(str(original.resolve()) in record.getMessage() for record in caplog.records), "the move is logged"
 
 
-def test_a_renamed_project_keeps_saving(tmp_path: Path) -> None:
+def test_a_renamed_project_keeps_saving(tmp_path: Path, new_project: NewProject) -> None:
     new_project(tmp_path / "old-name")
     renamed = (tmp_path / "old-name").rename(tmp_path / "new-name")
     repo = FileSystemProjectRepository()
@@ -107,7 +99,7 @@ def test_a_renamed_project_keeps_saving(tmp_path: Path) -> None:
 # -- #2 a backup belongs to its project --------------------------------------------------------------------
 
 
-def test_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
+def test_restore_refuses_another_projects_backup(tmp_path: Path, new_project: NewProject) -> None:
     repo_x, _ = new_project(tmp_path / "X")
     repo_y, _ = new_project(tmp_path / "Y", features=2)
     foreign = repo_y.list_backups(tmp_path / "Y")[0]
@@ -122,7 +114,7 @@ def test_restore_refuses_another_projects_backup(tmp_path: Path) -> None:
     assert state_file(tmp_path / "X").read_bytes() == x_before
 
 
-def test_a_lone_backup_can_still_be_restored_into_an_empty_directory(tmp_path: Path) -> None:
+def test_a_lone_backup_can_still_be_restored_into_an_empty_directory(tmp_path: Path, new_project: NewProject) -> None:
     repo, project = new_project(tmp_path / "lost", features=2)
     newest = repo.list_backups(tmp_path / "lost")[0]
     rescue = tmp_path / "rescue"
@@ -139,7 +131,7 @@ def test_a_lone_backup_can_still_be_restored_into_an_empty_directory(tmp_path: P
 # -- #3 nesting is bounded at the boundary and loading does not depend on the caller's stack ----------------
 
 
-def test_deeply_nested_results_are_a_coded_error(tmp_path: Path) -> None:
+def test_deeply_nested_results_are_a_coded_error(tmp_path: Path, new_project: NewProject) -> None:
     _, project = new_project(tmp_path, features=1)
     (feature,) = project.features.values()
 
@@ -150,7 +142,7 @@ def test_deeply_nested_results_are_a_coded_error(tmp_path: Path) -> None:
     assert feature.current_phase == "define" and feature.artifacts == {}
 
 
-def test_oversized_results_are_a_coded_error(tmp_path: Path) -> None:
+def test_oversized_results_are_a_coded_error(tmp_path: Path, new_project: NewProject) -> None:
     _, project = new_project(tmp_path, features=1)
     (feature,) = project.features.values()
 
@@ -161,7 +153,7 @@ def test_oversized_results_are_a_coded_error(tmp_path: Path) -> None:
     assert feature.current_phase == "define"
 
 
-def test_a_valid_state_loads_the_same_from_a_deep_call_stack(tmp_path: Path) -> None:
+def test_a_valid_state_loads_the_same_from_a_deep_call_stack(tmp_path: Path, new_project: NewProject) -> None:
     repo, project = new_project(tmp_path, features=1)
     (feature,) = project.features.values()
     feature.advance_phase("decompose", nested(60))
@@ -175,7 +167,9 @@ def test_a_valid_state_loads_the_same_from_a_deep_call_stack(tmp_path: Path) -> 
     assert reader.recoveries == [], "a valid file was 'recovered' from an older backup"
 
 
-def test_a_deep_state_written_before_the_bound_still_loads_from_any_stack(tmp_path: Path) -> None:
+def test_a_deep_state_written_before_the_bound_still_loads_from_any_stack(
+    tmp_path: Path, new_project: NewProject
+) -> None:
     repo, project = new_project(tmp_path, features=1)
     (feature,) = project.features.values()
     feature.advance_phase("decompose")
@@ -193,7 +187,7 @@ def test_a_deep_state_written_before_the_bound_still_loads_from_any_stack(tmp_pa
 # -- #4 recovery on a full disk never makes things worse ---------------------------------------------------
 
 
-def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path) -> None:
+def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path, new_project: NewProject) -> None:
     _, project = new_project(tmp_path, features=3)
     state_file(tmp_path).write_text("garbage")
 
@@ -210,7 +204,9 @@ def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path) 
     assert set(again.features) == set(project.features)
 
 
-def test_a_recovery_the_full_disk_refused_completes_on_the_first_save_after(tmp_path: Path) -> None:
+def test_a_recovery_the_full_disk_refused_completes_on_the_first_save_after(
+    tmp_path: Path, new_project: NewProject
+) -> None:
     _, project = new_project(tmp_path, features=2)
     state_file(tmp_path).write_text("garbage")
     repo = FileSystemProjectRepository(readonly_probe_s=0)
@@ -230,7 +226,7 @@ def test_a_recovery_the_full_disk_refused_completes_on_the_first_save_after(tmp_
 # -- #5 a feature dropped by a rollback refuses mutation ----------------------------------------------------
 
 
-def test_a_feature_detached_by_a_rollback_refuses_changes(tmp_path: Path) -> None:
+def test_a_feature_detached_by_a_rollback_refuses_changes(tmp_path: Path, new_project: NewProject) -> None:
     repo, project = new_project(tmp_path)
     orphan = project.start_feature("rolled back")
     with simulate_storage_error(errno.EIO), pytest.raises(StateError):
@@ -266,7 +262,7 @@ HAND_EDITS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 
 
 @pytest.mark.parametrize("edit", sorted(HAND_EDITS))
-def test_hand_edited_state_is_refused_on_load(tmp_path: Path, edit: str) -> None:
+def test_hand_edited_state_is_refused_on_load(tmp_path: Path, new_project: NewProject, edit: str) -> None:
     new_project(tmp_path, features=1)
     change, code = HAND_EDITS[edit]
     rewrite_state(tmp_path, change)
@@ -277,7 +273,7 @@ def test_hand_edited_state_is_refused_on_load(tmp_path: Path, edit: str) -> None
     assert caught.value.code == code
 
 
-def test_hand_edited_state_is_recovered_from_a_backup(tmp_path: Path) -> None:
+def test_hand_edited_state_is_recovered_from_a_backup(tmp_path: Path, new_project: NewProject) -> None:
     _, project = new_project(tmp_path, features=1)
     rewrite_state(tmp_path, lambda d: _feature(d).update(status="reviewing"))
     repo = FileSystemProjectRepository()
@@ -298,7 +294,7 @@ INVALID_MUTATIONS: dict[str, Callable[[Project], None]] = {
 
 
 @pytest.mark.parametrize("mutation", sorted(INVALID_MUTATIONS))
-def test_invalid_state_is_refused_on_save(tmp_path: Path, mutation: str) -> None:
+def test_invalid_state_is_refused_on_save(tmp_path: Path, new_project: NewProject, mutation: str) -> None:
     repo, project = new_project(tmp_path, features=1)
     before = state_file(tmp_path).read_bytes()
     INVALID_MUTATIONS[mutation](project)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cde_otel.cli import app
+
+HealthServe = Callable[..., AbstractContextManager["subprocess.Popen[str]"]]  # tests/unit/conftest.py
 
 # The host's real memory/disk must not decide these tests' verdicts.
 CALM_HOST = {"CDE_OTEL_ALERT_MEMORY_PERCENT": "99.99", "CDE_OTEL_ALERT_DISK_FREE_MB": "0.001"}
@@ -53,23 +53,8 @@ def test_health_on_a_missing_path_fails_with_a_code(tmp_path: Path) -> None:
     assert "E001" in result.output
 
 
-def test_health_serve_runs_until_interrupted(project: Path) -> None:
-    env = {**os.environ, **CALM_HOST, "NO_COLOR": "1", "COLUMNS": "200"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from cde_otel.cli import app; app()", "health", "serve", "--port", "0",
-         "--path", str(project)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # blocks until the server announces itself
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/health", line)
-        assert match, line + (process.stderr.read() if process.stderr else "")
-        with urllib.request.urlopen(f"http://127.0.0.1:{match[1]}/health/ready", timeout=5) as response:
-            assert response.status == 200
+def test_health_serve_runs_until_interrupted(project: Path, health_serve: HealthServe) -> None:
+    app_cli = [sys.executable, "-c", "from cde_otel.cli import app; app()"]
+    with health_serve(app_cli, project, {**CALM_HOST, "NO_COLOR": "1", "COLUMNS": "200"}) as process:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
