@@ -1,8 +1,10 @@
 """Cheap, injectable probes of the host and the project: disk, memory, state writability.
 
 Each probe is a plain callable so tests (and embedders) can substitute one; the
-monitor caches their results for a short time-to-live so the HTTP endpoints stay
-fast under load.
+monitor caches their results so the HTTP endpoints stay fast under load: for a short
+time-to-live (:class:`TTLCache`), or for as long as the files they read are unchanged
+(:class:`FileKeyedCache`). Both can be *peeked* without ever waiting, which is how the
+HTTP server answers readiness on its event loop.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import psutil
 
@@ -23,6 +25,15 @@ from cde_otel.core.state import STATE_DIR
 
 T = TypeVar("T")
 MIB = 1024 * 1024
+
+
+class Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What a cache's ``peek()`` returns when it cannot answer without computing (or waiting for) a value.
+MISSING: Final = Missing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +149,103 @@ class TTLCache(Generic[T]):
             self._expires = self._clock() + self._ttl
             self._refreshing = False
 
+    def peek(self, *, stale: bool = False) -> T | Missing:
+        """The value held, or ``MISSING``; never computes and never waits.
+
+        ``MISSING`` when nothing is held, a refresh is running in the caller's place, or the
+        value has expired and ``stale`` is false. An expired value returned with ``stale=True``
+        starts a background refresh, as ``get(wait=False)`` does.
+        """
+        if not self._lock.acquire(blocking=False):
+            return MISSING  # a synchronous get() is computing: the caller should wait for it elsewhere
+        try:
+            if not self._filled:
+                return MISSING
+            if self._clock() < self._expires:
+                return self._value  # type: ignore[return-value]
+            if not stale:
+                return MISSING
+            if not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
+            return self._value  # type: ignore[return-value]
+        finally:
+            self._lock.release()
+
     def invalidate(self) -> None:
         with self._lock:
             self._filled = False
+
+
+Signature = tuple[object, ...]
+
+
+def identity_signature(path: Path) -> Signature:
+    """What makes ``path`` the same directory entry with the same access: device, inode, type and mode, owner."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return ("error", exc.errno)
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
+
+
+def content_signature(path: Path) -> Signature:
+    """:func:`identity_signature` plus size and modification and change times (ns): any write or replace moves it."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return ("error", exc.errno)
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FileKeyedCache(Generic[T]):
+    """Holds a value computed from files for as long as their ``signature()`` is unchanged.
+
+    ``signature`` is cheap (a few ``stat`` calls); ``compute`` may be expensive (read, parse,
+    verify). The signature is taken *before* computing, so a file that changes during the
+    computation is computed again on the next call. ``max_age`` bounds how long a value is
+    trusted all the same, for an in-place rewrite that keeps size and both times within one
+    timestamp tick. Concurrent callers of :meth:`get` share one computation.
+    """
+
+    def __init__(
+        self,
+        compute: Callable[[], T],
+        signature: Callable[[], Signature],
+        clock: Callable[[], float],
+        max_age: float,
+    ) -> None:
+        self._compute = compute
+        self._signature = signature
+        self._clock = clock
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._held: tuple[Signature, float, T] | None = None  # (signature, computed at, value)
+
+    def _current(self, signature: Signature) -> T | Missing:
+        held = self._held
+        if held is None or held[0] != signature or self._clock() - held[1] >= self._max_age:
+            return MISSING
+        return held[2]
+
+    def get(self) -> T:
+        """The value for the files as they are now, computed if they changed since it was held."""
+        with self._lock:
+            signature = self._signature()
+            value = self._current(signature)
+            if not isinstance(value, Missing):
+                return value
+            started = self._clock()
+            computed = self._compute()
+            self._held = (signature, started, computed)
+            return computed
+
+    def peek(self) -> T | Missing:
+        """The value if the files are unchanged since it was computed, else ``MISSING``; never computes or waits."""
+        signature = self._signature()
+        if not self._lock.acquire(blocking=False):
+            return MISSING  # being computed: the caller should wait for it elsewhere
+        try:
+            return self._current(signature)
+        finally:
+            self._lock.release()

@@ -1,0 +1,194 @@
+"""Readiness is cheap: the state is read again only when ``stat`` shows its files changed, and
+``readiness_now()`` answers from the caches without computing anything — yet a state that
+becomes unreadable (or readable again) is seen by the very next check, and no check writes.
+
+Behaviour only: what readiness answers, and how often the state file is read. No timings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cde_otel.core import FileSystemProjectRepository
+from cde_otel.health import HealthMonitor
+from cde_otel.testing import FakeHost, ManualClock
+
+ProjectFactory = Callable[..., Path]
+MonitorFactory = Callable[..., HealthMonitor]
+
+
+@pytest.fixture
+def state_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every state read the health monitor makes (it reads through a non-recovering repository)."""
+    reads: list[str] = []
+    original = FileSystemProjectRepository.get_by_path
+
+    def counted(self: FileSystemProjectRepository, path: str | os.PathLike[str]) -> object:
+        if not self.recover_from_backups:
+            reads.append(str(path))
+        return original(self, path)
+
+    monkeypatch.setattr(FileSystemProjectRepository, "get_by_path", counted)
+    return reads
+
+
+@pytest.fixture
+def project(make_project: ProjectFactory) -> Path:
+    return make_project(features=2)
+
+
+@pytest.fixture
+def monitor(project: Path, make_monitor: MonitorFactory) -> Iterator[HealthMonitor]:
+    yield make_monitor(project)
+
+
+def state_file(project: Path) -> Path:
+    return project / ".cde" / "state.json"
+
+
+def snapshot(directory: Path) -> dict[str, bytes | None]:
+    return {
+        str(path.relative_to(directory)): path.read_bytes() if path.is_file() else None
+        for path in sorted(directory.rglob("*"))
+        if not path.name.endswith(".lock")
+    }
+
+
+def test_an_unchanged_state_is_read_once(monitor: HealthMonitor, state_reads: list[str]) -> None:
+    for _ in range(50):
+        assert monitor.readiness() == (True, [])
+
+    assert len(state_reads) == 1
+
+
+def test_readiness_now_answers_from_the_caches_once_they_are_filled(
+    monitor: HealthMonitor, state_reads: list[str]
+) -> None:
+    assert monitor.readiness_now() is None  # nothing cached yet: the caller must not compute on its loop
+    assert monitor.readiness() == (True, [])
+
+    for _ in range(50):
+        assert monitor.readiness_now() == (True, [])
+    assert len(state_reads) == 1
+
+
+def test_a_state_that_becomes_unreadable_fails_the_next_check_and_recovers_with_it(
+    project: Path, monitor: HealthMonitor, state_reads: list[str]
+) -> None:
+    shutil.rmtree(project / ".cde" / "backups")
+    good = state_file(project).read_bytes()
+    assert monitor.readiness() == (True, [])
+
+    state_file(project).write_text("{ not json")
+    assert monitor.readiness_now() is None  # changed on disk: not answered from the cache
+    ready, reasons = monitor.readiness()
+    assert not ready
+    assert any("project state unreadable" in r and "E203" in r for r in reasons), reasons
+    assert monitor.readiness_now() == (ready, reasons)  # the new verdict is cached in turn
+
+    state_file(project).write_bytes(good)
+    assert monitor.readiness() == (True, [])
+    assert len(state_reads) == 3  # once per version of the file, the clock never moved
+
+
+def test_a_state_file_replaced_by_a_directory_fails_the_next_check(project: Path, monitor: HealthMonitor) -> None:
+    assert monitor.readiness() == (True, [])
+
+    state_file(project).unlink()
+    state_file(project).mkdir()
+
+    ready, reasons = monitor.readiness()
+    assert not ready and any("project state unreadable" in r for r in reasons), reasons
+
+
+def test_a_same_size_rewrite_with_the_old_mtime_is_still_seen(project: Path, monitor: HealthMonitor) -> None:
+    shutil.rmtree(project / ".cde" / "backups")
+    path = state_file(project)
+    assert monitor.readiness() == (True, [])
+    before = path.stat()
+
+    with path.open("r+b") as handle:  # in place: same inode, same size
+        handle.write(b"#")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old modification time
+
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert monitor.readiness()[0] is False  # the change time moved: read again
+
+
+def test_removing_the_last_valid_backup_of_a_damaged_state_fails_the_next_check(
+    project: Path, monitor: HealthMonitor
+) -> None:
+    state_file(project).write_text("{ not json")
+    ready, reasons = monitor.readiness()
+    assert ready, reasons  # the application's next load restores it from a backup
+    assert monitor.get_status()["status"] == "degraded"
+
+    shutil.rmtree(project / ".cde" / "backups")
+
+    ready, reasons = monitor.readiness()
+    assert not ready and any("E203" in r for r in reasons), reasons
+
+
+def test_an_unchanged_state_is_read_again_after_the_maximum_age(
+    monitor: HealthMonitor, clock: ManualClock, state_reads: list[str]
+) -> None:
+    monitor.readiness()
+    clock.advance(5)
+    monitor.readiness()
+    assert len(state_reads) == 1
+
+    clock.advance(30)
+    assert monitor.readiness_now() is None
+    monitor.readiness()
+    assert len(state_reads) == 2
+
+
+def test_readiness_checks_never_write_to_the_project(project: Path, monitor: HealthMonitor) -> None:
+    shutil.rmtree(project / ".cde" / "backups")
+    good = state_file(project).read_bytes()
+    monitor.readiness()
+
+    for content in (b"{ not json", good, b"", good):
+        state_file(project).write_bytes(content)
+        before = snapshot(project)
+        for _ in range(3):
+            monitor.readiness()
+            monitor.readiness_now()
+        monitor.get_status()
+        assert snapshot(project) == before
+
+
+def test_disk_readings_past_their_time_to_live_are_not_answered_from_the_cache(
+    monitor: HealthMonitor, host: FakeHost, clock: ManualClock
+) -> None:
+    assert monitor.readiness() == (True, [])
+    host.free_mb = 1
+
+    assert monitor.readiness_now() == (True, [])  # within the time-to-live the cached reading stands
+    clock.advance(2)
+    assert monitor.readiness_now() is None  # expired: whoever answers must wait for a fresh reading
+    ready, reasons = monitor.readiness()
+    assert not ready and "disk space critical" in reasons[0]
+
+
+def test_read_only_is_live_even_from_the_caches(monitor: HealthMonitor, host: FakeHost) -> None:
+    monitor.readiness()
+    host.read_only = "storage refused the write"
+
+    assert monitor.readiness_now() == (False, ["read-only: storage refused the write"])
+
+
+def test_a_subclass_that_overrides_readiness_is_never_answered_from_the_caches(project: Path) -> None:
+    class Always(HealthMonitor):
+        def readiness(self) -> tuple[bool, list[str]]:
+            return False, ["decided by the subclass"]
+
+    monitor = Always(project)
+    monitor.readiness()
+
+    assert monitor.readiness_now() is None
