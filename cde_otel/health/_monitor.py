@@ -130,6 +130,8 @@ class HealthMonitor:
         self._disk = TTLCache(lambda: disk(self.project_path), cache_ttl, clock)
         self._memory = TTLCache(memory_probe or default_memory_probe, cache_ttl, clock)
         self._writable = TTLCache(lambda: probe_state_writable(self.project_path), cache_ttl, clock)
+        _, state_file, backup_dir = state_paths(self.project_path)
+        self._state_files = (str(self.project_path), str(state_file), str(backup_dir))  # stat()ed on every check
         self._state = FileKeyedCache(self._read_state, self._state_signature, clock, max(cache_ttl, STATE_MAX_AGE_S))
         # Under the real clock, uptime is the process's, not this object's.
         self._started = clock() - (process_age_s() if clock is time.monotonic else 0.0)
@@ -242,12 +244,8 @@ class HealthMonitor:
     def _state_signature(self) -> Signature:
         # Everything _read_state's verdict depends on: the project directory (E001/E002), the
         # state file, and, for a damaged state, whether backups/ holds a valid one.
-        _, state_file, backup_dir = state_paths(self.project_path)
-        return (
-            identity_signature(self.project_path),
-            content_signature(state_file),
-            content_signature(backup_dir),
-        )
+        project, state_file, backup_dir = self._state_files
+        return identity_signature(project), content_signature(state_file), content_signature(backup_dir)
 
     def _read_state(self) -> _StateReading:
         # A reader that never recovers: health must not rewrite the state it reports on.

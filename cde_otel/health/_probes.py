@@ -111,7 +111,7 @@ class TTLCache(Generic[T]):
 
     ``get(wait=False)`` never blocks on a refresh once a value exists: it returns the
     stale value and refreshes in a background thread (stale-while-revalidate), so a slow
-    probe (an fsync) does not land on a health request's latency.
+    probe (an fsync) does not land on a health request's latency. ``peek()`` takes no lock.
     """
 
     def __init__(self, compute: Callable[[], T], ttl: float, clock: Callable[[], float]) -> None:
@@ -119,23 +119,45 @@ class TTLCache(Generic[T]):
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._value: T | None = None
-        self._expires = -float("inf")
-        self._filled = False
+        self._held: tuple[T, float] | None = None  # (value, expires at): replaced whole, so read without the lock
         self._refreshing = False
 
     def get(self, *, wait: bool = True) -> T:
         with self._lock:
-            now = self._clock()
-            if self._filled and (now < self._expires or not wait):
-                if now >= self._expires and not self._refreshing:
-                    self._refreshing = True
-                    threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
-                return self._value  # type: ignore[return-value]
-            self._value = self._compute()
-            self._filled = True
-            self._expires = now + self._ttl
-            return self._value
+            held, now = self._held, self._clock()
+            if held is not None and (now < held[1] or not wait):
+                if now >= held[1]:
+                    self._start_refresh()
+                return held[0]
+            value = self._compute()
+            self._held = (value, now + self._ttl)
+            return value
+
+    def peek(self, *, stale: bool = False) -> T | Missing:
+        """The value held, or ``MISSING``; never computes and never waits for a lock.
+
+        ``MISSING`` when nothing is held, or the value has expired and ``stale`` is false. An
+        expired value returned with ``stale=True`` starts a background refresh, as
+        ``get(wait=False)`` does.
+        """
+        held = self._held
+        if held is None:
+            return MISSING
+        if self._clock() < held[1]:
+            return held[0]
+        if not stale:
+            return MISSING
+        if not self._refreshing and self._lock.acquire(blocking=False):
+            try:
+                self._start_refresh()
+            finally:
+                self._lock.release()
+        return held[0]
+
+    def _start_refresh(self) -> None:  # under the lock
+        if not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
 
     def _refresh(self) -> None:
         try:
@@ -145,42 +167,17 @@ class TTLCache(Generic[T]):
                 self._refreshing = False
             return
         with self._lock:
-            self._value, self._filled = value, True
-            self._expires = self._clock() + self._ttl
+            self._held = (value, self._clock() + self._ttl)
             self._refreshing = False
 
-    def peek(self, *, stale: bool = False) -> T | Missing:
-        """The value held, or ``MISSING``; never computes and never waits.
-
-        ``MISSING`` when nothing is held, a refresh is running in the caller's place, or the
-        value has expired and ``stale`` is false. An expired value returned with ``stale=True``
-        starts a background refresh, as ``get(wait=False)`` does.
-        """
-        if not self._lock.acquire(blocking=False):
-            return MISSING  # a synchronous get() is computing: the caller should wait for it elsewhere
-        try:
-            if not self._filled:
-                return MISSING
-            if self._clock() < self._expires:
-                return self._value  # type: ignore[return-value]
-            if not stale:
-                return MISSING
-            if not self._refreshing:
-                self._refreshing = True
-                threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
-            return self._value  # type: ignore[return-value]
-        finally:
-            self._lock.release()
-
     def invalidate(self) -> None:
-        with self._lock:
-            self._filled = False
+        self._held = None
 
 
 Signature = tuple[object, ...]
 
 
-def identity_signature(path: Path) -> Signature:
+def identity_signature(path: str | os.PathLike[str]) -> Signature:
     """What makes ``path`` the same directory entry with the same access: device, inode, type and mode, owner."""
     try:
         st = os.stat(path)
@@ -189,7 +186,7 @@ def identity_signature(path: Path) -> Signature:
     return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
 
 
-def content_signature(path: Path) -> Signature:
+def content_signature(path: str | os.PathLike[str]) -> Signature:
     """:func:`identity_signature` plus size and modification and change times (ns): any write or replace moves it."""
     try:
         st = os.stat(path)
@@ -220,7 +217,7 @@ class FileKeyedCache(Generic[T]):
         self._clock = clock
         self._max_age = max_age
         self._lock = threading.Lock()
-        self._held: tuple[Signature, float, T] | None = None  # (signature, computed at, value)
+        self._held: tuple[Signature, float, T] | None = None  # (signature, computed at, value): replaced whole
 
     def _current(self, signature: Signature) -> T | Missing:
         held = self._held
@@ -242,10 +239,4 @@ class FileKeyedCache(Generic[T]):
 
     def peek(self) -> T | Missing:
         """The value if the files are unchanged since it was computed, else ``MISSING``; never computes or waits."""
-        signature = self._signature()
-        if not self._lock.acquire(blocking=False):
-            return MISSING  # being computed: the caller should wait for it elsewhere
-        try:
-            return self._current(signature)
-        finally:
-            self._lock.release()
+        return self._current(self._signature())
