@@ -106,6 +106,10 @@ def probe_state_writable(project_path: Path) -> tuple[bool, str | None]:
     return True, None
 
 
+#: The fraction at the end of a value's time-to-live in which ``TTLCache.peek`` refreshes it ahead.
+REFRESH_AHEAD = 0.25
+
+
 class TTLCache(Generic[T]):
     """Holds one value for ``ttl`` seconds of ``clock``; concurrent callers share one refresh.
 
@@ -136,23 +140,26 @@ class TTLCache(Generic[T]):
     def peek(self, *, stale: bool = False) -> T | Missing:
         """The value held, or ``MISSING``; never computes and never waits for a lock.
 
-        ``MISSING`` when nothing is held, or the value has expired and ``stale`` is false. An
-        expired value returned with ``stale=True`` starts a background refresh, as
-        ``get(wait=False)`` does.
+        ``MISSING`` when nothing is held, or the value has expired and ``stale`` is false. A
+        value in the last ``REFRESH_AHEAD`` of its time-to-live, or an expired one returned
+        with ``stale=True``, starts a background refresh, as ``get(wait=False)`` does.
         """
         held = self._held
         if held is None:
             return MISSING
-        if self._clock() < held[1]:
+        now = self._clock()
+        if now < held[1] - self._ttl * REFRESH_AHEAD:
             return held[0]
-        if not stale:
-            return MISSING
-        if not self._refreshing and self._lock.acquire(blocking=False):
-            try:
-                self._start_refresh()
-            finally:
-                self._lock.release()
-        return held[0]
+        if now < held[1] or stale:
+            # Late in its life (or past it, when stale is fine): refresh in the background, so a
+            # steady poller always finds a current value and never waits for the probe itself.
+            if not self._refreshing and self._lock.acquire(blocking=False):
+                try:
+                    self._start_refresh()
+                finally:
+                    self._lock.release()
+            return held[0]
+        return MISSING
 
     def _start_refresh(self) -> None:  # under the lock
         if not self._refreshing:

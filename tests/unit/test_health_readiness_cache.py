@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -192,3 +193,18 @@ def test_a_subclass_that_overrides_readiness_is_never_answered_from_the_caches(p
     monitor.readiness()
 
     assert monitor.readiness_now() is None
+
+
+def test_a_steady_poller_gets_fresh_disk_readings_without_waiting_for_them(
+    monitor: HealthMonitor, host: FakeHost, clock: ManualClock
+) -> None:
+    assert monitor.readiness() == (True, [])
+    host.free_mb = 1
+    clock.advance(0.8)  # late in the reading's time-to-live: answered, and refreshed in the background
+
+    assert monitor.readiness_now() == (True, [])
+    deadline = time.monotonic() + 10
+    while monitor.readiness_now() == (True, []) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    verdict = monitor.readiness_now()
+    assert verdict is not None and not verdict[0] and "disk space critical" in verdict[1][0]
