@@ -336,9 +336,9 @@ class HealthServer:
         if not data:
             self._close(conn)  # the client closed (or half-closed: it expects no answer it has not asked for)
             return
-        conn.last_active = time.monotonic()
         if conn.draining:
-            return
+            return  # dropped; the read timeout still counts from the refusal
+        conn.last_active = time.monotonic()
         conn.buffer += data
         try:
             self._process(conn)

@@ -150,6 +150,18 @@ def test_unreadable_requests_get_their_status_and_the_connection_is_closed(
         assert closed_by_peer(sock)
 
 
+def test_a_refused_client_that_keeps_sending_is_closed_after_the_read_timeout(project_dir: Path) -> None:
+    monitor = HealthMonitor(project_dir, settings=CALM)
+    with start_health_server(port=0, monitor=monitor, read_timeout_s=0.5) as srv, connect(srv) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        assert read_response(sock, bytearray())[0] == 400
+        deadline = time.monotonic() + DEADLINE_S
+        with pytest.raises(OSError):  # reset or broken pipe once the server has closed its end
+            while time.monotonic() < deadline:
+                sock.sendall(b"more garbage ")
+                time.sleep(0.02)
+
+
 def test_a_slow_reader_gets_every_byte(server: HealthServer, monkeypatch: pytest.MonkeyPatch) -> None:
     resumed: list[int] = []
     writable = HealthServer._writable
