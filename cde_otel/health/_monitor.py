@@ -199,9 +199,9 @@ class HealthMonitor:
         Never computes a probe and never waits for a lock (a few ``stat`` calls): the HTTP
         server calls it on its event loop and hands the request to a worker, which calls
         :meth:`readiness`, only when it is None — at the first request, when the disk reading's
-        time-to-live ran out, while a probe is being computed, or when ``stat`` shows the state
-        files changed. A subclass that overrides :meth:`readiness` always gets None, so that
-        its own method answers.
+        time-to-live ran out, or when ``stat`` shows the state files changed (or the state
+        reading is ``STATE_MAX_AGE_S`` old). A subclass that overrides :meth:`readiness` always
+        gets None, so that its own method answers.
         """
         if type(self).readiness is not HealthMonitor.readiness:
             return None
