@@ -63,11 +63,13 @@ from cde_otel.health._probes import (
     MemoryReading,
     Missing,
     Signature,
+    Spawn,
     TTLCache,
     content_signature,
     default_disk_probe,
     default_memory_probe,
     identity_signature,
+    in_new_thread,
     probe_state_writable,
     process_age_s,
 )
@@ -193,7 +195,7 @@ class HealthMonitor:
         """
         return self._verdict(self._disk_reading(), self._writable.get(wait=False), self._state_reading())
 
-    def readiness_now(self) -> Readiness | None:
+    def readiness_now(self, spawn: Spawn = in_new_thread) -> Readiness | None:
         """What :meth:`readiness` would return, if every reading it needs is cached and current; else None.
 
         Never computes a probe and never waits for a lock (a few ``stat`` calls): the HTTP
@@ -201,12 +203,13 @@ class HealthMonitor:
         :meth:`readiness`, only when it is None — at the first request, when the disk reading's
         time-to-live ran out, or when ``stat`` shows the state files changed (or the state
         reading is ``STATE_MAX_AGE_S`` old). A subclass that overrides :meth:`readiness` always
-        gets None, so that its own method answers.
+        gets None, so that its own method answers. A probe refresh it starts (late in a reading's
+        time-to-live) runs through ``spawn``: a new daemon thread, or the caller's worker pool.
         """
         if type(self).readiness is not HealthMonitor.readiness:
             return None
-        disk = self._disk_reading(peek=True)
-        writable = self._writable.peek(stale=True)
+        disk = self._disk_reading(peek=True, spawn=spawn)
+        writable = self._writable.peek(stale=True, spawn=spawn)
         reading = self._state_reading(peek=True)
         if isinstance(disk, Missing) or isinstance(writable, Missing) or isinstance(reading, Missing):
             return None
@@ -229,9 +232,9 @@ class HealthMonitor:
         return metrics
 
     # -- readings: a probe's cached value (peek=True: MISSING rather than compute or wait) ----
-    def _disk_reading(self, *, peek: bool = False) -> DiskReading | OSError | Missing:
+    def _disk_reading(self, *, peek: bool = False, spawn: Spawn = in_new_thread) -> DiskReading | OSError | Missing:
         try:
-            return self._disk.peek() if peek else self._disk.get()
+            return self._disk.peek(spawn=spawn) if peek else self._disk.get()
         except OSError as exc:
             return exc
 

@@ -25,6 +25,12 @@ from cde_otel.core.state import STATE_DIR
 
 T = TypeVar("T")
 MIB = 1024 * 1024
+#: Runs a job in the background: a new daemon thread by default, or a caller's pool (``submit``).
+Spawn = Callable[[Callable[[], None]], None]
+
+
+def in_new_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="cde-otel-health-probe", daemon=True).start()
 
 
 class Missing:
@@ -137,12 +143,14 @@ class TTLCache(Generic[T]):
             self._held = (value, now + self._ttl)
             return value
 
-    def peek(self, *, stale: bool = False) -> T | Missing:
+    def peek(self, *, stale: bool = False, spawn: Spawn = in_new_thread) -> T | Missing:
         """The value held, or ``MISSING``; never computes and never waits for a lock.
 
         ``MISSING`` when nothing is held, or the value has expired and ``stale`` is false. A
         value in the last ``REFRESH_AHEAD`` of its time-to-live, or an expired one returned
-        with ``stale=True``, starts a background refresh, as ``get(wait=False)`` does.
+        with ``stale=True``, starts a background refresh, as ``get(wait=False)`` does: ``spawn``
+        runs it (a caller on an event loop passes its worker pool rather than wait for a thread
+        to start).
         """
         held = self._held
         if held is None:
@@ -155,16 +163,16 @@ class TTLCache(Generic[T]):
             # steady poller always finds a current value and never waits for the probe itself.
             if not self._refreshing and self._lock.acquire(blocking=False):
                 try:
-                    self._start_refresh()
+                    self._start_refresh(spawn)
                 finally:
                     self._lock.release()
             return held[0]
         return MISSING
 
-    def _start_refresh(self) -> None:  # under the lock
+    def _start_refresh(self, spawn: Spawn = in_new_thread) -> None:  # under the lock
         if not self._refreshing:
             self._refreshing = True
-            threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
+            spawn(self._refresh)
 
     def _refresh(self) -> None:
         try:

@@ -120,7 +120,6 @@ class _Workers:
 
     def __init__(self, count: int) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._stopped = False
         self._threads = [
             threading.Thread(target=self._work, name=f"cde-otel-health-{index}", daemon=True) for index in range(count)
         ]
@@ -132,11 +131,10 @@ class _Workers:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if not self._stopped:  # jobs still queued at stop() are dropped
-                job()
+            job()  # each job handles its own errors
 
     def stop(self, timeout: float) -> None:
-        self._stopped = True
+        """Lets the jobs already queued run (a probe refresh must report back), then ends the threads."""
         for _ in self._threads:
             self._jobs.put(None)
         deadline = time.monotonic() + timeout
@@ -402,7 +400,7 @@ class HealthServer:
             return HTTPStatus.OK, _ALIVE
         if path == "/health/ready":
             try:
-                verdict = self.monitor.readiness_now()
+                verdict = self.monitor.readiness_now(self._workers.submit)  # refreshes: no thread start here
             except Exception:  # let a worker run readiness() and report its error the usual way
                 return None
             return None if verdict is None else _readiness_answer(verdict)
@@ -422,6 +420,8 @@ class HealthServer:
         return answer
 
     def _answer_in_worker(self, conn: _Connection, path: str, keep_alive: bool, send_body: bool) -> None:
+        if conn.closed:  # stopped (or timed out) while queued: nobody to answer
+            return
         try:
             status, body = self._route(path)
         except Exception as exc:  # answer 500, never kill a worker or leak a traceback

@@ -208,3 +208,19 @@ def test_a_steady_poller_gets_fresh_disk_readings_without_waiting_for_them(
         time.sleep(0.01)
     verdict = monitor.readiness_now()
     assert verdict is not None and not verdict[0] and "disk space critical" in verdict[1][0]
+
+
+def test_refreshes_started_by_readiness_now_run_where_the_caller_says(
+    monitor: HealthMonitor, host: FakeHost, clock: ManualClock
+) -> None:
+    monitor.readiness()
+    host.free_mb = 1
+    clock.advance(0.8)
+    jobs: list[Callable[[], None]] = []
+
+    assert monitor.readiness_now(jobs.append) == (True, [])  # nothing ran on the caller's thread
+    assert jobs, "the refresh was handed to the caller's pool"
+    for job in jobs:
+        job()
+    verdict = monitor.readiness_now(jobs.append)
+    assert verdict is not None and "disk space critical" in verdict[1][0]
