@@ -23,11 +23,13 @@ defaults read the real process and filesystem, the circuit breakers of
 
 Expensive probes (``.cde`` walk, psutil, the probe write, metric collection) are cached
 for ``cache_ttl`` seconds (default 1 s). The state read (load, parse, checksum) is cached
-for as long as ``stat`` shows the project directory, ``state.json`` and ``backups/``
-unchanged (identity, type, mode, owner; for the files also size, mtime and ctime in ns),
-re-checked on every call, and at most ``STATE_MAX_AGE_S`` (30 s) regardless: a state that
-becomes unreadable is seen by the very next readiness check, without re-reading an
-unchanged file on each one.
+for as long as ``stat`` shows ``state.json`` unchanged (device, inode, type, mode, owner,
+size, mtime and ctime in ns) — and, while the state is damaged, ``backups/`` too, which
+decides whether the next load restores it — re-checked on every call, and at most
+``STATE_MAX_AGE_S`` (30 s) regardless: a state that becomes unreadable is seen by the very
+next readiness check, without re-reading an unchanged file on each one. (A project
+directory that is removed or replaced changes ``state.json``'s ``stat`` too; one that only
+loses its read permission is seen within ``STATE_MAX_AGE_S``.)
 
 :meth:`HealthMonitor.readiness_now` answers readiness from those caches without ever
 waiting (a few ``stat`` calls), or says it cannot; the HTTP server answers
@@ -62,13 +64,10 @@ from cde_otel.health._probes import (
     MemoryProbe,
     MemoryReading,
     Missing,
-    Signature,
     Spawn,
     TTLCache,
-    content_signature,
     default_disk_probe,
     default_memory_probe,
-    identity_signature,
     in_new_thread,
     probe_state_writable,
     process_age_s,
@@ -133,8 +132,14 @@ class HealthMonitor:
         self._memory = TTLCache(memory_probe or default_memory_probe, cache_ttl, clock)
         self._writable = TTLCache(lambda: probe_state_writable(self.project_path), cache_ttl, clock)
         _, state_file, backup_dir = state_paths(self.project_path)
-        self._state_files = (str(self.project_path), str(state_file), str(backup_dir))  # stat()ed on every check
-        self._state = FileKeyedCache(self._read_state, self._state_signature, clock, max(cache_ttl, STATE_MAX_AGE_S))
+        # Every check stat()s state.json; backups/ too while the state is damaged (whether a backup restores it).
+        self._state = FileKeyedCache(
+            self._read_state,
+            (str(state_file), str(backup_dir)),
+            clock,
+            max(cache_ttl, STATE_MAX_AGE_S),
+            depends=lambda reading: (0,) if reading.problem is None else (0, 1),
+        )
         # Under the real clock, uptime is the process's, not this object's.
         self._started = clock() - (process_age_s() if clock is time.monotonic else 0.0)
         collector = MetricsCollector(_reader_getter(reader), clock, self._started)
@@ -243,12 +248,6 @@ class HealthMonitor:
             return self._state.peek() if peek else self._state.get()
         except Exception as exc:  # a broken probe must not break health itself
             return _StateReading(None, f"state probe failed: {exc}")
-
-    def _state_signature(self) -> Signature:
-        # Everything _read_state's verdict depends on: the project directory (E001/E002), the
-        # state file, and, for a damaged state, whether backups/ holds a valid one.
-        project, state_file, backup_dir = self._state_files
-        return identity_signature(project), content_signature(state_file), content_signature(backup_dir)
 
     def _read_state(self) -> _StateReading:
         # A reader that never recovers: health must not rewrite the state it reports on.

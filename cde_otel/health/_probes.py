@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Generic, TypeVar
@@ -192,17 +192,11 @@ class TTLCache(Generic[T]):
 Signature = tuple[object, ...]
 
 
-def identity_signature(path: str | os.PathLike[str]) -> Signature:
-    """What makes ``path`` the same directory entry with the same access: device, inode, type and mode, owner."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return ("error", exc.errno)
-    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
-
-
 def content_signature(path: str | os.PathLike[str]) -> Signature:
-    """:func:`identity_signature` plus size and modification and change times (ns): any write or replace moves it."""
+    """What ``stat`` says of ``path`` that any write, replace, move or chmod changes; the errno if it fails.
+
+    Device, inode, type and mode, owner, size, and modification and change times in ns.
+    """
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -211,47 +205,59 @@ def content_signature(path: str | os.PathLike[str]) -> Signature:
 
 
 class FileKeyedCache(Generic[T]):
-    """Holds a value computed from files for as long as their ``signature()`` is unchanged.
+    """Holds a value computed from files for as long as ``stat`` shows the files it depends on unchanged.
 
-    ``signature`` is cheap (a few ``stat`` calls); ``compute`` may be expensive (read, parse,
-    verify). The signature is taken *before* computing, so a file that changes during the
-    computation is computed again on the next call. ``max_age`` bounds how long a value is
-    trusted all the same, for an in-place rewrite that keeps size and both times within one
-    timestamp tick. Concurrent callers of :meth:`get` share one computation.
+    ``files`` are the paths ``compute`` reads; ``depends(value)`` says which of them (by index)
+    a computed value actually depends on, so a check ``stat``s only those (default: all).
+    ``compute`` may be expensive (read, parse, verify); a check is a few ``stat`` calls. The
+    files are ``stat``ed *before* computing, so a file that changes during the computation is
+    computed again on the next call. ``max_age`` bounds how long a value is trusted all the same,
+    for an in-place rewrite that keeps size and both times within one timestamp tick.
+    Concurrent callers of :meth:`get` share one computation; :meth:`peek` takes no lock.
     """
 
     def __init__(
         self,
         compute: Callable[[], T],
-        signature: Callable[[], Signature],
+        files: Sequence[str | os.PathLike[str]],
         clock: Callable[[], float],
         max_age: float,
+        depends: Callable[[T], Sequence[int]] | None = None,
     ) -> None:
         self._compute = compute
-        self._signature = signature
+        self._files = tuple(files)
         self._clock = clock
         self._max_age = max_age
+        self._depends = depends or (lambda _value: range(len(self._files)))
         self._lock = threading.Lock()
-        self._held: tuple[Signature, float, T] | None = None  # (signature, computed at, value): replaced whole
+        # (signature of every file before computing, computed at, value, indices it depends on): replaced whole
+        self._held: tuple[tuple[Signature, ...], float, T, Sequence[int]] | None = None
 
-    def _current(self, signature: Signature) -> T | Missing:
+    def _current(self) -> T | Missing:
         held = self._held
-        if held is None or held[0] != signature or self._clock() - held[1] >= self._max_age:
+        if held is None or self._clock() - held[1] >= self._max_age:
             return MISSING
+        signatures = held[0]
+        for index in held[3]:
+            if content_signature(self._files[index]) != signatures[index]:
+                return MISSING
         return held[2]
 
     def get(self) -> T:
         """The value for the files as they are now, computed if they changed since it was held."""
         with self._lock:
-            signature = self._signature()
-            value = self._current(signature)
+            value = self._current()
             if not isinstance(value, Missing):
                 return value
+            signatures = tuple(content_signature(path) for path in self._files)
             started = self._clock()
             computed = self._compute()
-            self._held = (signature, started, computed)
+            self._held = (signatures, started, computed, tuple(self._depends(computed)))
             return computed
 
     def peek(self) -> T | Missing:
-        """The value if the files are unchanged since it was computed, else ``MISSING``; never computes or waits."""
-        return self._current(self._signature())
+        """The value if the files it depends on are unchanged since it was computed, else ``MISSING``.
+
+        Never computes and never waits.
+        """
+        return self._current()

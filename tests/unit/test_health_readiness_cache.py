@@ -224,3 +224,14 @@ def test_refreshes_started_by_readiness_now_run_where_the_caller_says(
         job()
     verdict = monitor.readiness_now(jobs.append)
     assert verdict is not None and "disk space critical" in verdict[1][0]
+
+
+def test_backups_coming_and_going_do_not_reread_a_readable_state(
+    project: Path, monitor: HealthMonitor, state_reads: list[str]
+) -> None:
+    monitor.readiness()
+    (project / ".cde" / "backups" / "unrelated.tmp").write_text("x")
+    shutil.rmtree(project / ".cde" / "backups")
+
+    assert monitor.readiness_now() == (True, [])  # a readable state does not depend on its backups
+    assert len(state_reads) == 1
