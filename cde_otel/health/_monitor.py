@@ -38,6 +38,7 @@ waiting (a few ``stat`` calls), or says it cannot; the HTTP server answers
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -80,6 +81,8 @@ ExportProbe = Callable[[], "str | bool | None"]
 ReaderSource = MetricReader | Callable[[], MetricReader | None]
 #: Load errors the repository repairs from a backup on its next load (corrupt, invalid, unsupported).
 _RESTORED_ON_LOAD = frozenset({"E203", "E204", "E205"})
+#: How far past its time-to-live (as a fraction of it) ``readiness_now`` still uses a disk reading.
+DISK_GRACE = 0.5
 #: The longest a state reading is trusted while ``stat`` shows its files unchanged.
 STATE_MAX_AGE_S = 30.0
 Readiness = tuple[bool, list[str]]
@@ -129,6 +132,8 @@ class HealthMonitor:
         self._telemetry_export = telemetry_export or sources.telemetry_export_status
         disk = disk_probe or default_disk_probe
         self._disk = TTLCache(lambda: disk(self.project_path), cache_ttl, clock)
+        # readiness_now() answers from a disk reading up to half a time-to-live past it, refreshing it meanwhile.
+        self._disk_grace = cache_ttl * DISK_GRACE
         self._memory = TTLCache(memory_probe or default_memory_probe, cache_ttl, clock)
         self._writable = TTLCache(lambda: probe_state_writable(self.project_path), cache_ttl, clock)
         _, state_file, backup_dir = state_paths(self.project_path)
@@ -205,16 +210,17 @@ class HealthMonitor:
 
         Never computes a probe and never waits for a lock (a few ``stat`` calls): the HTTP
         server calls it on its event loop and hands the request to a worker, which calls
-        :meth:`readiness`, only when it is None — at the first request, when the disk reading's
-        time-to-live ran out, or when ``stat`` shows the state files changed (or the state
-        reading is ``STATE_MAX_AGE_S`` old). A subclass that overrides :meth:`readiness` always
+        :meth:`readiness`, only when it is None — at the first request, when the disk reading is
+        more than ``DISK_GRACE`` of a time-to-live past it (until then it answers and refreshes
+        the reading in the background), or when ``stat`` shows the state files changed (or the
+        state reading is ``STATE_MAX_AGE_S`` old). A subclass that overrides :meth:`readiness` always
         gets None, so that its own method answers. A probe refresh it starts (late in a reading's
         time-to-live) runs through ``spawn``: a new daemon thread, or the caller's worker pool.
         """
         if type(self).readiness is not HealthMonitor.readiness:
             return None
         disk = self._disk_reading(peek=True, spawn=spawn)
-        writable = self._writable.peek(stale=True, spawn=spawn)
+        writable = self._writable.peek(grace=math.inf, spawn=spawn)  # as readiness(): never waits for an fsync
         reading = self._state_reading(peek=True)
         if isinstance(disk, Missing) or isinstance(writable, Missing) or isinstance(reading, Missing):
             return None
@@ -239,7 +245,7 @@ class HealthMonitor:
     # -- readings: a probe's cached value (peek=True: MISSING rather than compute or wait) ----
     def _disk_reading(self, *, peek: bool = False, spawn: Spawn = in_new_thread) -> DiskReading | OSError | Missing:
         try:
-            return self._disk.peek(spawn=spawn) if peek else self._disk.get()
+            return self._disk.peek(grace=self._disk_grace, spawn=spawn) if peek else self._disk.get()
         except OSError as exc:
             return exc
 

@@ -143,14 +143,15 @@ class TTLCache(Generic[T]):
             self._held = (value, now + self._ttl)
             return value
 
-    def peek(self, *, stale: bool = False, spawn: Spawn = in_new_thread) -> T | Missing:
+    def peek(self, *, grace: float = 0.0, spawn: Spawn = in_new_thread) -> T | Missing:
         """The value held, or ``MISSING``; never computes and never waits for a lock.
 
-        ``MISSING`` when nothing is held, or the value has expired and ``stale`` is false. A
-        value in the last ``REFRESH_AHEAD`` of its time-to-live, or an expired one returned
-        with ``stale=True``, starts a background refresh, as ``get(wait=False)`` does: ``spawn``
-        runs it (a caller on an event loop passes its worker pool rather than wait for a thread
-        to start).
+        ``MISSING`` when nothing is held, or the value expired more than ``grace`` seconds ago
+        (``math.inf``: any age). A value in the last ``REFRESH_AHEAD`` of its time-to-live, or
+        expired but within ``grace``, is returned and starts a background refresh, as
+        ``get(wait=False)`` does: ``spawn`` runs it (a caller on an event loop passes its worker
+        pool rather than wait for a thread to start). So a poller that comes back within the
+        time-to-live plus ``grace`` never waits for the probe itself.
         """
         held = self._held
         if held is None:
@@ -158,16 +159,14 @@ class TTLCache(Generic[T]):
         now = self._clock()
         if now < held[1] - self._ttl * REFRESH_AHEAD:
             return held[0]
-        if now < held[1] or stale:
-            # Late in its life (or past it, when stale is fine): refresh in the background, so a
-            # steady poller always finds a current value and never waits for the probe itself.
-            if not self._refreshing and self._lock.acquire(blocking=False):
-                try:
-                    self._start_refresh(spawn)
-                finally:
-                    self._lock.release()
-            return held[0]
-        return MISSING
+        if now >= held[1] + grace:
+            return MISSING
+        if not self._refreshing and self._lock.acquire(blocking=False):
+            try:
+                self._start_refresh(spawn)
+            finally:
+                self._lock.release()
+        return held[0]
 
     def _start_refresh(self, spawn: Spawn = in_new_thread) -> None:  # under the lock
         if not self._refreshing:

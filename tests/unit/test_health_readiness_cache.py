@@ -164,15 +164,15 @@ def test_readiness_checks_never_write_to_the_project(project: Path, monitor: Hea
         assert snapshot(project) == before
 
 
-def test_disk_readings_past_their_time_to_live_are_not_answered_from_the_cache(
+def test_disk_readings_long_past_their_time_to_live_are_not_answered_from_the_cache(
     monitor: HealthMonitor, host: FakeHost, clock: ManualClock
 ) -> None:
     assert monitor.readiness() == (True, [])
     host.free_mb = 1
 
     assert monitor.readiness_now() == (True, [])  # within the time-to-live the cached reading stands
-    clock.advance(2)
-    assert monitor.readiness_now() is None  # expired: whoever answers must wait for a fresh reading
+    clock.advance(2)  # 1 s past a 1 s time-to-live: beyond the grace of half of it
+    assert monitor.readiness_now() is None  # whoever answers must wait for a fresh reading
     ready, reasons = monitor.readiness()
     assert not ready and "disk space critical" in reasons[0]
 
@@ -235,3 +235,19 @@ def test_backups_coming_and_going_do_not_reread_a_readable_state(
 
     assert monitor.readiness_now() == (True, [])  # a readable state does not depend on its backups
     assert len(state_reads) == 1
+
+
+def test_just_past_its_time_to_live_a_disk_reading_answers_while_it_is_refreshed(
+    monitor: HealthMonitor, host: FakeHost, clock: ManualClock
+) -> None:
+    monitor.readiness()
+    host.free_mb = 1
+    clock.advance(1.2)  # expired 0.2 s ago: within the grace
+    jobs: list[Callable[[], None]] = []
+
+    assert monitor.readiness_now(jobs.append) == (True, [])
+    assert jobs, "expired readings are refreshed in the background"  # the disk's, and the write probe's
+    for job in jobs:
+        job()
+    verdict = monitor.readiness_now(jobs.append)
+    assert verdict is not None and "disk space critical" in verdict[1][0]
