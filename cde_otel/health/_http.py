@@ -13,6 +13,7 @@ Pure functions of bytes, no I/O; :mod:`cde_otel.health._server` does the sockets
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from email.utils import formatdate
@@ -63,8 +64,12 @@ def head_length(buffer: bytes) -> int:
     return crlf + 4 if crlf >= 0 else -1
 
 
+@functools.lru_cache(maxsize=256)
 def parse_head(head: bytes) -> Request:
-    """The request that ``head`` (request line, header lines, blank line) asks for; :class:`HTTPError` if malformed."""
+    """The request that ``head`` (request line, header lines, blank line) asks for; :class:`HTTPError` if malformed.
+
+    Memoised: a health checker sends the same head every time (a refused head is parsed again each time).
+    """
     match = _HEAD.fullmatch(head)
     if match is None:
         raise _diagnosis(head)

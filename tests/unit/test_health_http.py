@@ -148,3 +148,13 @@ def test_extra_headers_are_included() -> None:
     payload = response(HTTPStatus.METHOD_NOT_ALLOWED, b"{}", keep_alive=True, headers=(("Allow", "GET, HEAD"),))
 
     assert b"\r\nAllow: GET, HEAD\r\n" in payload
+
+
+def test_a_repeated_head_reads_the_same_and_a_refused_one_stays_refused() -> None:
+    good = b"GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    bad = b"GET / HTTP/2.0\r\n\r\n"
+
+    assert parse_head(good) == parse_head(good) == Request("GET", "/health/ready", keep_alive=True, body_length=0)
+    for _ in range(2):
+        with pytest.raises(HTTPError):
+            parse_head(bad)
