@@ -19,8 +19,8 @@ import pytest
 
 from cde_otel.core import FileSystemProjectRepository
 from cde_otel.health import HealthMonitor, HealthServer, start_health_server
-from cde_otel.health import _server as server_module
-from cde_otel.health._http import Request, parse_head
+from cde_otel.health._connection import Connection
+from cde_otel.health._http import MAX_HEAD_BYTES, RequestReader
 from cde_otel.settings import load_settings
 
 DEADLINE_S = 15.0
@@ -127,14 +127,30 @@ def test_http_1_0_keep_alive_is_honoured(server: HealthServer) -> None:
         assert closed_by_peer(sock)
 
 
+def test_an_upgrade_request_is_answered_in_http_1_1_then_closed(server: HealthServer) -> None:
+    # What `curl --http2 http://...` sends; the server may ignore the upgrade (RFC 9110 §7.8), and does.
+    with connect(server) as sock:
+        sock.sendall(
+            b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+        )
+        status, fields, body = read_response(sock, bytearray())
+
+        assert (status, fields["connection"], json.loads(body)) == (200, "close", {"status": "ready"})
+        assert closed_by_peer(sock)
+
+
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
         (b"NONSENSE\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\n\r\n", 505),
         (b"POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501),
+        (b"POST /health HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
         (b"POST /health HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n", 413),
-        (b"GET /health HTTP/1.1\r\nX-Long: " + b"a" * (server_module.MAX_REQUEST_BYTES + 10), 431),
+        (b"GET /health HTTP/1.1\r\nX-Long: " + b"a" * (MAX_HEAD_BYTES + 10), 431),
+        (b"GET /health HTTP/1.1\r\nX-Long: " + b"a" * (MAX_HEAD_BYTES + 10) + b"\r\n\r\n", 431),
+        (b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n", 400),
     ],
 )
 def test_unreadable_requests_get_their_status_and_the_connection_is_closed(
@@ -164,13 +180,13 @@ def test_a_refused_client_that_keeps_sending_is_closed_after_the_read_timeout(pr
 
 def test_a_slow_reader_gets_every_byte(server: HealthServer, monkeypatch: pytest.MonkeyPatch) -> None:
     resumed: list[int] = []
-    writable = HealthServer._writable
+    writable = Connection.writable
 
-    def counted(self: HealthServer, conn: object) -> None:
+    def counted(self: Connection) -> None:
         resumed.append(1)
-        writable(self, conn)  # type: ignore[arg-type]
+        writable(self)
 
-    monkeypatch.setattr(HealthServer, "_writable", counted)
+    monkeypatch.setattr(Connection, "writable", counted)
     # Small kernel buffers on both sides (accepted sockets inherit the listener's): the answers back up.
     server._listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
     requests = 20_000  # about 4 MB of answers
@@ -262,12 +278,14 @@ def test_readiness_follows_the_state_file_between_requests(project_dir: Path, se
 def test_a_failure_while_handling_a_request_costs_that_connection_only(
     server: HealthServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def parse(head: bytes) -> Request:
-        if b"/boom" in head:
-            raise RuntimeError("a bug in the server")
-        return parse_head(head)
+    complete = RequestReader.on_message_complete
 
-    monkeypatch.setattr(server_module, "parse_head", parse)
+    def buggy(self: RequestReader) -> None:
+        if self._url == b"/boom":
+            raise RuntimeError("a bug in the server")
+        complete(self)
+
+    monkeypatch.setattr(RequestReader, "on_message_complete", buggy)
     with connect(server) as sock:
         sock.sendall(b"GET /boom HTTP/1.1\r\n\r\n")
         assert closed_by_peer(sock)
