@@ -3,6 +3,7 @@
 #   * OpenTelemetry Collector (custom build with ocb from collector-config/builder-config.yaml)
 #   * Jaeger v2 (built from its Go module)
 #   * Prometheus + promtool (Debian package; the packaged service is stopped and disabled)
+#   * ApacheBench `ab` (Debian package apache2-utils): the load generator of bench/bench_health.py
 #   * docker-compose (the real Compose v2, built from its Go module) to validate docker-compose.yml;
 #     no Docker engine is needed for `docker-compose config`
 #
@@ -10,7 +11,7 @@
 #   ${CDE_OTEL_BACKENDS_CACHE:-$HOME/.cache/cde-otel/backends}/<name>-<version>/
 # and the binary paths are written to <cache>/backends.env and printed on stdout as
 #   CDE_OTEL_OTELCOL_BIN=...  CDE_OTEL_JAEGER_BIN=...  CDE_OTEL_PROMETHEUS_BIN=...  CDE_OTEL_PROMTOOL_BIN=...
-#   CDE_OTEL_COMPOSE_BIN=...
+#   CDE_OTEL_COMPOSE_BIN=...  CDE_OTEL_AB_BIN=...
 #
 # Usage:
 #   scripts/install-backends.sh              install whatever is missing (idempotent, fast when cached),
@@ -19,7 +20,7 @@
 #                                            present, else name what is missing and exit 3
 #
 # Needs: bash, go (>= 1.25; built with GOTOOLCHAIN=local), python3, sha256sum, flock, and for
-# Prometheus apt-get (as root, or via sudo). Network: only the Go module proxy and Debian's archive.
+# Prometheus and ab apt-get (as root, or via sudo). Network: only the Go module proxy and Debian's archive.
 set -euo pipefail
 
 # ---- versions ------------------------------------------------------------------------------
@@ -61,7 +62,7 @@ MODE="install"
 case "${1:-}" in
   "") ;;
   --print-env) MODE="print" ;;
-  -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown argument: $1 (try --help)" ;;
 esac
 
@@ -85,12 +86,18 @@ find_prometheus() {
   [[ -n "${PROMTOOL_BIN}" || ! -x /usr/bin/promtool ]] || PROMTOOL_BIN=/usr/bin/promtool
 }
 
+find_ab() {
+  AB_BIN="$(command -v ab || true)"
+  [[ -n "${AB_BIN}" || ! -x /usr/bin/ab ]] || AB_BIN=/usr/bin/ab
+}
+
 print_env() {
   printf 'CDE_OTEL_OTELCOL_BIN=%s\n' "${OTELCOL_BIN}"
   printf 'CDE_OTEL_JAEGER_BIN=%s\n' "${JAEGER_BIN}"
   printf 'CDE_OTEL_PROMETHEUS_BIN=%s\n' "${PROMETHEUS_BIN}"
   printf 'CDE_OTEL_PROMTOOL_BIN=%s\n' "${PROMTOOL_BIN}"
   printf 'CDE_OTEL_COMPOSE_BIN=%s\n' "${COMPOSE_BIN}"
+  printf 'CDE_OTEL_AB_BIN=%s\n' "${AB_BIN}"
   printf 'CDE_OTEL_BACKENDS_VERSIONS=otelcol=%s,jaeger=%s(%s),prometheus=%s\n' \
     "${OTELCOL_VERSION}" "${JAEGER_RELEASE}" "${JAEGER_MODULE_VERSION}" "${PROMETHEUS_VERSION:-unknown}"
 }
@@ -101,12 +108,14 @@ prometheus_version() {
 
 if [[ "${MODE}" == "print" ]]; then
   find_prometheus
+  find_ab
   missing=()
   [[ -x "${OTELCOL_BIN}" ]] || missing+=("otelcol (${OTELCOL_BIN})")
   [[ -x "${JAEGER_BIN}" ]] || missing+=("jaeger (${JAEGER_BIN})")
   [[ -n "${PROMETHEUS_BIN}" ]] || missing+=("prometheus (not on PATH)")
   [[ -n "${PROMTOOL_BIN}" ]] || missing+=("promtool (not on PATH)")
   [[ -x "${COMPOSE_BIN}" ]] || missing+=("docker-compose (${COMPOSE_BIN})")
+  [[ -n "${AB_BIN}" ]] || missing+=("ab (apache2-utils, not on PATH)")
   if (( ${#missing[@]} )); then
     printf '[install-backends] missing backends: %s\n' "${missing[*]}" >&2
     printf '[install-backends] run: %s\n' "${SCRIPT_DIR}/install-backends.sh" >&2
@@ -248,8 +257,26 @@ install_prometheus() {
   TIMINGS+=("prometheus $(( $(now) - t0 ))s")
 }
 
+install_ab() {
+  find_ab
+  if [[ -n "${AB_BIN}" ]]; then log "ab: present (${AB_BIN})"; return; fi
+  command -v apt-get >/dev/null || die "ab not found and apt-get unavailable; install ApacheBench (apache2-utils)"
+  log "ab: apt-get install apache2-utils ..."
+  local t0; t0=$(now)
+  export DEBIAN_FRONTEND=noninteractive
+  if ! as_root apt-get install -y --no-install-recommends apache2-utils >&2; then
+    log "ab: not installable from the current package lists; running apt-get update"
+    as_root apt-get update >&2
+    as_root apt-get install -y --no-install-recommends apache2-utils >&2
+  fi
+  find_ab
+  [[ -n "${AB_BIN}" ]] || die "ab still not found after installing apache2-utils"
+  TIMINGS+=("ab $(( $(now) - t0 ))s")
+}
+
 t_start=$(now)
 install_prometheus
+install_ab
 install_jaeger
 install_otelcol
 install_compose

@@ -16,7 +16,8 @@ registers that reader and its export status here (:mod:`cde_otel.health.sources`
 Inside: ``_probes`` (disk, memory, writability; TTL cache), ``_metrics`` (operation
 statistics), ``_percentiles`` (quantiles the way Prometheus computes them), ``_alerts``
 (the check and alert rules, pure), ``_monitor`` (:class:`HealthMonitor`, which ties them
-together), ``_mcp_tool`` (the process-wide entry points) and ``_server`` (HTTP).
+together), ``_mcp_tool`` (the process-wide entry points), ``_http`` (the HTTP it speaks) and
+``_server`` (the HTTP server).
 
 Names are imported on first use, as in ``cde_otel`` itself: ``configure()`` registers
 with :mod:`cde_otel.health.sources` without loading the monitor, the server, the core or

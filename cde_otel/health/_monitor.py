@@ -21,12 +21,24 @@ defaults read the real process and filesystem, the circuit breakers of
 * The check and alert rules are in :mod:`cde_otel.health._alerts`; percentiles, error
   rate and throughput come from :mod:`cde_otel.health._metrics`.
 
-Expensive probes (``.cde`` walk, psutil, the probe write, the state read, metric
-collection) are cached for ``cache_ttl`` seconds (default 1 s).
+Expensive probes (``.cde`` walk, psutil, the probe write, metric collection) are cached
+for ``cache_ttl`` seconds (default 1 s). The state read (load, parse, checksum) is cached
+for as long as ``stat`` shows ``state.json`` unchanged (device, inode, type, mode, owner,
+size, mtime and ctime in ns) — and, while the state is damaged, ``backups/`` too, which
+decides whether the next load restores it — re-checked on every call, and at most
+``STATE_MAX_AGE_S`` (30 s) regardless: a state that becomes unreadable is seen by the very
+next readiness check, without re-reading an unchanged file on each one. (A project
+directory that is removed or replaced changes ``state.json``'s ``stat`` too; one that only
+loses its read permission is seen within ``STATE_MAX_AGE_S``.)
+
+:meth:`HealthMonitor.readiness_now` answers readiness from those caches without ever
+waiting (a few ``stat`` calls), or says it cannot; the HTTP server answers
+``/health/ready`` on its event loop that way and hands the request to a worker otherwise.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -41,6 +53,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from cde_otel._exceptions import CDEError, ProjectError
 from cde_otel._version import __version__
 from cde_otel.core.repository import FileSystemProjectRepository
+from cde_otel.core.state import state_paths
 from cde_otel.health import sources
 from cde_otel.health._alerts import AlertTracker, conditions, disk_state, memory_state
 from cde_otel.health._metrics import MetricsCollector, MetricsSnapshot
@@ -48,11 +61,15 @@ from cde_otel.health._probes import (
     MIB,
     DiskProbe,
     DiskReading,
+    FileKeyedCache,
     MemoryProbe,
     MemoryReading,
+    Missing,
+    Spawn,
     TTLCache,
     default_disk_probe,
     default_memory_probe,
+    in_new_thread,
     probe_state_writable,
     process_age_s,
 )
@@ -64,6 +81,12 @@ ExportProbe = Callable[[], "str | bool | None"]
 ReaderSource = MetricReader | Callable[[], MetricReader | None]
 #: Load errors the repository repairs from a backup on its next load (corrupt, invalid, unsupported).
 _RESTORED_ON_LOAD = frozenset({"E203", "E204", "E205"})
+#: How far past its time-to-live (as a fraction of it) ``readiness_now`` still uses a disk reading.
+DISK_GRACE = 0.5
+#: The longest a state reading is trusted while ``stat`` shows its files unchanged.
+STATE_MAX_AGE_S = 30.0
+Readiness = tuple[bool, list[str]]
+WriteProbe = tuple[bool, "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +132,19 @@ class HealthMonitor:
         self._telemetry_export = telemetry_export or sources.telemetry_export_status
         disk = disk_probe or default_disk_probe
         self._disk = TTLCache(lambda: disk(self.project_path), cache_ttl, clock)
+        # readiness_now() answers from a disk reading up to half a time-to-live past it, refreshing it meanwhile.
+        self._disk_grace = cache_ttl * DISK_GRACE
         self._memory = TTLCache(memory_probe or default_memory_probe, cache_ttl, clock)
         self._writable = TTLCache(lambda: probe_state_writable(self.project_path), cache_ttl, clock)
-        self._state = TTLCache(self._read_state, cache_ttl, clock)
+        _, state_file, backup_dir = state_paths(self.project_path)
+        # Every check stat()s state.json; backups/ too while the state is damaged (whether a backup restores it).
+        self._state = FileKeyedCache(
+            self._read_state,
+            (str(state_file), str(backup_dir)),
+            clock,
+            max(cache_ttl, STATE_MAX_AGE_S),
+            depends=lambda reading: (0,) if reading.problem is None else (0, 1),
+        )
         # Under the real clock, uptime is the process's, not this object's.
         self._started = clock() - (process_age_s() if clock is time.monotonic else 0.0)
         collector = MetricsCollector(_reader_getter(reader), clock, self._started)
@@ -125,13 +158,13 @@ class HealthMonitor:
         """The full status document (JSON-serialisable)."""
         with self._status_lock:
             reasons: list[str] = []
-            disk, disk_level = self._disk_check(reasons)
+            disk, disk_level = self._disk_check(self._disk_reading(), reasons)
             memory, memory_level = self._memory_check(reasons)
-            writable = self._writable_check(reasons)
+            writable = self._writable_check(self._writable.get(), reasons)
             read_only = self._read_only_check(reasons)
             breakers = self._breaker_states(reasons)
             export = self._export_state(reasons)
-            reading = self._state_check(reasons)
+            reading = self._state_check(self._state_reading(), reasons)
             active = reading.active_features
             snapshot = self._metrics_snapshot(reasons)
             self._alerts.update(conditions(self.settings, disk=disk, memory=memory, snapshot=snapshot))
@@ -161,19 +194,47 @@ class HealthMonitor:
                 "alert_history": list(self.alert_history),
             }
 
-    def readiness(self) -> tuple[bool, list[str]]:
+    def readiness(self) -> Readiness:
         """(ready, reasons): not ready when read-only, disk critical, the state is not writable, or
         the state cannot be loaded and no backup would restore it.
 
         Uses only the cached probes that decide ``unhealthy`` — no metric collection — so
-        it is cheap enough for a load balancer to poll.
+        it is cheap enough for a load balancer to poll. The fsync probe refreshes in the
+        background (its last result answers meanwhile); the disk reading is refreshed when its
+        time-to-live ran out, and the state is read again when its files changed.
         """
+        return self._verdict(self._disk_reading(), self._writable.get(wait=False), self._state_reading())
+
+    def readiness_now(self, spawn: Spawn = in_new_thread) -> Readiness | None:
+        """What :meth:`readiness` would return, if every reading it needs is cached and current; else None.
+
+        Never computes a probe and never waits for a lock (a few ``stat`` calls): the HTTP
+        server calls it on its event loop and hands the request to a worker, which calls
+        :meth:`readiness`, only when it is None — at the first request, when the disk reading is
+        more than ``DISK_GRACE`` of a time-to-live past it (until then it answers and refreshes
+        the reading in the background), or when ``stat`` shows the state files changed (or the
+        state reading is ``STATE_MAX_AGE_S`` old). A subclass that overrides :meth:`readiness` always
+        gets None, so that its own method answers. A probe refresh it starts (late in a reading's
+        time-to-live) runs through ``spawn``: a new daemon thread, or the caller's worker pool.
+        """
+        if type(self).readiness is not HealthMonitor.readiness:
+            return None
+        disk = self._disk_reading(peek=True, spawn=spawn)
+        writable = self._writable.peek(grace=math.inf, spawn=spawn)  # as readiness(): never waits for an fsync
+        reading = self._state_reading(peek=True)
+        if isinstance(disk, Missing) or isinstance(writable, Missing) or isinstance(reading, Missing):
+            return None
+        return self._verdict(disk, writable, reading)
+
+    def _verdict(
+        self, disk: DiskReading | OSError | Missing, writable: WriteProbe, reading: _StateReading | Missing
+    ) -> Readiness:
         reasons: list[str] = []
-        _, disk_level = self._disk_check(reasons)
-        writable = self._writable_check(reasons, wait=False)  # the fsync probe refreshes in the background
+        _, disk_level = self._disk_check(disk, reasons)
+        is_writable = self._writable_check(writable, reasons)
         read_only = self._read_only_check(reasons)
-        reading = self._state_check(reasons, wait=False)
-        ready = not read_only and disk_level != "critical" and writable and not reading.blocking
+        state = self._state_check(reading, reasons)
+        ready = not read_only and disk_level != "critical" and is_writable and not state.blocking
         return ready, [] if ready else reasons
 
     def metrics(self) -> dict[str, Any]:
@@ -181,13 +242,37 @@ class HealthMonitor:
         metrics: dict[str, Any] = self.get_status()["metrics"]
         return metrics
 
-    # -- probes ------------------------------------------------------------------------
-    def _disk_check(self, reasons: list[str]) -> tuple[DiskReading | None, str]:
+    # -- readings: a probe's cached value (peek=True: MISSING rather than compute or wait) ----
+    def _disk_reading(self, *, peek: bool = False, spawn: Spawn = in_new_thread) -> DiskReading | OSError | Missing:
         try:
-            disk = self._disk.get()
+            return self._disk.peek(grace=self._disk_grace, spawn=spawn) if peek else self._disk.get()
         except OSError as exc:
-            reasons.append(f"disk probe failed: {exc.strerror or exc}")
+            return exc
+
+    def _state_reading(self, *, peek: bool = False) -> _StateReading | Missing:
+        try:
+            return self._state.peek() if peek else self._state.get()
+        except Exception as exc:  # a broken probe must not break health itself
+            return _StateReading(None, f"state probe failed: {exc}")
+
+    def _read_state(self) -> _StateReading:
+        # A reader that never recovers: health must not rewrite the state it reports on.
+        reader = FileSystemProjectRepository(recover_from_backups=False)
+        # Health's own read is not an application operation: ask instrumentation to skip it.
+        with suppress_instrumentation():
+            try:
+                project = reader.get_by_path(self.project_path)
+            except CDEError as exc:
+                restorable = exc.code in _RESTORED_ON_LOAD and self._has_valid_backup(reader)
+                return _StateReading(None, str(exc), restorable)
+        return _StateReading(len(project.get_active_features()) if project is not None else 0)
+
+    # -- checks: a reading's verdict, with its reason ---------------------------------------
+    def _disk_check(self, disk: DiskReading | OSError | Missing, reasons: list[str]) -> tuple[DiskReading | None, str]:
+        if isinstance(disk, OSError):
+            reasons.append(f"disk probe failed: {disk.strerror or disk}")
             return None, "unknown"
+        assert isinstance(disk, DiskReading)  # get() never returns MISSING
         level = disk_state(disk, self.settings.alert_disk_free_mb)
         if level == "critical":
             reasons.append(f"disk space critical: {disk.free_bytes / MIB:.1f} MiB free at {self.project_path}")
@@ -201,8 +286,8 @@ class HealthMonitor:
             return None, "unknown"
         return memory, memory_state(memory, self.settings.alert_memory_percent)
 
-    def _writable_check(self, reasons: list[str], *, wait: bool = True) -> bool:
-        writable, why = self._writable.get(wait=wait)
+    def _writable_check(self, result: WriteProbe, reasons: list[str]) -> bool:
+        writable, why = result
         if not writable:
             reasons.append(f"state not writable: {why}")
         return writable
@@ -241,27 +326,12 @@ class HealthMonitor:
             return "ok" if state else "failing"
         return str(state)
 
-    def _state_check(self, reasons: list[str], *, wait: bool = True) -> _StateReading:
-        try:
-            reading = self._state.get(wait=wait)
-        except Exception as exc:  # a broken probe must not break health itself
-            reading = _StateReading(None, f"state probe failed: {exc}")
+    def _state_check(self, reading: _StateReading | Missing, reasons: list[str]) -> _StateReading:
+        assert isinstance(reading, _StateReading)  # get() never returns MISSING
         if reading.problem is not None:
             restored = "; the next load restores it from a backup" if reading.restorable else ""
             reasons.append(f"project state unreadable: {reading.problem}{restored}")
         return reading
-
-    def _read_state(self) -> _StateReading:
-        # A reader that never recovers: health must not rewrite the state it reports on.
-        reader = FileSystemProjectRepository(recover_from_backups=False)
-        # Health's own read is not an application operation: ask instrumentation to skip it.
-        with suppress_instrumentation():
-            try:
-                project = reader.get_by_path(self.project_path)
-            except CDEError as exc:
-                restorable = exc.code in _RESTORED_ON_LOAD and self._has_valid_backup(reader)
-                return _StateReading(None, str(exc), restorable)
-        return _StateReading(len(project.get_active_features()) if project is not None else 0)
 
     def _has_valid_backup(self, reader: FileSystemProjectRepository) -> bool:
         try:

@@ -1,8 +1,10 @@
 """Cheap, injectable probes of the host and the project: disk, memory, state writability.
 
 Each probe is a plain callable so tests (and embedders) can substitute one; the
-monitor caches their results for a short time-to-live so the HTTP endpoints stay
-fast under load.
+monitor caches their results so the HTTP endpoints stay fast under load: for a short
+time-to-live (:class:`TTLCache`), or for as long as the files they read are unchanged
+(:class:`FileKeyedCache`). Both can be *peeked* without ever waiting, which is how the
+HTTP server answers readiness on its event loop.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import psutil
 
@@ -23,6 +25,21 @@ from cde_otel.core.state import STATE_DIR
 
 T = TypeVar("T")
 MIB = 1024 * 1024
+#: Runs a job in the background: a new daemon thread by default, or a caller's pool (``submit``).
+Spawn = Callable[[Callable[[], None]], None]
+
+
+def in_new_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="cde-otel-health-probe", daemon=True).start()
+
+
+class Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: What a cache's ``peek()`` returns when it cannot answer without computing (or waiting for) a value.
+MISSING: Final = Missing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +112,16 @@ def probe_state_writable(project_path: Path) -> tuple[bool, str | None]:
     return True, None
 
 
+#: The fraction at the end of a value's time-to-live in which ``TTLCache.peek`` refreshes it ahead.
+REFRESH_AHEAD = 0.25
+
+
 class TTLCache(Generic[T]):
     """Holds one value for ``ttl`` seconds of ``clock``; concurrent callers share one refresh.
 
     ``get(wait=False)`` never blocks on a refresh once a value exists: it returns the
     stale value and refreshes in a background thread (stale-while-revalidate), so a slow
-    probe (an fsync) does not land on a health request's latency.
+    probe (an fsync) does not land on a health request's latency. ``peek()`` takes no lock.
     """
 
     def __init__(self, compute: Callable[[], T], ttl: float, clock: Callable[[], float]) -> None:
@@ -108,23 +129,49 @@ class TTLCache(Generic[T]):
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._value: T | None = None
-        self._expires = -float("inf")
-        self._filled = False
+        self._held: tuple[T, float] | None = None  # (value, expires at): replaced whole, so read without the lock
         self._refreshing = False
 
     def get(self, *, wait: bool = True) -> T:
         with self._lock:
-            now = self._clock()
-            if self._filled and (now < self._expires or not wait):
-                if now >= self._expires and not self._refreshing:
-                    self._refreshing = True
-                    threading.Thread(target=self._refresh, name="cde-otel-health-probe", daemon=True).start()
-                return self._value  # type: ignore[return-value]
-            self._value = self._compute()
-            self._filled = True
-            self._expires = now + self._ttl
-            return self._value
+            held, now = self._held, self._clock()
+            if held is not None and (now < held[1] or not wait):
+                if now >= held[1]:
+                    self._start_refresh()
+                return held[0]
+            value = self._compute()
+            self._held = (value, now + self._ttl)
+            return value
+
+    def peek(self, *, grace: float = 0.0, spawn: Spawn = in_new_thread) -> T | Missing:
+        """The value held, or ``MISSING``; never computes and never waits for a lock.
+
+        ``MISSING`` when nothing is held, or the value expired more than ``grace`` seconds ago
+        (``math.inf``: any age). A value in the last ``REFRESH_AHEAD`` of its time-to-live, or
+        expired but within ``grace``, is returned and starts a background refresh, as
+        ``get(wait=False)`` does: ``spawn`` runs it (a caller on an event loop passes its worker
+        pool rather than wait for a thread to start). So a poller that comes back within the
+        time-to-live plus ``grace`` never waits for the probe itself.
+        """
+        held = self._held
+        if held is None:
+            return MISSING
+        now = self._clock()
+        if now < held[1] - self._ttl * REFRESH_AHEAD:
+            return held[0]
+        if now >= held[1] + grace:
+            return MISSING
+        if not self._refreshing and self._lock.acquire(blocking=False):
+            try:
+                self._start_refresh(spawn)
+            finally:
+                self._lock.release()
+        return held[0]
+
+    def _start_refresh(self, spawn: Spawn = in_new_thread) -> None:  # under the lock
+        if not self._refreshing:
+            self._refreshing = True
+            spawn(self._refresh)
 
     def _refresh(self) -> None:
         try:
@@ -134,10 +181,82 @@ class TTLCache(Generic[T]):
                 self._refreshing = False
             return
         with self._lock:
-            self._value, self._filled = value, True
-            self._expires = self._clock() + self._ttl
+            self._held = (value, self._clock() + self._ttl)
             self._refreshing = False
 
     def invalidate(self) -> None:
+        self._held = None
+
+
+Signature = tuple[object, ...]
+
+
+def content_signature(path: str | os.PathLike[str]) -> Signature:
+    """What ``stat`` says of ``path`` that any write, replace, move or chmod changes; the errno if it fails.
+
+    Device, inode, type and mode, owner, size, and modification and change times in ns.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return ("error", exc.errno)
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class FileKeyedCache(Generic[T]):
+    """Holds a value computed from files for as long as ``stat`` shows the files it depends on unchanged.
+
+    ``files`` are the paths ``compute`` reads; ``depends(value)`` says which of them (by index)
+    a computed value actually depends on, so a check ``stat``s only those (default: all).
+    ``compute`` may be expensive (read, parse, verify); a check is a few ``stat`` calls. The
+    files are ``stat``ed *before* computing, so a file that changes during the computation is
+    computed again on the next call. ``max_age`` bounds how long a value is trusted all the same,
+    for an in-place rewrite that keeps size and both times within one timestamp tick.
+    Concurrent callers of :meth:`get` share one computation; :meth:`peek` takes no lock.
+    """
+
+    def __init__(
+        self,
+        compute: Callable[[], T],
+        files: Sequence[str | os.PathLike[str]],
+        clock: Callable[[], float],
+        max_age: float,
+        depends: Callable[[T], Sequence[int]] | None = None,
+    ) -> None:
+        self._compute = compute
+        self._files = tuple(files)
+        self._clock = clock
+        self._max_age = max_age
+        self._depends = depends or (lambda _value: range(len(self._files)))
+        self._lock = threading.Lock()
+        # (signature of every file before computing, computed at, value, indices it depends on): replaced whole
+        self._held: tuple[tuple[Signature, ...], float, T, Sequence[int]] | None = None
+
+    def _current(self) -> T | Missing:
+        held = self._held
+        if held is None or self._clock() - held[1] >= self._max_age:
+            return MISSING
+        signatures = held[0]
+        for index in held[3]:
+            if content_signature(self._files[index]) != signatures[index]:
+                return MISSING
+        return held[2]
+
+    def get(self) -> T:
+        """The value for the files as they are now, computed if they changed since it was held."""
         with self._lock:
-            self._filled = False
+            value = self._current()
+            if not isinstance(value, Missing):
+                return value
+            signatures = tuple(content_signature(path) for path in self._files)
+            started = self._clock()
+            computed = self._compute()
+            self._held = (signatures, started, computed, tuple(self._depends(computed)))
+            return computed
+
+    def peek(self) -> T | Missing:
+        """The value if the files it depends on are unchanged since it was computed, else ``MISSING``.
+
+        Never computes and never waits.
+        """
+        return self._current()

@@ -1,4 +1,4 @@
-"""HTTP health endpoints, served by waitress in background threads.
+"""HTTP health endpoints, served from one event-loop thread and a small pool of workers.
 
     from cde_otel.health import start_health_server
 
@@ -8,46 +8,53 @@
 
 * ``GET /health`` — liveness: always 200 ``{"status": "alive", ...}`` while the process serves.
 * ``GET /health/ready`` — readiness: 200 ``{"status": "ready"}``, or 503
-  ``{"status": "not_ready", "reasons": [...]}`` when read-only, disk critical or the
-  state is not writable.
+  ``{"status": "not_ready", "reasons": [...]}`` when read-only, disk critical, the state is
+  not writable, or it cannot be loaded and no backup would restore it.
 * ``GET /health/metrics`` — the ``metrics`` block of the status.
 * ``GET /health/status`` — the full status document.
 * ``HEAD`` on each answers the same status and headers without a body; any other method is
   405 with ``Allow: GET, HEAD``.
 
 A failure inside a handler answers 500 with a coded error and no traceback. HTTP/1.1
-keep-alive is supported.
+keep-alive and pipelining are supported; requests are parsed by llhttp (``httptools``), strictly
+(:mod:`cde_otel.health._http`).
 
-Under load it stays bounded (issue 15): the listen ``backlog`` is 1024 (the kernel caps it
-at ``net.core.somaxconn``); one event-loop thread reads and parses requests, so idle
-keep-alive and half-sent connections hold no worker, and a connection that sends nothing
-for ``read_timeout_s`` (10 s) is closed; a fixed pool of ``workers`` threads (4) answers
-complete requests; beyond ``connection_limit`` (1000) open connections new ones wait in the
-backlog. The server is `waitress <https://docs.pylonsproject.org/projects/waitress/>`_;
-its log records go to the ``cde_otel.health`` logger (the per-request queue-depth notices at
-debug level), never to stderr.
+Under load it stays bounded and cheap (issue 15). The listen ``backlog`` is 1024 (the
+kernel caps it at ``net.core.somaxconn``). One thread runs an ``asyncio`` selector loop that
+accepts, reads and writes every connection, so idle keep-alive and half-sent connections
+hold no thread; a connection silent for ``read_timeout_s`` (10 s) is closed. Liveness, 404,
+405 and — whenever :meth:`HealthMonitor.readiness_now` can answer from its caches — readiness
+are answered on the loop itself, without a thread hand-off: a burst of connections costs one
+accept, one read, one write and one close each. Everything else (the status and metrics
+documents, a readiness whose probes must run) goes to a fixed pool of ``workers`` daemon
+threads (4). Beyond ``connection_limit`` (1000) open connections the server stops accepting
+and new ones wait in the backlog. Request head and body are capped at 64 KiB each (431, 413).
+Errors go to the ``cde_otel.health`` logger, never to stderr.
+
+Inside: this module runs the loop, the listener and the lifecycle; ``_connection`` reads,
+answers and writes one connection; ``_endpoints`` decides what each path answers and where;
+``_workers`` is the pool; ``_http`` reads requests (llhttp) and renders responses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
+import errno
 import logging
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from typing import Any
 
-from waitress import wasyncore
-from waitress.channel import HTTPChannel
-from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
-
 from cde_otel._exceptions import ValidationError
-from cde_otel._version import __version__
-from cde_otel.health._mcp_tool import default_monitor, error_summary
+from cde_otel.health._connection import Connection
+from cde_otel.health._endpoints import Endpoints
+from cde_otel.health._http import Request
+from cde_otel.health._mcp_tool import default_monitor
 from cde_otel.health._monitor import HealthMonitor
+from cde_otel.health._workers import Workers
 
 _log = logging.getLogger("cde_otel.health")
 
@@ -55,80 +62,12 @@ READ_TIMEOUT_S = 10.0
 WORKERS = 4
 BACKLOG = 1024
 CONNECTION_LIMIT = 1000
-#: Largest request head and body accepted; health requests carry neither.
-MAX_REQUEST_BYTES = 64 * 1024
-ALLOWED_METHODS = ("GET", "HEAD")
-
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-
-
-class _QueueDepthLog:
-    """Waitress warns "Task queue depth is N" for every request that waits for a worker; in a burst that is normal."""
-
-    def warning(self, message: str, *args: object) -> None:
-        _log.debug(message, *args)
-
-
-class _Dispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
-    logger = _log
-    queue_logger = _QueueDepthLog()
-
-    def start_new_thread(self, target: Callable[[int], None], thread_no: int) -> None:
-        worker = threading.Thread(target=target, args=(thread_no,), name=f"cde-otel-health-{thread_no}", daemon=True)
-        worker.start()
-
-
-class _Channel(HTTPChannel):  # type: ignore[misc]
-    logger = _log
-
-
-class _Server(TcpWSGIServer):  # type: ignore[misc]
-    channel_class = _Channel
-    logger = _log
-
-
-class _Endpoints:
-    """The WSGI application: routes, JSON bodies, HEAD without a body, 405 for other methods."""
-
-    def __init__(self, monitor: HealthMonitor) -> None:
-        self.monitor = monitor
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        path = str(environ.get("PATH_INFO") or "/").rstrip("/") or "/"
-        headers: list[tuple[str, str]] = []
-        if method not in ALLOWED_METHODS:
-            status = HTTPStatus.METHOD_NOT_ALLOWED
-            body: dict[str, Any] = {"status": "error", "error": {"message": f"method {method} is not allowed"}}
-            headers.append(("Allow", ", ".join(ALLOWED_METHODS)))
-        else:
-            try:
-                status, body = self._route(path)
-            except Exception as exc:  # answer 500, never kill a worker or leak a traceback
-                _log.exception("health endpoint %s failed", path)
-                status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "error", "error": error_summary(exc)}
-        payload = json.dumps(body, default=str).encode()
-        headers += [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(payload))),
-            ("Cache-Control", "no-store"),
-        ]
-        start_response(f"{status.value} {status.phrase}", headers)
-        return [b"" if method == "HEAD" else payload]
-
-    def _route(self, path: str) -> tuple[HTTPStatus, dict[str, Any]]:
-        if path == "/health":
-            return HTTPStatus.OK, {"status": "alive", "version": __version__}
-        if path == "/health/ready":
-            ready, reasons = self.monitor.readiness()
-            if ready:
-                return HTTPStatus.OK, {"status": "ready"}
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "not_ready", "reasons": reasons}
-        if path == "/health/metrics":
-            return HTTPStatus.OK, self.monitor.metrics()
-        if path == "/health/status":
-            return HTTPStatus.OK, self.monitor.get_status()
-        return HTTPStatus.NOT_FOUND, {"status": "error", "error": {"message": f"no endpoint {path}"}}
+#: Linux holds a connection that has sent nothing yet in the kernel this long before accept() sees it.
+DEFER_ACCEPT_S = 1
+#: Connections accepted per wake-up of the loop, so registered connections are served in between.
+_ACCEPT_BATCH = 64
+#: Out of file descriptors or memory: stop accepting for a moment instead of spinning.
+_ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 def _valid_port(port: object) -> int:
@@ -137,6 +76,44 @@ def _valid_port(port: object) -> int:
             f"port must be a whole number from 0 to 65535, not {port!r}", "E305", {"field": "port", "value": str(port)}
         )
     return port
+
+
+class _Listener(socket.socket):
+    """A listening socket whose ``accept()`` does not derive its own family and type anew on every call."""
+
+    def __init__(self, family: int, kind: int, proto: int) -> None:
+        super().__init__(family, kind, proto)
+        self._kinds = (socket.AddressFamily(family), socket.SocketKind(kind))
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return self._kinds[0]
+
+    @property
+    def type(self) -> socket.SocketKind:
+        return self._kinds[1]
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A non-blocking listening socket on ``host``:``port``; the OSError of a failed bind is raised as is."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = _Listener(family, kind, proto)
+    try:
+        if os.name == "posix":  # a restarted server may rebind while old connections are in TIME_WAIT
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+        # Accepted sockets inherit it (on Linux): pipelined and keep-alive answers are not held back by Nagle.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_DEFER_ACCEPT"):  # Linux: wake accept() when the request is there, not at the SYN
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_S)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class HealthServer:
@@ -156,35 +133,22 @@ class HealthServer:
         self.monitor = monitor
         self.read_timeout_s = float(read_timeout_s)
         self.workers = max(1, int(workers))
-        # The loop wakes at least this often, so idle connections are closed at most one tick late.
+        self.connection_limit = max(1, int(connection_limit))
+        # Idle connections are looked for this often, so they are closed at most one tick late.
         self._tick = min(1.0, max(0.05, self.read_timeout_s / 10))
-        self._map: dict[int, Any] = {}
-        self._dispatcher = _Dispatcher()
-        self._server = _Server(
-            _Endpoints(monitor),
-            map=self._map,
-            dispatcher=self._dispatcher,
-            host=host,
-            port=_valid_port(port),
-            threads=self.workers,
-            backlog=backlog,
-            connection_limit=connection_limit,
-            channel_timeout=max(1, round(self.read_timeout_s)),
-            max_request_header_size=MAX_REQUEST_BYTES,
-            max_request_body_size=MAX_REQUEST_BYTES,
-            asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
-            ident="cde-otel-health",
-        )
-        # waitress parses these as whole seconds; the maintenance pass that uses them accepts fractions.
-        self._server.adj.channel_timeout = self.read_timeout_s
-        self._server.adj.cleanup_interval = self._tick
-        self._dispatcher.set_thread_count(self.workers)
+        self._listener = _listen(host, _valid_port(port), backlog)
         self.host = host
-        self.port: int = int(self._server.effective_port)
-        self._stopping = threading.Event()
+        self.port: int = int(self._listener.getsockname()[1])
+        self._connections: dict[int, Connection] = {}
+        self._accepting = False
+        self._stopping = False
         self._stop_lock = threading.Lock()
-        self._grace_s = 5.0
-        self._thread = threading.Thread(target=self._serve, name="cde-otel-health", daemon=True)
+        self._stop_requested = False
+        self._loop = asyncio.SelectorEventLoop()  # ours, whatever event loop policy the host set
+        self._loop.set_exception_handler(self._loop_error)
+        self._workers = Workers(self.workers)
+        self._endpoints = Endpoints(monitor, self._loop, self._workers.submit)
+        self._thread = threading.Thread(target=self._run, name="cde-otel-health", daemon=True)
         self._thread.start()
 
     @property
@@ -192,43 +156,110 @@ class HealthServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def _serve(self) -> None:
+    # -- lifecycle -----------------------------------------------------------------------
+    def _run(self) -> None:
         try:
-            while not self._stopping.is_set():
-                wasyncore.loop(timeout=self._tick, map=self._map, use_poll=True, count=1)
-            # Stopping: accept nothing new, then flush the answers of requests already taken in.
-            self._server.accepting = False
-            self._server.del_channel()
-            self._server.socket.close()
-            deadline = time.monotonic() + self._grace_s
-            while time.monotonic() < deadline and self._answers_pending():
-                wasyncore.loop(timeout=0.05, map=self._map, use_poll=True, count=1)
+            self._resume_accepting()
+            self._loop.call_later(self._tick, self._sweep)
+            self._loop.run_forever()
         finally:
-            wasyncore.close_all(self._map, ignore_all=True)
-
-    def _answers_pending(self) -> bool:
-        return any(
-            isinstance(channel, HTTPChannel) and (channel.requests or channel.total_outbufs_len)
-            for channel in list(self._map.values())
-        )
+            for conn in list(self._connections.values()):
+                conn.close()
+            self._close_listener()
+            self._loop.close()
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stops accepting, lets requests in progress finish (up to ``grace_s``), and closes every socket."""
         with self._stop_lock:
-            if self._stopping.is_set():
+            if self._stop_requested:
                 return
-            self._grace_s = grace_s
-            self._stopping.set()
-        with contextlib.suppress(OSError):  # the loop may have closed its trigger already: it is stopping
-            self._server.pull_trigger()  # wake the loop now rather than at its next tick
+            self._stop_requested = True
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            self._loop.call_soon_threadsafe(self._begin_stop, time.monotonic() + grace_s)
         self._thread.join(timeout=grace_s + 5)
-        self._dispatcher.shutdown(cancel_pending=True, timeout=grace_s)
+        self._workers.stop(timeout=grace_s)
 
     def __enter__(self) -> HealthServer:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+    def _begin_stop(self, deadline: float) -> None:
+        self._stopping = True
+        self._close_listener()
+        for conn in list(self._connections.values()):
+            if not conn.busy and not conn.output:
+                conn.close()  # nothing taken in to answer
+        self._stop_when_quiet(deadline)
+
+    def _stop_when_quiet(self, deadline: float) -> None:
+        if self._connections and time.monotonic() < deadline:
+            self._loop.call_later(0.02, self._stop_when_quiet, deadline)
+            return
+        for conn in list(self._connections.values()):
+            conn.close()
+        self._loop.stop()
+
+    def _close_listener(self) -> None:
+        if self._listener.fileno() >= 0:
+            self._pause_accepting()
+            self._listener.close()
+
+    def _loop_error(self, _loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        _log.error("health server: %s", context.get("message"), exc_info=context.get("exception"))
+
+    # -- what a connection asks of its server (ConnectionOwner) ------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def dispatch(self, conn: Connection, request: Request) -> None:
+        self._endpoints.dispatch(conn, request, keep_alive=request.keep_alive and not self._stopping)
+
+    def forget(self, conn: Connection) -> None:
+        del self._connections[conn.fd]
+        if len(self._connections) < self.connection_limit:
+            self._resume_accepting()
+
+    # -- accepting -----------------------------------------------------------------------
+    def _resume_accepting(self) -> None:
+        if not self._accepting and not self._stopping and self._listener.fileno() >= 0:
+            self._loop.add_reader(self._listener.fileno(), self._accept)
+            self._accepting = True
+
+    def _pause_accepting(self) -> None:
+        if self._accepting:
+            self._loop.remove_reader(self._listener.fileno())
+            self._accepting = False
+
+    def _accept(self) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            if len(self._connections) >= self.connection_limit:
+                self._pause_accepting()  # the rest wait in the backlog until a connection closes
+                return
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RESOURCE_ERRORS:
+                    _log.warning("health server cannot accept a connection: %s; pausing %.2fs", exc, self._tick)
+                    self._pause_accepting()
+                    self._loop.call_later(self._tick, self._resume_accepting)
+                return  # anything else (ECONNABORTED...) concerned that one connection only
+            sock.setblocking(False)
+            conn = Connection(sock, self._loop, self)
+            self._connections[conn.fd] = conn
+            conn.read()  # a client usually sends its request with the handshake: no wait for the loop
+
+    def _sweep(self) -> None:
+        """Closes connections silent for ``read_timeout_s`` (idle keep-alive, half-sent, or not reading)."""
+        silent_since = time.monotonic() - self.read_timeout_s
+        for conn in list(self._connections.values()):
+            if not conn.busy and conn.last_active <= silent_since:
+                conn.close()
+        self._loop.call_later(self._tick, self._sweep)
 
 
 def start_health_server(
@@ -242,6 +273,6 @@ def start_health_server(
     """Serves the health endpoints in daemon threads (``port=0`` picks a free port).
 
     ``read_timeout_s``: a connection that sends nothing for this long is closed.
-    ``workers``: threads answering requests (reading them takes none).
+    ``workers``: threads answering the requests that need a probe (reading them takes none).
     """
     return HealthServer(monitor or default_monitor(), host, port, read_timeout_s=read_timeout_s, workers=workers)
