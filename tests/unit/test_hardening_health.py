@@ -15,35 +15,23 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cde_otel.core import FileSystemProjectRepository
 from cde_otel.health import HealthMonitor, HealthServer, start_health_server
 from cde_otel.settings import load_settings
 
+ProjectFactory = Callable[..., Path]  # tests/conftest.py
 DEADLINE_S = 15.0
 CALM = load_settings({}, alert_disk_free_mb=0.001, alert_memory_percent=99.99)
 
 
-def make_project(root: Path, *, features: int = 2) -> Path:
-    project_dir = root / "project"
-    project_dir.mkdir()
-    repo = FileSystemProjectRepository()
-    project = repo.get_or_create(project_dir)
-    project.activate()
-    for index in range(features):
-        project.start_feature(f"feature {index}")
-    repo.save(project)
-    return project_dir
-
-
 @pytest.fixture
-def project_dir(tmp_path: Path) -> Path:
-    return make_project(tmp_path)
+def project_dir(make_project: ProjectFactory) -> Path:
+    return make_project(features=2)
 
 
 @pytest.fixture
