@@ -7,7 +7,7 @@ The host's logging stays the host's: no root level changed, no handler removed o
   trace/span/correlation ids, and seen by cde-otel's handlers (below) even after the host
   replaced its root handlers;
 * the OpenTelemetry logs bridge (``CDE_OTEL_LOGS_BRIDGE``, on by default): stdlib records through
-  ``ForeignRecordBridge`` — unless an OpenTelemetry ``LoggingHandler`` is already on the root
+  ``ForeignRecordBridge`` — except while an OpenTelemetry ``LoggingHandler`` is on the root
   logger (``opentelemetry-instrument``'s), which sends them already — and structlog events
   through ``StructlogBridge`` **inserted into the host's structlog chain** (or structlog's default
   chain when the host never configured it) right before its renderer, or before
@@ -115,14 +115,13 @@ def attach_logging(
     attached = Attached(OperationEvents.from_settings(cfg, sinks, logger_provider))
     bridged = False
     if logger_provider is not None and cfg.logs_bridge:
-        from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge, otel_handler_on_root
+        from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge
 
         content_max_length = cfg.capture_max_length if cfg.capture_content else None
-        if otel_handler_on_root():
-            _log.debug("an OpenTelemetry LoggingHandler is on the root logger: stdlib records are not bridged twice")
-        else:
-            handlers.append(ForeignRecordBridge(logger_provider, cfg.redact_keys, content_max_length))
-            bridged = True
+        # Always in place: it stands aside, record by record, while an OpenTelemetry LoggingHandler is
+        # on root (opentelemetry-instrument's), and takes over if the host's set-up removes that one.
+        handlers.append(ForeignRecordBridge(logger_provider, cfg.redact_keys, content_max_length))
+        bridged = True
         bridge = StructlogBridge(logger_provider, cfg.redact_keys, content_max_length)
         was_configured = structlog.is_configured()
         attached.structlog_before = _insert_into_structlog(bridge)
