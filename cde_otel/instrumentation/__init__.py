@@ -51,24 +51,20 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 import wrapt
-from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from cde_otel._exceptions import CDESystemError
 from cde_otel._swallowed import swallowed
-from cde_otel._version import __version__
 from cde_otel.instrumentation._feature_state import ActiveFeatures
-from cde_otel.instrumentation._instruments import errors_counter, register_failures_counter
+from cde_otel.instrumentation._instruments import duration_histogram, errors_counter, scope_instruments
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
 from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
 from cde_otel.logging import OperationEvents, tell_host
 from cde_otel.semconv import (
-    CLASSIC_BOUNDARIES_S,
     METRIC_FEATURES_ACTIVE,
     METRIC_OPERATION_DURATION,
-    SCHEMA_URL,
     SCOPE_NAME,
 )
 from cde_otel.settings import Settings, load_settings
@@ -93,20 +89,11 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         settings: Settings = kwargs.get("settings") or load_settings()
-        register_failures_counter(kwargs.get("meter_provider"))
-        tracer = trace.get_tracer(
-            SCOPE_NAME, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
-        )
-        meter = metrics.get_meter(
-            SCOPE_NAME, __version__, meter_provider=kwargs.get("meter_provider"), schema_url=SCHEMA_URL
-        )
+        tracer, meter = scope_instruments(SCOPE_NAME, kwargs)
         telemetry = OperationTelemetry(
             tracer,
-            meter.create_histogram(
-                METRIC_OPERATION_DURATION,
-                unit="s",
-                description="Duration of CDE project, feature and state operations.",
-                explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
+            duration_histogram(
+                meter, METRIC_OPERATION_DURATION, "Duration of CDE project, feature and state operations."
             ),
             errors_counter(kwargs.get("meter_provider")),
             events=_operation_events(settings, kwargs),

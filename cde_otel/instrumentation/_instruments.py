@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Counter, Meter, MeterProvider, Observation
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, MeterProvider, Observation
+from opentelemetry.trace import Tracer
 
 from cde_otel._swallowed import swallowed_counts
 from cde_otel._version import __version__
 from cde_otel.semconv import (
     ATTR_INSTRUMENTATION_SITE,
+    CLASSIC_BOUNDARIES_S,
     METRIC_ERRORS,
     METRIC_INSTRUMENTATION_FAILURES,
     SCHEMA_URL,
@@ -23,8 +26,25 @@ _failures_lock = threading.Lock()
 _failures_registered: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 
 
-def _meter(meter_provider: MeterProvider | None) -> Meter:
-    return metrics.get_meter(SCOPE_NAME, __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
+def _meter(meter_provider: MeterProvider | None, scope: str = SCOPE_NAME) -> Meter:
+    return metrics.get_meter(scope, __version__, meter_provider=meter_provider, schema_url=SCHEMA_URL)
+
+
+def scope_instruments(scope: str, kwargs: Mapping[str, Any]) -> tuple[Tracer, Meter]:
+    """The tracer and meter of ``scope`` from the providers an instrumentor was given (else the
+    global ones); registers ``cde.instrumentation.failures`` on that MeterProvider."""
+    meter_provider = kwargs.get("meter_provider")
+    register_failures_counter(meter_provider)
+    tracer = trace.get_tracer(scope, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL)
+    return tracer, _meter(meter_provider, scope)
+
+
+def duration_histogram(meter: Meter, name: str, description: str) -> Histogram:
+    """A duration histogram in seconds, with second-scale advisory boundaries for a user's own
+    MeterProvider (``configure()``'s views make it exponential)."""
+    return meter.create_histogram(
+        name, unit="s", description=description, explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S
+    )
 
 
 def errors_counter(meter_provider: MeterProvider | None = None) -> Counter:

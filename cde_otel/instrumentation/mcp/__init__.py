@@ -59,20 +59,16 @@ from collections.abc import Collection
 from typing import Any
 
 import wrapt
-from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
 from cde_otel._swallowed import swallowed
-from cde_otel._version import __version__
-from cde_otel.instrumentation._instruments import errors_counter, register_failures_counter
+from cde_otel.instrumentation._instruments import duration_histogram, errors_counter, scope_instruments
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
-    CLASSIC_BOUNDARIES_S,
     MCP_SCOPE_NAME,
     METRIC_MCP_SERVER_OPERATION_DURATION,
-    SCHEMA_URL,
 )
 from cde_otel.settings import Settings, load_settings
 
@@ -94,20 +90,13 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         settings: Settings = kwargs.get("settings") or load_settings()
-        register_failures_counter(kwargs.get("meter_provider"))
-        tracer = trace.get_tracer(
-            MCP_SCOPE_NAME, __version__, tracer_provider=kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
-        )
-        meter = metrics.get_meter(
-            MCP_SCOPE_NAME, __version__, meter_provider=kwargs.get("meter_provider"), schema_url=SCHEMA_URL
-        )
+        tracer, meter = scope_instruments(MCP_SCOPE_NAME, kwargs)
         self._telemetry = MCPTelemetry(
             tracer,
-            meter.create_histogram(
+            duration_histogram(
+                meter,
                 METRIC_MCP_SERVER_OPERATION_DURATION,
-                unit="s",
-                description="MCP request duration as observed on the server, from receipt to response.",
-                explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S,
+                "MCP request duration as observed on the server, from receipt to response.",
             ),
             errors_counter(kwargs.get("meter_provider")),  # the cde_otel scope's, shared with CDEInstrumentor
             capture_content=settings.capture_content,
