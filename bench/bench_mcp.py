@@ -71,24 +71,24 @@ def _env(local: Path, mode: str, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _fixture_cycle(session: Any, project: str, i: int) -> None:
-    started = await session.call_tool(
-        "cde_startFeature", {"user_prompt": f"Feature {i} of the bench", "project_path": project}
-    )
-    feature_id = json.loads(started.content[0].text)["feature_id"]
-    for phase in ("define", "decompose"):
-        args = {"feature_id": feature_id, "phase_id": phase, "results": {"n": i}, "project_path": project}
-        await session.call_tool("cde_submitWork", args)
+def _cycle(prompt_key: str, phase_key: str) -> Call:
+    """One cycle of entity-touching calls: start a feature, submit its first two phases. The two
+    servers name the prompt and phase arguments differently (upstream's names, ours)."""
+
+    async def cycle(session: Any, project: str, i: int) -> None:
+        started = await session.call_tool(
+            "cde_startFeature", {prompt_key: f"Feature {i} of the bench", "project_path": project}
+        )
+        feature_id = json.loads(started.content[0].text)["feature_id"]
+        for phase in ("define", "decompose"):
+            args = {"feature_id": feature_id, phase_key: phase, "results": {"n": i}, "project_path": project}
+            await session.call_tool("cde_submitWork", args)
+
+    return cycle
 
 
-async def _ours_cycle(session: Any, project: str, i: int) -> None:
-    started = await session.call_tool(
-        "cde_startFeature", {"prompt": f"Feature {i} of the bench", "project_path": project}
-    )
-    feature_id = json.loads(started.content[0].text)["feature_id"]
-    for phase in ("define", "decompose"):
-        args = {"feature_id": feature_id, "phase": phase, "results": {"n": i}, "project_path": project}
-        await session.call_tool("cde_submitWork", args)
+_fixture_cycle = _cycle("user_prompt", "phase_id")
+_ours_cycle = _cycle("prompt", "phase")
 
 
 async def _interleaved(
