@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,12 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 
 from cde_otel.core import Project
 from cde_otel.errors import FeatureError
-from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.instrumentation import CDEInstrumentor, _wrapper
 from cde_otel.logging import OPERATIONS_LOGGER, HandlerSink, OperationEvents, StreamSink
 from cde_otel.logging._handlers import file_handler
 from cde_otel.semconv import ATTR_OPERATION, METRIC_OPERATION_DURATION
 from cde_otel.settings import load_settings
-from cde_otel.testing import CapturedLines, CapturedTelemetry, capture_operation_lines, capture_telemetry
+from cde_otel.testing import CapturedLines, CapturedTelemetry, ManualClock, capture_operation_lines, capture_telemetry
 
 
 @pytest.fixture
@@ -160,13 +161,37 @@ def test_slow_operation_warns_with_rss_and_later_with_cpu_time() -> None:
     assert second["slow"] is True and second["cpu_ms"] >= 25.0 and second["rss_mb"] > 1
 
 
-def test_default_slow_threshold_is_one_second() -> None:
-    captured = capture_operation_lines()
-    assert captured.events.slow_after_ns == 1_000_000_000
-    span = capture_telemetry().tracer_provider.get_tracer("t").start_span("save")
-    captured.events.ended("save", span, 0, 1_001_000_000, {}, slow=True, cpu_ms=3.0)
-    (line,) = captured.lines()
-    assert (line["level"], line["slow"], line["cpu_ms"], line["duration_ms"]) == ("warning", True, 3.0, 1001.0)
+class Timed:
+    """An operation whose duration is whatever the fake wall clock is moved by while it runs."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+
+    def run(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+
+def test_default_slow_threshold_is_measured_on_the_operation_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ManualClock(1_700_000_000.0)
+    fake_time = types.SimpleNamespace(time_ns=lambda: round(clock() * 1e9), thread_time_ns=time.thread_time_ns)
+    monkeypatch.setattr(_wrapper, "time", fake_time)
+    captured = capture_operation_lines()  # default settings: no threshold given
+    telemetry = capture_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        operation_events=captured.events,
+        targets=[f"{__name__}:Timed.run"],
+    )
+    timed = Timed(clock)
+    timed.run(0.999)
+    timed.run(1.001)
+    timed.run(0.5)
+
+    under, over, after = captured.lines()
+    assert (under["level"], under["duration_ms"]) == ("info", 999.0) and "slow" not in under
+    assert (over["level"], over["slow"], over["duration_ms"]) == ("warning", True, 1001.0)
+    assert after["level"] == "info" and "slow" not in after
 
 
 def test_lines_are_buffered_and_flushed_at_a_warning_and_at_close() -> None:

@@ -169,12 +169,11 @@ def test_recovery_strategies(tmp_path: Path) -> None:
     state_manager.save(project)
     # 1. a recoverable conflict: the caller retries deliberately with force=True
     stale.name = "forced"
-    try:
+    with pytest.raises(StateError) as conflict:
         state_manager.save(stale)
-    except StateError as e:
-        assert e.code == "E202"
-        if e.recoverable:
-            state_manager.save(stale, force=True)
+    assert (conflict.value.code, conflict.value.recoverable) == ("E202", True)
+    assert FileSystemProjectRepository().get_or_create(tmp_path).name != "forced"  # the conflict wrote nothing
+    state_manager.save(stale, force=True)
     assert FileSystemProjectRepository().get_or_create(tmp_path).name == "forced"
     # 2. a transient failure is retried automatically
     project = state_manager.get_or_create(tmp_path)
