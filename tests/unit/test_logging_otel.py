@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -54,8 +55,10 @@ def test_log_records_carry_the_span_trace_context(
     setup_logging("info", stream=io.StringIO(), logger_provider=provider)
     tracer = TracerProvider().get_tracer("tests")
 
+    before = time.time_ns()
     with tracer.start_as_current_span("Project.start_feature") as span, correlation("cid-9"):
         get_logger("cde_otel.tests.otel").bind(project_id="p-1").info("feature created", feature_id="f-1")
+    after = time.time_ns()
 
     (record,) = exported(exporter)
     log = record.log_record
@@ -69,7 +72,7 @@ def test_log_records_carry_the_span_trace_context(
     assert attributes["feature_id"] == "f-1"
     assert attributes["correlation_id"] == "cid-9"
     assert not STRUCTLOG_PLUMBING & set(attributes)
-    assert log.timestamp is not None
+    assert log.timestamp is not None and before <= log.timestamp <= after  # when it was logged
 
 
 def test_severity_and_exception_attributes(provider: LoggerProvider, exporter: InMemoryLogRecordExporter) -> None:

@@ -195,6 +195,12 @@ def _run_app(tmp_path: Path, clean_env: EnvFactory, signals: str) -> tuple[subpr
     return done, state
 
 
+def _span_seconds(spans: list[dict[str, Any]], name: str) -> float:
+    """The duration of the one span called ``name``: the histogram records the same interval."""
+    (span,) = (s for s in spans if s["name"] == name)
+    return (int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e9
+
+
 def _printed(stdout: str, tag: str) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(next(line for line in stdout.splitlines() if line.startswith(tag))[len(tag) :])
     return found
@@ -209,15 +215,16 @@ def test_an_application_that_set_its_providers_first_gets_our_telemetry_in_its_e
     assert "for service my-app: using the application's providers (traces, metrics, logs)" in line
     assert "instrumented: CDE operations, MCP requests, thread context (" in line  # ours, not the launcher's
     out = tmp_path / "out"
-    names = [s["name"] for s in otlp_json_spans(out / "app-traces.jsonl")]
-    assert names.count("Project.start_feature") == 1
+    spans = list(otlp_json_spans(out / "app-traces.jsonl"))
+    assert [s["name"] for s in spans].count("Project.start_feature") == 1
     points = otlp_json_points(out / "app-metrics.jsonl", METRIC_OPERATION_DURATION)
     assert points and "bucketCounts" in points[0]  # the app's provider: our advisory (explicit) buckets
     assert "the application's own record" in (out / "app-logs.jsonl").read_text()
     assert not state.exists()
     # Health reads its own reader on the application's MeterProvider, with our exponential aggregation.
     health = _printed(done.stdout, "HEALTH ")
-    assert health["count"] == 1 and health["p99"] is not None
+    assert health["count"] == 1
+    assert health["p99"] == pytest.approx(_span_seconds(spans, "Project.start_feature"), rel=0.01)  # one value
     assert health["export"] == "application"
     assert _printed(done.stdout, "AFTER ") == {"reader": False}  # shutdown() took it off again
 
@@ -230,12 +237,12 @@ def test_only_the_signals_the_application_set_are_its_the_others_are_ours(
     line = _assert_quiet_apart_from_one_startup_line(done.stderr)
     local = state / "cde-otel" / "my-app"  # the application's resource names the service
     assert f"traces -> the application's provider; metrics and logs -> local OTLP-JSON files in {local};" in line
-    assert [s["name"] for s in otlp_json_spans(tmp_path / "out" / "app-traces.jsonl")].count(
-        "Project.start_feature"
-    ) == 1
+    spans = list(otlp_json_spans(tmp_path / "out" / "app-traces.jsonl"))
+    assert [s["name"] for s in spans].count("Project.start_feature") == 1
     assert not (local / "traces.jsonl").exists()
     assert otlp_json_points(local / "metrics.jsonl", METRIC_OPERATION_DURATION)
-    assert _printed(done.stdout, "HEALTH ")["p99"] is not None  # our own MeterProvider's reader
+    health = _printed(done.stdout, "HEALTH ")  # our own MeterProvider's reader, fed by the same operation
+    assert health["p99"] == pytest.approx(_span_seconds(spans, "Project.start_feature"), rel=0.01)
 
 
 STARTUP_APP = textwrap.dedent(
