@@ -24,7 +24,10 @@ instruments and logging setup, on its own ``Project`` (a subclass that differs o
 * ``instrumented_no_logs`` — the wrapper built by ``OperationTelemetry.wrapper_for`` with
   ``events=None``, installed with ``wrapt.FunctionWrapper`` as the instrumentor does.
 * ``upstream_json`` — the bare call plus three ``json.dumps`` lines through stdlib logging
-  (to ``/dev/null``), the style of a hand-rolled logging wrapper, for context.
+  (to ``/dev/null``), the style of a hand-rolled logging wrapper, for context. It runs with none
+  of our hooks: for each of its runs the stdlib's own log record factory and
+  ``Logger.callHandlers`` are put back (``configure()`` replaces both process-wide), so the
+  baseline is what that wrapper costs in a process without cde-otel.
 """
 
 from __future__ import annotations
@@ -175,6 +178,32 @@ def _upstream_json_method(original: Callable[..., Any], log_stream: Any) -> Call
     return transition_status
 
 
+def _stdlib_logging() -> tuple[Callable[..., logging.LogRecord], Callable[..., None]]:
+    """The stdlib's own record factory and ``Logger.callHandlers``, read before ``configure()`` replaces them."""
+    factory = logging.getLogRecordFactory()
+    call_handlers = logging.Logger.callHandlers
+    if factory is not logging.LogRecord or call_handlers.__module__ != "logging":
+        raise RuntimeError("logging is already hooked: run this benchmark without CDE_OTEL_ENABLED")
+    return factory, call_handlers
+
+
+def _without_our_hooks(loop: Loop, stdlib: tuple[Callable[..., logging.LogRecord], Callable[..., None]]) -> Loop:
+    """``loop`` run with the stdlib's logging, ours put back afterwards (two swaps per run, not per call)."""
+    factory, call_handlers = stdlib
+
+    def run(n: int) -> None:
+        ours_factory, ours_call_handlers = logging.getLogRecordFactory(), logging.Logger.callHandlers
+        logging.setLogRecordFactory(factory)
+        logging.Logger.callHandlers = call_handlers  # type: ignore[method-assign]
+        try:
+            loop(n)
+        finally:
+            logging.setLogRecordFactory(ours_factory)
+            logging.Logger.callHandlers = ours_call_handlers  # type: ignore[method-assign]
+
+    return run
+
+
 def _alternating_loop(project: Any) -> Loop:
     """n calls: archive, activate, archive, ... (a pure, disk-free core operation)."""
     from cde_otel.core import ProjectStatus
@@ -201,7 +230,10 @@ def measure_overhead(
 
     original = Project.__dict__["transition_status"]
     log_stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process's logging setup
+    stdlib = _stdlib_logging()
     configure_like_default()
+    if logging.getLogRecordFactory() is stdlib[0] or logging.Logger.callHandlers is stdlib[1]:
+        raise RuntimeError("configure() no longer hooks logging: _without_our_hooks is stale")
 
     import wrapt
 
@@ -231,6 +263,7 @@ def measure_overhead(
         project = cls(name=f"bench-{name}", path=f"/nonexistent/{name}")
         project.status = ProjectStatus.ACTIVE
         loops[name] = _alternating_loop(project)
+    loops["upstream_json"] = _without_our_hooks(loops["upstream_json"], stdlib)
 
     from opentelemetry import _logs, trace
 
@@ -275,6 +308,7 @@ def measure_overhead(
             },
             "rounds": rounds,
             "iterations_per_round": iterations,
+            "upstream_json_logging": "stdlib record factory and Logger.callHandlers (ours swapped out per run)",
         },
     }
 

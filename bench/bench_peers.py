@@ -26,6 +26,12 @@ a 5 s export is noise per operation, and would land on whichever variant runs at
 * ``default_log_file`` — the same wrapper and instruments with the operation events
   ``CDE_OTEL_LOG_FILE`` gives: one JSON line per operation, buffered, into the rotating log file
   (its flush is in the timed region too).
+* ``default_like_peer`` — the like-for-like comparison with ``peer`` (the headline beside
+  ``default/peer``, which compares unequal work): ``default``'s wrapper and pipeline, and inside
+  the span the same two log events per operation as the peer's (start, end with the duration),
+  written the cde-otel way: ``cde_otel.logging.get_logger`` after ``setup_logging(fmt="json")``,
+  i.e. a JSON line each to the same stderr file and an OTel LogRecord each (our bridge) into
+  the embedded OTLP-JSON log file.
 * ``logfire`` — when installed (the ``bench`` extra): ``logfire.configure(local=True,
   send_to_logfire=False, console=False)``, a ``logfire.span`` and a histogram record, with the
   same OTLP-JSON file exporters added; nothing leaves the machine.
@@ -56,6 +62,7 @@ GOALS = {"default/floor": 2.0, "default/peer": 0.6}
 _RATIOS = (
     ("default", "floor"),
     ("default", "peer"),
+    ("default_like_peer", "peer"),
     ("default_log_file", "floor"),
     ("default_log_file", "peer"),
     ("peer", "floor"),
@@ -258,6 +265,40 @@ def _log_file_method(
     return wrapt.FunctionWrapper(original, ops.wrapper_for(target, original)), flush
 
 
+def _like_peer_method(original: Callable[..., Any], logger_provider: Any) -> Callable[..., Any]:
+    """Our configured wrapper around a body that logs what the peer logs, through cde-otel's logging."""
+    import wrapt
+
+    from cde_otel.instrumentation import CDEInstrumentor
+    from cde_otel.instrumentation._targets import CORE_TARGETS
+    from cde_otel.logging import get_logger, setup_logging
+
+    configured = CDEInstrumentor().operation_telemetry
+    if configured is None:
+        raise RuntimeError("configure() did not instrument")
+    setup_logging("info", fmt="json", stream=sys.stderr, logger_provider=logger_provider)
+    log = get_logger("bench.ours")
+    perf_counter = time.perf_counter
+
+    def logged(self: Any, target: Any) -> Any:
+        project_id = str(self.id)
+        log.info("operation started", operation=OPERATION, project_id=project_id)
+        start = perf_counter()
+        result = original(self, target)
+        elapsed = perf_counter() - start
+        log.info(
+            "operation succeeded",
+            operation=OPERATION,
+            project_id=project_id,
+            duration_ms=round(elapsed * 1000.0, 3),
+            outcome="ok",
+        )
+        return result
+
+    target = next(t for t in CORE_TARGETS if t.qualname == OPERATION)
+    return wrapt.FunctionWrapper(logged, configured.wrapper_for(target, logged))
+
+
 # -- the run ---------------------------------------------------------------------------------------------
 def _loop(project: Any, flush: Callable[[], object]) -> Loop:
     """n operations (archive, activate, ...) then the flush that makes the exporters do their part."""
@@ -307,7 +348,36 @@ def measure_peers(*, quick: bool = False, rounds: int | None = None, iterations:
     with _StderrToFile(work / "stderr.log"):
         timings, variants = _run(work, rounds, iterations)
     lines = sum(1 for _ in (work / "stderr.log").open())
+    ours, theirs = _event_lines(work / "stderr.log")
+    records = _log_records(work / "cde-otel" / "logs.jsonl", "bench.ours"), _log_records(work / "peer" / "logs.jsonl")
+    if ours != theirs or not ours or records != (ours, theirs):
+        raise RuntimeError(f"unequal work: event lines (ours, peer's) {ours, theirs}, OTel log records {records}")
     return _result(timings, variants, rounds, iterations, lines)
+
+
+def _log_records(path: Path, scope: str | None = None) -> int:
+    """OTel log records in an OTLP-JSON lines file (of one instrumentation scope, or all)."""
+    import json
+
+    count = 0
+    for line in path.open():
+        for resource_logs in json.loads(line)["resourceLogs"]:
+            for scope_logs in resource_logs["scopeLogs"]:
+                if scope is None or scope_logs["scope"]["name"] == scope:
+                    count += len(scope_logs["logRecords"])
+    return count
+
+
+def _event_lines(path: Path) -> tuple[int, int]:
+    """The operation event lines on stderr: (ours, the peer's); like for like, they must be equal."""
+    ours = theirs = 0
+    for line in path.open():
+        if '"event": "operation s' in line:  # "operation started" / "operation succeeded"
+            if '"logger": "bench.ours"' in line:
+                ours += 1
+            else:
+                theirs += 1
+    return ours, theirs
 
 
 def _run(work: Path, rounds: int, iterations: int) -> tuple[Interleaved, list[str]]:
@@ -336,6 +406,7 @@ def _run(work: Path, rounds: int, iterations: int) -> tuple[Interleaved, list[st
 
     methods["default"] = (None, flush_default)  # inherits the method configure() patched
     methods["default_log_file"] = _log_file_method(original, work / "cde.log", pipeline.logger_provider, flush_default)
+    methods["default_like_peer"] = (_like_peer_method(original, pipeline.logger_provider), flush_default)
     loops: dict[str, Loop] = {}
     for name, (method, flush) in methods.items():
         cls = type(f"Project_{name}", (Project,), {} if method is None else {"transition_status": method})
@@ -356,6 +427,7 @@ def _result(timings: Interleaved, variants: list[str], rounds: int, iterations: 
     return {
         "peers_default_vs_floor": ratios["default/floor"],
         "peers_default_vs_peer": ratios["default/peer"],
+        "peers_like_for_like_vs_peer": ratios["default_like_peer/peer"],
         "peers_log_file_vs_floor": ratios["default_log_file/floor"],
         "peers_log_file_vs_peer": ratios["default_log_file/peer"],
         "peers": {

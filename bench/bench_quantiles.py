@@ -10,9 +10,17 @@ are computed from the exported point with ``cde_otel.health._percentiles`` as Pr
 does — no clamping to the point's min/max, which Prometheus never sees — with linear
 interpolation inside the bucket (Prometheus 2.x, e.g. Debian's 2.42 that the end-to-end
 suite runs) and exponential interpolation (Prometheus 3.x); the goal applies to the
-version in use, 2.x, i.e. ``linear``. Exact quantiles: the sorted samples, rank
-``ceil(q * n)`` (the same rank convention as the histogram's ``q * count``). The classic
-110-boundary view (``CDE_OTEL_HISTOGRAM=classic``) is reported for context.
+version in use, 2.x, i.e. ``linear``.
+
+The yardstick shares nothing with the estimate: the exact quantiles come from the raw samples,
+sorted, under the two textbook definitions (Hyndman & Fan 1996), and the error reported is the
+worse of the two:
+
+* ``nearest_rank`` (H&F type 1, the inverse of the empirical CDF): the sample of rank ``ceil(q * n)``;
+* ``interpolated`` (H&F type 7, numpy's and R's default): linear between the samples of ranks
+  ``floor(h)`` and ``floor(h) + 1``, ``h = (n - 1) * q`` (0-based), as tests/e2e/quantile_oracle.py.
+
+The classic 110-boundary view (``CDE_OTEL_HISTOGRAM=classic``) is reported for context.
 """
 
 from __future__ import annotations
@@ -59,9 +67,21 @@ def latency_samples(count: int, seed: int = 42) -> list[float]:
     return samples
 
 
-def exact_quantile(sorted_samples: list[float], q: float) -> float:
+def nearest_rank_quantile(sorted_samples: list[float], q: float) -> float:
+    """Hyndman & Fan type 1: the smallest sample with at least ``q`` of the samples at or below it."""
     rank = max(1, math.ceil(q * len(sorted_samples)))
     return sorted_samples[rank - 1]
+
+
+def interpolated_quantile(sorted_samples: list[float], q: float) -> float:
+    """Hyndman & Fan type 7 (numpy's default): linear between the two closest ranks."""
+    position = q * (len(sorted_samples) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_samples) - 1)
+    return sorted_samples[low] + (sorted_samples[high] - sorted_samples[low]) * (position - low)
+
+
+EXACT_DEFINITIONS = {"nearest_rank": nearest_rank_quantile, "interpolated": interpolated_quantile}
 
 
 def _recorded_point(samples: list[float], kind: str) -> Any:
@@ -93,15 +113,22 @@ def _index_span(bucket_counts: Any) -> int:
     return used[-1] - used[0] + 1 if used else 0
 
 
-def _errors(estimates: dict[str, float], exact: dict[str, float]) -> dict[str, float]:
-    return {name: abs(estimates[name] - exact[name]) / exact[name] for name in exact}
+def _errors(estimates: dict[str, float], exact: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per quantile, the relative error against the exact value it is furthest from (either definition)."""
+    return {
+        name: max(abs(estimates[name] - by_definition[name]) / by_definition[name] for by_definition in exact.values())
+        for name, _ in QUANTILES
+    }
 
 
 def measure_quantiles(*, quick: bool = False, samples: int | None = None) -> dict[str, Any]:
     count = samples or (20_000 if quick else 100_000)
     values = latency_samples(count)
     ordered = sorted(values)
-    exact = {name: exact_quantile(ordered, q) for name, q in QUANTILES}
+    exact = {
+        definition: {name: quantile(ordered, q) for name, q in QUANTILES}
+        for definition, quantile in EXACT_DEFINITIONS.items()
+    }
 
     point = _recorded_point(values, "exponential")
     counts = merge_exponential([point])
@@ -128,6 +155,7 @@ def measure_quantiles(*, quick: bool = False, samples: int | None = None) -> dic
             "samples": count,
             "range_s": [ordered[0], ordered[-1]],
             "exact_s": exact,
+            "errors_against": "the worse of the nearest-rank and the interpolated exact quantile",
             "view": "ExponentialBucketHistogramAggregation(max_size=750)",
             "scale": point.scale,
             "buckets_non_empty": sum(1 for c in point.positive.bucket_counts if c),

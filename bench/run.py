@@ -80,6 +80,7 @@ class Goal:
 GOALS: tuple[Goal, ...] = (
     Goal("peers_default_vs_floor", "defaults / plain-SDK floor, CPU incl. export", operator.le, 2.0),
     Goal("peers_default_vs_peer", "defaults / OTel + structlog peer, CPU incl. export", operator.le, 0.6),
+    Goal("peers_like_for_like_vs_peer", "defaults + the peer's 2 lines, 2 records per op / peer", None, None),
     Goal("peers_log_file_vs_floor", "… with CDE_OTEL_LOG_FILE (a line per operation) / floor", None, None),
     Goal("peers_log_file_vs_peer", "… with CDE_OTEL_LOG_FILE / peer", None, None),
     Goal("host_log_record_vs_contrib_handler", "host stdlib record: our hooks / contrib root handler", None, None),
@@ -107,7 +108,13 @@ GOALS: tuple[Goal, ...] = (
     Goal("mcp_tool_call_ratio_cde_otel_mcp", "… cde-otel mcp (SDK 2.x), on / off", None, None),
 )
 KEYS_BY_BENCHMARK = {
-    "peers": ("peers_default_vs_floor", "peers_default_vs_peer", "peers_log_file_vs_floor", "peers_log_file_vs_peer"),
+    "peers": (
+        "peers_default_vs_floor",
+        "peers_default_vs_peer",
+        "peers_like_for_like_vs_peer",
+        "peers_log_file_vs_floor",
+        "peers_log_file_vs_peer",
+    ),
     "host_logging": ("host_log_record_vs_contrib_handler",),
     "overhead": ("overhead_spans_metrics_ratio_vs_floor",),
     "disabled": ("disabled_ratio_vs_bare", "disabled_import_ms"),

@@ -18,6 +18,7 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     keys = [
         "peers_default_vs_floor",
         "peers_default_vs_peer",
+        "peers_like_for_like_vs_peer",
         "peers_log_file_vs_floor",
         "peers_log_file_vs_peer",
         "host_log_record_vs_contrib_handler",
@@ -45,7 +46,15 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
 
     peers = result["peers"]
     # Logfire is in the dev extras (bench), so it is measured here too.
-    assert set(peers["cpu_ns_per_op"]) == {"bare", "floor", "peer", "default", "default_log_file", "logfire"}
+    assert set(peers["cpu_ns_per_op"]) == {
+        "bare",
+        "floor",
+        "peer",
+        "default",
+        "default_log_file",
+        "default_like_peer",
+        "logfire",
+    }
     assert all(value > 0 for value in peers["cpu_ns_per_op"].values())
     assert peers["cpu_ratios"]["default/floor"] == result["peers_default_vs_floor"]
     assert peers["stderr_lines"] > 0  # the peer's JSON lines were really written (ours go to no console)
