@@ -14,7 +14,7 @@ or programmatically::
     cde_otel.shutdown()           # flushes every signal
 
 Names are imported lazily so that ``import cde_otel`` stays cheap (type checkers see the
-real names). The layers and their order are described in the README ("Layout") and
+real names). The layers and their order are described in docs/architecture.md and
 checked by the import contract in ``pyproject.toml``.
 """
 

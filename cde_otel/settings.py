@@ -1,6 +1,6 @@
 """Every ``CDE_OTEL_*`` setting, in one typed table: the fields of :class:`Settings`.
 
-Each field names its default, its parser (which also gives the type shown in the README) and
+Each field names its default, its parser (which also gives the type shown in docs/configuration.md) and
 what it means; the environment variable is ``CDE_OTEL_<FIELD>``::
 
     from cde_otel.settings import load_settings
@@ -10,7 +10,7 @@ what it means; the environment variable is ``CDE_OTEL_<FIELD>``::
     load_settings({}, alert_p99_s=0.5)          # overrides go through the same parsers
 
 :func:`load_settings` parses the environment against the table (E903 naming the variable
-when a value does not parse), :data:`SETTINGS` lists the rows, and the README renders them
+when a value does not parse), :data:`SETTINGS` lists the rows, and docs/configuration.md renders them
 (``cde-otel settings --markdown``). Standard ``OTEL_*`` variables (service name, exporters,
 endpoints, sampler...) are read by the OpenTelemetry SDK itself and are not repeated here.
 
@@ -256,7 +256,7 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """A row of the table, as the README and ``cde-otel settings`` show it."""
+    """A row of the table, as docs/configuration.md and ``cde-otel settings`` show it."""
 
     name: str
     env: str
@@ -319,7 +319,7 @@ def is_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def markdown_table() -> str:
-    """The settings table as Markdown, for the README."""
+    """The settings table as Markdown, for docs/configuration.md."""
     lines = ["| Environment variable | Default | Type | Meaning |", "| --- | --- | --- | --- |"]
     for s in SETTINGS:
         default = ",".join(s.default) if isinstance(s.default, tuple) else str(s.default)

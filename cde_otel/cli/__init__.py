@@ -24,7 +24,7 @@ app.add_typer(mcp.app, name="mcp")
 @app.command("settings")
 def settings_command(
     markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print the table as Markdown (as in the README).")
+        bool, typer.Option("--markdown", help="Print the table as Markdown (as in docs/configuration.md).")
     ] = False,
 ) -> None:
     """Every CDE_OTEL_* setting: variable, default, type and meaning, with the value in effect."""

@@ -115,7 +115,7 @@ _TROUBLESHOOTING: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         "(field, length, allowed values).",
     )),
     ("Something unexpected happened", ("E902", "E903"), (
-        "Check the `CDE_OTEL_*` environment variables against the settings table in the README.",
+        "Check the `CDE_OTEL_*` environment variables against the settings table in docs/configuration.md.",
         "For internal errors, the traceback is in the logs (set `CDE_OTEL_LOG_LEVEL=debug`) and on the span "
         "that failed; report it with that excerpt.",
     )),

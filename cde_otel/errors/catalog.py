@@ -286,8 +286,8 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
            causes=("A bug in cde-otel or in code it calls.",)),
     _entry("E903", "Invalid Configuration",
            "The setting {setting}='{value}' is not a valid {expected}.",
-           fixes=("Fix or unset {setting}; the README's settings table lists each CDE_OTEL_* variable's "
-                  "type and default",
+           fixes=("Fix or unset {setting}; the settings table in docs/configuration.md lists each "
+                  "CDE_OTEL_* variable's type and default",
                   "Check the environment the process really gets: env | grep CDE_OTEL_"),
            causes=("A typo in a value, or a number where a word is expected (or the reverse).",
                    "A value outside the allowed choices.")),
