@@ -102,15 +102,15 @@ async def _interleaved(
     async with AsyncExitStack() as stack:
         sessions: dict[str, tuple[Any, str]] = {}
         for name, (command, args, env) in servers.items():
-            project = work / f"project-{name}"
-            project.mkdir()
+            project_dir = work / f"project-{name}"
+            project_dir.mkdir()
             errlog = stack.enter_context((work / f"{name}.stderr").open("w"))
             read, write = await stack.enter_async_context(
                 stdio_client(StdioServerParameters(command=command, args=args, env=env, cwd=work), errlog=errlog)
             )
             session = await stack.enter_async_context(ClientSession(read, write))
             await session.initialize()
-            sessions[name] = (session, str(project))
+            sessions[name] = (session, str(project_dir))
         for session, project in sessions.values():  # warm-up: imports, first writes, caches
             for i in range(3):
                 await cycle(session, project, -1 - i)

@@ -153,16 +153,17 @@ def _peer_logger(baseline: _Baseline) -> Any:
             event_dict["span_id"] = format(ctx.span_id, "016x")
         return event_dict
 
+    processors: list[Any] = [  # the contrib processor's signature is narrower than structlog's Processor
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
+        StructlogProcessor(logger_provider=baseline.logger_provider),  # type: ignore[no-untyped-call]
+        structlog.processors.JSONRenderer(),
+    ]
     return structlog.wrap_logger(
         structlog.WriteLogger(sys.stderr),
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            add_trace_ids,
-            StructlogProcessor(logger_provider=baseline.logger_provider),
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         cache_logger_on_first_use=True,
     )
@@ -197,7 +198,7 @@ def _peer_method(original: Callable[..., Any], baseline: _Baseline) -> Callable[
     return transition_status
 
 
-def _logfire_method(original: Callable[..., Any], directory: Path) -> tuple[Callable[..., Any], Callable[[], None]]:
+def _logfire_method(original: Callable[..., Any], directory: Path) -> tuple[Callable[..., Any], Callable[[], object]]:
     """Logfire, fully local: its own providers, console off, the same OTLP-JSON file exporters added."""
     import logfire
     from opentelemetry.exporter.otlp.json.file import FileMetricExporter, FileSpanExporter

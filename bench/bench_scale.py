@@ -133,7 +133,8 @@ def _run_step(b: ScaleOutBackends, rate: float, seconds: float, workers: int, en
 
 def measure_tier(gateways: int, *, rates: list[float], seconds: float, workers: int = 2) -> dict[str, Any]:
     """Ramps the offered rate through a tier with ``gateways`` gateways; stops at the first failing step."""
-    with ScaleOutBackends(gateways=gateways) as b:
+    b = ScaleOutBackends(gateways=gateways)  # its __enter__ is typed as the base class's
+    with b:
         env = worker_env(b.otlp_http_endpoint)
         steps, best = [], None
         for rate in rates:

@@ -244,7 +244,7 @@ def _memory_gib() -> float | None:
 
 
 def machine() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("opentelemetry-sdk", "opentelemetry-api", "opentelemetry-exporter-otlp-proto-http",
                  "opentelemetry-instrumentation", "structlog", "wrapt", "logfire", "cde-otel"):  # fmt: skip
         try:
