@@ -21,13 +21,14 @@ from cde_otel.semconv import (
 )
 from cde_otel.settings import load_settings
 from cde_otel.telemetry._pipeline import (
-    DEFAULT_SERVICE_NAME,
     build_pipeline,
     build_resource,
     default_local_dir,
     select_exporters,
 )
 from cde_otel.testing import metric_points
+
+DOCUMENTED_SERVICE_NAME = "cde-orchestrator"  # docs/configuration.md: the default of OTEL_SERVICE_NAME
 
 
 def test_no_endpoint_means_local_otlp_json_files(tmp_path: Path) -> None:
@@ -46,10 +47,10 @@ def test_the_default_local_dir_is_the_users_state_directory_per_service(
     assert local_dir == state_home / "cde-otel" / "cde-mcp"
     assert described["traces"] == f"local OTLP-JSON file {state_home / 'cde-otel' / 'cde-mcp' / 'traces.jsonl'}"
     assert list(tmp_path.iterdir()) == []  # nothing in the working directory
-    assert default_local_dir() == state_home / "cde-otel" / DEFAULT_SERVICE_NAME
+    assert default_local_dir() == state_home / "cde-otel" / DOCUMENTED_SERVICE_NAME
     # A service name is one directory, whatever it contains.
     assert default_local_dir("../../etc/x y").parent == state_home / "cde-otel"
-    assert default_local_dir("...").name == DEFAULT_SERVICE_NAME
+    assert default_local_dir("...").name == DOCUMENTED_SERVICE_NAME
 
 
 def test_the_local_dir_setting_wins_and_expands_the_home_directory(
@@ -98,7 +99,7 @@ def test_unsupported_choices_are_coded_configuration_errors(env: dict[str, str],
 
 def test_resource_defaults_and_overrides() -> None:
     default = build_resource({})
-    assert default.attributes["service.name"] == DEFAULT_SERVICE_NAME
+    assert default.attributes["service.name"] == DOCUMENTED_SERVICE_NAME
     for key in ("service.version", "service.instance.id", "host.name", "process.pid", "os.type"):
         assert key in default.attributes, key
     assert build_resource({"OTEL_SERVICE_NAME": "other"}).attributes["service.name"] == "other"
