@@ -12,7 +12,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +67,16 @@ def read_response(sock: socket.socket, buffer: bytearray) -> tuple[int, dict[str
     body = bytes(buffer[:length])
     del buffer[:length]
     return int(lines[0].split(" ")[1]), fields, body
+
+
+def until(condition: Callable[[], bool], timeout: float = DEADLINE_S) -> bool:
+    """Polls ``condition`` until it holds (True) or ``timeout`` passes (False)."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def closed_by_peer(sock: socket.socket, timeout: float = DEADLINE_S) -> bool:
@@ -210,11 +220,13 @@ def test_beyond_the_connection_limit_new_connections_wait_in_the_backlog(project
         try:
             for sock in held:
                 sock.sendall(b"GET /health HTTP/1.1\r\n")  # half a request each: all five stay open
-            for sock in held:  # each was accepted (its request is being read)
-                assert not closed_by_peer(sock, timeout=0.05)
+            assert until(lambda: len(limited._connections) == 5), "the five were not all accepted"
             with connect(limited) as waiting:
                 waiting.sendall(GET_READY)
-                assert select.select([waiting], [], [], 0.5)[0] == [], "served beyond the limit"
+                # The sixth makes the server stop reading its listener: it stays in the kernel's backlog.
+                assert until(lambda: not limited._accepting), "the server kept accepting beyond the limit"
+                assert len(limited._connections) == 5
+                assert select.select([waiting], [], [], 0)[0] == [], "served beyond the limit"
                 held.pop().close()
                 status, _, _ = read_response(waiting, bytearray())
         finally:
