@@ -1,4 +1,8 @@
-"""SIGKILL a process saving in a loop at hundreds of random instants: no save that returned is lost."""
+"""SIGKILL a process saving in a loop at hundreds of random instants: no save that returned is lost.
+
+Each child is killed at a random instant after it has acknowledged its first save, so every kill lands
+inside the save loop however slow the machine is (a kill before the loop starts would prove nothing).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ pytestmark = pytest.mark.reliability
 
 KILLS = 220
 MAX_DELAY_S = 0.1  # a save takes ~20 ms with its fsyncs on ext4: kills land across several saves
+PROGRESS_DEADLINE_S = 60.0  # for a child's first save: generous, a guard against a hang only
 
 
 def test_sigkill_during_saves_never_loses_an_acknowledged_save(tmp_path: Path) -> None:
@@ -36,14 +41,17 @@ def test_sigkill_during_saves_never_loses_an_acknowledged_save(tmp_path: Path) -
     assert zygote.stdin is not None
     assert zygote.stdout is not None
     rng = random.Random(20240607)
-    kills_after_progress = 0
+    kills_in_flight = 0  # kills that landed after a save's rename and before its acknowledgement
     previous_ack = previous_loaded = 0
-    started = time.monotonic()
     try:
         for kill in range(KILLS):
             zygote.stdin.write("run\n")
             zygote.stdin.flush()
             pid = int(zygote.stdout.readline())
+            deadline = time.monotonic() + PROGRESS_DEADLINE_S
+            while int(ack_file.read_bytes()) == previous_ack:  # the child is in its save loop
+                assert time.monotonic() < deadline, f"child {pid} acknowledged no save"
+                time.sleep(0.001)
             time.sleep(rng.uniform(0, MAX_DELAY_S))  # the random instant: not a wait for a result
             os.kill(pid, signal.SIGKILL)
             reaped = zygote.stdout.readline().split()
@@ -62,14 +70,13 @@ def test_sigkill_during_saves_never_loses_an_acknowledged_save(tmp_path: Path) -
             assert loaded >= acknowledged, (kill, acknowledged, loaded)
             assert loaded >= previous_loaded, (kill, previous_loaded, loaded)
             assert loaded <= max(acknowledged, previous_loaded) + 1, (kill, acknowledged, previous_loaded, loaded)
-            kills_after_progress += acknowledged > previous_ack
+            kills_in_flight += loaded > acknowledged
             previous_ack, previous_loaded = acknowledged, loaded
     finally:
         zygote.stdin.write("quit\n")
         zygote.stdin.close()
         zygote.wait(timeout=30)
-    elapsed = time.monotonic() - started
-    assert kills_after_progress >= KILLS // 4, "most kills must land while saves are running"
+    assert kills_in_flight >= 1, "no kill landed between a save's commit and its acknowledgement"
     # a kill between a backup's write and the pruning leaves extras; the next save restores the bounds
     repo = FileSystemProjectRepository()
     project = repo.get_by_path(project_dir)
@@ -78,4 +85,3 @@ def test_sigkill_during_saves_never_loses_an_acknowledged_save(tmp_path: Path) -
     assert 1 <= len(repo.list_backups(project_dir)) <= repo.backup_retention
     assert not list((project_dir / ".cde").glob(".*.tmp")), "temp files of killed writers are swept"
     assert not list((project_dir / ".cde" / "backups").glob(".*.tmp"))
-    assert elapsed < 120
