@@ -38,7 +38,7 @@ from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation._targets import Role, Target
 from cde_otel.logging import OperationEvents
-from cde_otel.redaction import scrub_exception
+from cde_otel.redaction import capture_text, scrub_exception
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
     ATTR_CORRELATION_ID,
@@ -152,7 +152,7 @@ class OperationTelemetry:
             if isinstance(prompt, str):
                 attrs[ATTR_PROMPT_LENGTH] = len(prompt)
                 if self.capture_content:
-                    attrs[ATTR_PROMPT] = prompt[: self.capture_max_length]
+                    attrs[ATTR_PROMPT] = capture_text(prompt, self.capture_max_length)
         elif role is Role.FEATURE:
             attrs[ATTR_FEATURE_ID] = _id(instance)
             attrs[ATTR_PROJECT_ID] = str(instance.project_id)
