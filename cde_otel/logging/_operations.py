@@ -221,6 +221,7 @@ class OperationEvents:
 
     # -- buffering -------------------------------------------------------------------------------
     def _add(self, data: bytes, *, urgent: bool) -> None:
+        starting = None
         with self._lock:
             if self._closed:
                 return
@@ -228,13 +229,15 @@ class OperationEvents:
             self._pending_bytes += len(data)
             full = self._pending_bytes >= self._max_pending
             if self._flusher is None:
-                self._start_flusher()
+                starting = self._flusher = threading.Thread(
+                    target=self._run_flusher, name="cde-otel-operation-lines", daemon=True
+                )
+        if starting is not None:
+            # Started outside the lock: Thread.start() waits for the new thread's first signal, which
+            # may itself be a recorded operation (a Condition.notify target) that needs the lock.
+            starting.start()
         if urgent or full:
             self.flush()
-
-    def _start_flusher(self) -> None:
-        self._flusher = threading.Thread(target=self._run_flusher, name="cde-otel-operation-lines", daemon=True)
-        self._flusher.start()
 
     def _run_flusher(self) -> None:
         from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -272,7 +275,7 @@ class OperationEvents:
             flusher, self._flusher = self._flusher, None
         self.flush()
         self._wake.set()
-        if flusher is not None and flusher is not threading.current_thread():
+        if flusher is not None and flusher.ident is not None and flusher is not threading.current_thread():
             flusher.join(1.0)
 
     def _after_fork(self) -> None:
