@@ -34,6 +34,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from cde_otel._correlation import clean_correlation_id
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation._targets import Role, Target
@@ -187,7 +188,7 @@ class OperationTelemetry:
         parent = context.get_current()
         start_ns = time.time_ns()  # t0
         span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs, start_time=start_ns)
-        cid = baggage.get_baggage(CORRELATION_KEY, parent)
+        cid = clean_correlation_id(baggage.get_baggage(CORRELATION_KEY, parent))  # baggage may be a client's
         ctx = trace.set_span_in_context(span, parent)
         if not isinstance(cid, str):
             # A top-level operation without a correlation id gets its trace id as one:

@@ -14,6 +14,8 @@ The host's logging stays the host's: no root level changed, no handler removed o
   ``ProcessorFormatter.wrap_for_formatter``. The bridge never changes an event, so the host's
   lines print as before. Trace ids, the correlation id and redaction *on the host's lines*
   would change them: those are offered, not inserted (:func:`processors`);
+* a filter on OpenTelemetry's propagation loggers that cuts long arguments: a client's 10 MB
+  ``baggage``, rejected by a framework's propagator, is never quoted whole in a warning;
 * the operation events (:class:`~cde_otel.logging.OperationEvents`): JSON lines to the log file
   (``CDE_OTEL_LOG_FILE``) and the console (``CDE_OTEL_LOG_CONSOLE``, off by default), which also
   get the host's stdlib records as JSON lines, at ``CDE_OTEL_LOG_LEVEL`` (a level of their own:
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 import structlog
 from structlog.typing import Processor
 
-from cde_otel._correlation import current_correlation_id
+from cde_otel._correlation import PROPAGATION_LOGGERS, CappedArguments, current_correlation_id
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._config import formatter, record_pre_chain, wants_console
 from cde_otel.logging._handlers import file_handler
@@ -63,6 +65,7 @@ class Attached:
     structlog_bridge: StructlogBridge | None = None
     structlog_before: dict[str, Any] | None = None  # structlog's config before the bridge went in
     structlog_was_configured: bool = True
+    capped: CappedArguments | None = None  # on OpenTelemetry's propagation loggers
 
     def detach(self) -> None:
         """Writes the pending operation lines, removes every hook, closes our files. Never raises."""
@@ -73,6 +76,9 @@ class Attached:
                 _log.debug("cde-otel: detaching logging: %s failed", step, exc_info=True)
 
     def _unhook(self) -> None:
+        if self.capped is not None:
+            for name in PROPAGATION_LOGGERS:
+                logging.getLogger(name).removeFilter(self.capped)
         deliver_to((), bridged=False)
         stamp_records(False)
         for handler in self.handlers:
@@ -131,6 +137,10 @@ def attach_logging(
         handler.setLevel(cfg.log_level.upper())
         handler.handleError = _quiet_handle_error  # type: ignore[method-assign]  # never print on the host's stderr
     attached.handlers = handlers
+    # A client's oversized header, rejected by a propagator, must not be quoted whole in a warning.
+    attached.capped = CappedArguments()
+    for name in PROPAGATION_LOGGERS:
+        logging.getLogger(name).addFilter(attached.capped)
     deliver_to(handlers, bridged=bridged)
     if cfg.log_record_ids:
         resource = getattr(logger_provider, "resource", None)

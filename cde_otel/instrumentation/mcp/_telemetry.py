@@ -21,6 +21,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from cde_otel._correlation import bounded_carrier, bounded_list_header, clean_correlation_id
 from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
@@ -176,7 +177,8 @@ class MCPTelemetry:
             span = adopt
             start_ns = 0
             span.set_attributes(attrs)
-        cid = _client_correlation_id(meta, parent) or trace.format_trace_id(span.get_span_context().trace_id)
+        parsed = adopt is None and parent is not context.get_current()  # the client's baggage is in parent
+        cid = _client_correlation_id(meta, parent, parsed) or trace.format_trace_id(span.get_span_context().trace_id)
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         ctx = baggage.set_baggage(CORRELATION_KEY, cid, trace.set_span_in_context(span, parent))
         call = MCPCall(span, name, attrs, metric_attrs)
@@ -277,23 +279,24 @@ def _client_context(meta: Mapping[str, Any] | None) -> context.Context:
     """The context the client sent in ``_meta`` (W3C traceparent/tracestate/baggage), else the current one."""
     if not meta or "traceparent" not in meta:
         return context.get_current()
-    carrier = {k: v for k, v in meta.items() if isinstance(v, str)}
-    extracted = propagate.extract(carrier)
+    extracted = propagate.extract(bounded_carrier(meta))  # bounded: a propagator warns with what it rejects
     if not trace.get_current_span(extracted).get_span_context().is_valid:
         return context.get_current()
     return extracted
 
 
-def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context) -> str | None:
+def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
+    """The client's correlation id, cleaned (printable, ≤ 128 characters); ``parsed``: its baggage is in ``ctx``."""
     if meta:
-        direct = meta.get(CORRELATION_KEY)
-        if isinstance(direct, str) and direct:
-            return direct[:_MAX_VALUE]
+        direct = clean_correlation_id(meta.get(CORRELATION_KEY))
+        if direct:
+            return direct
     value = baggage.get_baggage(CORRELATION_KEY, ctx)
-    if value is None and meta and isinstance(meta.get("baggage"), str):
+    if value is None and not parsed and meta and isinstance(meta.get("baggage"), str):
         # A framework that extracted only the trace context from _meta (FastMCP) left the baggage.
-        value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": meta["baggage"]}))
-    return value[:_MAX_VALUE] if isinstance(value, str) and value else None
+        header = bounded_list_header(meta["baggage"])
+        value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": header}))
+    return clean_correlation_id(value)
 
 
 # -- outcome ------------------------------------------------------------------------
