@@ -13,6 +13,7 @@ import structlog
 from cde_otel._correlation import current_correlation_id
 from cde_otel._exceptions import CDESystemError
 from cde_otel.logging._handlers import file_handler
+from cde_otel.logging._operations import HandlerSink, LineSink, StreamSink, follow_setup
 from cde_otel.logging._processors import (
     add_trace_context,
     correlation_id_adder,
@@ -168,11 +169,15 @@ def setup_logging(
     pre_chain = record_pre_chain(cfg)
 
     handlers: list[logging.Handler] = []
+    # Where a standalone instrumentor's operation lines go: the file, and the console when asked.
+    line_sinks: list[LineSink] = []
     if console:
         out = stream if stream is not None else sys.stderr
         stream_handler = logging.StreamHandler(out)
         stream_handler.setFormatter(formatter(wants_console(fmt, out), out, pre_chain))
         handlers.append(stream_handler)
+        if cfg.log_console:
+            line_sinks.append(StreamSink(out))
     if path:
         rotated = file_handler(
             path,
@@ -182,11 +187,13 @@ def setup_logging(
         )
         rotated.setFormatter(formatter(False, None, pre_chain))
         handlers.append(rotated)
+        line_sinks.append(HandlerSink(rotated))
     if bridge is not None:
         handlers.append(bridge)
 
     root = logging.getLogger()
     previous_root_level = _installed.previous_root_level if _installed is not None else root.level
+    follow_setup(())
     _uninstall(root)
     if provider is not None:
         _remove_foreign_otel_handlers(root)
@@ -204,6 +211,7 @@ def setup_logging(
         cache_logger_on_first_use=False,
     )
     _installed = _Installed(handlers, previous_root_level)
+    follow_setup(line_sinks, root_level)
 
 
 def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool | None) -> LoggerProvider | None:
@@ -242,6 +250,7 @@ def reset_logging() -> None:
     if _installed is None:
         return
     root = logging.getLogger()
+    follow_setup(())  # pending operation lines written first, then no more to our handlers
     _uninstall(root)
     root.setLevel(_installed.previous_root_level)
     structlog.reset_defaults()
