@@ -1,10 +1,17 @@
-"""``setup_logging`` / ``reset_logging`` / ``get_logger``: structlog routed through stdlib ``logging``."""
+"""``setup_logging`` / ``reset_logging`` (deprecated) and ``get_logger``: structlog routed through stdlib ``logging``.
+
+``setup_logging`` made cde-otel own the application's logging (root level and handlers, structlog's
+configuration). It is kept, with a ``DeprecationWarning``, for the applications that call it: new
+code uses ``attach_logging()`` (which adds to the application's logging and changes nothing of it),
+or ``processors()``/``bridge()``/``handler()`` to wire it by hand (docs/logging.md).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -13,7 +20,7 @@ import structlog
 from cde_otel._correlation import current_correlation_id
 from cde_otel._exceptions import CDESystemError
 from cde_otel.logging._handlers import file_handler
-from cde_otel.logging._operations import HandlerSink, LineSink, StreamSink, follow_setup
+from cde_otel.logging._operations import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.logging._processors import (
     add_trace_context,
     correlation_id_adder,
@@ -40,6 +47,7 @@ class _Installed:
 
     handlers: list[logging.Handler] = field(default_factory=list)
     previous_root_level: int = logging.WARNING
+    line_sinks: list[LineSink] = field(default_factory=list)  # what standalone operation lines follow
 
 
 _installed: _Installed | None = None
@@ -119,7 +127,8 @@ def setup_logging(
     console: bool = True,
     settings: Settings | None = None,
 ) -> None:
-    """Configures structlog and the stdlib root logger; calling it again replaces the previous setup.
+    """Deprecated (use :func:`~cde_otel.logging.attach_logging`). Configures structlog and the stdlib
+    root logger; calling it again replaces the previous setup.
 
     Every argument left ``None`` comes from the settings table (``CDE_OTEL_LOG_*``). Output:
     ``stream`` (default ``sys.stderr``; JSON lines, or the console renderer on a terminal or with
@@ -128,6 +137,12 @@ def setup_logging(
     configured; ``otel=False`` turns the bridge off.
     """
     global _installed
+    warnings.warn(
+        "cde_otel.logging.setup_logging is deprecated: use attach_logging() (it adds to your logging set-up "
+        "instead of replacing it), or processors()/bridge()/handler() in a set-up of your own",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     cfg = settings if settings is not None else load_settings()
     root_level = parse_level(level if level is not None else cfg.log_level)
     fmt = fmt or cfg.log_format
@@ -193,7 +208,6 @@ def setup_logging(
 
     root = logging.getLogger()
     previous_root_level = _installed.previous_root_level if _installed is not None else root.level
-    follow_setup(())
     _uninstall(root)
     if provider is not None:
         _remove_foreign_otel_handlers(root)
@@ -210,7 +224,7 @@ def setup_logging(
         # from structlog.testing.capture_logs.
         cache_logger_on_first_use=False,
     )
-    _installed = _Installed(handlers, previous_root_level)
+    _installed = _Installed(handlers, previous_root_level, line_sinks)
     follow_setup(line_sinks, root_level)
 
 
@@ -239,6 +253,7 @@ def _remove_foreign_otel_handlers(root: logging.Logger) -> None:
 def _uninstall(root: logging.Logger) -> None:
     if _installed is None:
         return
+    stop_following(_installed.line_sinks)  # pending operation lines written first, then none to these
     for handler in _installed.handlers:
         root.removeHandler(handler)
         handler.close()  # closes our files; never the caller's stream, never the LoggerProvider
@@ -250,7 +265,6 @@ def reset_logging() -> None:
     if _installed is None:
         return
     root = logging.getLogger()
-    follow_setup(())  # pending operation lines written first, then no more to our handlers
     _uninstall(root)
     root.setLevel(_installed.previous_root_level)
     structlog.reset_defaults()

@@ -132,6 +132,12 @@ def follow_setup(sinks: Sequence[LineSink], level: int = logging.INFO) -> None:
         writer._use(*_setup)
 
 
+def stop_following(sinks: Sequence[LineSink]) -> None:
+    """Undoes ``follow_setup(sinks)``, unless another set-up has replaced those sinks since."""
+    if sinks and _setup[0] == tuple(sinks):
+        follow_setup(())
+
+
 class OperationEvents:
     """The operation lines and the failure/slow log records of one ``configure()`` (see the module docs).
 
