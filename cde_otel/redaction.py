@@ -92,20 +92,21 @@ _TOKEN_SHAPE = re.compile(
     r")(?![a-z0-9_-])",
     _FLAGS,
 )
-_RULES: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...] = (
-    ("-----begin", (_PEM,)),
-    ("auth", (_HEADER, _KEY_VALUE)),
-    ("cookie", (_HEADER, _KEY_VALUE)),
-    *((word, (_KEY_VALUE,)) for word in ("pass", "pwd", "secret", "token", "credential", "key")),
-    ("--", (_FLAG,)),
-    ("bearer", (_SCHEME,)),
-    ("basic", (_SCHEME,)),
-    ("://", (_USERINFO,)),
-    *(
-        (shape, (_TOKEN_SHAPE,))
-        for shape in ("sk", "rk_", "whsec_", "gh", "github_pat_", "glpat-", "npm_", "hf_", "pypi-", "xox")
-    ),
-    *((shape, (_TOKEN_SHAPE,)) for shape in ("akia", "asia", "aiza", "sg.", "eyj")),
+# (gate, anchor, rules): the anchor is looked for only when the text holds one of the gate's
+# characters (a memchr-fast test), e.g. a key=value needs a "=" or a ":" somewhere.
+_SEPARATORS = "=:"
+_RULES: tuple[tuple[str, str, tuple[re.Pattern[str], ...]], ...] = (
+    ("-", "--", (_PEM, _FLAG)),
+    (_SEPARATORS, "auth", (_HEADER, _KEY_VALUE)),
+    (_SEPARATORS, "cookie", (_HEADER, _KEY_VALUE)),
+    *((_SEPARATORS, word, (_KEY_VALUE,)) for word in ("pass", "pwd", "secret", "token", "credential", "key")),
+    ("", "bearer", (_SCHEME,)),
+    ("", "basic", (_SCHEME,)),
+    (":", "://", (_USERINFO,)),
+    *(("-", shape, (_TOKEN_SHAPE,)) for shape in ("sk-", "glpat-", "pypi-", "xox")),
+    *(("_", shape, (_TOKEN_SHAPE,)) for shape in ("sk_", "rk_", "whsec_", "gh", "github_pat_", "npm_", "hf_")),
+    *(("A", shape, (_TOKEN_SHAPE,)) for shape in ("akia", "asia", "aiza")),  # upper-case in the text
+    *((".", shape, (_TOKEN_SHAPE,)) for shape in ("sg.", "eyj")),
 )
 #: Free text (exception messages, log bodies, status descriptions, captured content) is cut to this
 #: many characters in telemetry; stack traces to :data:`STACK_LIMIT` (their end is kept).
@@ -149,7 +150,14 @@ def scrub_text(text: str) -> str:
     if len(lowered) != len(text):  # "İ" lower-cases to two characters: keep the offsets aligned
         lowered = text.replace("\u0130", "i").lower()
     found: list[re.Match[str]] = []
-    for anchor, rules in _RULES:
+    present: dict[str, bool] = {}
+    for gate, anchor, rules in _RULES:
+        if gate:
+            open_ = present.get(gate)
+            if open_ is None:
+                open_ = present[gate] = any(char in text for char in gate)
+            if not open_:
+                continue
         at = lowered.find(anchor)
         while at != -1:
             for rule in rules:
