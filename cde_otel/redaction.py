@@ -24,6 +24,7 @@ Pure standard library and cheap: key decisions are cached.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -62,7 +63,7 @@ _AFTER_KEY_PREFIX = "|".join(f"(?<={prefix}{sep})" for prefix in _KEY_PREFIXES f
 # aws_secret_access_key), then key=value, key: value, "key": "value", 'key': 'value' or key => value.
 _KEY_VALUE = re.compile(
     r"(?P<key>(?:pass(?:word|wd|phrase)|(?<=[_.-])pass|pwd|secret|token|credentials?|authorization"
-    r"|auth[_-]header|cookie|(?:" + _AFTER_KEY_PREFIX + r")key)(?:[_.-][a-z0-9]+)*)"
+    r"|auth[_-]header|cookie|(?:" + _AFTER_KEY_PREFIX + r")key)(?:[_.-][a-z0-9]{1,32}){0,6})"
     r"(?P<sep>\\?[\"']?[ \t]*(?:=>|:=|[=:])[ \t]*)"
     r"(?:(?P<q>\\?[\"'])(?P<quoted>.*?)(?P=q)|(?P<bare>[^\s,;&}\])]+))",
     _FLAGS,
@@ -72,7 +73,7 @@ _HEADER = re.compile(r"(?<![a-z0-9_])(?P<key>authorization|cookie)(?P<sep>[ \t]*
 _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]* PRIVATE KEY[A-Z ]*-----[\s\S]*?(?:-----END[A-Z0-9 ]* PRIVATE KEY[A-Z ]*-----|\Z)", _FLAGS
 )
-_FLAG = re.compile(r"(?P<key>--[a-z0-9-]*(?:password|passwd|token|secret|api-key)[ \t]+)(?!-)\S+", _FLAGS)
+_FLAG = re.compile(r"(?P<key>--(?:[a-z0-9]{1,32}-){0,4}(?:password|passwd|token|secret|api-key)[ \t]+)(?!-)\S+", _FLAGS)
 # "Bearer <token>", "Basic <base64>" in free text ("basic authentication" is kept: base64 credentials
 # have a digit or a +/= in them).
 _SCHEME = re.compile(r"\b(?P<key>bearer[ \t]+|basic[ \t]+(?=[a-z0-9._~+/=-]*[0-9+/=]))[a-z0-9._~+/=-]{8,}", _FLAGS)
@@ -92,6 +93,7 @@ _TOKEN_SHAPE = re.compile(
     r")(?![a-z0-9_-])",
     _FLAGS,
 )
+_DASHES = re.compile("-*")
 # (gate, anchor, rules): the anchor is looked for only when the text holds one of the gate's
 # characters (a memchr-fast test), e.g. a key=value needs a "=" or a ":" somewhere.
 _SEPARATORS = "=:"
@@ -149,9 +151,11 @@ def scrub_text(text: str) -> str:
     lowered = text.lower()
     if len(lowered) != len(text):  # "İ" lower-cases to two characters: keep the offsets aligned
         lowered = text.replace("\u0130", "i").lower()
-    found: list[re.Match[str]] = []
+    # The first occurrence of each anchor, then a sweep in text order: a match consumes its span
+    # (anchors inside it are never tried), so the work stays linear whatever the text holds.
+    heap: list[tuple[int, int]] = []
     present: dict[str, bool] = {}
-    for gate, anchor, rules in _RULES:
+    for index, (gate, anchor, _) in enumerate(_RULES):
         if gate:
             open_ = present.get(gate)
             if open_ is None:
@@ -159,22 +163,33 @@ def scrub_text(text: str) -> str:
             if not open_:
                 continue
         at = lowered.find(anchor)
-        while at != -1:
+        if at != -1:
+            heap.append((at, index))
+    if not heap:
+        return text
+    heapq.heapify(heap)
+    parts: list[str] = []
+    done = 0
+    while heap:
+        at, index = heap[0]
+        _, anchor, rules = _RULES[index]
+        if at >= done:
             for rule in rules:
                 match = rule.match(text, at)
                 if match is not None:
-                    found.append(match)
+                    parts += (text[done:at], _masked(match))
+                    done = match.end()
                     break
-            at = lowered.find(anchor, at + 1)
-    if not found:
+        resume = max(at + 1, done)
+        if anchor == "--" and at >= done:  # a run of dashes: one attempt at its start is enough
+            resume = max(resume, _DASHES.match(lowered, at).end())
+        following = lowered.find(anchor, resume)
+        if following == -1:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following, index))
+    if not parts:
         return text
-    found.sort(key=lambda match: (match.start(), -match.end()))
-    parts: list[str] = []
-    done = 0
-    for match in found:
-        if match.start() >= done:  # a match inside an earlier one (the Bearer in an Authorization header)
-            parts += (text[done : match.start()], _masked(match))
-            done = match.end()
     parts.append(text[done:])
     return "".join(parts)
 
@@ -235,9 +250,15 @@ def scrub_exception(error: BaseException, *, limit: int = STACK_LIMIT) -> tuple[
     return type(error).__name__, message, stack
 
 
+def scrubbed_prefix(text: str, length: int) -> str:
+    """The first ``length`` characters of ``text``, scrubbed before the cut; only a window past the
+    cut is read, so a 10 MB input costs what a short one does."""
+    return scrub_text(text[: length + _SCRUB_WINDOW])[:length]
+
+
 def capture_text(text: str, max_length: int) -> str:
     """Content kept deliberately (``CDE_OTEL_CAPTURE_CONTENT=true``): scrubbed, then cut to ``max_length``."""
-    return scrub_text(text[: max_length + _SCRUB_WINDOW])[:max_length]
+    return scrubbed_prefix(text, max_length)
 
 
 def redact_value(key: str, value: Any, extra: tuple[str, ...] = (), content_max_length: int | None = None) -> Any:

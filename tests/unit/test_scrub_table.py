@@ -7,7 +7,10 @@ file itself holds nothing a secret scanner would flag.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,3 +184,27 @@ def test_the_scrub_benchmark_reports_its_keys(run_bench: Callable[..., dict[str,
     result = run_bench("scrub", keys)
     assert all(result[key] > 0 for key in keys)
     assert set(result["scrub"]["ratio_vs_re_sub"]) == {"ordinary", "hinted", "secrets"}
+
+
+PATHOLOGICAL = """
+from cde_otel.redaction import scrub_text
+size = 500_000
+texts = [
+    "cookie: " * (size // 8), "auth: " * (size // 6), "token_" * (size // 6), "token_" + "tokentoken" * (size // 10),
+    "-" * size, "--a-" * (size // 4), "sk-" * (size // 3), "bearer " * (size // 7), 'token="' * (size // 7),
+    "key=" * (size // 4), "://a:" * (size // 5), "-----BEGIN RSA PRIVATE KEY-----\\n" * (size // 32),
+]
+for text in texts:
+    scrub_text(text)
+print("done")
+"""
+
+
+def test_hostile_text_is_scrubbed_in_linear_time(tmp_path: Path) -> None:
+    """Texts made of anchors (a header per word, a dash run, compound keys without an end): a match
+    consumes its span and an attempt reads a bounded distance, so 500 KB each take about a second
+    in all; a quadratic scrubber would take hours (the deadline is generous, not a speed goal)."""
+    result = subprocess.run(
+        [sys.executable, "-c", PATHOLOGICAL], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "done", result.stderr[-2000:]

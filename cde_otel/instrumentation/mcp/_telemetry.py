@@ -22,7 +22,7 @@ from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._correlation import bounded_carrier, bounded_list_header, clean_correlation_id
-from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text
+from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text, scrubbed_prefix
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
     ATTR_ERROR_TYPE,
@@ -157,7 +157,7 @@ class MCPTelemetry:
             if method in _RESOURCE_METHODS:
                 uri = params.get("uri")
                 if uri is not None:
-                    attrs[ATTR_MCP_RESOURCE_URI] = scrub_text(str(uri))[:_MAX_VALUE]  # ?token=... never recorded
+                    attrs[ATTR_MCP_RESOURCE_URI] = scrubbed_prefix(str(uri), _MAX_VALUE)  # ?token=... never recorded
             arguments = params.get("arguments")
             if isinstance(arguments, Mapping) and arguments:
                 self._argument_attrs(arguments, attrs)
@@ -195,7 +195,7 @@ class MCPTelemetry:
             attr = WORK_ARGUMENTS.get(key)
             if attr is not None:
                 if isinstance(value, str | int) and not is_sensitive_key(key, extra):
-                    attrs[attr] = scrub_text(str(value))[:_MAX_VALUE]
+                    attrs[attr] = scrubbed_prefix(str(value), _MAX_VALUE)
             elif isinstance(value, str) and is_content_key(key):
                 attrs[ATTR_PROMPT_LENGTH] = len(value)
         if self.capture_content:
@@ -333,14 +333,14 @@ def _failure(result: Any, error: BaseException | None, is_tool_call: bool) -> tu
     if result is None and error is not None:
         error_type = error_type_of(error)
         status_code = error_type if error_type.lstrip("-").isdigit() else None
-        return error_type, scrub_text(f"{error_type}: {error}")[:_MAX_VALUE], status_code
+        return error_type, scrubbed_prefix(f"{error_type}: {error}", _MAX_VALUE), status_code
     if result is None:
         return None
     root = getattr(result, "root", result)  # mcp 1.x wraps results in a ServerResult
     code = getattr(root, "code", None)
     message = getattr(root, "message", None)
     if isinstance(code, int) and isinstance(message, str):  # a JSON-RPC ErrorData
-        return str(code), scrub_text(message)[:_MAX_VALUE], str(code)
+        return str(code), scrubbed_prefix(message, _MAX_VALUE), str(code)
     if not is_tool_call:
         return None
     is_error, content, structured = _tool_result_parts(root)
@@ -354,7 +354,7 @@ def _failure(result: Any, error: BaseException | None, is_tool_call: bool) -> tu
     else:
         error_type, title = TOOL_ERROR, ""
     description = f"{error_type}: {title}" if title else error_type
-    return error_type, scrub_text(description)[:_MAX_VALUE], None
+    return error_type, scrubbed_prefix(description, _MAX_VALUE), None
 
 
 def _tool_result_parts(root: Any) -> tuple[bool, Any, Any]:
