@@ -94,6 +94,13 @@ _TOKEN_SHAPE = re.compile(
     _FLAGS,
 )
 _DASHES = re.compile("-*")
+
+
+def _dash_run_end(text: str, at: int) -> int:
+    run = _DASHES.match(text, at)  # "-*" always matches
+    return run.end() if run is not None else at + 1
+
+
 # (gate, anchor, rules): the anchor is looked for only when the text holds one of the gate's
 # characters (a memchr-fast test), e.g. a key=value needs a "=" or a ":" somewhere.
 _SEPARATORS = "=:"
@@ -182,7 +189,7 @@ def scrub_text(text: str) -> str:
                     break
         resume = max(at + 1, done)
         if anchor == "--" and at >= done:  # a run of dashes: one attempt at its start is enough
-            resume = max(resume, _DASHES.match(lowered, at).end())
+            resume = max(resume, _dash_run_end(lowered, at))
         following = lowered.find(anchor, resume)
         if following == -1:
             heapq.heappop(heap)
