@@ -34,7 +34,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import baggage, context
+from opentelemetry import baggage, context, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
 from cde_otel.semconv import CORRELATION_KEY
 
@@ -43,6 +44,8 @@ __all__ = [
     "CappedArguments",
     "bounded_carrier",
     "clean_correlation_id",
+    "client_context",
+    "client_correlation_id",
     "correlation",
     "current_correlation_id",
     "dropped_context",
@@ -57,6 +60,7 @@ MAX_TRACESTATE = 512
 MAX_TRACEPARENT = 256
 # ANSI/VT escape sequences (CSI, OSC, two-character ones): removed whole, not just their ESC.
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+_BAGGAGE = W3CBaggagePropagator()
 _dropped_lock = threading.Lock()
 _dropped = {"headers": 0, "bytes": 0}
 
@@ -118,6 +122,34 @@ def dropped_context() -> dict[str, int]:
     """Client trace-context headers cut so far in this process, and the characters dropped."""
     with _dropped_lock:
         return dict(_dropped)
+
+
+def client_context(carrier: Mapping[str, Any] | None) -> context.Context:
+    """The context a client sent (W3C ``traceparent``/``tracestate``/``baggage`` in an MCP ``_meta``,
+    bounded first), else the current one when it sent no valid trace context."""
+    if not carrier or "traceparent" not in carrier:
+        return context.get_current()
+    extracted = propagate.extract(bounded_carrier(carrier))
+    if not trace.get_current_span(extracted).get_span_context().is_valid:
+        return context.get_current()
+    return extracted
+
+
+def client_correlation_id(carrier: Mapping[str, Any] | None, ctx: context.Context, *, parsed: bool) -> str | None:
+    """The client's correlation id (its ``cde.correlation_id`` key, else its baggage's), cleaned.
+
+    ``parsed``: the carrier's baggage is already in ``ctx`` (:func:`client_context` extracted it), so it
+    is not parsed a second time; else (a framework extracted only the trace context) it is, bounded.
+    """
+    if carrier:
+        direct = clean_correlation_id(carrier.get(CORRELATION_KEY))
+        if direct:
+            return direct
+    value = baggage.get_baggage(CORRELATION_KEY, ctx)
+    if value is None and not parsed and carrier and isinstance(carrier.get("baggage"), str):
+        header = bounded_list_header(carrier["baggage"])
+        value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": header}))
+    return clean_correlation_id(value)
 
 
 class CappedArguments(logging.Filter):

@@ -16,12 +16,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import baggage, context, propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from cde_otel._correlation import bounded_carrier, bounded_list_header, clean_correlation_id
+from cde_otel._correlation import client_context, client_correlation_id
 from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text, scrubbed_prefix
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
@@ -57,7 +56,6 @@ _SCRUB_WINDOW = 4096
 _CODE = re.compile(r"[A-Z]{1,4}\d{2,4}")
 # The JSON-RPC code of invalid params (what the SDKs answer for a pydantic ValidationError).
 _INVALID_PARAMS = "-32602"
-_BAGGAGE = W3CBaggagePropagator()
 
 
 class MCPCall:
@@ -276,27 +274,13 @@ def _target(method: str, params: Mapping[str, Any] | None) -> str | None:
 
 
 def _client_context(meta: Mapping[str, Any] | None) -> context.Context:
-    """The context the client sent in ``_meta`` (W3C traceparent/tracestate/baggage), else the current one."""
-    if not meta or "traceparent" not in meta:
-        return context.get_current()
-    extracted = propagate.extract(bounded_carrier(meta))  # bounded: a propagator warns with what it rejects
-    if not trace.get_current_span(extracted).get_span_context().is_valid:
-        return context.get_current()
-    return extracted
+    """The context the client sent in ``_meta`` (bounded before it is parsed), else the current one."""
+    return client_context(meta)
 
 
 def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
     """The client's correlation id, cleaned (printable, ≤ 128 characters); ``parsed``: its baggage is in ``ctx``."""
-    if meta:
-        direct = clean_correlation_id(meta.get(CORRELATION_KEY))
-        if direct:
-            return direct
-    value = baggage.get_baggage(CORRELATION_KEY, ctx)
-    if value is None and not parsed and meta and isinstance(meta.get("baggage"), str):
-        # A framework that extracted only the trace context from _meta (FastMCP) left the baggage.
-        header = bounded_list_header(meta["baggage"])
-        value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": header}))
-    return clean_correlation_id(value)
+    return client_correlation_id(meta, ctx, parsed=parsed)
 
 
 # -- outcome ------------------------------------------------------------------------
