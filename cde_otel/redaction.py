@@ -65,7 +65,7 @@ _KEY_VALUE = re.compile(
     r"(?P<key>(?:pass(?:word|wd|phrase)|(?<=[_.-])pass|pwd|secret|token|credentials?|authorization"
     r"|auth[_-]header|cookie|(?:" + _AFTER_KEY_PREFIX + r")key)(?:[_.-][a-z0-9]{1,32}){0,6})"
     r"(?P<sep>\\?[\"']?[ \t]*(?:=>|:=|[=:])[ \t]*)"
-    r"(?:(?P<q>\\?[\"'])(?P<quoted>.*?)(?P=q)|(?P<bare>[^\s,;&}\])]+))",
+    r"(?:(?P<q>\\?[\"'])(?P<quoted>.*?)(?P=q)|(?P<bare>(?:(?:bearer|basic|token|digest)[ \t]+)?[^\s,;&}\])]+))",
     _FLAGS,
 )
 # HTTP headers carrying credentials, unquoted: the whole rest of the line is the secret.

@@ -64,6 +64,8 @@ SECRETS: list[tuple[str, str]] = [
     ("Set-Cookie: id=a3fWa; Expires=Thu, 21 Oct 2021; Secure", "a3fWa"),
     ("{'Authorization': 'Bearer 123abc456def'}", "123abc456def"),
     ("sent with bearer 9f8e7d6c5b4a3f2e1d", "9f8e7d6c5b4a3f2e1d"),
+    ("?authorization=Bearer q1w2e3r4t5y6&x=1", "q1w2e3r4t5y6"),
+    ("api_key: Token k9k9k9k9k9", "k9k9k9k9k9"),
     # URL credentials
     ("dsn postgres://app:hunter2@db:5432/app", "hunter2"),
     ("fetch https://ann:pa55word@example.org/repo.git", "pa55word"),
