@@ -21,7 +21,8 @@ the wrapper next to a hand-written one on the same providers), ``disabled`` (ben
 connections measured by ApacheBench next to a bare server, 300 stalled connections), ``pipeline``
 (bench_pipeline: export throughput and collector outage against the real Collector), ``scale``
 (bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways), ``mcp``
-(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off, issue 13).
+(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off, issue 13), ``scrub``
+(bench_scrub: ``scrub_text`` on a 1 KB message next to one plain ``re.sub`` pass).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ BENCHMARKS = (
     "disabled",
     "shutdown",
     "quantiles",
+    "scrub",
     "health",
     "pipeline",
     "scale",
@@ -98,6 +100,9 @@ GOALS: tuple[Goal, ...] = (
     Goal("health_burst_p99_ratio_vs_bare", "burst p99 / a bare CPython server's (same client, same run)", None, None),
     Goal("health_stalled_released_max_s", "300 stalled connections closed by (2 s timeout)", operator.le, 3.0, " s", 1),
     Goal("quantile_max_rel_error", "P50/P95/P99 worst rel. error (Prom 2.x)", operator.le, 0.02),
+    Goal("scrub_1kb_us", "scrub_text, 1 KB ordinary message (µs)", operator.le, 20.0, " µs", 1),
+    Goal("scrub_1kb_ratio_vs_re_sub", "… / one plain re.sub pass, same run", None, None),
+    Goal("scrub_1kb_hinted_us", "scrub_text, 1 KB with look-alike words, full rules (µs)", None, None, " µs", 1),
     Goal("scale_spans_per_s_zero_drop_1_gateway", "spans/s, zero drop, agent → 1 gateway", None, None, "", 0),
     Goal("scale_spans_per_s_zero_drop_2_gateways", "spans/s, zero drop, agent → 2 gateways", None, None, "", 0),
     Goal("scale_agent_cpu_us_per_span", "agent CPU per span (µs)", None, None),
@@ -120,6 +125,7 @@ KEYS_BY_BENCHMARK = {
     "disabled": ("disabled_ratio_vs_bare", "disabled_import_ms"),
     "shutdown": ("shutdown_after_work_s",),
     "quantiles": ("quantile_max_rel_error",),
+    "scrub": ("scrub_1kb_us", "scrub_1kb_ratio_vs_re_sub", "scrub_1kb_hinted_us"),
     "health": (
         "health_p99_ms",
         "health_burst_failures",
@@ -175,6 +181,10 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         from bench_quantiles import measure_quantiles
 
         return measure_quantiles(quick=quick)
+    if name == "scrub":
+        from bench_scrub import measure_scrub
+
+        return measure_scrub(quick=quick)
     if name == "health":
         from bench_health import measure_health_burst, measure_health_latency, measure_stalled_connections
 

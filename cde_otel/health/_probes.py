@@ -135,13 +135,14 @@ class TTLCache(Generic[T]):
     def get(self, *, wait: bool = True) -> T:
         with self._lock:
             held, now = self._held, self._clock()
-            if held is not None and (now < held[1] or not wait):
-                if now >= held[1]:
-                    self._start_refresh()
-                return held[0]
-            value = self._compute()
-            self._held = (value, now + self._ttl)
-            return value
+            if held is None or (now >= held[1] and wait):
+                value = self._compute()
+                self._held = (value, now + self._ttl)
+                return value
+            refresh = now >= held[1] and self._claim_refresh()
+        if refresh:
+            in_new_thread(self._refresh)  # never under the lock: see _claim_refresh
+        return held[0]
 
     def peek(self, *, grace: float = 0.0, spawn: Spawn = in_new_thread) -> T | Missing:
         """The value held, or ``MISSING``; never computes and never waits for a lock.
@@ -163,15 +164,21 @@ class TTLCache(Generic[T]):
             return MISSING
         if not self._refreshing and self._lock.acquire(blocking=False):
             try:
-                self._start_refresh(spawn)
+                refresh = self._claim_refresh()
             finally:
                 self._lock.release()
+            if refresh:
+                spawn(self._refresh)
         return held[0]
 
-    def _start_refresh(self, spawn: Spawn = in_new_thread) -> None:  # under the lock
-        if not self._refreshing:
-            self._refreshing = True
-            spawn(self._refresh)
+    def _claim_refresh(self) -> bool:
+        """Under the lock: True for the one caller that starts the refresh. It starts it after
+        releasing the lock: a thread's start may run host code we record, which must never wait
+        for a lock of ours held by the thread that waits for it to start."""
+        if self._refreshing:
+            return False
+        self._refreshing = True
+        return True
 
     def _refresh(self) -> None:
         try:

@@ -266,7 +266,8 @@ def _active_features_callback(features: ActiveFeatures) -> Any:
 
 def _operation_events(settings: Settings, kwargs: dict[str, Any]) -> OperationEvents | None:
     """The events given (``configure()`` passes its own), none with ``log_operations=False``, else the
-    standalone default: no lines (nothing printed), failed and slow operations to the global LoggerProvider."""
+    standalone default: lines only where ``attach_logging()`` (or ``setup_logging``) writes, failed and slow
+    operations to the global LoggerProvider."""
     if kwargs.get("log_operations") is False:
         return None
     events: OperationEvents | None = kwargs.get("operation_events")
@@ -274,4 +275,4 @@ def _operation_events(settings: Settings, kwargs: dict[str, Any]) -> OperationEv
         return events
     from opentelemetry._logs import get_logger_provider
 
-    return OperationEvents.from_settings(settings, logger_provider=get_logger_provider())
+    return OperationEvents.from_settings(settings, logger_provider=get_logger_provider(), follows_setup=True)

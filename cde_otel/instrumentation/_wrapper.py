@@ -34,11 +34,12 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from cde_otel._correlation import clean_correlation_id
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation._targets import Role, Target
 from cde_otel.logging import OperationEvents
-from cde_otel.redaction import scrub_exception
+from cde_otel.redaction import capture_text, scrub_exception
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
     ATTR_CORRELATION_ID,
@@ -152,7 +153,7 @@ class OperationTelemetry:
             if isinstance(prompt, str):
                 attrs[ATTR_PROMPT_LENGTH] = len(prompt)
                 if self.capture_content:
-                    attrs[ATTR_PROMPT] = prompt[: self.capture_max_length]
+                    attrs[ATTR_PROMPT] = capture_text(prompt, self.capture_max_length)
         elif role is Role.FEATURE:
             attrs[ATTR_FEATURE_ID] = _id(instance)
             attrs[ATTR_PROJECT_ID] = str(instance.project_id)
@@ -187,7 +188,7 @@ class OperationTelemetry:
         parent = context.get_current()
         start_ns = time.time_ns()  # t0
         span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs, start_time=start_ns)
-        cid = baggage.get_baggage(CORRELATION_KEY, parent)
+        cid = clean_correlation_id(baggage.get_baggage(CORRELATION_KEY, parent))  # baggage may be a client's
         ctx = trace.set_span_in_context(span, parent)
         if not isinstance(cid, str):
             # A top-level operation without a correlation id gets its trace id as one:

@@ -11,43 +11,36 @@ What goes where, with ``CDE_OTEL_ENABLED=true`` (``configure()`` calls :func:`at
   (stamped with trace ids, delivered even after the host replaced its root handlers) and per
   structlog event of the host (a bridge inserted into its chain, changing nothing it prints).
 
-The host's logging is never changed: no level, no handler removed, nothing printed unless asked.
-A host that wants our trace ids, correlation id and redaction on *its* structlog lines adds
-:func:`processors` to its chain; a host that configures structlog after ``configure()`` adds
-:func:`bridge`::
+One way in per audience (docs/logging.md):
 
-    import structlog
-    import cde_otel.logging
+* **automatic**: ``CDE_OTEL_ENABLED=true`` (or ``cde_otel.configure()``) calls :func:`attach_logging`;
+* **an application** that instruments by hand calls :func:`attach_logging` once (``log_file=``,
+  ``console=``, ``level=`` or the ``CDE_OTEL_LOG_*`` variables); ``Attached.detach()`` undoes it;
+* **wiring it yourself**: :func:`processors` (correlation id, trace ids, redaction) and
+  :func:`bridge` (structlog events to OpenTelemetry logs) in your structlog chain, :func:`handler`
+  (stdlib records to OpenTelemetry logs) on your logger::
 
     structlog.configure(processors=[
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         *cde_otel.logging.processors(),        # correlation_id, trace_id, span_id, secrets masked
         cde_otel.logging.bridge(),             # each event also an OpenTelemetry log record
         structlog.processors.JSONRenderer(),
     ])
+    logging.getLogger().addHandler(cde_otel.logging.handler())
 
-:func:`setup_logging` is the other way in, for an application that wants cde-otel to own its
-logging: it configures structlog through stdlib ``logging`` (JSON lines, or a console renderer on
-a terminal), sets the root level and handlers, and bridges both to OpenTelemetry logs::
-
-    from cde_otel.logging import get_logger, setup_logging
-
-    setup_logging()  # level, format, file and rotation from the CDE_OTEL_LOG_* settings
-    log = get_logger(__name__).bind(project_id=project.id)
-    log.info("feature created", feature_id=feature.id)
-
-Lines carry ``trace_id``/``span_id`` of the active span, the ``correlation_id``, and
-``project_id``/``feature_id`` when bound or on the span; secrets and prompt text are masked
-(:mod:`cde_otel.redaction`); ``CDE_OTEL_LOG_FILE`` rotates daily (UTC) or by size, safely with
-several writer processes. ``reset_logging`` undoes ``setup_logging`` (tests).
+The host's logging is never changed: no level, no handler removed, nothing printed unless asked.
+``setup_logging``/``reset_logging`` (cde-otel owning the application's logging) are deprecated and
+kept for the callers they have. Lines carry ``trace_id``/``span_id`` of the active span, the
+``correlation_id``, and ``project_id``/``feature_id`` when bound or on the span; secrets and
+prompt text are masked (:mod:`cde_otel.redaction`); ``CDE_OTEL_LOG_FILE`` rotates daily (UTC) or by
+size, safely with several writer processes.
 """
 
 from __future__ import annotations
 
 from structlog.contextvars import bound_contextvars as bound_context
 
-from cde_otel.logging._attach import Attached, attach_logging, bridge, processors
+from cde_otel.logging._attach import Attached, attach_logging, bridge, handler, processors
 from cde_otel.logging._config import get_logger, is_configured, log_file_handlers, reset_logging, setup_logging
 from cde_otel.logging._host import has_handler, tell_host
 from cde_otel.logging._operations import OPERATIONS_LOGGER, HandlerSink, LineSink, OperationEvents, StreamSink
@@ -63,6 +56,7 @@ __all__ = [
     "bound_context",
     "bridge",
     "get_logger",
+    "handler",
     "has_handler",
     "is_configured",
     "log_file_handlers",

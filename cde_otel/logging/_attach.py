@@ -14,6 +14,8 @@ The host's logging stays the host's: no root level changed, no handler removed o
   ``ProcessorFormatter.wrap_for_formatter``. The bridge never changes an event, so the host's
   lines print as before. Trace ids, the correlation id and redaction *on the host's lines*
   would change them: those are offered, not inserted (:func:`processors`);
+* a filter on OpenTelemetry's propagation loggers that cuts long arguments: a client's 10 MB
+  ``baggage``, rejected by a framework's propagator, is never quoted whole in a warning;
 * the operation events (:class:`~cde_otel.logging.OperationEvents`): JSON lines to the log file
   (``CDE_OTEL_LOG_FILE``) and the console (``CDE_OTEL_LOG_CONSOLE``, off by default), which also
   get the host's stdlib records as JSON lines, at ``CDE_OTEL_LOG_LEVEL`` (a level of their own:
@@ -29,7 +31,9 @@ chain they were built with.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -37,14 +41,21 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 import structlog
 from structlog.typing import Processor
 
-from cde_otel._correlation import current_correlation_id
+from cde_otel._correlation import PROPAGATION_LOGGERS, CappedArguments, current_correlation_id
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._config import formatter, record_pre_chain, wants_console
 from cde_otel.logging._handlers import file_handler
-from cde_otel.logging._operations import HandlerSink, LineSink, OperationEvents, StreamSink
+from cde_otel.logging._operations import (
+    HandlerSink,
+    LineSink,
+    OperationEvents,
+    StreamSink,
+    follow_setup,
+    stop_following,
+)
 from cde_otel.logging._processors import add_trace_context, correlation_id_adder, redactor
 from cde_otel.logging._records import deliver_to, stamp_records
-from cde_otel.settings import Settings, load_settings
+from cde_otel.settings import LogLevel, Settings, load_settings
 
 if TYPE_CHECKING:
     from opentelemetry._logs import LoggerProvider
@@ -63,6 +74,8 @@ class Attached:
     structlog_bridge: StructlogBridge | None = None
     structlog_before: dict[str, Any] | None = None  # structlog's config before the bridge went in
     structlog_was_configured: bool = True
+    capped: CappedArguments | None = None  # on OpenTelemetry's propagation loggers
+    line_sinks: list[LineSink] = field(default_factory=list)  # also a standalone instrumentor's
 
     def detach(self) -> None:
         """Writes the pending operation lines, removes every hook, closes our files. Never raises."""
@@ -73,6 +86,10 @@ class Attached:
                 _log.debug("cde-otel: detaching logging: %s failed", step, exc_info=True)
 
     def _unhook(self) -> None:
+        stop_following(self.line_sinks)
+        if self.capped is not None:
+            for name in PROPAGATION_LOGGERS:
+                logging.getLogger(name).removeFilter(self.capped)
         deliver_to((), bridged=False)
         stamp_records(False)
         for handler in self.handlers:
@@ -93,26 +110,52 @@ class Attached:
             structlog.configure(processors=remaining)
 
 
+_GLOBAL: Any = object()  # attach_logging's default: the global LoggerProvider
+
+
 def attach_logging(
-    logger_provider: LoggerProvider | None, settings: Settings | None = None, *, stream: TextIO | None = None
+    logger_provider: LoggerProvider | None = _GLOBAL,
+    settings: Settings | None = None,
+    *,
+    stream: TextIO | None = None,
+    log_file: str | os.PathLike[str] | None = None,
+    console: bool | None = None,
+    level: LogLevel | None = None,
 ) -> Attached:
-    """Adds cde-otel's logging next to the host's (see the module docs); ``stream`` is the console (stderr)."""
+    """Adds cde-otel's logging next to the application's (see the module docs); ``Attached.detach()`` undoes it.
+
+    ``configure()`` (so ``CDE_OTEL_ENABLED=true``) calls it; an application that instruments by hand
+    calls it once, with no argument or with the settings it would otherwise set in the environment::
+
+        attached = cde_otel.logging.attach_logging(log_file="app.log")  # CDE_OTEL_LOG_FILE=app.log
+
+    ``logger_provider``: where records are bridged (default: the global one; ``None``: no bridge).
+    ``log_file``, ``console``, ``level`` override ``CDE_OTEL_LOG_FILE``, ``CDE_OTEL_LOG_CONSOLE``,
+    ``CDE_OTEL_LOG_LEVEL``; ``stream`` is the console (default ``sys.stderr``).
+    """
     cfg = settings if settings is not None else load_settings()
+    overrides: dict[str, Any] = {"log_file": os.fspath(log_file) if log_file is not None else None}
+    overrides |= {"log_console": console, "log_level": level}
+    cfg = dataclasses.replace(cfg, **{key: value for key, value in overrides.items() if value is not None})
+    if logger_provider is _GLOBAL:
+        from opentelemetry._logs import get_logger_provider
+
+        logger_provider = get_logger_provider()
     pre_chain = record_pre_chain(cfg)
     handlers: list[logging.Handler] = []
     sinks: list[LineSink] = []
     if cfg.log_console:
         out = stream if stream is not None else sys.stderr
-        console = logging.StreamHandler(out)
-        console.setFormatter(formatter(wants_console(cfg.log_format, out), out, pre_chain))
-        handlers.append(console)
+        console_handler = logging.StreamHandler(out)
+        console_handler.setFormatter(formatter(wants_console(cfg.log_format, out), out, pre_chain))
+        handlers.append(console_handler)
         sinks.append(StreamSink(out))
     if cfg.log_file:
         rotated = file_handler(cfg.log_file, cfg.log_rotation, cfg.log_max_bytes, cfg.log_retention_days)
         rotated.setFormatter(formatter(False, None, pre_chain))
         handlers.append(rotated)
         sinks.append(HandlerSink(rotated))
-    attached = Attached(OperationEvents.from_settings(cfg, sinks, logger_provider))
+    attached = Attached(OperationEvents.from_settings(cfg, sinks, logger_provider), line_sinks=sinks)
     bridged = False
     if logger_provider is not None and cfg.logs_bridge:
         from cde_otel.logging._bridge import ForeignRecordBridge, StructlogBridge
@@ -131,7 +174,13 @@ def attach_logging(
         handler.setLevel(cfg.log_level.upper())
         handler.handleError = _quiet_handle_error  # type: ignore[method-assign]  # never print on the host's stderr
     attached.handlers = handlers
+    # A client's oversized header, rejected by a propagator, must not be quoted whole in a warning.
+    attached.capped = CappedArguments()
+    for name in PROPAGATION_LOGGERS:
+        logging.getLogger(name).addFilter(attached.capped)
     deliver_to(handlers, bridged=bridged)
+    # A standalone instrumentor (no configure()) writes its operation lines here too.
+    follow_setup(sinks, logging.getLevelNamesMapping()[cfg.log_level.upper()])
     if cfg.log_record_ids:
         resource = getattr(logger_provider, "resource", None)
         stamp_records(True, str(getattr(resource, "attributes", {}).get("service.name", "")))
@@ -183,3 +232,21 @@ def bridge(logger_provider: LoggerProvider | None = None, settings: Settings | N
     content_max_length = cfg.capture_max_length if cfg.capture_content else None
     bridge = StructlogBridge(logger_provider or get_logger_provider(), cfg.redact_keys, content_max_length)
     return cast(Processor, bridge)
+
+
+def handler(logger_provider: LoggerProvider | None = None, settings: Settings | None = None) -> logging.Handler:
+    """A stdlib handler sending each record to OpenTelemetry logs (redacted, with trace and correlation
+    ids), for an application that wires its logging itself::
+
+        logging.getLogger().addHandler(cde_otel.logging.handler())
+
+    Bound to ``logger_provider``, else the global one. It stands aside while an OpenTelemetry
+    ``LoggingHandler`` is on the root logger, and skips structlog's records (:func:`bridge` sends those).
+    """
+    from opentelemetry._logs import get_logger_provider
+
+    from cde_otel.logging._bridge import ForeignRecordBridge
+
+    cfg = settings if settings is not None else load_settings()
+    content_max_length = cfg.capture_max_length if cfg.capture_content else None
+    return ForeignRecordBridge(logger_provider or get_logger_provider(), cfg.redact_keys, content_max_length)

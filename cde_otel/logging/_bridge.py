@@ -12,9 +12,10 @@ Two paths, disjoint by construction, so nothing is emitted twice:
 
 Both read the current OpenTelemetry context at call time, so each LogRecord carries the trace
 and span id of the active span, and the correlation id. Bodies, attributes and exceptions
-(``exception.message``, ``exception.stacktrace``) are redacted with :mod:`cde_otel.redaction`
-and reduced to values OpenTelemetry accepts; structlog's plumbing (``_record``, ``_logger``...)
-and the trace ids stamped on stdlib records never become attributes.
+(``exception.message``, ``exception.stacktrace``) are redacted with :mod:`cde_otel.redaction`,
+cut to a few KB (:data:`~cde_otel.redaction.TEXT_LIMIT`) and reduced to values OpenTelemetry
+accepts; structlog's plumbing (``_record``, ``_logger``...) and the trace ids stamped on stdlib
+records never become attributes.
 """
 
 from __future__ import annotations
@@ -32,13 +33,12 @@ from cde_otel._correlation import current_correlation_id
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._processors import otel_attribute_value
-from cde_otel.redaction import redact_value, scrub_text
+from cde_otel.redaction import bounded_stack, bounded_text, redact_value
 from cde_otel.semconv import RECORD_STAMPS
 
 _OWN_LOGGERS = ("opentelemetry",)
 # Attributes every bridged record carries in its own fields (trace context) or that only echo it.
 _NOT_ATTRIBUTES = frozenset({"logger", "trace_id", "span_id", *RECORD_STAMPS})
-_EXCEPTION_TEXT = ("exception.message", "exception.stacktrace")
 
 
 def _attributes(raw: dict[str, Any], redact_keys: tuple[str, ...], content_max_length: int | None) -> dict[str, Any]:
@@ -47,8 +47,10 @@ def _attributes(raw: dict[str, Any], redact_keys: tuple[str, ...], content_max_l
     for key, value in raw.items():
         if value is None or key.startswith("_") or key in _NOT_ATTRIBUTES:
             continue
-        if key in _EXCEPTION_TEXT:
-            cleaned[key] = scrub_text(str(value))
+        if key == "exception.stacktrace":
+            cleaned[key] = bounded_stack(str(value))
+        elif key == "exception.message":
+            cleaned[key] = bounded_text(str(value))
         else:
             cleaned[key] = otel_attribute_value(redact_value(key, value, redact_keys, content_max_length))
     correlation_id = current_correlation_id()
@@ -91,7 +93,7 @@ class StructlogBridge(StructlogProcessor):
     def _translate(self, event_dict: dict[str, Any], method_name: str | None = None) -> LogRecord:
         record: LogRecord = super()._translate(event_dict, method_name)
         if isinstance(record.body, str):
-            record.body = scrub_text(record.body)
+            record.body = bounded_text(record.body)
         return record
 
     def _get_attributes(self, event_dict: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
@@ -103,7 +105,7 @@ class _ScrubbedMessage(logging.Formatter):
     """The LogRecord body: the message alone (no traceback, which goes to attributes), secrets masked."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub_text(record.getMessage())
+        return bounded_text(record.getMessage())
 
 
 def is_structlog_record(record: logging.LogRecord) -> bool:

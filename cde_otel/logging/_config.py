@@ -1,10 +1,17 @@
-"""``setup_logging`` / ``reset_logging`` / ``get_logger``: structlog routed through stdlib ``logging``."""
+"""``setup_logging`` / ``reset_logging`` (deprecated) and ``get_logger``: structlog routed through stdlib ``logging``.
+
+``setup_logging`` made cde-otel own the application's logging (root level and handlers, structlog's
+configuration). It is kept, with a ``DeprecationWarning``, for the applications that call it: new
+code uses ``attach_logging()`` (which adds to the application's logging and changes nothing of it),
+or ``processors()``/``bridge()``/``handler()`` to wire it by hand (docs/logging.md).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
@@ -13,6 +20,7 @@ import structlog
 from cde_otel._correlation import current_correlation_id
 from cde_otel._exceptions import CDESystemError
 from cde_otel.logging._handlers import file_handler
+from cde_otel.logging._operations import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.logging._processors import (
     add_trace_context,
     correlation_id_adder,
@@ -39,6 +47,7 @@ class _Installed:
 
     handlers: list[logging.Handler] = field(default_factory=list)
     previous_root_level: int = logging.WARNING
+    line_sinks: list[LineSink] = field(default_factory=list)  # what standalone operation lines follow
 
 
 _installed: _Installed | None = None
@@ -118,7 +127,8 @@ def setup_logging(
     console: bool = True,
     settings: Settings | None = None,
 ) -> None:
-    """Configures structlog and the stdlib root logger; calling it again replaces the previous setup.
+    """Deprecated (use :func:`~cde_otel.logging.attach_logging`). Configures structlog and the stdlib
+    root logger; calling it again replaces the previous setup.
 
     Every argument left ``None`` comes from the settings table (``CDE_OTEL_LOG_*``). Output:
     ``stream`` (default ``sys.stderr``; JSON lines, or the console renderer on a terminal or with
@@ -127,6 +137,12 @@ def setup_logging(
     configured; ``otel=False`` turns the bridge off.
     """
     global _installed
+    warnings.warn(
+        "cde_otel.logging.setup_logging is deprecated: use attach_logging() (it adds to your logging set-up "
+        "instead of replacing it), or processors()/bridge()/handler() in a set-up of your own",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     cfg = settings if settings is not None else load_settings()
     root_level = parse_level(level if level is not None else cfg.log_level)
     fmt = fmt or cfg.log_format
@@ -168,11 +184,15 @@ def setup_logging(
     pre_chain = record_pre_chain(cfg)
 
     handlers: list[logging.Handler] = []
+    # Where a standalone instrumentor's operation lines go: the file, and the console when asked.
+    line_sinks: list[LineSink] = []
     if console:
         out = stream if stream is not None else sys.stderr
         stream_handler = logging.StreamHandler(out)
         stream_handler.setFormatter(formatter(wants_console(fmt, out), out, pre_chain))
         handlers.append(stream_handler)
+        if cfg.log_console:
+            line_sinks.append(StreamSink(out))
     if path:
         rotated = file_handler(
             path,
@@ -182,6 +202,7 @@ def setup_logging(
         )
         rotated.setFormatter(formatter(False, None, pre_chain))
         handlers.append(rotated)
+        line_sinks.append(HandlerSink(rotated))
     if bridge is not None:
         handlers.append(bridge)
 
@@ -203,7 +224,8 @@ def setup_logging(
         # from structlog.testing.capture_logs.
         cache_logger_on_first_use=False,
     )
-    _installed = _Installed(handlers, previous_root_level)
+    _installed = _Installed(handlers, previous_root_level, line_sinks)
+    follow_setup(line_sinks, root_level)
 
 
 def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool | None) -> LoggerProvider | None:
@@ -231,6 +253,7 @@ def _remove_foreign_otel_handlers(root: logging.Logger) -> None:
 def _uninstall(root: logging.Logger) -> None:
     if _installed is None:
         return
+    stop_following(_installed.line_sinks)  # pending operation lines written first, then none to these
     for handler in _installed.handlers:
         root.removeHandler(handler)
         handler.close()  # closes our files; never the caller's stream, never the LoggerProvider

@@ -115,6 +115,27 @@ class HandlerSink:
 
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
 _writers: weakref.WeakSet[OperationEvents] = weakref.WeakSet()
+# setup_logging's outputs and level, shared by every writer that follows them.
+_setup: tuple[tuple[LineSink, ...], int] = ((), logging.INFO)
+
+
+def follow_setup(sinks: Sequence[LineSink], level: int = logging.INFO) -> None:
+    """Makes ``sinks`` (``setup_logging``'s file, its console) the outputs of every writer that
+    follows the setup, now and later; ``()`` when the setup is undone. Pending lines go to the
+    outputs they were taken for first."""
+    global _setup
+    followers = [writer for writer in list(_writers) if writer.follows_setup]
+    for writer in followers:
+        writer.flush()
+    _setup = (tuple(sinks), level)
+    for writer in followers:
+        writer._use(*_setup)
+
+
+def stop_following(sinks: Sequence[LineSink]) -> None:
+    """Undoes ``follow_setup(sinks)``, unless another set-up has replaced those sinks since."""
+    if sinks and _setup[0] == tuple(sinks):
+        follow_setup(())
 
 
 class OperationEvents:
@@ -133,12 +154,18 @@ class OperationEvents:
         slow_operation_ms: float = 1000.0,
         flush_interval_s: float = 1.0,
         max_pending_bytes: int = 65_536,
+        follows_setup: bool = False,
     ) -> None:
-        self.sinks = tuple(sinks)
-        self.start_on = bool(self.sinks) and level <= logging.DEBUG
-        #: Whether an ok operation produces anything (a line): when not, the wrapper skips it early.
-        self.ok_lines = bool(self.sinks) and level <= logging.INFO
-        self._warn_lines = bool(self.sinks) and level <= logging.WARNING
+        self._own_sinks = tuple(sinks)
+        self._level = level
+        #: Whether ``setup_logging``'s outputs are this writer's too (a standalone instrumentor's).
+        self.follows_setup = follows_setup
+        self.sinks: tuple[LineSink, ...] = ()
+        self.start_on = self.ok_lines = self._warn_lines = False
+        if follows_setup:
+            self._use(*_setup)
+        else:
+            self._use((), level)
         self._otel = None
         if logger_provider is not None and level <= logging.WARNING:
             self._otel = logger_provider.get_logger(OPERATIONS_LOGGER, __version__, SCHEMA_URL)
@@ -158,11 +185,31 @@ class OperationEvents:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, sinks: Sequence[LineSink] = (), logger_provider: LoggerProvider | None = None
+        cls,
+        settings: Settings,
+        sinks: Sequence[LineSink] = (),
+        logger_provider: LoggerProvider | None = None,
+        *,
+        follows_setup: bool = False,
     ) -> OperationEvents:
         """Level and slow threshold from ``CDE_OTEL_LOG_LEVEL`` / ``CDE_OTEL_SLOW_OPERATION_MS``."""
         level = logging.getLevelNamesMapping()[settings.log_level.upper()]
-        return cls(sinks, level=level, logger_provider=logger_provider, slow_operation_ms=settings.slow_operation_ms)
+        return cls(
+            sinks,
+            level=level,
+            logger_provider=logger_provider,
+            slow_operation_ms=settings.slow_operation_ms,
+            follows_setup=follows_setup,
+        )
+
+    def _use(self, extra: tuple[LineSink, ...], level: int) -> None:
+        """The sinks are this writer's own plus ``extra`` (``setup_logging``'s), lines at ``level``."""
+        self.sinks = self._own_sinks + extra
+        lines = bool(self.sinks)
+        self.start_on = lines and level <= logging.DEBUG
+        #: Whether an ok operation produces anything (a line): when not, the wrapper skips it early.
+        self.ok_lines = lines and level <= logging.INFO
+        self._warn_lines = lines and level <= logging.WARNING
 
     # -- events ----------------------------------------------------------------------------------
     def started(self, operation: str, span: Span, start_ns: int, ids: Mapping[str, Any]) -> None:
@@ -221,6 +268,7 @@ class OperationEvents:
 
     # -- buffering -------------------------------------------------------------------------------
     def _add(self, data: bytes, *, urgent: bool) -> None:
+        starting = None
         with self._lock:
             if self._closed:
                 return
@@ -228,13 +276,15 @@ class OperationEvents:
             self._pending_bytes += len(data)
             full = self._pending_bytes >= self._max_pending
             if self._flusher is None:
-                self._start_flusher()
+                starting = self._flusher = threading.Thread(
+                    target=self._run_flusher, name="cde-otel-operation-lines", daemon=True
+                )
+        if starting is not None:
+            # Started outside the lock: Thread.start() waits for the new thread's first signal, which
+            # may itself be a recorded operation (a Condition.notify target) that needs the lock.
+            starting.start()
         if urgent or full:
             self.flush()
-
-    def _start_flusher(self) -> None:
-        self._flusher = threading.Thread(target=self._run_flusher, name="cde-otel-operation-lines", daemon=True)
-        self._flusher.start()
 
     def _run_flusher(self) -> None:
         from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -272,7 +322,7 @@ class OperationEvents:
             flusher, self._flusher = self._flusher, None
         self.flush()
         self._wake.set()
-        if flusher is not None and flusher is not threading.current_thread():
+        if flusher is not None and flusher.ident is not None and flusher is not threading.current_thread():
             flusher.join(1.0)
 
     def _after_fork(self) -> None:

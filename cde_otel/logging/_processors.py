@@ -8,7 +8,7 @@ from typing import Any
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from cde_otel.redaction import redact_value, scrub_text
+from cde_otel.redaction import bounded_stack, bounded_text, redact_value
 from cde_otel.semconv import ATTR_FEATURE_ID, ATTR_PROJECT_ID, LOG_FIELDS, RECORD_STAMPS
 
 # Span attributes copied into log lines when the event does not name them itself.
@@ -49,6 +49,9 @@ def correlation_id_adder(current_correlation_id: Callable[[], str | None]) -> Pr
 _OWN_KEYS = frozenset({"timestamp", "level", "logger", "trace_id", "span_id", "correlation_id"})
 
 
+_STACK_KEYS = ("exception", "stack")
+
+
 def redactor(extra: Iterable[str] = (), content_max_length: int | None = None) -> Processor:
     """A processor masking secrets and prompt text in every value, and inline secrets in the message."""
     fragments = tuple(extra)
@@ -57,7 +60,9 @@ def redactor(extra: Iterable[str] = (), content_max_length: int | None = None) -
         for key, value in event_dict.items():
             if key == "event":
                 if isinstance(value, str):
-                    event_dict[key] = scrub_text(value)
+                    event_dict[key] = bounded_text(value)
+            elif key in _STACK_KEYS and isinstance(value, str):
+                event_dict[key] = bounded_stack(value)  # a stack keeps its end
             elif key not in _OWN_KEYS and not key.startswith("_"):  # _record, _logger...: structlog's plumbing
                 event_dict[key] = redact_value(key, value, fragments, content_max_length)
         return event_dict
@@ -67,10 +72,10 @@ def redactor(extra: Iterable[str] = (), content_max_length: int | None = None) -
 
 def scrub_rendered_exception(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Masks secrets in the traceback text ``format_exc_info`` rendered (it runs after ``redact``)."""
-    for key in ("exception", "stack"):
+    for key in _STACK_KEYS:
         value = event_dict.get(key)
         if isinstance(value, str):
-            event_dict[key] = scrub_text(value)
+            event_dict[key] = bounded_stack(value)
     return event_dict
 
 

@@ -11,7 +11,7 @@ They are also the redaction backstop for what cde-otel did not produce itself: a
 instrumentation's ``span.record_exception(...)``, a record from an OpenTelemetry
 ``LoggingHandler`` the host installed. Exception events' and log records' ``exception.message``
 and ``exception.stacktrace``, span status descriptions and log bodies go through
-:func:`~cde_otel.redaction.scrub_text` before export. This runs in the export thread, and costs
+:func:`~cde_otel.redaction.scrub_text` before export, and are cut to a few KB. This runs in the export thread, and costs
 one check per span without events or record without exception attributes.
 """
 
@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from cde_otel.redaction import scrub_text
+from cde_otel.redaction import bounded_stack, bounded_text
 
 _log = logging.getLogger("cde_otel.telemetry")
 # Set while one of our exporters runs in this thread: the shutdown filter below only ever
@@ -151,7 +151,7 @@ def _scrubbed(attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
     for key in _EXCEPTION_TEXT:
         value = attributes.get(key)
         if isinstance(value, str):
-            clean = scrub_text(value)
+            clean = bounded_stack(value) if key == "exception.stacktrace" else bounded_text(value)
             if clean != value:
                 changed[key] = clean
     return {**attributes, **changed} if changed else None
@@ -168,7 +168,7 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
         attributes = _scrubbed(event.attributes) if event.name == "exception" else None
         changed |= attributes is not None
         events.append(event if attributes is None else Event(event.name, attributes, event.timestamp, limit=None))
-    clean_description = scrub_text(description) if description else description
+    clean_description = bounded_text(description) if description else description
     if not changed and clean_description == description:
         return span
     return ReadableSpan(
@@ -191,7 +191,7 @@ def scrub_log_record(readable: ReadableLogRecord) -> ReadableLogRecord:
     """``readable`` itself, or a copy with its exception attributes and text body scrubbed."""
     record = readable.log_record
     attributes = _scrubbed(record.attributes)
-    body = scrub_text(record.body) if isinstance(record.body, str) else record.body
+    body = bounded_text(record.body) if isinstance(record.body, str) else record.body
     if attributes is None and body is record.body:
         return readable
     clean = copy.copy(record)

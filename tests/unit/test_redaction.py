@@ -106,9 +106,9 @@ def test_content_max_length_keeps_truncated_prompt_but_never_secrets() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Authorization: Bearer eyJhbGciOi.JIUzI1", "Authorization: Bearer [REDACTED]"),
+        ("Authorization: Bearer eyJhbGciOi.JIUzI1", "Authorization: [REDACTED]"),
         ("connect password=hunter2 host=db", "connect password=[REDACTED] host=db"),
-        ("api_key: 'k 1 2' then", "api_key: [REDACTED] then"),
+        ("api_key: 'k 1 2' then", "api_key: '[REDACTED]' then"),
         ("url?token=abc&x=1", "url?token=[REDACTED]&x=1"),
         ("nothing to hide here", "nothing to hide here"),
         ("the tokenizer keeps going", "the tokenizer keeps going"),

@@ -16,12 +16,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import baggage, context, propagate, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text
+from cde_otel._correlation import client_context, client_correlation_id
+from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text, scrubbed_prefix
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
     ATTR_ERROR_TYPE,
@@ -56,7 +56,6 @@ _SCRUB_WINDOW = 4096
 _CODE = re.compile(r"[A-Z]{1,4}\d{2,4}")
 # The JSON-RPC code of invalid params (what the SDKs answer for a pydantic ValidationError).
 _INVALID_PARAMS = "-32602"
-_BAGGAGE = W3CBaggagePropagator()
 
 
 class MCPCall:
@@ -156,7 +155,7 @@ class MCPTelemetry:
             if method in _RESOURCE_METHODS:
                 uri = params.get("uri")
                 if uri is not None:
-                    attrs[ATTR_MCP_RESOURCE_URI] = scrub_text(str(uri))[:_MAX_VALUE]  # ?token=... never recorded
+                    attrs[ATTR_MCP_RESOURCE_URI] = scrubbed_prefix(str(uri), _MAX_VALUE)  # ?token=... never recorded
             arguments = params.get("arguments")
             if isinstance(arguments, Mapping) and arguments:
                 self._argument_attrs(arguments, attrs)
@@ -176,7 +175,8 @@ class MCPTelemetry:
             span = adopt
             start_ns = 0
             span.set_attributes(attrs)
-        cid = _client_correlation_id(meta, parent) or trace.format_trace_id(span.get_span_context().trace_id)
+        parsed = adopt is None and parent is not context.get_current()  # the client's baggage is in parent
+        cid = _client_correlation_id(meta, parent, parsed) or trace.format_trace_id(span.get_span_context().trace_id)
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         ctx = baggage.set_baggage(CORRELATION_KEY, cid, trace.set_span_in_context(span, parent))
         call = MCPCall(span, name, attrs, metric_attrs)
@@ -193,7 +193,7 @@ class MCPTelemetry:
             attr = WORK_ARGUMENTS.get(key)
             if attr is not None:
                 if isinstance(value, str | int) and not is_sensitive_key(key, extra):
-                    attrs[attr] = scrub_text(str(value))[:_MAX_VALUE]
+                    attrs[attr] = scrubbed_prefix(str(value), _MAX_VALUE)
             elif isinstance(value, str) and is_content_key(key):
                 attrs[ATTR_PROMPT_LENGTH] = len(value)
         if self.capture_content:
@@ -274,26 +274,13 @@ def _target(method: str, params: Mapping[str, Any] | None) -> str | None:
 
 
 def _client_context(meta: Mapping[str, Any] | None) -> context.Context:
-    """The context the client sent in ``_meta`` (W3C traceparent/tracestate/baggage), else the current one."""
-    if not meta or "traceparent" not in meta:
-        return context.get_current()
-    carrier = {k: v for k, v in meta.items() if isinstance(v, str)}
-    extracted = propagate.extract(carrier)
-    if not trace.get_current_span(extracted).get_span_context().is_valid:
-        return context.get_current()
-    return extracted
+    """The context the client sent in ``_meta`` (bounded before it is parsed), else the current one."""
+    return client_context(meta)
 
 
-def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context) -> str | None:
-    if meta:
-        direct = meta.get(CORRELATION_KEY)
-        if isinstance(direct, str) and direct:
-            return direct[:_MAX_VALUE]
-    value = baggage.get_baggage(CORRELATION_KEY, ctx)
-    if value is None and meta and isinstance(meta.get("baggage"), str):
-        # A framework that extracted only the trace context from _meta (FastMCP) left the baggage.
-        value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": meta["baggage"]}))
-    return value[:_MAX_VALUE] if isinstance(value, str) and value else None
+def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
+    """The client's correlation id, cleaned (printable, ≤ 128 characters); ``parsed``: its baggage is in ``ctx``."""
+    return client_correlation_id(meta, ctx, parsed=parsed)
 
 
 # -- outcome ------------------------------------------------------------------------
@@ -330,14 +317,14 @@ def _failure(result: Any, error: BaseException | None, is_tool_call: bool) -> tu
     if result is None and error is not None:
         error_type = error_type_of(error)
         status_code = error_type if error_type.lstrip("-").isdigit() else None
-        return error_type, scrub_text(f"{error_type}: {error}")[:_MAX_VALUE], status_code
+        return error_type, scrubbed_prefix(f"{error_type}: {error}", _MAX_VALUE), status_code
     if result is None:
         return None
     root = getattr(result, "root", result)  # mcp 1.x wraps results in a ServerResult
     code = getattr(root, "code", None)
     message = getattr(root, "message", None)
     if isinstance(code, int) and isinstance(message, str):  # a JSON-RPC ErrorData
-        return str(code), scrub_text(message)[:_MAX_VALUE], str(code)
+        return str(code), scrubbed_prefix(message, _MAX_VALUE), str(code)
     if not is_tool_call:
         return None
     is_error, content, structured = _tool_result_parts(root)
@@ -351,7 +338,7 @@ def _failure(result: Any, error: BaseException | None, is_tool_call: bool) -> tu
     else:
         error_type, title = TOOL_ERROR, ""
     description = f"{error_type}: {title}" if title else error_type
-    return error_type, scrub_text(description)[:_MAX_VALUE], None
+    return error_type, scrubbed_prefix(description, _MAX_VALUE), None
 
 
 def _tool_result_parts(root: Any) -> tuple[bool, Any, Any]:
