@@ -32,7 +32,16 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
-from cde_otel.semconv import ATTR_MCP_PROTOCOL_VERSION, NETWORK_TRANSPORT_PIPE, NETWORK_TRANSPORT_TCP
+from cde_otel.semconv import (
+    ATTR_CLIENT_ADDRESS,
+    ATTR_CLIENT_PORT,
+    ATTR_MCP_PROTOCOL_VERSION,
+    ATTR_NETWORK_PROTOCOL_NAME,
+    ATTR_NETWORK_PROTOCOL_VERSION,
+    NETWORK_PROTOCOL_HTTP,
+    NETWORK_TRANSPORT_PIPE,
+    NETWORK_TRANSPORT_TCP,
+)
 
 _log = logging.getLogger("cde_otel.instrumentation.mcp")
 
@@ -87,23 +96,62 @@ def _v1_meta(request_meta: Any) -> Mapping[str, Any] | None:
     return extra if extra else None
 
 
-def _v1_transport(message_metadata: Any) -> tuple[str, str | None]:
+def _v1_transport(message_metadata: Any) -> tuple[str, str | None, dict[str, Any] | None]:
     request = getattr(message_metadata, "request_context", None)  # the HTTP request, if any
     if request is None:
-        return NETWORK_TRANSPORT_PIPE, None
+        return NETWORK_TRANSPORT_PIPE, None, None
     headers = getattr(request, "headers", None)
     session_id = headers.get("mcp-session-id") if headers is not None else None
-    return NETWORK_TRANSPORT_TCP, session_id
+    return NETWORK_TRANSPORT_TCP, session_id or _http_session_id.get(), http_peer(request)
+
+
+def http_peer(request: Any) -> dict[str, Any] | None:
+    """``network.protocol.*`` and ``client.address``/``.port`` of an HTTP request (Starlette's, or
+    anything with an ASGI ``scope``)."""
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, Mapping):
+        return None
+    peer: dict[str, Any] = {ATTR_NETWORK_PROTOCOL_NAME: NETWORK_PROTOCOL_HTTP}
+    version = scope.get("http_version")
+    if isinstance(version, str):
+        peer[ATTR_NETWORK_PROTOCOL_VERSION] = version
+    client = scope.get("client")
+    if isinstance(client, list | tuple) and len(client) == 2:
+        peer[ATTR_CLIENT_ADDRESS] = str(client[0])
+        if isinstance(client[1], int):
+            peer[ATTR_CLIENT_PORT] = client[1]
+    return peer
+
+
+# The mcp-session-id of the streamable HTTP transport serving this task (mcp 1.x): the server's
+# tasks inherit it, so initialize - whose request carries no id yet - gets it too.
+_http_session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("cde_otel_mcp_http_session", default=None)
+
+
+def v1_http_connect(telemetry: MCPTelemetry) -> Wrapper:
+    """``StreamableHTTPServerTransport.connect()``: called in the task that then runs the server."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        session_id = getattr(instance, "mcp_session_id", None)
+        if isinstance(session_id, str) and telemetry.active:
+            _http_session_id.set(session_id)
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def _v1_client_info(session: Any) -> Any:
+    return getattr(getattr(session, "client_params", None), "clientInfo", None)
 
 
 def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
     """``Server._handle_request(message, req, session, lifespan_context, raise_exceptions)``."""
 
-    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> MCPCall:
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> MCPCall:
         message = _arg(args, kwargs, 0, "message")
         req = _arg(args, kwargs, 1, "req")
         session = _arg(args, kwargs, 2, "session")
-        transport, session_id = _v1_transport(getattr(message, "message_metadata", None))
+        transport, session_id, peer = _v1_transport(getattr(message, "message_metadata", None))
         return telemetry.begin(
             str(getattr(req, "method", "")),
             _v1_params(getattr(req, "params", None)),
@@ -112,10 +160,14 @@ def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
             transport=transport,
             protocol_version=_v1_protocol_version(session),
             session_id=session_id,
+            session=session,
+            client_info=_v1_client_info(session),
+            peer=peer,
+            server=instance,
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = _safe_begin(telemetry, lambda: begin(args, kwargs))
+        call = _safe_begin(telemetry, lambda: begin(instance, args, kwargs))
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -149,8 +201,8 @@ def _v1_protocol_version(session: Any) -> str | None:
 def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
     """``ServerSession._received_request(responder)``: the session answers ``initialize`` itself."""
 
-    def begin(responder: Any) -> MCPCall:
-        transport, session_id = _v1_transport(getattr(responder, "message_metadata", None))
+    def begin(session: Any, responder: Any, root: Any) -> MCPCall:
+        transport, session_id, peer = _v1_transport(getattr(responder, "message_metadata", None))
         return telemetry.begin(
             "initialize",
             None,
@@ -158,6 +210,9 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
             meta=_v1_meta(getattr(responder, "request_meta", None)),
             transport=transport,
             session_id=session_id,
+            session=session,
+            client_info=getattr(getattr(root, "params", None), "clientInfo", None),
+            peer=peer,
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -165,7 +220,7 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
         root = getattr(getattr(responder, "request", None), "root", None)
         if type(root).__name__ != "InitializeRequest" or current_call.get() is not None:
             return await wrapped(*args, **kwargs)
-        call = _safe_begin(telemetry, lambda: begin(responder))
+        call = _safe_begin(telemetry, lambda: begin(instance, responder, root))
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -189,6 +244,37 @@ def _note_negotiated(session: Any, call: MCPCall) -> None:
             call.span.set_attribute(ATTR_MCP_PROTOCOL_VERSION, version)
     except Exception:
         swallowed("mcp.protocol_version", _log, "cde-otel: reading the negotiated MCP version failed")
+
+
+def session_closed(telemetry: MCPTelemetry) -> Wrapper:
+    """mcp 1.x ``ServerSession.__aexit__``: the session is over (its duration is recorded)."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _close_session(telemetry, instance)
+
+    return wrapper
+
+
+def connection_closed(telemetry: MCPTelemetry) -> Wrapper:
+    """mcp 2.x ``aclose_shielded(connection)``: the connection (so its session, if any) is over."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _close_session(telemetry, _arg(args, kwargs, 0, "connection"))
+
+    return wrapper
+
+
+def _close_session(telemetry: MCPTelemetry, key: Any) -> None:
+    try:
+        telemetry.sessions.close(key)
+    except Exception:
+        swallowed("mcp.session", _log, "cde-otel: recording an MCP session failed")
 
 
 def v1_respond(telemetry: MCPTelemetry) -> Wrapper:
@@ -286,15 +372,28 @@ class _AdoptedSpan:
         params = ctx.params if isinstance(ctx.params, Mapping) else None
         request = ctx.request
         headers = getattr(request, "headers", None)
+        method = str(ctx.method)
+        server_session = getattr(ctx, "session", None)
+        connection = getattr(server_session, "_connection", None)  # per connection (mcp 2.x)
+        session_id = getattr(connection, "session_id", None)
+        if session_id is None and headers is not None:
+            session_id = headers.get("mcp-session-id")
+        client = getattr(getattr(server_session, "client_params", None), "client_info", None)
+        if method == "initialize" and params is not None:
+            client = params.get("clientInfo", client)
         return self._telemetry.begin(
-            str(ctx.method),
+            method,
             params,
             request_id=ctx.request_id,
             meta=params.get("_meta") if params else None,
             transport=NETWORK_TRANSPORT_PIPE if request is None else NETWORK_TRANSPORT_TCP,
             protocol_version=getattr(ctx, "protocol_version", None),
-            session_id=headers.get("mcp-session-id") if headers is not None else None,
+            session_id=session_id if isinstance(session_id, str) else None,
             adopt=span,
+            session=connection,
+            client_info=client,
+            peer=http_peer(request) if request is not None else None,
+            session_opens=False,  # outside a handshake a connection serves one request
         )
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -310,20 +409,49 @@ class _AdoptedSpan:
             swallowed("mcp.settle", _log, "cde-otel: settling an MCP span failed")
         finally:
             MCPTelemetry.release(call)
+        token = _settled_span.set(call.span)  # the framework's own error bookkeeping stands aside
         try:
             return self._cm.__exit__(exc_type, exc, tb)
         finally:
+            _settled_span.reset(token)
             try:
                 telemetry.record(call, time.perf_counter() - self._start)
             except Exception:
                 swallowed("mcp.record", _log, "cde-otel: recording an MCP duration failed")
 
 
+# The adopted span whose outcome was just settled, while the framework's span context manager exits.
+_settled_span: contextvars.ContextVar[Any] = contextvars.ContextVar("cde_otel_mcp_settled", default=None)
+
+
+def framework_exception(telemetry: MCPTelemetry) -> Wrapper:
+    """FastMCP's ``record_span_exception(span, error)``: on a span we adopted, the outcome is ours -
+    one exception event and the conventions' ``error.type`` (it would write ``MCPError`` over the
+    JSON-RPC code, and record the exception a second time)."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        span = _arg(args, kwargs, 0, "span")
+        call = current_call.get()
+        if telemetry.active and span is not None and (_settled_span.get() is span or (call and call.span is span)):
+            return None
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
 # -- capture: the high-level call_tool ----------------------------------------------------
 def capture_tool_error(telemetry: MCPTelemetry) -> Wrapper:
-    """``MCPServer.call_tool`` / ``FastMCP.call_tool``: the tool's exception before it becomes ``isError``."""
+    """``MCPServer.call_tool`` / ``FastMCP.call_tool``: whether the server registered the tool, and
+    the tool's exception before it becomes ``isError``."""
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = current_call.get()
+        name = _arg(args, kwargs, 0, "name")
+        if call is not None and isinstance(name, str):
+            try:
+                telemetry.note_registered(instance, "tools/call", name)
+            except Exception:
+                swallowed("mcp.registry", _log, "cde-otel: reading the server's tool registry failed")
         try:
             return await wrapped(*args, **kwargs)
         except Exception as exc:
