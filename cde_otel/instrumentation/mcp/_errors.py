@@ -35,6 +35,7 @@ _CODE = re.compile(r"[A-Z]{1,4}\d{2,4}")
 _QUOTED_CODE = re.compile(r"""["']error_code["']\s*:\s*["']([A-Z]{1,4}\d{2,4})["']""")
 # The JSON-RPC code of invalid params (what the SDKs answer for a pydantic ValidationError).
 _INVALID_PARAMS = "-32602"
+_INVALID_PARAMS_MESSAGE = "Invalid request parameters"
 _MAX_PAYLOAD_SCAN = 65_536
 # How far past a cut the scrubber looks, so that a secret straddling the cut is still recognised.
 _SCRUB_WINDOW = 4096
@@ -90,9 +91,12 @@ def failure_of(result: Any, error: BaseException | None, is_tool_call: bool) -> 
 
 def _raised(error: BaseException) -> Failure:
     rpc = _jsonrpc_code(error)
-    message = scrubbed_prefix(str(error))
     if rpc is not None:
-        return Failure(rpc, message, _code_in(error), rpc)
+        data = getattr(error, "error", None)
+        wire = getattr(data, "message", None)  # what the reply says; pydantic's text quotes the input
+        message = wire if isinstance(wire, str) else _INVALID_PARAMS_MESSAGE if _is_pydantic(error) else str(error)
+        return Failure(rpc, scrubbed_prefix(message), _code_in(error), rpc)
+    message = scrubbed_prefix(str(error))
     return Failure(_root(error).__class__.__qualname__, message, _code_in(error))
 
 
@@ -124,15 +128,29 @@ def _code_in(error: BaseException | None) -> str | None:
         code = getattr(current, "code", None)
         if isinstance(code, str) and _CODE.fullmatch(code):
             return code
-        instance = getattr(current, "instance", None)  # jsonschema's ValidationError: the invalid value
-        if isinstance(instance, Mapping):
-            found = _coded(instance)
+        for value in _invalid_values(current):
+            found = _coded(value)
             if found is not None:
                 return found[0]
         quoted = _quoted_code(str(current)[:_MAX_PAYLOAD_SCAN])
         if quoted is not None:
             return quoted
     return None
+
+
+def _invalid_values(error: BaseException) -> list[Mapping[str, Any]]:
+    """The values a validation error rejected: jsonschema's ``.instance``, pydantic's ``errors()``
+    inputs (its message elides the middle of a long value, so the code may be missing there)."""
+    instance = getattr(error, "instance", None)
+    if isinstance(instance, Mapping):
+        return [instance]
+    if not _is_pydantic(error):
+        return []
+    try:
+        items = error.errors(include_url=False)[:8]  # type: ignore[attr-defined]
+    except Exception:
+        return []
+    return [item["input"] for item in items if isinstance(item.get("input"), Mapping)]
 
 
 def _quoted_code(text: str) -> str | None:
@@ -148,9 +166,13 @@ def _jsonrpc_code(error: BaseException) -> str | None:
         code = getattr(data, "code", None)
         if isinstance(code, int) and not isinstance(code, bool):
             return str(code)
-    if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
+    if _is_pydantic(error):
         return _INVALID_PARAMS
     return None
+
+
+def _is_pydantic(error: BaseException) -> bool:
+    return type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic")
 
 
 def tool_result_parts(root: Any) -> tuple[bool, Any, Any]:

@@ -289,6 +289,71 @@ def v1_respond(telemetry: MCPTelemetry) -> Wrapper:
     return wrapper
 
 
+# The mcp 1.x ServerSession whose receive loop runs in this task (its request validation follows).
+_receiving: contextvars.ContextVar[Any] = contextvars.ContextVar("cde_otel_mcp_receiving", default=None)
+
+
+def v1_receive_loop(telemetry: MCPTelemetry) -> Wrapper:
+    """``ServerSession._receive_loop()``: marks the task that validates the session's requests."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = _receiving.set(instance)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _receiving.reset(token)
+
+    return wrapper
+
+
+class _InvalidParams:
+    """The reply mcp 1.x sends for a request it cannot validate (an unknown method included)."""
+
+    code = -32602
+    message = "Invalid request parameters"
+
+
+def v1_validate_request(telemetry: MCPTelemetry) -> Wrapper:
+    """``ClientRequest.model_validate(raw)`` in a server's receive loop: a request that fails it (an
+    unknown method, missing params) is answered by the session itself, before any handler - it
+    gets its span and metric point here."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        except Exception:
+            session = _receiving.get()
+            raw = args[0] if args else None
+            if session is not None and isinstance(raw, Mapping):
+                _invalid_request(telemetry, session, raw)
+            raise
+
+    return wrapper
+
+
+def _invalid_request(telemetry: MCPTelemetry, session: Any, raw: Mapping[str, Any]) -> None:
+    params = raw.get("params")
+    params = params if isinstance(params, Mapping) else None
+    meta = params.get("_meta") if params else None
+    call = _safe_begin(
+        telemetry,
+        lambda: telemetry.begin(
+            str(raw.get("method", "")),
+            params,
+            request_id=raw.get("id"),
+            meta=meta if isinstance(meta, Mapping) else None,
+            transport=NETWORK_TRANSPORT_PIPE if _http_session_id.get() is None else NETWORK_TRANSPORT_TCP,
+            protocol_version=_v1_protocol_version(session),
+            session_id=_http_session_id.get(),
+            session=session,
+            client_info=_v1_client_info(session),
+        ),
+    )
+    if call is not None:
+        call.result = _InvalidParams()
+        _safe_end(telemetry, call)
+
+
 def v1_make_error_result(telemetry: MCPTelemetry) -> Wrapper:
     """``Server._make_error_result(message)``: called in the ``except`` that swallowed the tool's error."""
 
@@ -401,16 +466,24 @@ class _AdoptedSpan:
         if call is None:
             return self._cm.__exit__(exc_type, exc, tb)
         telemetry = self._telemetry
+        settled = False
         try:
             if exc is not None and call.result is None and call.exception is None:
                 call.exception = exc
             telemetry.settle(call)
+            settled = True
         except Exception:
             swallowed("mcp.settle", _log, "cde-otel: settling an MCP span failed")
         finally:
             MCPTelemetry.release(call)
         token = _settled_span.set(call.span)  # the framework's own error bookkeeping stands aside
         try:
+            if settled and exc is not None:
+                # The outcome is on the span already: the framework's manager closes it as on a
+                # normal exit (no second exception event, no status over ours); returning None,
+                # this manager lets the exception go on, unchanged.
+                self._cm.__exit__(None, None, None)
+                return None
             return self._cm.__exit__(exc_type, exc, tb)
         finally:
             _settled_span.reset(token)

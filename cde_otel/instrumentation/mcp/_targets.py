@@ -32,6 +32,8 @@ MCP_TARGETS: tuple[MCPTarget, ...] = (
     MCPTarget("mcp.server.session", "ServerSession._received_request", _hooks.v1_received_request),
     MCPTarget("mcp.shared.session", "RequestResponder.respond", _hooks.v1_respond),
     MCPTarget("mcp.server.session", "ServerSession.__aexit__", _hooks.session_closed),
+    MCPTarget("mcp.server.session", "ServerSession._receive_loop", _hooks.v1_receive_loop),
+    MCPTarget("mcp.types", "ClientRequest.model_validate", _hooks.v1_validate_request),
     MCPTarget("mcp.server.streamable_http", "StreamableHTTPServerTransport.connect", _hooks.v1_http_connect),
     # mcp 2.x: the SDK's OpenTelemetryMiddleware span, adopted.
     MCPTarget("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _hooks.middleware_call),

@@ -280,8 +280,7 @@ class MCPTelemetry:
     def _note_session(
         session: MCPSession, transport_attrs: Mapping[str, Any], client_info: Any, meta: Mapping[str, Any] | None
     ) -> None:
-        if not session.transport_attrs:
-            session.transport_attrs = {k: v for k, v in transport_attrs.items() if isinstance(v, str)}
+        session.transport_attrs.update((k, v) for k, v in transport_attrs.items() if isinstance(v, str))
         if client_info is not None:
             session.note_client(client_info)
         elif meta and CLIENT_INFO_META_KEY in meta:
