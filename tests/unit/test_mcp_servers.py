@@ -341,7 +341,7 @@ def _failures(run: Run) -> list[tuple[str, dict[str, Any], str, str | None]]:
     codes = run.rpc_codes
     [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE in s["attrs"]]
     # cde-otel mcp answers isError with its coded JSON; the fixture the upstream envelope as a normal result.
-    found = [("coded failure", submit, TOOL_ERROR, "E104")]
+    found: list[tuple[str, dict[str, Any], str, str | None]] = [("coded failure", submit, TOOL_ERROR, "E104")]
     if run.case.raising_tool:
         raised = _one(_tool_spans(run.tree, run.case.raising_tool), "the raising tool")
         found.append(("raise", raised, TOOL_ERROR, None))
