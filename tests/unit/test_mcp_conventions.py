@@ -8,12 +8,20 @@ in-memory client (what its hooks see).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
+from mcp.client.session import DEFAULT_CLIENT_INFO, ClientSession
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from opentelemetry.trace import StatusCode
 
@@ -47,6 +55,7 @@ from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
 HUGE = "x" * 100_000
+EnvFactory = Callable[..., dict[str, str]]
 
 
 @pytest.fixture
@@ -222,3 +231,103 @@ def test_a_request_the_client_cancels_is_not_an_error_on_a_real_server(
     [span] = [s for s in global_telemetry.spans() if s.attributes.get(ATTR_GEN_AI_TOOL_NAME) == "slow"]
     assert span.status.status_code is not StatusCode.ERROR and ATTR_ERROR_TYPE not in span.attributes
     assert instrumented.points("cde.errors") == []
+
+
+# -- over streamable HTTP: a real server process, the official client ---------------------------
+_HTTP_SERVER = """
+import sys
+from cde_otel import telemetry
+telemetry.configure()
+if sys.argv[1] == "fastmcp":
+    from fastmcp import FastMCP
+    app = FastMCP("http")
+    run = lambda: app.run("http", host="127.0.0.1", port=int(sys.argv[2]))
+else:
+    from mcp.server.mcpserver import MCPServer
+    app = MCPServer("http")
+    run = lambda: app.run("streamable-http", port=int(sys.argv[2]))
+
+@app.tool()
+async def hello(name: str) -> str:
+    return "hi " + name
+
+run()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize("framework", ["mcp-sdk-2", "fastmcp-2.13"])
+def test_over_http_every_span_has_the_session_the_peer_and_the_protocol(
+    framework: str,
+    tmp_path: Path,
+    clean_env: EnvFactory,
+    venv_python: Callable[[str], Path],
+    otlp_json_spans: Callable[[Path], Iterator[dict[str, Any]]],
+) -> None:
+    python = str(venv_python("fastmcp_2_13")) if framework == "fastmcp-2.13" else sys.executable
+    port = _free_port()
+    local = tmp_path / "telemetry"
+    env = clean_env(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local), OTEL_BSP_SCHEDULE_DELAY="100")
+    env.pop("PYTHONPATH", None)
+    kind = "fastmcp" if framework == "fastmcp-2.13" else "sdk"
+    with (tmp_path / "server.stderr").open("w") as errlog:
+        server = subprocess.Popen([python, "-c", _HTTP_SERVER, kind, str(port)], env=env, stderr=errlog)
+    try:
+        _wait_for_port(port, server)
+
+        async def main() -> str:
+            url = f"http://127.0.0.1:{port}/mcp"
+            async with streamable_http_client(url) as (read, write, *_), ClientSession(read, write) as session:
+                await session.initialize()
+                await session.list_tools()
+                return str((await session.call_tool("hello", {"name": "x"})).content[0].text)
+
+        assert anyio.run(main) == "hi x"
+        servers = _poll_spans(otlp_json_spans, local / "traces.jsonl", 3)
+    finally:
+        server.terminate()
+        server.wait(30)
+    names = {s["name"] for s in servers}
+    assert {"initialize", "tools/list", "tools/call hello"} <= names
+    session_ids = {s["attrs"].get(ATTR_MCP_SESSION_ID) for s in servers}
+    assert len(session_ids) == 1 and None not in session_ids  # initialize included
+    for span in servers:
+        attrs = span["attrs"]
+        assert attrs[ATTR_NETWORK_TRANSPORT] == NETWORK_TRANSPORT_TCP, span["name"]
+        assert (attrs[ATTR_NETWORK_PROTOCOL_NAME], attrs[ATTR_NETWORK_PROTOCOL_VERSION]) == ("http", "1.1")
+        assert attrs[ATTR_CLIENT_ADDRESS] == "127.0.0.1" and int(attrs[ATTR_CLIENT_PORT]) > 0, span["name"]
+        assert attrs[ATTR_MCP_CLIENT_NAME] == DEFAULT_CLIENT_INFO.name, span["name"]
+
+
+def _wait_for_port(port: int, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the HTTP server exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port} after {timeout}s")
+
+
+def _poll_spans(
+    read: Callable[[Path], Iterator[dict[str, Any]]], path: Path, count: int, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        try:
+            found = [s for s in read(path) if s.get("kind") == 2] if path.exists() else []
+        except json.JSONDecodeError:
+            found = []  # a line still being written
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{len(found)} server spans in {path} after {timeout}s, not {count}")
