@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cde_otel.instrumentation.mcp._attributes import MAX_VALUE, capped
+from cde_otel.instrumentation.mcp._results import first_text, tool_result_parts
 from cde_otel.redaction import scrub_text
 from cde_otel.semconv import TOOL_ERROR
 
@@ -173,28 +174,6 @@ def _jsonrpc_code(error: BaseException) -> str | None:
 
 def _is_pydantic(error: BaseException) -> bool:
     return type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic")
-
-
-def tool_result_parts(root: Any) -> tuple[bool, Any, Any]:
-    if isinstance(root, Mapping):
-        return root.get("isError") is True, root.get("content"), root.get("structuredContent")
-    is_error = getattr(root, "isError", None)
-    if is_error is None:
-        is_error = getattr(root, "is_error", None)
-    structured = getattr(root, "structuredContent", None)
-    if structured is None:
-        structured = getattr(root, "structured_content", None)
-    return is_error is True, getattr(root, "content", None), structured
-
-
-def first_text(result: Any) -> str | None:
-    root = getattr(result, "root", result)
-    _, content, _ = tool_result_parts(root)
-    if not isinstance(content, list | tuple) or not content:
-        return None
-    item = content[0]
-    text = item.get("text") if isinstance(item, Mapping) else getattr(item, "text", None)
-    return text if isinstance(text, str) else None
 
 
 def _error_payload(structured: Any, content: Any) -> tuple[str, str] | None:

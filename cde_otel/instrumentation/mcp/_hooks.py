@@ -31,14 +31,10 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation.mcp._lifecycle import http_peer, http_session_id, settled_span
 from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
 from cde_otel.semconv import (
-    ATTR_CLIENT_ADDRESS,
-    ATTR_CLIENT_PORT,
     ATTR_MCP_PROTOCOL_VERSION,
-    ATTR_NETWORK_PROTOCOL_NAME,
-    ATTR_NETWORK_PROTOCOL_VERSION,
-    NETWORK_PROTOCOL_HTTP,
     NETWORK_TRANSPORT_PIPE,
     NETWORK_TRANSPORT_TCP,
 )
@@ -102,42 +98,7 @@ def _v1_transport(message_metadata: Any) -> tuple[str, str | None, dict[str, Any
         return NETWORK_TRANSPORT_PIPE, None, None
     headers = getattr(request, "headers", None)
     session_id = headers.get("mcp-session-id") if headers is not None else None
-    return NETWORK_TRANSPORT_TCP, session_id or _http_session_id.get(), http_peer(request)
-
-
-def http_peer(request: Any) -> dict[str, Any] | None:
-    """``network.protocol.*`` and ``client.address``/``.port`` of an HTTP request (Starlette's, or
-    anything with an ASGI ``scope``)."""
-    scope = getattr(request, "scope", None)
-    if not isinstance(scope, Mapping):
-        return None
-    peer: dict[str, Any] = {ATTR_NETWORK_PROTOCOL_NAME: NETWORK_PROTOCOL_HTTP}
-    version = scope.get("http_version")
-    if isinstance(version, str):
-        peer[ATTR_NETWORK_PROTOCOL_VERSION] = version
-    client = scope.get("client")
-    if isinstance(client, list | tuple) and len(client) == 2:
-        peer[ATTR_CLIENT_ADDRESS] = str(client[0])
-        if isinstance(client[1], int):
-            peer[ATTR_CLIENT_PORT] = client[1]
-    return peer
-
-
-# The mcp-session-id of the streamable HTTP transport serving this task (mcp 1.x): the server's
-# tasks inherit it, so initialize - whose request carries no id yet - gets it too.
-_http_session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("cde_otel_mcp_http_session", default=None)
-
-
-def v1_http_connect(telemetry: MCPTelemetry) -> Wrapper:
-    """``StreamableHTTPServerTransport.connect()``: called in the task that then runs the server."""
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        session_id = getattr(instance, "mcp_session_id", None)
-        if isinstance(session_id, str) and telemetry.active:
-            _http_session_id.set(session_id)
-        return wrapped(*args, **kwargs)
-
-    return wrapper
+    return NETWORK_TRANSPORT_TCP, session_id or http_session_id.get(), http_peer(request)
 
 
 def _v1_client_info(session: Any) -> Any:
@@ -246,37 +207,6 @@ def _note_negotiated(session: Any, call: MCPCall) -> None:
         swallowed("mcp.protocol_version", _log, "cde-otel: reading the negotiated MCP version failed")
 
 
-def session_closed(telemetry: MCPTelemetry) -> Wrapper:
-    """mcp 1.x ``ServerSession.__aexit__``: the session is over (its duration is recorded)."""
-
-    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            return await wrapped(*args, **kwargs)
-        finally:
-            _close_session(telemetry, instance)
-
-    return wrapper
-
-
-def connection_closed(telemetry: MCPTelemetry) -> Wrapper:
-    """mcp 2.x ``aclose_shielded(connection)``: the connection (so its session, if any) is over."""
-
-    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            return await wrapped(*args, **kwargs)
-        finally:
-            _close_session(telemetry, _arg(args, kwargs, 0, "connection"))
-
-    return wrapper
-
-
-def _close_session(telemetry: MCPTelemetry, key: Any) -> None:
-    try:
-        telemetry.sessions.close(key)
-    except Exception:
-        swallowed("mcp.session", _log, "cde-otel: recording an MCP session failed")
-
-
 def v1_respond(telemetry: MCPTelemetry) -> Wrapper:
     """``RequestResponder.respond(response)``: the result or JSON-RPC error of the current request."""
 
@@ -342,9 +272,9 @@ def _invalid_request(telemetry: MCPTelemetry, session: Any, raw: Mapping[str, An
             params,
             request_id=raw.get("id"),
             meta=meta if isinstance(meta, Mapping) else None,
-            transport=NETWORK_TRANSPORT_PIPE if _http_session_id.get() is None else NETWORK_TRANSPORT_TCP,
+            transport=NETWORK_TRANSPORT_PIPE if http_session_id.get() is None else NETWORK_TRANSPORT_TCP,
             protocol_version=_v1_protocol_version(session),
-            session_id=_http_session_id.get(),
+            session_id=http_session_id.get(),
             session=session,
             client_info=_v1_client_info(session),
         ),
@@ -476,7 +406,7 @@ class _AdoptedSpan:
             swallowed("mcp.settle", _log, "cde-otel: settling an MCP span failed")
         finally:
             MCPTelemetry.release(call)
-        token = _settled_span.set(call.span)  # the framework's own error bookkeeping stands aside
+        token = settled_span.set(call.span)  # the framework's own error bookkeeping stands aside
         try:
             if settled and exc is not None:
                 # The outcome is on the span already: the framework's manager closes it as on a
@@ -486,30 +416,11 @@ class _AdoptedSpan:
                 return None
             return self._cm.__exit__(exc_type, exc, tb)
         finally:
-            _settled_span.reset(token)
+            settled_span.reset(token)
             try:
                 telemetry.record(call, time.perf_counter() - self._start)
             except Exception:
                 swallowed("mcp.record", _log, "cde-otel: recording an MCP duration failed")
-
-
-# The adopted span whose outcome was just settled, while the framework's span context manager exits.
-_settled_span: contextvars.ContextVar[Any] = contextvars.ContextVar("cde_otel_mcp_settled", default=None)
-
-
-def framework_exception(telemetry: MCPTelemetry) -> Wrapper:
-    """FastMCP's ``record_span_exception(span, error)``: on a span we adopted, the outcome is ours -
-    one exception event and the conventions' ``error.type`` (it would write ``MCPError`` over the
-    JSON-RPC code, and record the exception a second time)."""
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        span = _arg(args, kwargs, 0, "span")
-        call = current_call.get()
-        if telemetry.active and span is not None and (_settled_span.get() is span or (call and call.span is span)):
-            return None
-        return wrapped(*args, **kwargs)
-
-    return wrapper
 
 
 # -- capture: the high-level call_tool ----------------------------------------------------

@@ -34,21 +34,14 @@ from cde_otel.instrumentation.mcp._attributes import (
     capped,
     registered,
 )
-from cde_otel.instrumentation.mcp._errors import (
-    Failure,
-    exception_attributes,
-    failure_of,
-    first_text,
-    scrubbed_prefix,
-    tool_result_parts,
-)
+from cde_otel.instrumentation.mcp._errors import Failure, exception_attributes, failure_of, scrubbed_prefix
+from cde_otel.instrumentation.mcp._results import first_text, result_ids
 from cde_otel.instrumentation.mcp._session import CLIENT_INFO_META_KEY, MCPSession, Sessions
 from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
     ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
-    ATTR_FEATURE_ID,
     ATTR_FEATURE_PHASE,
     ATTR_GEN_AI_OPERATION_NAME,
     ATTR_GEN_AI_PROMPT_NAME,
@@ -64,7 +57,6 @@ from cde_otel.semconv import (
     ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
-    ATTR_PROJECT_ID,
     ATTR_PROMPT_LENGTH,
     ATTR_RPC_RESPONSE_STATUS_CODE,
     CORRELATION_KEY,
@@ -76,7 +68,6 @@ from cde_otel.semconv import (
 
 _RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
 _TARGET_ATTRS = {TOOL: ATTR_GEN_AI_TOOL_NAME, PROMPT: ATTR_GEN_AI_PROMPT_NAME}
-_MAX_PAYLOAD_SCAN = 65_536
 # A protocol version as the specification spells them (a date); anything else is _OTHER on metrics.
 _PROTOCOL_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Attributes of the transport a metric may carry (the rest of a request's attributes are per-request).
@@ -330,7 +321,7 @@ class MCPTelemetry:
         self._bound_target(call)
         if failure is None:
             if is_tool_call and call.result is not None:
-                _result_ids(call.result, span, call.attrs)
+                result_ids(call.result, span, call.attrs)
             if self.capture_content and call.result is not None:
                 text = first_text(call.result)
                 if text is not None:
@@ -444,38 +435,3 @@ def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context)
         # A framework that extracted only the trace context from _meta (FastMCP) left the baggage.
         value = baggage.get_baggage(CORRELATION_KEY, _BAGGAGE.extract({"baggage": meta["baggage"]}))
     return capped(value) if isinstance(value, str) and value else None
-
-
-# -- result ids ---------------------------------------------------------------------
-def _result_ids(result: Any, span: trace.Span, known: Mapping[str, Any]) -> None:
-    """Ids in a tool's result (a created feature's, the project's): on the span too, so one tag
-    finds the whole workflow. Structured results are read always; a text result is parsed only
-    when the call named no feature (so, in practice, once per workflow: its start)."""
-    root = getattr(result, "root", result)
-    is_error, content, structured = tool_result_parts(root)
-    if is_error:
-        return
-    if isinstance(structured, Mapping) and _set_ids(structured, span, known):
-        return
-    if ATTR_FEATURE_ID in known:
-        return
-    text = first_text({"content": content}) if content else None
-    if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{") or '"feature_id"' not in text:
-        return
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return
-    if isinstance(parsed, Mapping):
-        _set_ids(parsed, span, known)
-
-
-def _set_ids(found: Mapping[str, Any], span: trace.Span, known: Mapping[str, Any]) -> bool:
-    seen = False
-    for key, attr in (("feature_id", ATTR_FEATURE_ID), ("project_id", ATTR_PROJECT_ID)):
-        value = found.get(key)
-        if isinstance(value, str) and value:
-            seen = True
-            if attr not in known:
-                span.set_attribute(attr, capped(value))
-    return seen
