@@ -203,6 +203,9 @@ def run(
     path = str(project)
 
     async def scenario(session: Any) -> str:
+        if case.raising_tool:  # first, before any tools/list: the server's registry names its span
+            raised = await session.call_tool(case.raising_tool, {"feature_id": "no-such-feature", "project_path": path})
+            assert raised.is_error
         tools = {t.name for t in (await session.list_tools()).tools}
         assert {"cde_startFeature", "cde_submitWork"} <= tools
         started = await session.call_tool("cde_startFeature", case.start(path))
@@ -219,9 +222,6 @@ def run(
         assert not done.is_error, done.content
         failed = await session.call_tool("cde_submitWork", case.submit("no-such-feature", "define", path))
         assert "E104" in failed.content[0].text
-        if case.raising_tool:
-            raised = await session.call_tool(case.raising_tool, {"feature_id": "no-such-feature", "project_path": path})
-            assert raised.is_error
         if case.wrapped_tool:
             await _call_wrapped(session, case.wrapped_tool, path)
         # A JSON-RPC error (a request without its params) and a method no server knows: the codes
@@ -389,6 +389,7 @@ def test_a_raising_tool_is_one_span_with_one_exception_event(run: Run) -> None:
         assert run.server == "cde-otel-mcp"  # its tools answer every error as coded JSON, none raises
         return
     [raised] = [span for what, span, *_ in _failures(run) if what == "raise"]
+    assert raised["name"] == f"tools/call {run.case.raising_tool}"  # registered, though not listed yet
     [event] = _exception_events(raised)
     # The framework wraps what the tool raised; the chain, scrubbed, is in the event.
     assert "LookupError: no feature no-such-feature" in event["exception.stacktrace"]

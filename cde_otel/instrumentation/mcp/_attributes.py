@@ -151,10 +151,15 @@ _high_level: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 def registered(server: Any, method: str, name: str) -> bool:
     """Whether ``server`` (a high-level FastMCP/MCPServer, or the low-level server under one) has
-    a tool or prompt of that name in its registry; False when it keeps none we can read."""
+    a tool or prompt of that name in its registry; False when it keeps none we can read (then
+    what it lists, or answers successfully, tells)."""
     manager_attr, registry_attr = _MANAGERS.get(method, ("", ""))
     if not manager_attr or server is None:
         return False
+    components = getattr(getattr(server, "_local_provider", None), "_components", None)
+    if isinstance(components, Mapping):  # FastMCP 3+: "tool:<name>@<version>" keys
+        prefix = f"{'tool' if method == TOOL else 'prompt'}:{name}@"
+        return prefix in components or any(str(key).startswith(prefix) for key in list(components)[:MAX_KNOWN_NAMES])
     owner = server if hasattr(server, manager_attr) else _owner_of(server)
     registry = getattr(getattr(owner, manager_attr, None), registry_attr, None)
     return isinstance(registry, Mapping) and name in registry
