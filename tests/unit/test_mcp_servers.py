@@ -5,7 +5,10 @@ fixture (tests/mcp_fixtures: upstream's module layout) on standalone fastmcp 2.1
 orchestrator's pin; mcp 1.x, no spans of its own - imported before and after cde-otel started),
 on the official SDK 1.x's FastMCP, and on the current FastMCP (which opens its own span). Each
 runs in its own cached venv with cde-otel installed from this checkout and only
-``CDE_OTEL_ENABLED=true`` set; its telemetry is read back from the OTLP-JSON files.
+``CDE_OTEL_ENABLED=true`` set; its telemetry is read back from the OTLP-JSON files. Each run also
+provokes every kind of failure (a coded error, a raise, upstream's envelope wrapped by the
+framework's output validation, a JSON-RPC error, an unknown method) and checks the conventions'
+``error.type``, our ``cde.error.code``, and that span, duration histogram and ``cde.errors`` agree.
 """
 
 from __future__ import annotations
