@@ -125,6 +125,7 @@ def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
             client_info=_v1_client_info(session),
             peer=peer,
             server=instance,
+            session_opens=False,  # initialize opens it: a stateless HTTP session serves one request
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -277,6 +278,7 @@ def _invalid_request(telemetry: MCPTelemetry, session: Any, raw: Mapping[str, An
             session_id=http_session_id.get(),
             session=session,
             client_info=_v1_client_info(session),
+            session_opens=False,
         ),
     )
     if call is not None:

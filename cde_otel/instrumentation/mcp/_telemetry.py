@@ -191,8 +191,10 @@ class MCPTelemetry:
         if mcp_session is not None:
             self._note_session(mcp_session, transport_attrs, client_info, meta)
             attrs.update(mcp_session.span_attributes())
-        elif meta and CLIENT_INFO_META_KEY in meta:  # no session: the client names itself per request
-            attrs.update(MCPSession.of(meta[CLIENT_INFO_META_KEY]).span_attributes())
+        elif client_info is not None or (meta and CLIENT_INFO_META_KEY in meta):
+            # No session we follow (stateless HTTP; the 2026 protocol names the client per request).
+            info = client_info if client_info is not None else meta[CLIENT_INFO_META_KEY]  # type: ignore[index]
+            attrs.update(MCPSession.of(info).span_attributes())
 
         if adopt is None:
             parent = _client_context(meta)
