@@ -147,8 +147,41 @@ ATTR_GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"
 ATTR_JSONRPC_REQUEST_ID = "jsonrpc.request.id"
 ATTR_RPC_RESPONSE_STATUS_CODE = "rpc.response.status_code"
 ATTR_NETWORK_TRANSPORT = "network.transport"
+ATTR_NETWORK_PROTOCOL_NAME = "network.protocol.name"
+ATTR_NETWORK_PROTOCOL_VERSION = "network.protocol.version"
+ATTR_CLIENT_ADDRESS = "client.address"
+ATTR_CLIENT_PORT = "client.port"
 #: Ours: the project directory a tool call names.
 ATTR_PROJECT_PATH = "cde.project.path"
+#: Ours: the CDE code of a failed request (``E104``; also the upstream orchestrator's ``error_code``),
+#: beside the conventions' ``error.type`` (``tool_error``, a JSON-RPC code, an exception class).
+ATTR_ERROR_CODE = "cde.error.code"
+#: Ours (the MCP conventions name none): the calling client's ``clientInfo`` name and version,
+#: on every span of its session and (bounded) on the session metric.
+ATTR_MCP_CLIENT_NAME = "cde.mcp.client.name"
+ATTR_MCP_CLIENT_VERSION = "cde.mcp.client.version"
+#: Histogram (s) of MCP sessions, first request to the connection's close; attributes: transport,
+#: protocol, the client's name and version (bounded).
+METRIC_MCP_SERVER_SESSION_DURATION = "mcp.server.session.duration"
+#: The conventions' advisory boundaries (s) of :data:`METRIC_MCP_SERVER_SESSION_DURATION`.
+MCP_SESSION_BOUNDARIES_S: tuple[float, ...] = (
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+#: The conventions' fallback for a value outside a bounded set (an unregistered tool, an unknown method).
+OTHER_VALUE = "_OTHER"
 
 #: ``gen_ai.operation.name`` of a ``tools/call`` span.
 EXECUTE_TOOL = "execute_tool"
@@ -157,6 +190,8 @@ TOOL_ERROR = "tool_error"
 #: Values of :data:`ATTR_NETWORK_TRANSPORT`: stdio, HTTP.
 NETWORK_TRANSPORT_PIPE = "pipe"
 NETWORK_TRANSPORT_TCP = "tcp"
+#: :data:`ATTR_NETWORK_PROTOCOL_NAME` of MCP over streamable HTTP (stdio has no application protocol).
+NETWORK_PROTOCOL_HTTP = "http"
 
 #: Tool arguments that identify the work, and the span attribute each becomes: the snake_case
 #: of our tools and of the upstream orchestrator, and the camelCase some agents send.

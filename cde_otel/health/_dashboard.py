@@ -23,6 +23,15 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": 
 
 #: Panels whose queries legitimately return nothing while no alert fires.
 PANELS_EMPTY_WITHOUT_ALERTS = frozenset({"Firing alerts (history)", "Alerts firing now"})
+#: Panels fed only by an instrumented MCP server (``mcp.server.*``): empty in a deployment without one.
+PANELS_EMPTY_WITHOUT_MCP = frozenset(
+    {
+        "MCP requests by method, tool and outcome",
+        "MCP tool call latency P95 by tool",
+        "MCP sessions by client",
+        "MCP session duration P50 / P95",
+    }
+)
 
 
 def load_dashboard(path: str | os.PathLike[str] = DASHBOARD_PATH) -> dict[str, Any]:
@@ -48,14 +57,18 @@ def runnable(expr: str) -> str:
     return expr
 
 
-def dashboard_queries(path: str | os.PathLike[str] = DASHBOARD_PATH, *, require_data: bool = False) -> list[str]:
+def dashboard_queries(
+    path: str | os.PathLike[str] = DASHBOARD_PATH, *, require_data: bool = False, mcp: bool = False
+) -> list[str]:
     """Every panel's PromQL, runnable against Prometheus.
 
     With ``require_data=True``, leaves out the alert panels that are empty while no
-    alert fires (``PANELS_EMPTY_WITHOUT_ALERTS``).
+    alert fires (``PANELS_EMPTY_WITHOUT_ALERTS``) and, unless ``mcp``, the MCP panels
+    (``PANELS_EMPTY_WITHOUT_MCP``); ``mcp=True`` alone: only the MCP panels.
     """
+    empty = PANELS_EMPTY_WITHOUT_ALERTS | (frozenset() if mcp else PANELS_EMPTY_WITHOUT_MCP)
     return [
         runnable(expr)
         for title, expr in prometheus_targets(load_dashboard(path))
-        if not (require_data and title in PANELS_EMPTY_WITHOUT_ALERTS)
+        if not (require_data and title in empty) and (not mcp or title in PANELS_EMPTY_WITHOUT_MCP)
     ]

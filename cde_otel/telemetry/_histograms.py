@@ -21,7 +21,12 @@ from opentelemetry.sdk.metrics.view import (
     View,
 )
 
-from cde_otel.semconv import CLASSIC_BOUNDARIES_S, METRIC_MCP_SERVER_OPERATION_DURATION, METRIC_OPERATION_DURATION
+from cde_otel.semconv import (
+    CLASSIC_BOUNDARIES_S,
+    METRIC_MCP_SERVER_OPERATION_DURATION,
+    METRIC_MCP_SERVER_SESSION_DURATION,
+    METRIC_OPERATION_DURATION,
+)
 
 
 def duration_aggregation(kind: str, max_size: int) -> Aggregation:
@@ -31,7 +36,12 @@ def duration_aggregation(kind: str, max_size: int) -> Aggregation:
 
 
 def duration_views(kind: str, max_size: int) -> list[View]:
-    return [
+    views = [
         View(instrument_name=name, aggregation=duration_aggregation(kind, max_size))
         for name in (METRIC_OPERATION_DURATION, METRIC_MCP_SERVER_OPERATION_DURATION)
     ]
+    if kind != "classic":  # classic: the session histogram keeps the conventions' advisory boundaries
+        views.append(
+            View(instrument_name=METRIC_MCP_SERVER_SESSION_DURATION, aggregation=duration_aggregation(kind, max_size))
+        )
+    return views

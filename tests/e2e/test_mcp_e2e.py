@@ -22,7 +22,7 @@ from quantile_oracle import exact_quantile
 
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
-    ATTR_ERROR_TYPE,
+    ATTR_ERROR_CODE,
     ATTR_FEATURE_ID,
     ATTR_GEN_AI_TOOL_NAME,
     ATTR_PROJECT_ID,
@@ -126,7 +126,7 @@ def _check_nested_trace(trace: dict[str, Any]) -> dict[str, Any]:
 def test_jaeger_finds_a_tool_calls_trace_by_tool_name_with_domain_spans_nested(
     backends: Backends, orchestrator_run: ServerRun
 ) -> None:
-    tags = json.dumps({ATTR_GEN_AI_TOOL_NAME: "cde_submitWork", ATTR_ERROR_TYPE: "E104"})
+    tags = json.dumps({ATTR_GEN_AI_TOOL_NAME: "cde_submitWork", ATTR_ERROR_CODE: "E104"})
 
     def failed() -> list[dict[str, Any]] | None:
         return _traces(backends, orchestrator_run.service, tags=tags) or None

@@ -64,6 +64,21 @@ def tool_handler(func: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable
     return wrapper
 
 
+def dict_tool_handler(func: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable[str]]:
+    """As upstream's handler does: the error envelope as a dict from a tool declared to return a
+    str, so the framework's output validation fails on it (fastmcp 2.13 answers isError with an
+    "Output validation error" quoting the envelope; newer FastMCP wraps it as {"result": ...})."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await func(*args, **kwargs)
+        except CDEError as exc:
+            return {"status": "error", "error_type": type(exc).__name__, "error_code": exc.code, "message": exc.message}
+
+    return wrapper
+
+
 def _path(project_path: str) -> str:
     return str(Path.cwd()) if project_path == "." else project_path
 
@@ -110,6 +125,18 @@ async def cde_getFeatureStatus(feature_id: str, project_path: str = ".") -> str:
     if feature is None:
         raise LookupError(f"no feature {feature_id}")
     return json.dumps({"feature_id": feature.id, "phase": feature.current_phase, "status": feature.status.value})
+
+
+@app.tool()
+@dict_tool_handler
+async def cde_getFeatureSummary(feature_id: str, project_path: str = ".") -> str:
+    """A feature's summary; an unknown feature answers upstream's envelope as a dict."""
+    path = _path(project_path)
+    project = await repository.get_or_create(path)
+    feature = project.get_feature(feature_id)
+    if feature is None:
+        raise FeatureNotFoundError(feature_id, path)
+    return json.dumps({"feature_id": feature.id, "phase": feature.current_phase})
 
 
 @app.prompt()

@@ -12,6 +12,7 @@ import pytest
 from cde_otel.health._dashboard import (
     DASHBOARD_PATH,
     PANELS_EMPTY_WITHOUT_ALERTS,
+    PANELS_EMPTY_WITHOUT_MCP,
     dashboard_queries,
     load_dashboard,
     prometheus_targets,
@@ -43,7 +44,8 @@ def test_dashboard_covers_the_required_views() -> None:
 
     for quantile in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}, sum by (cde_operation) (rate(cde_operation_duration_seconds[" in exprs
-    assert "sum by (error_type) (rate(cde_errors_total[" in exprs
+    assert "sum by (error_type, cde_error_code) (rate(cde_errors_total[" in exprs
+    assert "mcp_server_operation_duration_seconds" in exprs and "mcp_server_session_duration_seconds" in exprs
     assert "histogram_count(rate(cde_operation_duration_seconds[" in exprs  # throughput
     assert "cde_features_active" in exprs
     assert 'ALERTS{alertstate="firing"}' in exprs
@@ -65,13 +67,16 @@ def test_dashboard_queries_are_runnable_promql(tmp_path: Path, promtool: Promtoo
     assert f"SUCCESS: {len(queries)} rules found" in result.stdout
 
 
-def test_require_data_leaves_out_only_the_alert_panels() -> None:
+def test_require_data_leaves_out_only_the_alert_panels_and_the_mcp_ones() -> None:
     titles = {title for title, _ in prometheus_targets(load_dashboard())}
-    assert titles >= PANELS_EMPTY_WITHOUT_ALERTS
+    assert titles >= PANELS_EMPTY_WITHOUT_ALERTS | PANELS_EMPTY_WITHOUT_MCP
     every, needed = dashboard_queries(), dashboard_queries(require_data=True)
 
     assert set(needed) < set(every)
     assert not any(re.fullmatch(r'.*ALERTS\{alertstate="firing"\}\)?', q) for q in needed)
+    assert not any("mcp_server_" in q for q in needed)
+    mcp = dashboard_queries(require_data=True, mcp=True)
+    assert mcp and all("mcp_server_" in q for q in mcp)  # the MCP end-to-end test runs these
 
 
 @pytest.mark.parametrize("broken", ["sum(rate(cde_errors_total[5m])", "histogram_quantile(0.5 cde_x)"])

@@ -21,7 +21,7 @@ import pytest
 import wrapt
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, RequestParamsMeta, TextContent
+from mcp.types import CallToolResult, ListToolsResult, RequestParamsMeta, TextContent, Tool
 from opentelemetry.trace import SpanKind, StatusCode
 
 from cde_otel._swallowed import swallowed_counts
@@ -29,9 +29,11 @@ from cde_otel.core import FileSystemProjectRepository
 from cde_otel.errors import ErrorFormatter, error_for
 from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.instrumentation.mcp import MCPInstrumentor
-from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry, _failure, error_type_of
+from cde_otel.instrumentation.mcp._errors import Failure, failure_of
+from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
+    ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
     ATTR_FEATURE_PHASE,
@@ -215,17 +217,25 @@ def test_failed_calls_are_errors_with_their_code_and_counted(harness: Harness, t
         ("crash", {"project_path": str(tmp_path)}),
         ("boom", {}),
     )
-    expected = {"submit": "E104", "crash": "E210", "boom": "ValueError"}
-    for tool, code in expected.items():
+    # Every one is an isError result (the SDK turns a raise into one): the conventions' tool_error,
+    # the CDE code beside it; one exception event for the two that raised.
+    expected = {"submit": ("E104", 0), "crash": ("E210", 1), "boom": (None, 1)}
+    for tool, (code, exceptions) in expected.items():
         span = harness.tool_span(tool)
         assert span.status.status_code is StatusCode.ERROR, tool
-        assert span.attributes[ATTR_ERROR_TYPE] == code, tool
+        assert span.attributes[ATTR_ERROR_TYPE] == "tool_error", tool
+        assert span.attributes.get(ATTR_ERROR_CODE) == code, tool
+        assert len([e for e in span.events if e.name == "exception"]) == exceptions, tool
     errors = {
-        (p.attributes[ATTR_ERROR_TYPE], p.attributes[ATTR_OPERATION]): p.value for p in harness.points(METRIC_ERRORS)
+        (p.attributes[ATTR_ERROR_TYPE], p.attributes.get(ATTR_ERROR_CODE), p.attributes[ATTR_OPERATION]): p.value
+        for p in harness.points(METRIC_ERRORS)
     }
-    assert {(code, f"tools/call {tool}") for tool, code in expected.items()} <= set(errors)
-    failed = {p.attributes.get(ATTR_ERROR_TYPE) for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)}
-    assert set(expected.values()) <= failed
+    assert {("tool_error", code, f"tools/call {tool}") for tool, (code, _) in expected.items()} <= set(errors)
+    failed = {
+        (p.attributes.get(ATTR_ERROR_TYPE), p.attributes.get(ATTR_ERROR_CODE))
+        for p in harness.points(METRIC_MCP_SERVER_OPERATION_DURATION)
+    }
+    assert {("tool_error", code) for code, _ in expected.values()} <= failed
 
 
 def test_a_failing_instrumentation_never_reaches_the_server(
@@ -262,6 +272,8 @@ def test_uninstrument_restores_the_library_and_stops_recording(
         "mcp.server._otel:OpenTelemetryMiddleware.__call__",
         "mcp.server._otel:otel_span",
         "mcp.server.mcpserver.server:MCPServer.call_tool",
+        "mcp.server.runner:aclose_shielded",
+        "mcp.server.streamable_http:StreamableHTTPServerTransport.connect",
     }
     with pytest.raises(StopIteration):
         next(instrumented)  # uninstruments
@@ -307,27 +319,31 @@ def _result(text: str, is_error: bool, *, wire: bool = False, structured: Any = 
 @pytest.mark.parametrize("wire", [False, True])
 def test_outcome_of_tool_results(wire: bool) -> None:
     coded = ErrorFormatter.format_json(error_for("E102", feature_id="f"))
-    assert _failure(_result(coded, True, wire=wire), None, True)[0] == "E102"
-    assert _failure(_result("plain failure", True, wire=wire), None, True)[0] == "tool_error"
-    assert _failure(_result("plain failure", True, wire=wire), KeyError("k"), True)[0] == "KeyError"
+    message = json.loads(coded)["message"]
+    assert failure_of(_result(coded, True, wire=wire), None, True) == Failure("tool_error", message, "E102")
+    assert failure_of(_result("plain failure", True, wire=wire), None, True) == Failure("tool_error", "plain failure")
+    raised = failure_of(_result("plain failure", True, wire=wire), KeyError("k"), True)
+    assert raised == Failure("tool_error", "'k'")  # the class is the exception event's
     upstream = json.dumps({"status": "error", "error_type": "FeatureNotFound", "error_code": "E104", "message": "m"})
-    assert _failure(_result(upstream, False, wire=wire), None, True)[:2] == ("E104", "E104: FeatureNotFound")
-    assert _failure(_result('{"status": "ok", "code": "E104"}', False, wire=wire), None, True) is None
-    assert _failure(_result(coded, True, wire=wire), None, False) is None  # not a tools/call
+    assert failure_of(_result(upstream, False, wire=wire), None, True) == Failure("tool_error", "m", "E104")
+    assert failure_of(_result('{"status": "ok", "code": "E104"}', False, wire=wire), None, True) is None
+    assert failure_of(_result(coded, True, wire=wire), None, False) is None  # not a tools/call
 
 
 def test_outcome_of_protocol_errors_and_exceptions() -> None:
     error_data = SimpleNamespace(code=-32601, message="Method not found")
-    assert _failure(error_data, None, False) == ("-32601", "Method not found", "-32601")
+    assert failure_of(error_data, None, False) == Failure("-32601", "Method not found", None, "-32601")
     wrapped = RuntimeError("Error calling tool")
     wrapped.__cause__ = error_for("E207", path="/p")
-    assert error_type_of(wrapped) == "E207"
+    assert failure_of(None, wrapped, True) == Failure(
+        type(wrapped.__cause__).__qualname__, "Error calling tool", "E207"
+    )
     outer = RuntimeError("wrapper")
     outer.__cause__ = LookupError("inner")
-    assert error_type_of(outer) == "LookupError"
+    assert failure_of(None, outer, True) == Failure("LookupError", "wrapper")
     rpc = Exception("rpc")
     rpc.error = SimpleNamespace(code=-32602)  # type: ignore[attr-defined]
-    assert _failure(None, rpc, True) is not None and _failure(None, rpc, True)[2] == "-32602"
+    assert failure_of(None, rpc, True) == Failure("-32602", "rpc", None, "-32602")
 
 
 def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path: Path) -> None:
@@ -344,15 +360,21 @@ def test_the_low_level_server_gets_the_same_treatment(harness: Harness, tmp_path
             )
         return CallToolResult(content=[TextContent(type="text", text="ok")])
 
-    server = Server("low-level", on_call_tool=on_call_tool)
+    async def on_list_tools(ctx: Any, params: Any) -> ListToolsResult:
+        return ListToolsResult(tools=[Tool(name="status", input_schema={"type": "object"})])
+
+    # No registry to read: the names it lists are the ones it registered.
+    server = Server("low-level", on_call_tool=on_call_tool, on_list_tools=on_list_tools)
 
     async def main() -> Any:
         async with Client(server) as client:
+            await client.list_tools()
             return await client.call_tool("status", {"project_path": str(tmp_path), "feature_id": "f"})
 
     assert anyio.run(main).is_error
     span = harness.tool_span("status")
-    assert span.name == "tools/call status" and span.attributes[ATTR_ERROR_TYPE] == "E104"
+    assert span.name == "tools/call status" and span.attributes[ATTR_ERROR_TYPE] == "tool_error"
+    assert span.attributes[ATTR_ERROR_CODE] == "E104"
     assert {s.name for s in harness.inside(span)} >= {"FileSystemProjectRepository.get_or_create"}
 
 
@@ -362,6 +384,7 @@ def test_an_owned_span_is_the_clients_child_and_links_the_ambient_span(telemetry
         telemetry.tracer_provider.get_tracer("t"), meter.create_histogram("h"), meter.create_counter("c")
     )
     client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    mcp.known.learn("tools/call", ["cde_submitWork"])
     with telemetry.tracer_provider.get_tracer("http").start_as_current_span("POST /mcp") as ambient:
         call = mcp.begin(
             "tools/call",

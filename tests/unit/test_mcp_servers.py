@@ -5,7 +5,10 @@ fixture (tests/mcp_fixtures: upstream's module layout) on standalone fastmcp 2.1
 orchestrator's pin; mcp 1.x, no spans of its own - imported before and after cde-otel started),
 on the official SDK 1.x's FastMCP, and on the current FastMCP (which opens its own span). Each
 runs in its own cached venv with cde-otel installed from this checkout and only
-``CDE_OTEL_ENABLED=true`` set; its telemetry is read back from the OTLP-JSON files.
+``CDE_OTEL_ENABLED=true`` set; its telemetry is read back from the OTLP-JSON files. Each run also
+provokes every kind of failure (a coded error, a raise, upstream's envelope wrapped by the
+framework's output validation, a JSON-RPC error, an unknown method) and checks the conventions'
+``error.type``, our ``cde.error.code``, and that span, duration histogram and ``cde.errors`` agree.
 """
 
 from __future__ import annotations
@@ -20,32 +23,43 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp import types
+from mcp.client.session import DEFAULT_CLIENT_INFO
+from mcp.shared.exceptions import MCPError
 from opentelemetry import baggage, context, trace
 
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
+    ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
     ATTR_FEATURE_PHASE,
     ATTR_GEN_AI_OPERATION_NAME,
     ATTR_GEN_AI_TOOL_NAME,
     ATTR_JSONRPC_REQUEST_ID,
+    ATTR_MCP_CLIENT_NAME,
+    ATTR_MCP_CLIENT_VERSION,
     ATTR_MCP_METHOD_NAME,
     ATTR_MCP_PROTOCOL_VERSION,
     ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
     ATTR_PROJECT_PATH,
+    ATTR_RPC_RESPONSE_STATUS_CODE,
     CORRELATION_KEY,
     EXECUTE_TOOL,
     LOG_FIELDS,
     METRIC_ERRORS,
     METRIC_FEATURES_ACTIVE,
     METRIC_MCP_SERVER_OPERATION_DURATION,
+    METRIC_MCP_SERVER_SESSION_DURATION,
     NETWORK_TRANSPORT_PIPE,
+    OTHER_VALUE,
+    TOOL_ERROR,
 )
 from cde_otel.testing import CapturedTelemetry
 
 CORRELATION = "agent-run-7"
+UNKNOWN_METHOD = "cde/noSuchMethod"
 SERVER_KIND = 2
 EnvFactory = Callable[..., dict[str, str]]
 SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
@@ -62,6 +76,7 @@ class ServerCase:
     submit: Callable[[str, str, str], dict[str, Any]]
     env: dict[str, str] = field(default_factory=dict)
     raising_tool: str | None = None  # a tool whose exception the framework turns into isError
+    wrapped_tool: str | None = None  # upstream's dict envelope from a str tool: the framework's validation wraps it
 
 
 def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
@@ -77,6 +92,7 @@ def _fixture_case(case_id: str, venv: str, **env: str) -> ServerCase:
         },
         env=env,
         raising_tool="cde_getFeatureStatus",
+        wrapped_tool="cde_getFeatureSummary",
     )
 
 
@@ -149,6 +165,8 @@ class Run:
     client_span_id: str
     client_trace_id: str
     server: str
+    case: ServerCase
+    rpc_codes: dict[str, str]  # method -> the JSON-RPC error code the client received
 
 
 def _server(
@@ -188,6 +206,9 @@ def run(
     path = str(project)
 
     async def scenario(session: Any) -> str:
+        if case.raising_tool:  # first, before any tools/list: the server's registry names its span
+            raised = await session.call_tool(case.raising_tool, {"feature_id": "no-such-feature", "project_path": path})
+            assert raised.is_error
         tools = {t.name for t in (await session.list_tools()).tools}
         assert {"cde_startFeature", "cde_submitWork"} <= tools
         started = await session.call_tool("cde_startFeature", case.start(path))
@@ -204,11 +225,17 @@ def run(
         assert not done.is_error, done.content
         failed = await session.call_tool("cde_submitWork", case.submit("no-such-feature", "define", path))
         assert "E104" in failed.content[0].text
-        if case.raising_tool:
-            raised = await session.call_tool(case.raising_tool, {"feature_id": "no-such-feature", "project_path": path})
-            assert raised.is_error
+        if case.wrapped_tool:
+            await _call_wrapped(session, case.wrapped_tool, path)
+        # A JSON-RPC error (a request without its params) and a method no server knows: the codes
+        # the client got back are what the spans and metrics must say.
+        for method in ("prompts/get", UNKNOWN_METHOD):
+            with pytest.raises(MCPError) as refused:
+                await session.send_request(types.Request(method=method, params=None), types.EmptyResult)
+            rpc_codes[method] = str(refused.value.error.code)
         return feature_id
 
+    rpc_codes: dict[str, str] = {}
     feature_id = run_session(command, args, env, tmp_path, scenario)
     [agent_step] = client_telemetry.spans("agent step")
     [client_span] = [
@@ -223,7 +250,20 @@ def run(
         trace.format_span_id(client_span.context.span_id),
         trace.format_trace_id(client_span.context.trace_id),
         case.id,
+        case,
+        rpc_codes,
     )
+
+
+async def _call_wrapped(session: Any, tool: str, path: str) -> None:
+    """The newest FastMCP answers the envelope as structured output the official client then
+    rejects against the tool's schema; fastmcp 2.13 and the SDK's FastMCP answer isError."""
+    try:
+        wrapped = await session.call_tool(tool, {"feature_id": "no-such-feature", "project_path": path})
+    except RuntimeError as rejected:  # the client's own output validation
+        assert "error_code" in str(rejected)
+    else:
+        assert wrapped.is_error  # the code may be elided from the text (the SDK's FastMCP): the span digs it out
 
 
 def _tool_spans(tree: SpanTree, tool: str) -> list[dict[str, Any]]:
@@ -286,26 +326,92 @@ def test_the_clients_trace_context_and_correlation_id_are_honoured(run: Run) -> 
     )
 
 
-def test_a_failed_call_is_an_error_span_with_its_code_and_is_counted(run: Run, otlp_json_points: PointReader) -> None:
-    [failed] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE in s["attrs"]]
-    assert failed["attrs"][ATTR_ERROR_TYPE] == "E104"
-    assert failed["status"]["code"] == 2
-    raised = _tool_spans(run.tree, "cde_getFeatureStatus")
-    for span in raised:
-        assert span["attrs"][ATTR_ERROR_TYPE] == "LookupError"
-        assert span["status"]["code"] == 2
+def _exception_events(span: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {a["key"]: next(iter(a["value"].values())) for a in event.get("attributes", [])}
+        for event in span.get("events", [])
+        if event["name"] == "exception"
+    ]
+
+
+def _one(spans: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    assert len(spans) == 1, f"{what}: {len(spans)} spans, not one"
+    return spans[0]
+
+
+def _failures(run: Run) -> list[tuple[str, dict[str, Any], str, str | None]]:
+    """(what, its span, error.type, cde.error.code) of every failure the scenario provoked."""
+    codes = run.rpc_codes
+    [submit] = [s for s in _tool_spans(run.tree, "cde_submitWork") if ATTR_ERROR_TYPE in s["attrs"]]
+    # cde-otel mcp answers isError with its coded JSON; the fixture the upstream envelope as a normal result.
+    found: list[tuple[str, dict[str, Any], str, str | None]] = [("coded failure", submit, TOOL_ERROR, "E104")]
+    if run.case.raising_tool:
+        raised = _one(_tool_spans(run.tree, run.case.raising_tool), "the raising tool")
+        found.append(("raise", raised, TOOL_ERROR, None))
+    if run.case.wrapped_tool:
+        wrapped = _one(_tool_spans(run.tree, run.case.wrapped_tool), "the wrapped envelope")
+        found.append(("wrapped envelope", wrapped, TOOL_ERROR, "E104"))
+    servers = run.tree.servers()
+    rpc = _one([s for s in servers if s["attrs"].get(ATTR_MCP_METHOD_NAME) == "prompts/get"], "prompts/get")
+    found.append(("JSON-RPC error", rpc, codes["prompts/get"], None))
+    unknown = _one([s for s in servers if s["attrs"].get(ATTR_MCP_METHOD_NAME) == UNKNOWN_METHOD], "unknown method")
+    found.append(("unknown method", unknown, codes[UNKNOWN_METHOD], None))
+    return found
+
+
+def test_failures_follow_the_conventions_and_span_and_metrics_agree(run: Run, otlp_json_points: PointReader) -> None:
+    # mcp 2.x answers an unknown method -32601; mcp 1.x rejects it in validation, -32602.
+    assert run.rpc_codes["prompts/get"] == "-32602" and run.rpc_codes[UNKNOWN_METHOD] in ("-32601", "-32602")
     durations = [
-        p
-        for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_MCP_SERVER_OPERATION_DURATION)
-        if p["attrs"].get(ATTR_GEN_AI_TOOL_NAME) == "cde_submitWork"
+        p["attrs"] for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_MCP_SERVER_OPERATION_DURATION)
     ]
-    assert {p["attrs"].get(ATTR_ERROR_TYPE) for p in durations} == {None, "E104"}
-    errors = [
-        p
-        for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_ERRORS)
-        if p["attrs"].get(ATTR_OPERATION) == "tools/call cde_submitWork"
-    ]
-    assert errors and {p["attrs"][ATTR_ERROR_TYPE] for p in errors} == {"E104"}
+    errors = [p["attrs"] for p in otlp_json_points(run.local / "metrics.jsonl", METRIC_ERRORS)]
+    for what, span, error_type, code in _failures(run):
+        attrs = span["attrs"]
+        assert (attrs[ATTR_ERROR_TYPE], attrs.get(ATTR_ERROR_CODE)) == (error_type, code), what
+        assert span["status"]["code"] == 2 and 0 < len(span["status"].get("message", "")) <= 256, what
+        if error_type.startswith("-"):
+            assert attrs[ATTR_RPC_RESPONSE_STATUS_CODE] == error_type, what
+        assert len(_exception_events(span)) <= 1, what
+        method, _, tool = span["name"].partition(" ")
+        expected = {ATTR_ERROR_TYPE: error_type, ATTR_MCP_METHOD_NAME: method}
+        if code is not None:
+            expected[ATTR_ERROR_CODE] = code
+        if tool:
+            expected[ATTR_GEN_AI_TOOL_NAME] = tool
+        assert any(expected.items() <= p.items() and p.get(ATTR_ERROR_CODE) == code for p in durations), what
+        counted = {ATTR_ERROR_TYPE: error_type, ATTR_OPERATION: span["name"]}
+        assert any(counted.items() <= p.items() and p.get(ATTR_ERROR_CODE) == code for p in errors), what
+    unknown = next(span for what, span, *_ in _failures(run) if what == "unknown method")
+    assert unknown["name"] == OTHER_VALUE  # a method outside the specification names no span or series
+    assert all(p[ATTR_MCP_METHOD_NAME] != UNKNOWN_METHOD for p in durations)
+
+
+def test_a_raising_tool_is_one_span_with_one_exception_event(run: Run) -> None:
+    if run.case.raising_tool is None:
+        assert run.server == "cde-otel-mcp"  # its tools answer every error as coded JSON, none raises
+        return
+    [raised] = [span for what, span, *_ in _failures(run) if what == "raise"]
+    assert raised["name"] == f"tools/call {run.case.raising_tool}"  # registered, though not listed yet
+    [event] = _exception_events(raised)
+    # The framework wraps what the tool raised; the chain, scrubbed, is in the event.
+    assert "LookupError: no feature no-such-feature" in event["exception.stacktrace"]
+
+
+def test_the_session_is_measured_with_the_clients_name_and_version(run: Run, otlp_json_points: PointReader) -> None:
+    client = {ATTR_MCP_CLIENT_NAME: DEFAULT_CLIENT_INFO.name, ATTR_MCP_CLIENT_VERSION: DEFAULT_CLIENT_INFO.version}
+    for span in run.tree.servers():  # initialize included
+        assert client.items() <= span["attrs"].items(), span["name"]
+    sessions = otlp_json_points(run.local / "metrics.jsonl", METRIC_MCP_SERVER_SESSION_DURATION)
+    assert sessions, "no session duration recorded"
+    assert {int(p["count"]) for p in sessions} == {1}  # one session, in every export that holds it
+    latest = sessions[-1]
+    assert latest["attrs"] == {
+        **client,
+        ATTR_NETWORK_TRANSPORT: NETWORK_TRANSPORT_PIPE,
+        ATTR_MCP_PROTOCOL_VERSION: run.tree.named("tools/list")[0]["attrs"][ATTR_MCP_PROTOCOL_VERSION],
+    }
+    assert float(latest["sum"]) > 0
 
 
 def test_log_records_of_a_tool_call_are_in_its_trace_even_after_the_server_replaced_its_handlers(

@@ -17,7 +17,7 @@ from opentelemetry.semconv._incubating.attributes import (
     rpc_attributes,
 )
 from opentelemetry.semconv._incubating.metrics import mcp_metrics
-from opentelemetry.semconv.attributes import code_attributes, error_attributes, network_attributes
+from opentelemetry.semconv.attributes import client_attributes, code_attributes, error_attributes, network_attributes
 
 from cde_otel import semconv
 
@@ -52,6 +52,9 @@ PINNED = {
     "MCP_SCOPE_NAME": "cde_otel.mcp",
     # The MCP conventions' error.type of an isError tool result (a value in their text, no constant).
     "TOOL_ERROR": "tool_error",
+    "ATTR_ERROR_CODE": "cde.error.code",
+    "ATTR_MCP_CLIENT_NAME": "cde.mcp.client.name",
+    "ATTR_MCP_CLIENT_VERSION": "cde.mcp.client.version",
 }
 
 
@@ -83,6 +86,12 @@ def test_mcp_names_are_the_opentelemetry_semantic_conventions() -> None:
         (semconv.EXECUTE_TOOL, gen_ai_attributes.GenAiOperationNameValues.EXECUTE_TOOL.value),
         (semconv.NETWORK_TRANSPORT_PIPE, network_attributes.NetworkTransportValues.PIPE.value),
         (semconv.NETWORK_TRANSPORT_TCP, network_attributes.NetworkTransportValues.TCP.value),
+        (semconv.METRIC_MCP_SERVER_SESSION_DURATION, mcp_metrics.MCP_SERVER_SESSION_DURATION),
+        (semconv.ATTR_NETWORK_PROTOCOL_NAME, network_attributes.NETWORK_PROTOCOL_NAME),
+        (semconv.ATTR_NETWORK_PROTOCOL_VERSION, network_attributes.NETWORK_PROTOCOL_VERSION),
+        (semconv.ATTR_CLIENT_ADDRESS, client_attributes.CLIENT_ADDRESS),
+        (semconv.ATTR_CLIENT_PORT, client_attributes.CLIENT_PORT),
+        (semconv.OTHER_VALUE, error_attributes.ErrorTypeValues.OTHER.value),
     ]
     assert [ours for ours, _ in ours_and_theirs] == [theirs for _, theirs in ours_and_theirs]
 
@@ -112,12 +121,25 @@ def test_every_metric_the_dashboard_and_alert_rules_query_is_one_we_emit() -> No
         semconv.METRIC_SYSTEM_MEMORY_UTILIZATION: "_ratio",
         semconv.METRIC_RETRY_ATTEMPTS: "_total",
         semconv.METRIC_CIRCUIT_BREAKER_STATE: "",
+        semconv.METRIC_MCP_SERVER_OPERATION_DURATION: "_seconds",
+        semconv.METRIC_MCP_SERVER_SESSION_DURATION: "_seconds",
     }
     prometheus = {name.replace(".", "_") + suffix for name, suffix in emitted.items()}
-    labels = {semconv.ATTR_OPERATION.replace(".", "_"), semconv.ATTR_OUTCOME.replace(".", "_")}
+    labels = {
+        name.replace(".", "_")
+        for name in (
+            semconv.ATTR_OPERATION,
+            semconv.ATTR_OUTCOME,
+            semconv.ATTR_ERROR_CODE,
+            semconv.ATTR_MCP_CLIENT_NAME,
+            semconv.ATTR_MCP_CLIENT_VERSION,
+            semconv.ATTR_MCP_METHOD_NAME,
+        )
+    }
+    recorded = ("cde_operation_error", "mcp_tool_call_error")  # the rules' own recorded series
     for consumer in CONSUMERS:
         text = consumer.read_text(encoding="utf-8")
-        queried = {m for m in re.findall(r"\bcde_[a-z_]+", text) if not m.startswith("cde_operation_error")}
+        queried = {m for m in re.findall(r"\b(?:cde|mcp)_[a-z_]+", text) if not m.startswith(recorded)}
         series = {m.removesuffix("_bucket").removesuffix("_count").removesuffix("_sum") for m in queried}
         assert series - labels <= prometheus, (consumer.name, sorted(series - labels - prometheus))
         assert "cde_operation_duration_seconds" in series

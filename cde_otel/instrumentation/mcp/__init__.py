@@ -68,7 +68,9 @@ from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     MCP_SCOPE_NAME,
+    MCP_SESSION_BOUNDARIES_S,
     METRIC_MCP_SERVER_OPERATION_DURATION,
+    METRIC_MCP_SERVER_SESSION_DURATION,
 )
 from cde_otel.settings import Settings, load_settings
 
@@ -99,6 +101,12 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 "MCP request duration as observed on the server, from receipt to response.",
             ),
             errors_counter(kwargs.get("meter_provider")),  # the cde_otel scope's, shared with CDEInstrumentor
+            session_duration=meter.create_histogram(
+                METRIC_MCP_SERVER_SESSION_DURATION,
+                unit="s",
+                description="The duration of the MCP session as observed on the MCP server.",
+                explicit_bucket_boundaries_advisory=MCP_SESSION_BOUNDARIES_S,
+            ),
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
             redact_keys=tuple(settings.redact_keys),

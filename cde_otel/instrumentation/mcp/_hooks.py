@@ -31,8 +31,13 @@ from typing import Any
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation.mcp._lifecycle import http_peer, http_session_id, settled_span
 from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
-from cde_otel.semconv import ATTR_MCP_PROTOCOL_VERSION, NETWORK_TRANSPORT_PIPE, NETWORK_TRANSPORT_TCP
+from cde_otel.semconv import (
+    ATTR_MCP_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT_PIPE,
+    NETWORK_TRANSPORT_TCP,
+)
 
 _log = logging.getLogger("cde_otel.instrumentation.mcp")
 
@@ -87,23 +92,27 @@ def _v1_meta(request_meta: Any) -> Mapping[str, Any] | None:
     return extra if extra else None
 
 
-def _v1_transport(message_metadata: Any) -> tuple[str, str | None]:
+def _v1_transport(message_metadata: Any) -> tuple[str, str | None, dict[str, Any] | None]:
     request = getattr(message_metadata, "request_context", None)  # the HTTP request, if any
     if request is None:
-        return NETWORK_TRANSPORT_PIPE, None
+        return NETWORK_TRANSPORT_PIPE, None, None
     headers = getattr(request, "headers", None)
     session_id = headers.get("mcp-session-id") if headers is not None else None
-    return NETWORK_TRANSPORT_TCP, session_id
+    return NETWORK_TRANSPORT_TCP, session_id or http_session_id.get(), http_peer(request)
+
+
+def _v1_client_info(session: Any) -> Any:
+    return getattr(getattr(session, "client_params", None), "clientInfo", None)
 
 
 def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
     """``Server._handle_request(message, req, session, lifespan_context, raise_exceptions)``."""
 
-    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> MCPCall:
+    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> MCPCall:
         message = _arg(args, kwargs, 0, "message")
         req = _arg(args, kwargs, 1, "req")
         session = _arg(args, kwargs, 2, "session")
-        transport, session_id = _v1_transport(getattr(message, "message_metadata", None))
+        transport, session_id, peer = _v1_transport(getattr(message, "message_metadata", None))
         return telemetry.begin(
             str(getattr(req, "method", "")),
             _v1_params(getattr(req, "params", None)),
@@ -112,10 +121,15 @@ def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
             transport=transport,
             protocol_version=_v1_protocol_version(session),
             session_id=session_id,
+            session=session,
+            client_info=_v1_client_info(session),
+            peer=peer,
+            server=instance,
+            session_opens=False,  # initialize opens it: a stateless HTTP session serves one request
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = _safe_begin(telemetry, lambda: begin(args, kwargs))
+        call = _safe_begin(telemetry, lambda: begin(instance, args, kwargs))
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -149,8 +163,8 @@ def _v1_protocol_version(session: Any) -> str | None:
 def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
     """``ServerSession._received_request(responder)``: the session answers ``initialize`` itself."""
 
-    def begin(responder: Any) -> MCPCall:
-        transport, session_id = _v1_transport(getattr(responder, "message_metadata", None))
+    def begin(session: Any, responder: Any, root: Any) -> MCPCall:
+        transport, session_id, peer = _v1_transport(getattr(responder, "message_metadata", None))
         return telemetry.begin(
             "initialize",
             None,
@@ -158,6 +172,9 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
             meta=_v1_meta(getattr(responder, "request_meta", None)),
             transport=transport,
             session_id=session_id,
+            session=session,
+            client_info=getattr(getattr(root, "params", None), "clientInfo", None),
+            peer=peer,
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -165,7 +182,7 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
         root = getattr(getattr(responder, "request", None), "root", None)
         if type(root).__name__ != "InitializeRequest" or current_call.get() is not None:
             return await wrapped(*args, **kwargs)
-        call = _safe_begin(telemetry, lambda: begin(responder))
+        call = _safe_begin(telemetry, lambda: begin(instance, responder, root))
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -201,6 +218,72 @@ def v1_respond(telemetry: MCPTelemetry) -> Wrapper:
         return wrapped(*args, **kwargs)
 
     return wrapper
+
+
+# The mcp 1.x ServerSession whose receive loop runs in this task (its request validation follows).
+_receiving: contextvars.ContextVar[Any] = contextvars.ContextVar("cde_otel_mcp_receiving", default=None)
+
+
+def v1_receive_loop(telemetry: MCPTelemetry) -> Wrapper:
+    """``ServerSession._receive_loop()``: marks the task that validates the session's requests."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = _receiving.set(instance)
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            _receiving.reset(token)
+
+    return wrapper
+
+
+class _InvalidParams:
+    """The reply mcp 1.x sends for a request it cannot validate (an unknown method included)."""
+
+    code = -32602
+    message = "Invalid request parameters"
+
+
+def v1_validate_request(telemetry: MCPTelemetry) -> Wrapper:
+    """``ClientRequest.model_validate(raw)`` in a server's receive loop: a request that fails it (an
+    unknown method, missing params) is answered by the session itself, before any handler - it
+    gets its span and metric point here."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        except Exception:
+            session = _receiving.get()
+            raw = args[0] if args else None
+            if session is not None and isinstance(raw, Mapping):
+                _invalid_request(telemetry, session, raw)
+            raise
+
+    return wrapper
+
+
+def _invalid_request(telemetry: MCPTelemetry, session: Any, raw: Mapping[str, Any]) -> None:
+    params = raw.get("params")
+    params = params if isinstance(params, Mapping) else None
+    meta = params.get("_meta") if params else None
+    call = _safe_begin(
+        telemetry,
+        lambda: telemetry.begin(
+            str(raw.get("method", "")),
+            params,
+            request_id=raw.get("id"),
+            meta=meta if isinstance(meta, Mapping) else None,
+            transport=NETWORK_TRANSPORT_PIPE if http_session_id.get() is None else NETWORK_TRANSPORT_TCP,
+            protocol_version=_v1_protocol_version(session),
+            session_id=http_session_id.get(),
+            session=session,
+            client_info=_v1_client_info(session),
+            session_opens=False,
+        ),
+    )
+    if call is not None:
+        call.result = _InvalidParams()
+        _safe_end(telemetry, call)
 
 
 def v1_make_error_result(telemetry: MCPTelemetry) -> Wrapper:
@@ -286,15 +369,28 @@ class _AdoptedSpan:
         params = ctx.params if isinstance(ctx.params, Mapping) else None
         request = ctx.request
         headers = getattr(request, "headers", None)
+        method = str(ctx.method)
+        server_session = getattr(ctx, "session", None)
+        connection = getattr(server_session, "_connection", None)  # per connection (mcp 2.x)
+        session_id = getattr(connection, "session_id", None)
+        if session_id is None and headers is not None:
+            session_id = headers.get("mcp-session-id")
+        client = getattr(getattr(server_session, "client_params", None), "client_info", None)
+        if method == "initialize" and params is not None:
+            client = params.get("clientInfo", client)
         return self._telemetry.begin(
-            str(ctx.method),
+            method,
             params,
             request_id=ctx.request_id,
             meta=params.get("_meta") if params else None,
             transport=NETWORK_TRANSPORT_PIPE if request is None else NETWORK_TRANSPORT_TCP,
             protocol_version=getattr(ctx, "protocol_version", None),
-            session_id=headers.get("mcp-session-id") if headers is not None else None,
+            session_id=session_id if isinstance(session_id, str) else None,
             adopt=span,
+            session=connection,
+            client_info=client,
+            peer=http_peer(request) if request is not None else None,
+            session_opens=False,  # outside a handshake a connection serves one request
         )
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -302,17 +398,27 @@ class _AdoptedSpan:
         if call is None:
             return self._cm.__exit__(exc_type, exc, tb)
         telemetry = self._telemetry
+        settled = False
         try:
             if exc is not None and call.result is None and call.exception is None:
                 call.exception = exc
             telemetry.settle(call)
+            settled = True
         except Exception:
             swallowed("mcp.settle", _log, "cde-otel: settling an MCP span failed")
         finally:
             MCPTelemetry.release(call)
+        token = settled_span.set(call.span)  # the framework's own error bookkeeping stands aside
         try:
+            if settled and exc is not None:
+                # The outcome is on the span already: the framework's manager closes it as on a
+                # normal exit (no second exception event, no status over ours); returning None,
+                # this manager lets the exception go on, unchanged.
+                self._cm.__exit__(None, None, None)
+                return None
             return self._cm.__exit__(exc_type, exc, tb)
         finally:
+            settled_span.reset(token)
             try:
                 telemetry.record(call, time.perf_counter() - self._start)
             except Exception:
@@ -321,9 +427,17 @@ class _AdoptedSpan:
 
 # -- capture: the high-level call_tool ----------------------------------------------------
 def capture_tool_error(telemetry: MCPTelemetry) -> Wrapper:
-    """``MCPServer.call_tool`` / ``FastMCP.call_tool``: the tool's exception before it becomes ``isError``."""
+    """``MCPServer.call_tool`` / ``FastMCP.call_tool``: whether the server registered the tool, and
+    the tool's exception before it becomes ``isError``."""
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = current_call.get()
+        name = _arg(args, kwargs, 0, "name")
+        if call is not None and isinstance(name, str):
+            try:
+                telemetry.note_registered(instance, "tools/call", name)
+            except Exception:
+                swallowed("mcp.registry", _log, "cde-otel: reading the server's tool registry failed")
         try:
             return await wrapped(*args, **kwargs)
         except Exception as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cde_otel.instrumentation.mcp import _hooks
+from cde_otel.instrumentation.mcp import _hooks, _lifecycle
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 
 
@@ -31,12 +31,18 @@ MCP_TARGETS: tuple[MCPTarget, ...] = (
     MCPTarget("mcp.server.lowlevel.server", "Server._make_error_result", _hooks.v1_make_error_result),
     MCPTarget("mcp.server.session", "ServerSession._received_request", _hooks.v1_received_request),
     MCPTarget("mcp.shared.session", "RequestResponder.respond", _hooks.v1_respond),
+    MCPTarget("mcp.server.session", "ServerSession.__aexit__", _lifecycle.session_closed),
+    MCPTarget("mcp.server.session", "ServerSession._receive_loop", _hooks.v1_receive_loop),
+    MCPTarget("mcp.types", "ClientRequest.model_validate", _hooks.v1_validate_request),
+    MCPTarget("mcp.server.streamable_http", "StreamableHTTPServerTransport.connect", _lifecycle.v1_http_connect),
     # mcp 2.x: the SDK's OpenTelemetryMiddleware span, adopted.
     MCPTarget("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _hooks.middleware_call),
     MCPTarget("mcp.server._otel", "otel_span", _hooks.adopt_span),
     MCPTarget("mcp.server.mcpserver.server", "MCPServer.call_tool", _hooks.capture_tool_error),
+    MCPTarget("mcp.server.runner", "aclose_shielded", _lifecycle.connection_closed),
     # FastMCP 3+ (its own SERVER span at the middleware seam), adopted.
     MCPTarget("fastmcp.server.low_level", "FastMCPServerMiddleware.__call__", _hooks.middleware_call),
     MCPTarget("fastmcp.server.low_level", "seam_span", _hooks.adopt_span),
     MCPTarget("fastmcp.server.server", "FastMCP.call_tool", _hooks.capture_tool_error),
+    MCPTarget("fastmcp.server.telemetry", "record_span_exception", _lifecycle.framework_exception),
 )

@@ -4,11 +4,13 @@ Framework hooks (:mod:`cde_otel.instrumentation.mcp._hooks`) call :meth:`MCPTele
 either to start our own span (servers that emit none: mcp 1.x, standalone fastmcp 2.x) or to
 adopt the span the framework already opened (mcp 2.x, FastMCP 3+), then note what they see
 (the response, an exception the framework turned into an ``isError`` result) and call
-:meth:`MCPTelemetry.end`. Only the OpenTelemetry API is used.
+:meth:`MCPTelemetry.end`. Only the OpenTelemetry API is used. What a client sends is bounded
+here (:mod:`._attributes`); the outcome rules are in :mod:`._errors`, sessions in :mod:`._session`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import re
@@ -21,11 +23,26 @@ from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._correlation import client_context, client_correlation_id
-from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text, scrubbed_prefix
+from cde_otel.instrumentation.mcp._attributes import (
+    MAX_VALUE,
+    OTHER,
+    PROMPT,
+    TOOL,
+    BoundedValues,
+    KnownNames,
+    bounded_method,
+    capped,
+    registered,
+)
+from cde_otel.instrumentation.mcp._errors import Failure, exception_attributes, failure_of, scrubbed_prefix
+from cde_otel.instrumentation.mcp._results import first_text, result_ids
+from cde_otel.instrumentation.mcp._session import CLIENT_INFO_META_KEY, MCPSession, Sessions
+from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
+    ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
-    ATTR_FEATURE_ID,
+    ATTR_FEATURE_PHASE,
     ATTR_GEN_AI_OPERATION_NAME,
     ATTR_GEN_AI_PROMPT_NAME,
     ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
@@ -36,26 +53,30 @@ from cde_otel.semconv import (
     ATTR_MCP_PROTOCOL_VERSION,
     ATTR_MCP_RESOURCE_URI,
     ATTR_MCP_SESSION_ID,
+    ATTR_NETWORK_PROTOCOL_NAME,
+    ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
-    ATTR_PROJECT_ID,
     ATTR_PROMPT_LENGTH,
     ATTR_RPC_RESPONSE_STATUS_CODE,
     CORRELATION_KEY,
     EXECUTE_TOOL,
-    TOOL_ERROR,
+    FEATURE_PHASES,
+    INVALID_PHASE,
     WORK_ARGUMENTS,
 )
 
 _RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
-_MAX_VALUE = 256
-_MAX_PAYLOAD_SCAN = 65_536
-# How far past a cut the scrubber looks, so that a secret straddling the cut is still recognised.
-_SCRUB_WINDOW = 4096
-# A CDE (or upstream orchestrator) error code: E104, E999...
-_CODE = re.compile(r"[A-Z]{1,4}\d{2,4}")
-# The JSON-RPC code of invalid params (what the SDKs answer for a pydantic ValidationError).
-_INVALID_PARAMS = "-32602"
+_TARGET_ATTRS = {TOOL: ATTR_GEN_AI_TOOL_NAME, PROMPT: ATTR_GEN_AI_PROMPT_NAME}
+# A protocol version as the specification spells them (a date); anything else is _OTHER on metrics.
+_PROTOCOL_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Attributes of the transport a metric may carry (the rest of a request's attributes are per-request).
+_METRIC_TRANSPORT_ATTRS = (
+    ATTR_NETWORK_TRANSPORT,
+    ATTR_NETWORK_PROTOCOL_NAME,
+    ATTR_NETWORK_PROTOCOL_VERSION,
+    ATTR_MCP_PROTOCOL_VERSION,
+)
 
 
 class MCPCall:
@@ -64,6 +85,7 @@ class MCPCall:
     __slots__ = (
         "attrs",
         "exception",
+        "method",
         "metric_attrs",
         "name",
         "owned",
@@ -71,6 +93,7 @@ class MCPCall:
         "span",
         "start_ns",
         "start_perf",
+        "target",
         "token",
         "var_token",
     )
@@ -80,6 +103,8 @@ class MCPCall:
         self.name = name
         self.attrs = attrs
         self.metric_attrs = metric_attrs
+        self.method = ""  # as the client sent it, capped
+        self.target: str | None = None  # the tool or prompt name as sent, capped
         self.owned = False
         self.result: Any = None
         self.exception: BaseException | None = None
@@ -102,6 +127,7 @@ class MCPTelemetry:
         duration: Histogram,
         errors: Counter,
         *,
+        session_duration: Histogram | None = None,
         capture_content: bool = False,
         capture_max_length: int = 256,
         redact_keys: tuple[str, ...] = (),
@@ -112,6 +138,12 @@ class MCPTelemetry:
         self.capture_content = capture_content
         self.capture_max_length = capture_max_length
         self.redact_keys = redact_keys
+        self.known = KnownNames()
+        self.sessions = Sessions(session_duration)
+        # Backstops for values the server (not the client) chooses, should one quote client input.
+        self._error_types = BoundedValues(256)
+        self._codes = BoundedValues(256)
+        self._versions = BoundedValues(16)
         self.active = True
 
     # -- start --------------------------------------------------------------------
@@ -126,39 +158,42 @@ class MCPTelemetry:
         protocol_version: str | None = None,
         session_id: str | None = None,
         adopt: trace.Span | None = None,
+        session: Any = None,
+        client_info: Any = None,
+        peer: Mapping[str, Any] | None = None,
+        session_opens: bool = True,
+        server: Any = None,
     ) -> MCPCall:
         """Starts (or, with ``adopt``, enriches) the span of one request and makes it current.
 
         An owned span's parent is the client's trace context from ``params._meta``; an adopted
         span already has it (the framework extracted it). The call's correlation id is the
         client's (``_meta`` key or baggage ``cde.correlation_id``), else the span's trace id.
+        ``session`` is the framework's per-connection object (the session's key), ``client_info``
+        what ``initialize`` said (``clientInfo``), ``peer`` the transport's attributes
+        (``network.protocol.*``, ``client.address``/``.port``), ``server`` the framework's server
+        (its registry tells a registered tool from a name the client made up).
         """
         target = _target(method, params)
-        name = f"{method} {target}" if target else method
-        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: method}
-        if target:
-            if method == "tools/call":
-                metric_attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
-                metric_attrs[ATTR_GEN_AI_TOOL_NAME] = target
-            elif method == "prompts/get":
-                metric_attrs[ATTR_GEN_AI_PROMPT_NAME] = target
-        if transport:
-            metric_attrs[ATTR_NETWORK_TRANSPORT] = transport
-        if protocol_version:
-            metric_attrs[ATTR_MCP_PROTOCOL_VERSION] = protocol_version
-        attrs = dict(metric_attrs)
-        if request_id is not None:
-            attrs[ATTR_JSONRPC_REQUEST_ID] = str(request_id)
-        if session_id:
-            attrs[ATTR_MCP_SESSION_ID] = session_id
-        if params:
-            if method in _RESOURCE_METHODS:
-                uri = params.get("uri")
-                if uri is not None:
-                    attrs[ATTR_MCP_RESOURCE_URI] = scrubbed_prefix(str(uri), _MAX_VALUE)  # ?token=... never recorded
-            arguments = params.get("arguments")
-            if isinstance(arguments, Mapping) and arguments:
-                self._argument_attrs(arguments, attrs)
+        if target is not None and server is not None:
+            self.note_registered(server, method, target)
+        known = target is not None and self.known.knows(method, target)
+        name = _span_name(method, target if known else None)
+        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: bounded_method(method)}
+        if method == TOOL:
+            metric_attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
+        transport_attrs = self._transport_attrs(transport, peer, protocol_version)
+        metric_attrs.update((k, v) for k, v in transport_attrs.items() if k in _METRIC_TRANSPORT_ATTRS)
+        attrs = self._request_attrs(method, params, target, request_id, session_id)
+        attrs.update(transport_attrs)
+        mcp_session = self.sessions.get(session, opens=session_opens or method == "initialize")
+        if mcp_session is not None:
+            self._note_session(mcp_session, transport_attrs, client_info, meta)
+            attrs.update(mcp_session.span_attributes())
+        elif client_info is not None or (meta and CLIENT_INFO_META_KEY in meta):
+            # No session we follow (stateless HTTP; the 2026 protocol names the client per request).
+            info = client_info if client_info is not None else meta[CLIENT_INFO_META_KEY]  # type: ignore[index]
+            attrs.update(MCPSession.of(info).span_attributes())
 
         if adopt is None:
             parent = _client_context(meta)
@@ -174,12 +209,15 @@ class MCPTelemetry:
             parent = context.get_current()
             span = adopt
             start_ns = 0
+            span.update_name(name)  # the framework named it after the raw tool name
             span.set_attributes(attrs)
         parsed = adopt is None and parent is not context.get_current()  # the client's baggage is in parent
         cid = _client_correlation_id(meta, parent, parsed) or trace.format_trace_id(span.get_span_context().trace_id)
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         ctx = baggage.set_baggage(CORRELATION_KEY, cid, trace.set_span_in_context(span, parent))
         call = MCPCall(span, name, attrs, metric_attrs)
+        call.method = method
+        call.target = target
         call.owned = adopt is None
         call.start_ns = start_ns
         call.token = context.attach(ctx)
@@ -187,13 +225,70 @@ class MCPTelemetry:
         call.start_perf = time.perf_counter()
         return call
 
+    def note_registered(self, server: Any, method: str, name: str) -> None:
+        if not self.known.knows(method, name) and registered(server, method, name):
+            self.known.learn(method, (name,))
+
+    def _request_attrs(
+        self, method: str, params: Mapping[str, Any] | None, target: str | None, request_id: Any, session_id: Any
+    ) -> dict[str, Any]:
+        attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: capped(method)}
+        if method == TOOL:
+            attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
+        if target is not None:
+            attrs[_TARGET_ATTRS[method]] = target
+        if request_id is not None:
+            attrs[ATTR_JSONRPC_REQUEST_ID] = capped(request_id)
+        if session_id:
+            attrs[ATTR_MCP_SESSION_ID] = capped(session_id)
+        if params:
+            if method in _RESOURCE_METHODS:
+                uri = params.get("uri")
+                if uri is not None:
+                    attrs[ATTR_MCP_RESOURCE_URI] = scrubbed_prefix(str(uri))  # ?token=... never recorded
+            arguments = params.get("arguments")
+            if isinstance(arguments, Mapping) and arguments:
+                self._argument_attrs(arguments, attrs)
+        return attrs
+
+    def _transport_attrs(
+        self, transport: str | None, peer: Mapping[str, Any] | None, protocol_version: Any
+    ) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if transport:
+            attrs[ATTR_NETWORK_TRANSPORT] = transport
+        if peer:
+            attrs.update((k, capped(v) if isinstance(v, str) else v) for k, v in peer.items())
+        version = self._protocol_version(protocol_version)
+        if version is not None:
+            attrs[ATTR_MCP_PROTOCOL_VERSION] = version
+        return attrs
+
+    def _protocol_version(self, version: Any) -> str | None:
+        if not isinstance(version, str) or not version:
+            return None
+        return self._versions(version) if _PROTOCOL_VERSION.fullmatch(version) else OTHER
+
+    @staticmethod
+    def _note_session(
+        session: MCPSession, transport_attrs: Mapping[str, Any], client_info: Any, meta: Mapping[str, Any] | None
+    ) -> None:
+        session.transport_attrs.update((k, v) for k, v in transport_attrs.items() if isinstance(v, str))
+        if client_info is not None:
+            session.note_client(client_info)
+        elif meta and CLIENT_INFO_META_KEY in meta:
+            session.note_client(meta[CLIENT_INFO_META_KEY])
+
     def _argument_attrs(self, arguments: Mapping[str, Any], attrs: dict[str, Any]) -> None:
         extra = self.redact_keys
         for key, value in arguments.items():
             attr = WORK_ARGUMENTS.get(key)
             if attr is not None:
                 if isinstance(value, str | int) and not is_sensitive_key(key, extra):
-                    attrs[attr] = scrubbed_prefix(str(value), _MAX_VALUE)
+                    if attr == ATTR_FEATURE_PHASE and value not in FEATURE_PHASES:
+                        attrs[attr] = INVALID_PHASE  # never the client's text as given
+                    else:
+                        attrs[attr] = scrubbed_prefix(str(value))
             elif isinstance(value, str) and is_content_key(key):
                 attrs[ATTR_PROMPT_LENGTH] = len(value)
         if self.capture_content:
@@ -214,38 +309,70 @@ class MCPTelemetry:
     def settle(self, call: MCPCall) -> str | None:
         """Sets the outcome on the (still open) span; returns the error type of a failed request.
 
-        For an adopted span this runs after the framework set its own ``error.type``
-        (``tool_error``, an exception class), so the CDE code replaces it.
+        For an adopted span this runs after the framework set its own ``error.type``, so ours
+        (the conventions' value, with the CDE code beside it) replaces it.
         """
         span = call.span
-        is_tool_call = call.metric_attrs[ATTR_MCP_METHOD_NAME] == "tools/call"
-        failure = _failure(call.result, call.exception, is_tool_call)
+        method = call.method
+        is_tool_call = method == TOOL
+        if call.result is not None:
+            self.known.learn_listed(method, call.result)  # the server's own tools/list, prompts/list
+        failure = None if _cancelled(call.exception) else failure_of(call.result, call.exception, is_tool_call)
+        if failure is None and call.target is not None and call.result is not None:
+            self.known.learn(method, (call.target,))  # only a registered tool or prompt answers
+        self._bound_target(call)
         if failure is None:
             if is_tool_call and call.result is not None:
-                _result_ids(call.result, span, call.attrs)
+                result_ids(call.result, span, call.attrs)
             if self.capture_content and call.result is not None:
-                text = _first_text(call.result)
+                text = first_text(call.result)
                 if text is not None:
-                    span.set_attribute(ATTR_GEN_AI_TOOL_CALL_RESULT, _scrubbed_prefix(text, self.capture_max_length))
+                    span.set_attribute(ATTR_GEN_AI_TOOL_CALL_RESULT, scrubbed_prefix(text, self.capture_max_length))
             return None
-        error_type, description, status_code = failure
+        return self._fail(call, failure)
+
+    def _bound_target(self, call: MCPCall) -> None:
+        """The tool or prompt name on metrics and in the span name: registered, else ``_OTHER``
+        (and the bare method in the span name). An adopted span is renamed and capped again: the
+        framework may have renamed it after the raw name since."""
+        known = call.target is not None and self.known.knows(call.method, call.target)
+        if call.target is not None:
+            call.metric_attrs[_TARGET_ATTRS[call.method]] = call.target if known else OTHER
+        name = _span_name(call.method, call.target if known else None)
+        if name != call.name or not call.owned:
+            call.name = name
+            call.span.update_name(name)
+        if not call.owned:
+            _cap_attributes(call.span)
+
+    def _fail(self, call: MCPCall, failure: Failure) -> str:
+        span = call.span
+        error_type = self._error_types(failure.error_type) or OTHER
+        span.set_attribute(ATTR_ERROR_TYPE, capped(failure.error_type))
         call.metric_attrs[ATTR_ERROR_TYPE] = error_type
-        span.set_attribute(ATTR_ERROR_TYPE, error_type)
-        if status_code is not None:
-            call.metric_attrs[ATTR_RPC_RESPONSE_STATUS_CODE] = status_code
-            span.set_attribute(ATTR_RPC_RESPONSE_STATUS_CODE, status_code)
-        if call.owned and call.exception is not None:
-            span.record_exception(call.exception)
-        span.set_status(Status(StatusCode.ERROR, description))
+        if failure.status_code is not None:
+            span.set_attribute(ATTR_RPC_RESPONSE_STATUS_CODE, failure.status_code)
+            call.metric_attrs[ATTR_RPC_RESPONSE_STATUS_CODE] = error_type
+        if failure.code is not None:
+            span.set_attribute(ATTR_ERROR_CODE, failure.code)
+            call.metric_attrs[ATTR_ERROR_CODE] = self._codes(failure.code) or OTHER
+        error = call.exception
+        if error is not None and not _has_exception_event(span):
+            span.record_exception(error, attributes=exception_attributes(error))
+        span.set_status(Status(StatusCode.ERROR, failure.description))
         return error_type
 
     def record(self, call: MCPCall, duration: float) -> None:
-        """The duration record and, for a failed request, one ``cde.errors``."""
+        """The duration record and, for a failed request, one ``cde.errors`` (same error attributes)."""
         metric_attrs = call.metric_attrs
         self.duration.record(duration, metric_attrs)
         error_type = metric_attrs.get(ATTR_ERROR_TYPE)
         if error_type is not None:
-            self.errors.add(1, {ATTR_ERROR_TYPE: error_type, ATTR_OPERATION: call.name})
+            counted = {ATTR_ERROR_TYPE: error_type, ATTR_OPERATION: call.name}
+            code = metric_attrs.get(ATTR_ERROR_CODE)
+            if code is not None:
+                counted[ATTR_ERROR_CODE] = code
+            self.errors.add(1, counted)
 
     @staticmethod
     def release(call: MCPCall) -> None:
@@ -257,11 +384,27 @@ class MCPTelemetry:
             call.token = None
 
 
-def _scrubbed_prefix(text: str, length: int) -> str:
-    """The first ``length`` characters of ``text``, scrubbed *before* the cut: cutting first could
-    leave half a secret (``Bearer abc``) that no longer looks like one. Only a window past the cut
-    is scrubbed, so a huge result costs no more than a small one."""
-    return scrub_text(text[: length + _SCRUB_WINDOW])[:length]
+def _span_name(method: str, target: str | None) -> str:
+    bounded = bounded_method(method)
+    return f"{bounded} {target}" if target else bounded
+
+
+def _cap_attributes(span: trace.Span) -> None:
+    attributes = getattr(span, "attributes", None)  # the SDK's span: what the framework set on it
+    if isinstance(attributes, Mapping):
+        for key, value in list(attributes.items()):
+            if isinstance(value, str) and len(value) > MAX_VALUE:
+                span.set_attribute(key, value[:MAX_VALUE])
+
+
+def _cancelled(error: BaseException | None) -> bool:
+    """A request the client cancelled (or a server shutting down) ended, it did not fail."""
+    return error is not None and (isinstance(error, asyncio.CancelledError) or type(error).__name__ == "Cancelled")
+
+
+def _has_exception_event(span: trace.Span) -> bool:
+    events = getattr(span, "events", None)  # the SDK's span; another API implementation: record ours
+    return bool(events) and any(getattr(e, "name", None) == "exception" for e in events)  # type: ignore[union-attr]
 
 
 # -- request inspection -------------------------------------------------------------
@@ -269,7 +412,7 @@ def _target(method: str, params: Mapping[str, Any] | None) -> str | None:
     if params and method in ("tools/call", "prompts/get"):
         name = params.get("name")
         if isinstance(name, str) and name:
-            return name
+            return capped(name)
     return None
 
 
@@ -281,147 +424,3 @@ def _client_context(meta: Mapping[str, Any] | None) -> context.Context:
 def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
     """The client's correlation id, cleaned (printable, ≤ 128 characters); ``parsed``: its baggage is in ``ctx``."""
     return client_correlation_id(meta, ctx, parsed=parsed)
-
-
-# -- outcome ------------------------------------------------------------------------
-def error_type_of(error: BaseException) -> str:
-    """The CDE code anywhere in the cause chain (tool errors wrap the original), else its root class."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    root = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        code = getattr(current, "code", None)
-        if isinstance(code, str) and _CODE.fullmatch(code):
-            return code
-        rpc = _jsonrpc_code(current)
-        if rpc is not None:
-            return rpc
-        root = current
-        current = current.__cause__
-    return type(root).__name__
-
-
-def _jsonrpc_code(error: BaseException) -> str | None:
-    data = getattr(error, "error", None)  # McpError/MCPError carry an ErrorData
-    code = getattr(data, "code", None)
-    if isinstance(code, int) and not isinstance(code, bool):
-        return str(code)
-    if type(error).__name__ == "ValidationError" and type(error).__module__.startswith("pydantic"):
-        return _INVALID_PARAMS
-    return None
-
-
-def _failure(result: Any, error: BaseException | None, is_tool_call: bool) -> tuple[str, str, str | None] | None:
-    """(error.type, status description, rpc.response.status_code) of a failed request, else None."""
-    if result is None and error is not None:
-        error_type = error_type_of(error)
-        status_code = error_type if error_type.lstrip("-").isdigit() else None
-        return error_type, scrubbed_prefix(f"{error_type}: {error}", _MAX_VALUE), status_code
-    if result is None:
-        return None
-    root = getattr(result, "root", result)  # mcp 1.x wraps results in a ServerResult
-    code = getattr(root, "code", None)
-    message = getattr(root, "message", None)
-    if isinstance(code, int) and isinstance(message, str):  # a JSON-RPC ErrorData
-        return str(code), scrubbed_prefix(message, _MAX_VALUE), str(code)
-    if not is_tool_call:
-        return None
-    is_error, content, structured = _tool_result_parts(root)
-    payload = _error_payload(structured, content)
-    if not is_error and payload is None:
-        return None
-    if payload is not None:
-        error_type, title = payload
-    elif error is not None:
-        error_type, title = error_type_of(error), str(error)
-    else:
-        error_type, title = TOOL_ERROR, ""
-    description = f"{error_type}: {title}" if title else error_type
-    return error_type, scrubbed_prefix(description, _MAX_VALUE), None
-
-
-def _tool_result_parts(root: Any) -> tuple[bool, Any, Any]:
-    if isinstance(root, Mapping):
-        return root.get("isError") is True, root.get("content"), root.get("structuredContent")
-    is_error = getattr(root, "isError", None)
-    if is_error is None:
-        is_error = getattr(root, "is_error", None)
-    structured = getattr(root, "structuredContent", None)
-    if structured is None:
-        structured = getattr(root, "structured_content", None)
-    return is_error is True, getattr(root, "content", None), structured
-
-
-def _first_text(result: Any) -> str | None:
-    root = getattr(result, "root", result)
-    _, content, _ = _tool_result_parts(root)
-    if not isinstance(content, list | tuple) or not content:
-        return None
-    item = content[0]
-    text = item.get("text") if isinstance(item, Mapping) else getattr(item, "text", None)
-    return text if isinstance(text, str) else None
-
-
-def _result_ids(result: Any, span: trace.Span, known: Mapping[str, Any]) -> None:
-    """Ids in a tool's result (a created feature's, the project's): on the span too, so one tag
-    finds the whole workflow. Structured results are read always; a text result is parsed only
-    when the call named no feature (so, in practice, once per workflow: its start)."""
-    root = getattr(result, "root", result)
-    is_error, content, structured = _tool_result_parts(root)
-    if is_error:
-        return
-    if isinstance(structured, Mapping) and _set_ids(structured, span, known):
-        return
-    if ATTR_FEATURE_ID in known:
-        return
-    text = _first_text({"content": content}) if content else None
-    if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{") or '"feature_id"' not in text:
-        return
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return
-    if isinstance(parsed, Mapping):
-        _set_ids(parsed, span, known)
-
-
-def _set_ids(found: Mapping[str, Any], span: trace.Span, known: Mapping[str, Any]) -> bool:
-    seen = False
-    for key, attr in (("feature_id", ATTR_FEATURE_ID), ("project_id", ATTR_PROJECT_ID)):
-        value = found.get(key)
-        if isinstance(value, str) and value:
-            seen = True
-            if attr not in known:
-                span.set_attribute(attr, value[:_MAX_VALUE])
-    return seen
-
-
-def _error_payload(structured: Any, content: Any) -> tuple[str, str] | None:
-    """(code, title) of a coded error payload: ``ErrorFormatter.to_json`` (with isError) or the
-    upstream orchestrator's ``{"status": "error", "error_code": ...}`` envelope (returned as a
-    normal result)."""
-    found = _coded(structured) if isinstance(structured, Mapping) else None
-    if found is not None:
-        return found
-    text = _first_text({"content": content}) if content else None
-    if text is None or len(text) > _MAX_PAYLOAD_SCAN or not text.startswith("{"):
-        return None
-    if '"code"' not in text and '"error_code"' not in text:
-        return None  # cheap test first: most results are not errors
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return None
-    return _coded(parsed) if isinstance(parsed, Mapping) else None
-
-
-def _coded(payload: Mapping[str, Any]) -> tuple[str, str] | None:
-    code = payload.get("code")
-    if isinstance(code, str) and _CODE.fullmatch(code) and "recoverable" in payload:
-        return code, str(payload.get("title") or payload.get("name") or "")
-    if payload.get("status") == "error":
-        upstream = payload.get("error_code")
-        if isinstance(upstream, str) and upstream:
-            return upstream[:32], str(payload.get("error_type") or "")
-    return None

@@ -1,0 +1,136 @@
+"""MCP sessions: who called (the client's name and version) and how long the session lasted.
+
+A session is keyed by the framework's own per-connection object (mcp 1.x ``ServerSession``,
+mcp 2.x ``Connection``), held weakly. It opens when its first request is seen and closes when
+the framework tears the connection down; then one ``mcp.server.session.duration`` record
+(seconds) carries the transport, protocol and the client's bounded name and version.
+
+The client's name and version come from ``initialize`` (``clientInfo``) or, where a newer
+protocol sends them with each request, from ``_meta["io.modelcontextprotocol/clientInfo"]``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.metrics import Histogram
+
+from cde_otel.instrumentation.mcp._attributes import BoundedValues, capped
+from cde_otel.semconv import (
+    ATTR_MCP_CLIENT_NAME,
+    ATTR_MCP_CLIENT_VERSION,
+    ATTR_MCP_PROTOCOL_VERSION,
+    ATTR_NETWORK_PROTOCOL_NAME,
+    ATTR_NETWORK_PROTOCOL_VERSION,
+    ATTR_NETWORK_TRANSPORT,
+)
+
+CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
+_MAX_CLIENT_FIELD = 128
+_METRIC_ATTRS = (
+    ATTR_NETWORK_TRANSPORT,
+    ATTR_NETWORK_PROTOCOL_NAME,
+    ATTR_NETWORK_PROTOCOL_VERSION,
+    ATTR_MCP_PROTOCOL_VERSION,
+)
+#: Span attributes that describe the session rather than the request (set on every request's span).
+SESSION_SPAN_ATTRIBUTES = (ATTR_MCP_CLIENT_NAME, ATTR_MCP_CLIENT_VERSION)
+
+
+class MCPSession:
+    __slots__ = ("attrs", "client_name", "client_version", "start", "transport_attrs")
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.client_name: str | None = None
+        self.client_version: str | None = None
+        self.transport_attrs: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, info: Any) -> MCPSession:
+        session = cls()
+        session.note_client(info)
+        return session
+
+    def note_client(self, info: Any) -> None:
+        name, version = client_info(info)
+        if name is not None:
+            self.client_name = name
+            self.client_version = version
+
+    def span_attributes(self) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        if self.client_name is not None:
+            attrs[ATTR_MCP_CLIENT_NAME] = self.client_name
+        if self.client_version is not None:
+            attrs[ATTR_MCP_CLIENT_VERSION] = self.client_version
+        return attrs
+
+
+def client_info(info: Any) -> tuple[str | None, str | None]:
+    """(name, version) of an ``Implementation`` (model or dict), each capped; (None, None) if absent."""
+    if info is None:
+        return None, None
+    if isinstance(info, Mapping):
+        name, version = info.get("name"), info.get("version")
+    else:
+        name, version = getattr(info, "name", None), getattr(info, "version", None)
+    return (
+        capped(name, _MAX_CLIENT_FIELD) if isinstance(name, str) and name else None,
+        capped(version, _MAX_CLIENT_FIELD) if isinstance(version, str) and version else None,
+    )
+
+
+class Sessions:
+    """Open sessions by their framework key; records the session duration when one closes."""
+
+    def __init__(self, duration: Histogram | None) -> None:
+        self._duration = duration
+        self._open: weakref.WeakKeyDictionary[Any, MCPSession] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._names = BoundedValues()
+        self._versions = BoundedValues()
+
+    def get(self, key: Any, *, opens: bool = True) -> MCPSession | None:
+        """The open session of ``key``; a new one when ``opens`` (a framework whose connections
+        outside a handshake are per-request opens one only on ``initialize``)."""
+        if key is None:
+            return None
+        try:
+            found = self._open.get(key)
+            if found is None and opens:
+                with self._lock:
+                    found = self._open.setdefault(key, MCPSession())
+        except TypeError:  # not weak-referenceable: no session to follow
+            return None
+        return found
+
+    def close(self, key: Any) -> None:
+        try:
+            with self._lock:
+                session = self._open.pop(key, None)
+        except TypeError:
+            return
+        if session is None or self._duration is None:
+            return
+        attrs: dict[str, str] = {
+            k: v
+            for k, v in session.transport_attrs.items()
+            if k
+            in (
+                ATTR_NETWORK_TRANSPORT,
+                ATTR_NETWORK_PROTOCOL_NAME,
+                ATTR_NETWORK_PROTOCOL_VERSION,
+                ATTR_MCP_PROTOCOL_VERSION,
+            )
+        }
+        name, version = self._names(session.client_name), self._versions(session.client_version)
+        if name is not None:
+            attrs[ATTR_MCP_CLIENT_NAME] = name
+        if version is not None:
+            attrs[ATTR_MCP_CLIENT_VERSION] = version
+        self._duration.record(time.monotonic() - session.start, attrs)
