@@ -164,7 +164,8 @@ def _marginal(low: dict[str, Any], high: dict[str, Any]) -> dict[str, float]:
 
 def measure_scale(*, quick: bool = False) -> dict[str, Any]:
     if quick:
-        rates, seconds = [1000.0], 2.0
+        # The smoke run checks the keys, not the capacity: a rate a loaded 2-core machine still carries.
+        rates, seconds = [250.0], 2.0
     else:
         rates, seconds = [1000.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0, 10000.0, 12000.0, 14000.0], 5.0
     load = {"at_start": [round(v, 2) for v in psutil.getloadavg()]}
