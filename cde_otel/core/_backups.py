@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cde_otel._exceptions import StateError
+from cde_otel._exceptions import StateError, quote
 from cde_otel.core import state, storage
+from cde_otel.core._validation import bounded
 from cde_otel.core.model import Project
 
 _BACKUP_NAME = re.compile(r"^state-r(?P<revision>\d{8})-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.json$")
 _STAMP = "%Y%m%dT%H%M%S%fZ"
+MAX_BACKUP_NAME_LENGTH = 255
 _log = logging.getLogger("cde_otel.state")
 
 
@@ -70,12 +72,13 @@ class BackupStore:
             raise StateError(
                 f"a backup name is text, not {type(name).__name__}",
                 "E209",
-                {"path": str(backup_dir), "backup": repr(name), "reason": "a backup name is text"},
+                {"path": str(backup_dir), "backup": quote(name), "reason": "a backup name is text"},
             )
+        bounded(name, what="backup", max_length=MAX_BACKUP_NAME_LENGTH)
         candidate = backup_dir / Path(name).name
         if _BACKUP_NAME.match(candidate.name) is None or not candidate.is_file():
             raise StateError(
-                f"no backup named {name!r} in {backup_dir}", "E209", {"path": str(backup_dir), "backup": name}
+                f"no backup named {quote(name)} in {backup_dir}", "E209", {"path": str(backup_dir), "backup": name}
             )
         try:
             project, revision = state.decode(candidate.read_bytes(), source=str(candidate))

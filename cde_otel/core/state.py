@@ -31,8 +31,9 @@ from typing import Any
 
 import filelock
 
-from cde_otel._exceptions import ProjectError, StateError, ValidationError
+from cde_otel._exceptions import ProjectError, StateError, ValidationError, quote
 from cde_otel.core._stack import on_fresh_stack
+from cde_otel.core._validation import checked_path_text
 from cde_otel.core.model import (
     PHASE_STATUS,
     PHASES,
@@ -59,19 +60,25 @@ def state_paths(project_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]
 
 
 def project_root(path: str | os.PathLike[str]) -> Path:
-    """The resolved project directory at ``path``: E001 when it is no directory, E002 when unreadable."""
-    if not isinstance(path, str | os.PathLike) or not str(path).strip():
-        raise ProjectError("project path must be a non-empty path", "E001", {"path": str(path)})
-    given = str(path)
+    """The resolved project directory at ``path``: E001 when it is no directory, E002 when unreadable.
+
+    Over-long (E005) or malformed (E006) path text is refused before any system call sees it.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise ProjectError("project path must be a non-empty path", "E001", {"path": quote(path)})
+    given = checked_path_text(path)
+    if not given.strip():
+        raise ProjectError("project path must be a non-empty path", "E001", {"path": given})
+    shown = quote(given)
     root = Path(given).expanduser()
     try:
         if not root.is_dir():
-            raise ProjectError(f"project path {given} does not exist or is not a directory", "E001", {"path": given})
+            raise ProjectError(f"project path {shown} does not exist or is not a directory", "E001", {"path": given})
         root = root.resolve()
     except OSError as exc:
-        raise ProjectError(f"project path {given} is not accessible: {exc.strerror}", "E002", {"path": given}) from exc
+        raise ProjectError(f"project path {shown} is not accessible: {exc.strerror}", "E002", {"path": given}) from exc
     if not os.access(root, os.R_OK | os.X_OK):
-        raise ProjectError(f"project path {given} is not readable", "E002", {"path": given})
+        raise ProjectError(f"project path {shown} is not readable", "E002", {"path": given})
     return root
 
 
