@@ -27,6 +27,12 @@ MAX_RESULTS_BYTES = 1024 * 1024
 MAX_ID_LENGTH = 64
 MAX_PHASE_LENGTH = 64
 MAX_PATH_LENGTH = 4096
+#: What a stored state may hold (checked on load and on save): looser than what a new submission may
+#: add, so that states written by earlier versions keep loading.
+MAX_STORED_RESULTS_DEPTH = 1000
+MAX_STORED_RESULTS_BYTES = 4 * MAX_RESULTS_BYTES
+#: Revisions name backups with 8 digits (``state-r00000012-...``): one more digit would hide them.
+MAX_REVISION = 99_999_999
 
 
 def too_long(value: str, *, what: str, max_length: int) -> ProjectError:
@@ -101,31 +107,36 @@ def _refuse_results(reason: str, **context: Any) -> ValidationError:
     return ValidationError(f"phase results {reason}", "E305", {"field": "results", "reason": reason, **context})
 
 
-def _check_results_shape(results: Mapping[str, Any]) -> None:
-    """Bounds nesting and size without recursing (so the check itself cannot overflow the stack).
+def results_shape_problem(results: Mapping[str, Any], *, max_depth: int, max_bytes: int) -> str | None:
+    """Why ``results`` is too deep or too large, or None; walks without recursing (it cannot overflow the stack).
 
     Every container and scalar takes at least one byte of JSON, and a string its length,
-    so the walk stops after :data:`MAX_RESULTS_BYTES` units even on shared or cyclic structures.
+    so the walk stops after ``max_bytes`` units even on shared or cyclic structures.
     """
-    budget = MAX_RESULTS_BYTES
+    budget = max_bytes
     pending: list[tuple[object, int]] = [(results, 1)]
     while pending:
         value, depth = pending.pop()
         budget -= len(value) if isinstance(value, str) else 1
         if budget < 0:
-            raise _refuse_results(f"are larger than {MAX_RESULTS_BYTES} bytes", max_bytes=MAX_RESULTS_BYTES)
+            return f"are larger than {max_bytes} bytes"
         if isinstance(value, Mapping):
             children: Iterable[object] = value.values()
+            budget -= sum(len(key) if isinstance(key, str) else 1 for key in value)
         elif isinstance(value, list | tuple):
             children = value
         else:
             continue
-        if depth > MAX_RESULTS_DEPTH:
-            raise _refuse_results(
-                f"are nested deeper than {MAX_RESULTS_DEPTH} levels (or contain themselves)",
-                max_depth=MAX_RESULTS_DEPTH,
-            )
+        if depth > max_depth:
+            return f"are nested deeper than {max_depth} levels (or contain themselves)"
         pending.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _check_results_shape(results: Mapping[str, Any]) -> None:
+    problem = results_shape_problem(results, max_depth=MAX_RESULTS_DEPTH, max_bytes=MAX_RESULTS_BYTES)
+    if problem is not None:
+        raise _refuse_results(problem, max_depth=MAX_RESULTS_DEPTH, max_bytes=MAX_RESULTS_BYTES)
 
 
 def validated_results(results: object) -> dict[str, Any]:

@@ -11,7 +11,11 @@ the same format, which makes any backup a drop-in state file.
 Documents are strict JSON (no bare ``NaN``/``Infinity``) in UTF-8. The same rules hold
 on load and on save: revisions and schema versions start at 1, workflow types are
 known ones, and a feature's status matches its phase (``completed`` only from
-``review``; ``failed`` from any phase, with its reason). A document that breaks them
+``review``; ``failed`` from any phase, with its reason) and so does its history (exactly
+the phases before the current one, in order, plus ``review`` once completed; artifacts only
+for those). Revisions stay below :data:`~cde_otel.core._validation.MAX_REVISION` (backup
+names have 8 digits); ids, names, prompts, paths and artifacts (depth and size) are bounded.
+A document that breaks them
 is a ``StateError`` E204 on load and a ``ValidationError`` E305 on save, so nothing
 the loader would refuse is ever written. Nesting never depends on the caller's
 stack depth (see :mod:`cde_otel.core._stack`).
@@ -20,10 +24,12 @@ stack depth (see :mod:`cde_otel.core._stack`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +39,17 @@ import filelock
 
 from cde_otel._exceptions import ProjectError, StateError, ValidationError, quote
 from cde_otel.core._stack import on_fresh_stack
-from cde_otel.core._validation import checked_path_text
+from cde_otel.core._validation import (
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PATH_LENGTH,
+    MAX_PROMPT_LENGTH,
+    MAX_REVISION,
+    MAX_STORED_RESULTS_BYTES,
+    MAX_STORED_RESULTS_DEPTH,
+    checked_path_text,
+    results_shape_problem,
+)
 from cde_otel.core.model import (
     PHASE_STATUS,
     PHASES,
@@ -215,8 +231,8 @@ def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
             f"state file {source} fails its checksum", "E203", {"path": source, "reason": "checksum mismatch"}
         )
     revision = _field(document, "revision", int, source)
-    if revision < 1:
-        raise _invalid(source, "revision", "a positive integer")
+    if not 1 <= revision <= MAX_REVISION:
+        raise _invalid(source, "revision", f"a positive integer of at most {MAX_REVISION}")
     project_doc = _field(document, "project", dict, source)
     try:
         return _project_from(project_doc, source), revision
@@ -257,6 +273,45 @@ def _time(doc: dict[str, Any], name: str, source: str) -> datetime:
     return parsed
 
 
+def _text(doc: dict[str, Any], name: str, source: str, max_length: int) -> str:
+    value: str = _field(doc, name, str, source)
+    if not value.strip() or len(value) > max_length:
+        raise _invalid(source, name, f"non-empty text of at most {max_length} characters")
+    return value
+
+
+def _id(doc: dict[str, Any], name: str, source: str) -> str:
+    value = _text(doc, name, source, MAX_ID_LENGTH)
+    if not value.isprintable():
+        raise _invalid(source, name, "an id of printable characters")
+    return value
+
+
+def _check_artifacts(artifacts: dict[str, Any], source: str) -> None:
+    for phase, results in artifacts.items():
+        if phase not in PHASES or not isinstance(results, dict):
+            raise _invalid(source, "artifacts", "a mapping of phase to object")
+        problem = results_shape_problem(results, max_depth=MAX_STORED_RESULTS_DEPTH, max_bytes=MAX_STORED_RESULTS_BYTES)
+        if problem is not None:
+            raise _invalid(source, f"artifacts.{phase}", f"results that are not too deep or large (they {problem})")
+
+
+def _check_history(
+    history: list[Any], phase: str, status: FeatureStatus, artifacts: dict[str, Any], source: str
+) -> None:
+    """The history is the phases before ``phase`` in order (plus ``phase`` once completed); artifacts only for them."""
+    if not all(
+        isinstance(h, dict) and isinstance(h.get("phase"), str) and isinstance(h.get("completed_at"), str)
+        for h in history
+    ):
+        raise _invalid(source, "phase_history", "a list of {phase, completed_at}")
+    done = PHASES.index(phase) + (1 if status is FeatureStatus.COMPLETED else 0)
+    if [h["phase"] for h in history] != list(PHASES[:done]):
+        raise _invalid(source, "phase_history", f"the phases completed before {phase!r}, in order")
+    if not set(artifacts) <= set(PHASES[:done]):
+        raise _invalid(source, "artifacts", "results of completed phases only")
+
+
 def _feature_from(doc: Any, project_id: str, source: str) -> Feature:
     if not isinstance(doc, dict):
         raise _invalid(source, "features[]", "an object")
@@ -264,23 +319,23 @@ def _feature_from(doc: Any, project_id: str, source: str) -> Feature:
     if phase not in PHASES:
         raise _invalid(source, "current_phase", f"one of {PHASES}")
     artifacts = _field(doc, "artifacts", dict, source)
-    if not all(k in PHASES and isinstance(v, dict) for k, v in artifacts.items()):
-        raise _invalid(source, "artifacts", "a mapping of phase to object")
+    _check_artifacts(artifacts, source)
     history = _field(doc, "phase_history", list, source)
-    if not all(isinstance(h, dict) and isinstance(h.get("phase"), str) for h in history):
-        raise _invalid(source, "phase_history", "a list of {phase, completed_at}")
     workflow_type = _field(doc, "workflow_type", str, source)
     if workflow_type not in WORKFLOW_TYPES:
         raise _invalid(source, "workflow_type", f"one of {sorted(WORKFLOW_TYPES)}")
     status = FeatureStatus(_field(doc, "status", str, source))
     failure_reason = _opt_str(doc, "failure_reason", source)
+    if failure_reason is not None and len(failure_reason) > MAX_PROMPT_LENGTH:
+        raise _invalid(source, "failure_reason", f"at most {MAX_PROMPT_LENGTH} characters")
     _check_status(status, phase, failure_reason, source)
+    _check_history(history, phase, status, artifacts, source)
     feature = Feature(
         project_id=project_id,
-        prompt=_field(doc, "prompt", str, source),
-        name=_field(doc, "name", str, source),
+        prompt=_text(doc, "prompt", source, MAX_PROMPT_LENGTH),
+        name=_text(doc, "name", source, MAX_NAME_LENGTH),
         workflow_type=workflow_type,
-        id=_field(doc, "id", str, source),
+        id=_id(doc, "id", source),
         status=status,
         current_phase=phase,
         artifacts=artifacts,
@@ -310,17 +365,62 @@ def _check_status(status: FeatureStatus, phase: str, failure_reason: str | None,
 
 
 def _project_from(doc: dict[str, Any], source: str) -> Project:
-    project_id = _field(doc, "id", str, source)
+    project_id = _id(doc, "id", source)
     features_doc = _field(doc, "features", list, source)
     features = [_feature_from(f, project_id, source) for f in features_doc]
     if len({f.id for f in features}) != len(features):
         raise _invalid(source, "features", "a list with unique ids")
     return Project(
-        name=_field(doc, "name", str, source),
-        path=_field(doc, "path", str, source),
+        name=_text(doc, "name", source, MAX_NAME_LENGTH),
+        path=_text(doc, "path", source, MAX_PATH_LENGTH),
         id=project_id,
         status=ProjectStatus(_field(doc, "status", str, source)),
         features={f.id: f for f in features},
         created_at=_time(doc, "created_at", source),
         updated_at=_time(doc, "updated_at", source),
     )
+
+
+def project_id_in(raw: bytes) -> str | None:
+    """The project id a (possibly damaged) state document still names, or None when it names none.
+
+    Used to tell this project's backups from another's when the state itself cannot be loaded.
+    """
+    try:
+        document = on_fresh_stack(lambda: json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    project = document.get("project") if isinstance(document, dict) else None
+    found = project.get("id") if isinstance(project, dict) else None
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_ID_LENGTH else None
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file ``path``; E214 for a FIFO, device or socket (reading one could block forever).
+
+    ``FileNotFoundError`` and other ``OSError`` are raised as they are.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise StateError(
+                f"{path} is not a regular file ({_kind(mode)}); it was not read",
+                "E214",
+                {"path": str(path), "kind": _kind(mode)},
+            )
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read()
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"

@@ -334,17 +334,11 @@ class HealthMonitor:
         return reading
 
     def _has_valid_backup(self, reader: FileSystemProjectRepository) -> bool:
+        """Whether the application's next load restores the state: a valid backup of this same project."""
         try:
-            backups = reader.list_backups(self.project_path)
+            return reader.recovery_backup(self.project_path) is not None
         except CDEError:
             return False
-        for backup in backups:
-            try:
-                reader.load_backup(self.project_path, backup.name)
-            except CDEError:
-                continue
-            return True
-        return False
 
     def _metrics_snapshot(self, reasons: list[str]) -> MetricsSnapshot | None:
         try:
