@@ -131,7 +131,7 @@ class Slowloris:
         self._stop.set()
         self._thread.join(DEADLINE_S)
         for key in list(self._selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+            key.fileobj.close()
 
 
 @pytest.fixture

@@ -150,12 +150,12 @@ def test_saves_after_an_older_copy_replaced_the_state_are_numbered_above_the_bac
     highest = max(int(b.name[7:15]) for b in backups(tmp_path))
 
     reloaded = FileSystemProjectRepository(backup_retention=3)
-    project = reloaded.get_by_path(tmp_path)
-    assert project is not None
-    new_work = project.start_feature("work done after the checkout")
-    reloaded.save(project)
+    checked_out = reloaded.get_by_path(tmp_path)
+    assert checked_out is not None
+    new_work = checked_out.start_feature("work done after the checkout")
+    reloaded.save(checked_out)
 
-    assert project.revision == highest + 1
+    assert checked_out.revision == highest + 1
     assert any(new_work.id.encode() in b.read_bytes() for b in backups(tmp_path)), "the new save's backup is gone"
     state_file(tmp_path).write_bytes(b"garbage")
     recovered = FileSystemProjectRepository().get_by_path(tmp_path)
