@@ -15,7 +15,7 @@ known ones, and a feature's status matches its phase (``completed`` only from
 the phases before the current one, in order, plus ``review`` once completed; artifacts only
 for those). Revisions stay below :data:`~cde_otel.core._validation.MAX_REVISION` (backup
 names have 8 digits); ids, names, prompts, paths and artifacts (depth and size) are bounded.
-A document that breaks them
+(The rules on ``project`` live in :mod:`cde_otel.core._schema`.) A document that breaks them
 is a ``StateError`` E204 on load and a ``ValidationError`` E305 on save, so nothing
 the loader would refuse is ever written. Nesting never depends on the caller's
 stack depth (see :mod:`cde_otel.core._stack`).
@@ -31,35 +31,16 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import filelock
 
 from cde_otel._exceptions import ProjectError, StateError, ValidationError, quote
+from cde_otel.core._schema import field, invalid, project_from
 from cde_otel.core._stack import on_fresh_stack
-from cde_otel.core._validation import (
-    MAX_ID_LENGTH,
-    MAX_NAME_LENGTH,
-    MAX_PATH_LENGTH,
-    MAX_PROMPT_LENGTH,
-    MAX_REVISION,
-    MAX_STORED_RESULTS_BYTES,
-    MAX_STORED_RESULTS_DEPTH,
-    checked_path_text,
-    results_shape_problem,
-)
-from cde_otel.core.model import (
-    PHASE_STATUS,
-    PHASES,
-    WORKFLOW_TYPES,
-    Feature,
-    FeatureStatus,
-    Project,
-    ProjectStatus,
-    utcnow,
-)
+from cde_otel.core._validation import MAX_ID_LENGTH, MAX_REVISION, checked_path_text
+from cde_otel.core.model import Project, utcnow
 
 SCHEMA_VERSION = 1
 _log = logging.getLogger("cde_otel.state")
@@ -174,7 +155,7 @@ def encode(project: Project, revision: int) -> bytes:
 
 
 def _encoded(document: dict[str, Any]) -> bytes:
-    _project_from(document["project"], "the project to save")  # what is written must load back
+    project_from(document["project"], "the project to save")  # what is written must load back
     document["checksum"] = checksum(document)
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False).encode() + b"\n"
 
@@ -212,10 +193,10 @@ def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
             f"state file {source} is not valid JSON: {exc}", "E203", {"path": source, "reason": str(exc)}
         ) from exc
     if not isinstance(document, dict):
-        raise _invalid(source, "document", "an object")
+        raise invalid(source, "document", "an object")
     version = document.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _invalid(source, "schema_version", "a positive integer")
+        raise invalid(source, "schema_version", "a positive integer")
     if version > SCHEMA_VERSION:
         raise StateError(
             f"state file {source} has schema version {version}; this cde-otel reads up to {SCHEMA_VERSION}",
@@ -225,160 +206,23 @@ def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
     try:
         expected = checksum(document)
     except UnicodeEncodeError as exc:  # an escaped lone surrogate ("\\udc80") in the file
-        raise _invalid(source, "text", f"valid Unicode ({exc.reason})") from exc
+        raise invalid(source, "text", f"valid Unicode ({exc.reason})") from exc
     if document.get("checksum") != expected:
         raise StateError(
             f"state file {source} fails its checksum", "E203", {"path": source, "reason": "checksum mismatch"}
         )
-    revision = _field(document, "revision", int, source)
+    revision = field(document, "revision", int, source)
     if not 1 <= revision <= MAX_REVISION:
-        raise _invalid(source, "revision", f"a positive integer of at most {MAX_REVISION}")
-    project_doc = _field(document, "project", dict, source)
+        raise invalid(source, "revision", f"a positive integer of at most {MAX_REVISION}")
+    project_doc = field(document, "project", dict, source)
     try:
-        return _project_from(project_doc, source), revision
+        return project_from(project_doc, source), revision
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
             f"state file {source} does not match the schema: {exc!r}",
             "E204",
             {"path": source, "reason": repr(exc)},
         ) from exc
-
-
-def _invalid(source: str, name: str, expected: str) -> StateError:
-    return StateError(
-        f"state file {source}: {name} must be {expected}",
-        "E204",
-        {"path": source, "field": name, "expected": expected, "reason": f"{name} must be {expected}"},
-    )
-
-
-def _field(doc: dict[str, Any], name: str, kind: type, source: str) -> Any:
-    value = doc.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _invalid(source, name, kind.__name__)
-    return value
-
-
-def _opt_str(doc: dict[str, Any], name: str, source: str) -> str | None:
-    value = doc.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _invalid(source, name, "a string or null")
-    return value
-
-
-def _time(doc: dict[str, Any], name: str, source: str) -> datetime:
-    parsed = datetime.fromisoformat(_field(doc, name, str, source))
-    if parsed.tzinfo is None:
-        raise _invalid(source, name, "a timezone-aware ISO-8601 timestamp")
-    return parsed
-
-
-def _text(doc: dict[str, Any], name: str, source: str, max_length: int) -> str:
-    value: str = _field(doc, name, str, source)
-    if not value.strip() or len(value) > max_length:
-        raise _invalid(source, name, f"non-empty text of at most {max_length} characters")
-    return value
-
-
-def _id(doc: dict[str, Any], name: str, source: str) -> str:
-    value = _text(doc, name, source, MAX_ID_LENGTH)
-    if not value.isprintable():
-        raise _invalid(source, name, "an id of printable characters")
-    return value
-
-
-def _check_artifacts(artifacts: dict[str, Any], source: str) -> None:
-    for phase, results in artifacts.items():
-        if phase not in PHASES or not isinstance(results, dict):
-            raise _invalid(source, "artifacts", "a mapping of phase to object")
-        problem = results_shape_problem(results, max_depth=MAX_STORED_RESULTS_DEPTH, max_bytes=MAX_STORED_RESULTS_BYTES)
-        if problem is not None:
-            raise _invalid(source, f"artifacts.{phase}", f"results that are not too deep or large (they {problem})")
-
-
-def _check_history(
-    history: list[Any], phase: str, status: FeatureStatus, artifacts: dict[str, Any], source: str
-) -> None:
-    """The history is the phases before ``phase`` in order (plus ``phase`` once completed); artifacts only for them."""
-    if not all(
-        isinstance(h, dict) and isinstance(h.get("phase"), str) and isinstance(h.get("completed_at"), str)
-        for h in history
-    ):
-        raise _invalid(source, "phase_history", "a list of {phase, completed_at}")
-    done = PHASES.index(phase) + (1 if status is FeatureStatus.COMPLETED else 0)
-    if [h["phase"] for h in history] != list(PHASES[:done]):
-        raise _invalid(source, "phase_history", f"the phases completed before {phase!r}, in order")
-    if not set(artifacts) <= set(PHASES[:done]):
-        raise _invalid(source, "artifacts", "results of completed phases only")
-
-
-def _feature_from(doc: Any, project_id: str, source: str) -> Feature:
-    if not isinstance(doc, dict):
-        raise _invalid(source, "features[]", "an object")
-    phase = _field(doc, "current_phase", str, source)
-    if phase not in PHASES:
-        raise _invalid(source, "current_phase", f"one of {PHASES}")
-    artifacts = _field(doc, "artifacts", dict, source)
-    _check_artifacts(artifacts, source)
-    history = _field(doc, "phase_history", list, source)
-    workflow_type = _field(doc, "workflow_type", str, source)
-    if workflow_type not in WORKFLOW_TYPES:
-        raise _invalid(source, "workflow_type", f"one of {sorted(WORKFLOW_TYPES)}")
-    status = FeatureStatus(_field(doc, "status", str, source))
-    failure_reason = _opt_str(doc, "failure_reason", source)
-    if failure_reason is not None and len(failure_reason) > MAX_PROMPT_LENGTH:
-        raise _invalid(source, "failure_reason", f"at most {MAX_PROMPT_LENGTH} characters")
-    _check_status(status, phase, failure_reason, source)
-    _check_history(history, phase, status, artifacts, source)
-    feature = Feature(
-        project_id=project_id,
-        prompt=_text(doc, "prompt", source, MAX_PROMPT_LENGTH),
-        name=_text(doc, "name", source, MAX_NAME_LENGTH),
-        workflow_type=workflow_type,
-        id=_id(doc, "id", source),
-        status=status,
-        current_phase=phase,
-        artifacts=artifacts,
-        phase_history=history,
-        failure_reason=failure_reason,
-        created_at=_time(doc, "created_at", source),
-        updated_at=_time(doc, "updated_at", source),
-    )
-    if _field(doc, "project_id", str, source) != project_id:
-        raise _invalid(source, "features[].project_id", "the owning project's id")
-    return feature
-
-
-def _check_status(status: FeatureStatus, phase: str, failure_reason: str | None, source: str) -> None:
-    """A feature's status follows its phase: the phase's own status, completed in review, or failed with a reason."""
-    if status is FeatureStatus.FAILED:
-        if not failure_reason:
-            raise _invalid(source, "failure_reason", "the reason of a failed feature")
-        return
-    if failure_reason is not None:
-        raise _invalid(source, "failure_reason", "null unless the feature failed")
-    if status is FeatureStatus.COMPLETED:
-        if phase != PHASES[-1]:
-            raise _invalid(source, "status", f"'completed' only in phase {PHASES[-1]!r}, not {phase!r}")
-    elif status is not PHASE_STATUS[phase]:
-        raise _invalid(source, "status", f"{PHASE_STATUS[phase].value!r} in phase {phase!r}, not {status.value!r}")
-
-
-def _project_from(doc: dict[str, Any], source: str) -> Project:
-    project_id = _id(doc, "id", source)
-    features_doc = _field(doc, "features", list, source)
-    features = [_feature_from(f, project_id, source) for f in features_doc]
-    if len({f.id for f in features}) != len(features):
-        raise _invalid(source, "features", "a list with unique ids")
-    return Project(
-        name=_text(doc, "name", source, MAX_NAME_LENGTH),
-        path=_text(doc, "path", source, MAX_PATH_LENGTH),
-        id=project_id,
-        status=ProjectStatus(_field(doc, "status", str, source)),
-        features={f.id: f for f in features},
-        created_at=_time(doc, "created_at", source),
-        updated_at=_time(doc, "updated_at", source),
-    )
 
 
 def project_id_in(raw: bytes) -> str | None:
