@@ -41,7 +41,6 @@ waiting (a few ``stat`` calls), or says it cannot; the HTTP server answers
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import os
 import threading
@@ -66,6 +65,7 @@ from cde_otel.health._probes import (
     DiskProbe,
     DiskReading,
     FileKeyedCache,
+    InFlight,
     MemoryProbe,
     MemoryReading,
     Missing,
@@ -157,9 +157,7 @@ class HealthMonitor:
         collector = MetricsCollector(_reader_getter(reader), clock, self._started)
         self._metrics = TTLCache(collector.collect, cache_ttl, clock)
         self.state_read_timeout_s = float(state_read_timeout_s)
-        # The one state read in flight: a read stuck on a hung storage is waited for again, never started twice.
-        self._state_read: concurrent.futures.Future[_StateReading] | None = None
-        self._state_read_lock = threading.Lock()
+        self._state_read = InFlight(self._state.get, "cde-otel-health-state")  # one stuck read at most
         self._status_lock = threading.Lock()
         self._alerts = AlertTracker(history_size)
         self.alert_history = self._alerts.history
@@ -274,25 +272,12 @@ class HealthMonitor:
 
         A storage that hangs (a stale network mount) makes readiness "not ready", never a stuck request.
         """
-        with self._state_read_lock:
-            pending = self._state_read
-            if pending is None or pending.done():
-                pending = self._state_read = concurrent.futures.Future()
-                threading.Thread(
-                    target=self._read_into, args=(pending,), name="cde-otel-health-state", daemon=True
-                ).start()
         try:
-            return pending.result(timeout=self.state_read_timeout_s)
-        except concurrent.futures.TimeoutError:
+            return self._state_read.result(self.state_read_timeout_s)
+        except TimeoutError:
             return _StateReading(None, f"reading the state took over {self.state_read_timeout_s:g}s (storage hanging?)")
         except Exception as exc:  # a broken probe must not break health itself
             return _StateReading(None, f"state probe failed: {exc}")
-
-    def _read_into(self, pending: concurrent.futures.Future[_StateReading]) -> None:
-        try:
-            pending.set_result(self._state.get())
-        except BaseException as exc:
-            pending.set_exception(exc)
 
     def _read_state(self) -> _StateReading:
         # A reader that never recovers: health must not rewrite the state it reports on.
