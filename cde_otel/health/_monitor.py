@@ -228,6 +228,8 @@ class HealthMonitor:
         """
         if type(self).readiness is not HealthMonitor.readiness:
             return None
+        if self._state_read.running:  # a state read is stuck: do not stat the same storage on the caller's loop
+            return None
         disk = self._disk_reading(peek=True, spawn=spawn)
         writable = self._writable.peek(grace=math.inf, spawn=spawn)  # as readiness(): never waits for an fsync
         reading = self._state_reading(peek=True)

@@ -126,6 +126,12 @@ class InFlight(Generic[T]):
         self._lock = threading.Lock()
         self._pending: concurrent.futures.Future[T] | None = None
 
+    @property
+    def running(self) -> bool:
+        """True while a run has not finished (a caller that must not block can look elsewhere)."""
+        pending = self._pending
+        return pending is not None and not pending.done()
+
     def result(self, timeout: float) -> T:
         """``compute()``'s value; ``TimeoutError`` after ``timeout`` seconds, or what ``compute`` raised."""
         with self._lock:

@@ -194,9 +194,11 @@ def test_readiness_answers_503_at_the_deadline_when_the_state_read_hangs(
     worker = threading.Thread(target=check, daemon=True)
     worker.start()
     worker.join(DEADLINE_S)
+    answered_on_the_loop = monitor.readiness_now()  # the read is still stuck: the event loop must not touch it
     release.set()
 
     assert not worker.is_alive(), "readiness blocked on the hung read"
     assert [ready for ready, _ in verdicts] == [False, False]
     assert all(any("took over 0.3s" in r for r in reasons) for _, reasons in verdicts), verdicts
     assert len(calls) == 1
+    assert answered_on_the_loop is None
