@@ -21,8 +21,10 @@ the wrapper next to a hand-written one on the same providers), ``disabled`` (ben
 connections measured by ApacheBench next to a bare server, 300 stalled connections), ``pipeline``
 (bench_pipeline: export throughput and collector outage against the real Collector), ``scale``
 (bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways), ``mcp``
-(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off, issue 13), ``scrub``
-(bench_scrub: ``scrub_text`` on a 1 KB message next to one plain ``re.sub`` pass).
+(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off), ``scrub``
+(bench_scrub: ``scrub_text`` on a 1 KB message next to one plain ``re.sub`` pass),
+``input_bounds`` (bench_input_bounds: how fast a 10 MB id, phase or path is refused, through the core
+and through `cde-otel mcp` next to an SDK-only server).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ BENCHMARKS = (
     "pipeline",
     "scale",
     "mcp",
+    "input_bounds",
 )
 
 
@@ -111,8 +114,18 @@ GOALS: tuple[Goal, ...] = (
     Goal("mcp_tool_call_ratio_without_mcp_layer", "… on without the MCP layer / off", None, None),
     Goal("mcp_tool_call_ratio_logs_warning", "… on with CDE_OTEL_LOG_LEVEL=warning / off", None, None),
     Goal("mcp_tool_call_ratio_cde_otel_mcp", "… cde-otel mcp (SDK 2.x), on / off", None, None),
+    Goal("core_refusal_max_ms", "10 MB id/phase/path refused by the core (worst)", operator.le, 50.0, " ms", 1),
+    Goal("core_refusal_vs_reading_input_once", "… median / reading the 10 MB input once", None, None),
+    Goal("mcp_refusal_overhead_ms", "10 MB arg via cde-otel mcp - SDK-only server", operator.le, 50.0, " ms", 1),
+    Goal("mcp_answer_max_bytes", "size of that refusal's answer", None, None, " B", 0),
 )
 KEYS_BY_BENCHMARK = {
+    "input_bounds": (
+        "core_refusal_max_ms",
+        "core_refusal_vs_reading_input_once",
+        "mcp_refusal_overhead_ms",
+        "mcp_answer_max_bytes",
+    ),
     "peers": (
         "peers_default_vs_floor",
         "peers_default_vs_peer",
@@ -216,6 +229,10 @@ def run_benchmark(name: str, quick: bool) -> dict[str, Any]:
         from bench_mcp import measure_mcp
 
         return measure_mcp(quick=quick)
+    if name == "input_bounds":
+        from bench_input_bounds import measure_input_bounds
+
+        return measure_input_bounds(quick=quick)
     raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
 
 

@@ -23,6 +23,53 @@ from typing import Any, ClassVar
 
 from cde_otel import breadcrumbs
 
+#: How much of a caller's input an error quotes (an id, a path, a phase): enough to recognise it.
+QUOTE_CHARS = 100
+#: Backstops for what an error carries, whoever built it: its message, and each text in its context.
+MAX_MESSAGE_CHARS = 1024
+MAX_CONTEXT_TEXT_CHARS = 1024
+MAX_CONTEXT_ITEMS = 20
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and end around a count of what was cut."""
+    if len(text) <= limit:
+        return text
+    marker = f"...({len(text) - limit} more chars)..."
+    keep = max(0, limit - len(marker))
+    head = keep - keep // 3
+    return text[:head] + marker + text[len(text) - (keep - head) :]
+
+
+def quote(value: object, limit: int = QUOTE_CHARS) -> str:
+    """``repr(value)`` of a caller's input, shortened to about ``limit`` characters.
+
+    A string is cut before ``repr`` runs, so quoting a 10 MB argument costs next to nothing.
+    """
+    if isinstance(value, str):
+        if len(value) > limit:
+            return repr(value[: limit - limit // 3]) + f"...({len(value)} chars)"
+        return repr(value)
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return shortened(text, limit)
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """A context value with every text shortened and every collection capped (an error stays small)."""
+    if isinstance(value, str):
+        return shortened(value, MAX_CONTEXT_TEXT_CHARS)
+    if depth >= 4 or value is None or isinstance(value, int | float | bool | enum.Enum | datetime):
+        return value
+    if isinstance(value, Mapping):
+        items = list(value.items())[:MAX_CONTEXT_ITEMS]
+        return {shortened(str(k), QUOTE_CHARS): _bounded(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_bounded(v, depth + 1) for v in list(value)[:MAX_CONTEXT_ITEMS]]
+    return value
+
 
 class Severity(enum.StrEnum):
     INFO = "INFO"
@@ -51,13 +98,15 @@ class CDEError(Exception):
         severity: Severity | None = None,
         snapshot: Mapping[str, Any] | None = None,
     ) -> None:
+        # Bounded whatever the caller put in: an error must never carry (or repeat) a huge input.
+        message = shortened(str(message), MAX_MESSAGE_CHARS)
         super().__init__(message)
         spec = ERROR_CODES.get(code)
         if spec is None or not issubclass(type(self), spec.exception):
             raise TypeError(f"{type(self).__name__} cannot carry unregistered or foreign code {code!r}")
         self.message = message
         self.code = code
-        self.context: dict[str, Any] = dict(context or {})
+        self.context: dict[str, Any] = _bounded(dict(context or {}))
         self.recoverable = spec.recoverable if recoverable is None else recoverable
         self.severity = severity or spec.severity
         self.snapshot: dict[str, Any] = dict(snapshot or {})
@@ -103,7 +152,7 @@ def _cause_chain(error: BaseException) -> list[dict[str, Any]]:
     current = error.__cause__ or error.__context__
     while current is not None and id(current) not in seen and len(chain) < 10:
         seen.add(id(current))
-        item: dict[str, Any] = {"type": type(current).__name__, "message": str(current)}
+        item: dict[str, Any] = {"type": type(current).__name__, "message": shortened(str(current), MAX_MESSAGE_CHARS)}
         if isinstance(current, CDEError):
             item["code"] = current.code
         chain.append(item)
@@ -196,6 +245,12 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
               "The project path exists but cannot be read or written."),
     ErrorCode("E003", "PROJECT_INVALID_TRANSITION", ProjectError, _E, True,
               "The project cannot move from its current status to the requested one."),
+    ErrorCode("E004", "PROJECT_PATH_OUTSIDE_ROOTS", ProjectError, _E, True,
+              "The project path is outside the directories this server was allowed to use."),
+    ErrorCode("E005", "INPUT_TOO_LONG", ProjectError, _E, True,
+              "An id, path, phase or other argument is longer than its limit and was refused unread."),
+    ErrorCode("E006", "INPUT_MALFORMED", ProjectError, _E, True,
+              "An id or path contains characters it never has (a NUL byte, a line break, a control character)."),
     ErrorCode("E101", "FEATURE_PROJECT_NOT_ACTIVE", FeatureError, _E, True,
               "Features can only be started on an ACTIVE project."),
     ErrorCode("E102", "FEATURE_INVALID_PHASE_TRANSITION", FeatureError, _E, True,
@@ -230,6 +285,12 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
               "The storage refused the write (disk full, read-only filesystem or permission denied)."),
     ErrorCode("E211", "BACKUP_OF_ANOTHER_PROJECT", StateError, _E, True,
               "The backup belongs to another project (a different project id) and was not restored."),
+    ErrorCode("E212", "RECOVERY_REFUSED", StateError, _C, False,
+              "The state is damaged and no valid backup of this project exists; the project is read-only."),
+    ErrorCode("E213", "REVISION_LIMIT_REACHED", StateError, _E, False,
+              "The state revision reached its highest possible number; nothing more can be saved."),
+    ErrorCode("E214", "STATE_NOT_A_FILE", StateError, _E, False,
+              "The state file is not a regular file (a FIFO, a device or a socket) and was not read."),
     ErrorCode("E301", "INVALID_PROMPT", ValidationError, _E, True,
               "The feature prompt is empty, not text, or too long."),
     ErrorCode("E302", "INVALID_NAME", ValidationError, _E, True,

@@ -113,6 +113,14 @@ def serve(
         int | None, typer.Option(min=0, max=MAX_PORT, help="Port (default: setting health_port; 0 = any free).")
     ] = None,
     path: PathOption = None,
+    *,
+    head_timeout: Annotated[
+        float, typer.Option(min=0.05, help="Seconds a request may take to arrive complete (slow clients are closed).")
+    ] = 5.0,
+    connection_limit: Annotated[int, typer.Option(min=1, help="Open connections at most.")] = 1000,
+    state_timeout: Annotated[
+        float, typer.Option(min=0.05, help="Seconds readiness waits for the state to be read before answering 503.")
+    ] = 2.0,
 ) -> None:
     """Serve /health, /health/ready, /health/metrics and /health/status until Ctrl-C or SIGTERM.
 
@@ -130,9 +138,11 @@ def serve(
                 "E903",
                 {"setting": "CDE_OTEL_HEALTH_PORT", "value": str(chosen), "expected": f"port from 0 to {MAX_PORT}"},
             )
-        monitor = HealthMonitor(path, settings=settings)
+        monitor = HealthMonitor(path, settings=settings, state_read_timeout_s=state_timeout)
         try:
-            server = start_health_server(port=chosen, host=bind, monitor=monitor)
+            server = start_health_server(
+                port=chosen, host=bind, monitor=monitor, head_timeout_s=head_timeout, connection_limit=connection_limit
+            )
         except OSError as exc:  # address in use, or not an address of this host
             raise CDESystemError(
                 f"cannot listen on {bind}:{chosen}: {exc.strerror or exc}",

@@ -1,14 +1,20 @@
 """`cde-otel mcp`: the CDE workflow as an MCP server (stdio), on the official ``mcp`` SDK.
 
-    cde-otel mcp [--project DIR]
+    cde-otel mcp [--project DIR] [--allow-root DIR ...]
 
-Tools (``project_path`` defaults to ``--project``, itself the current directory):
+Confinement: the server serves ``--project`` (default: the current directory) and the directories
+given with ``--allow-root``, nothing else. A ``project_path`` resolves against ``--project`` when
+relative; one that resolves (``..`` collapsed, symlinks followed) outside every allowed root is
+refused with E004 before anything is read or created. Over-long arguments are refused with E005.
+
+Tools (``project_path`` defaults to ``--project``):
 
 * ``cde_startFeature(prompt, project_path?, workflow_type?, name?)`` - start a feature in its
   ``define`` phase (the project is created and activated when new);
 * ``cde_submitWork(feature_id, phase, results?, project_path?)`` - record a phase's work and
   move to the next phase; the work of ``review`` completes the feature;
-* ``cde_getFeatureStatus(feature_id?, project_path?)`` - one feature, or the project's features;
+* ``cde_getFeatureStatus(feature_id?, project_path?)`` - one feature, or the project's features
+  (reads only: it never creates ``.cde/``);
 * ``cde_getHealth(project_path?)`` - health status, checks and alerts (``cde-otel health``).
 
 A resource ``cde://errors/{code}`` explains an error code. Errors come back to the agent as
@@ -30,7 +36,7 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -59,6 +65,10 @@ def serve(
     project: Annotated[
         Path | None, typer.Option("--project", "-p", help="Default project directory (default: current).")
     ] = None,
+    allow_root: Annotated[
+        list[Path] | None,
+        typer.Option("--allow-root", help="Another directory whose projects clients may use (repeatable)."),
+    ] = None,
 ) -> None:
     """Run the MCP server on stdin/stdout until the client closes it."""
     # Our own program: its warnings go to stderr (the client's server log), never to stdout.
@@ -66,15 +76,15 @@ def serve(
         stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        server = build_server(project or Path.cwd())
+        server = build_server(project or Path.cwd(), allow_root or ())
     except ModuleNotFoundError as exc:
         err_console.print(f"[red]cde-otel mcp needs the MCP SDK: pip install 'cde-otel[mcp]' ({exc})[/red]")
         raise typer.Exit(1) from None
     server.run("stdio")
 
 
-def build_server(default_project: Path) -> "MCPServer":
-    """The MCP server with the workflow tools over a resilient repository."""
+def build_server(default_project: Path, allowed_roots: "Iterable[Path]" = ()) -> "MCPServer":
+    """The MCP server with the workflow tools over a resilient repository, confined to the project and roots."""
     import anyio.to_thread
     from mcp.server.mcpserver import MCPServer
     from mcp.types import CallToolResult
@@ -84,7 +94,7 @@ def build_server(default_project: Path) -> "MCPServer":
     from cde_otel.health import cde_getHealth
     from cde_otel.resilience import ResilientProjectRepository
 
-    tools = WorkflowTools(ResilientProjectRepository(), default_project)
+    tools = WorkflowTools(ResilientProjectRepository(), default_project, allowed_roots)
     server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS)
 
     @server.tool(name="cde_startFeature")
@@ -109,7 +119,13 @@ def build_server(default_project: Path) -> "MCPServer":
     @server.tool(name="cde_getHealth")
     async def get_health(project_path: str | None = None) -> str:
         """Health status of the project: checks, latency percentiles and alerts, as JSON."""
-        return await anyio.to_thread.run_sync(cde_getHealth, project_path or str(default_project))
+        from cde_otel.errors import CDEError
+
+        try:
+            root = tools.project_root(project_path)
+        except CDEError as exc:
+            return ErrorFormatter.format_json(exc)
+        return await anyio.to_thread.run_sync(cde_getHealth, str(root))
 
     @server.resource("cde://errors/{code}", mime_type="text/plain")
     async def explain_error(code: str) -> str:

@@ -15,12 +15,15 @@ it). Telemetry, logging and health observe it from outside (see
     repo.save(project)
 """
 
-from cde_otel.core._validation import MAX_NAME_LENGTH, MAX_PROMPT_LENGTH
+from cde_otel.core._confine import ProjectRoots
+from cde_otel.core._validation import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PATH_LENGTH, MAX_PROMPT_LENGTH
 from cde_otel.core.model import PHASES, WORKFLOW_TYPES, Feature, FeatureStatus, Project, ProjectStatus
 from cde_otel.core.repository import BackupInfo, FileSystemProjectRepository, PersistenceGuard
 
 __all__ = [
+    "MAX_ID_LENGTH",
     "MAX_NAME_LENGTH",
+    "MAX_PATH_LENGTH",
     "MAX_PROMPT_LENGTH",
     "PHASES",
     "WORKFLOW_TYPES",
@@ -30,5 +33,6 @@ __all__ = [
     "FileSystemProjectRepository",
     "PersistenceGuard",
     "Project",
+    "ProjectRoots",
     "ProjectStatus",
 ]

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cde_otel._exceptions import StateError
+from cde_otel._exceptions import StateError, quote
 from cde_otel.core import state, storage
+from cde_otel.core._validation import bounded
 from cde_otel.core.model import Project
 
 _BACKUP_NAME = re.compile(r"^state-r(?P<revision>\d{8})-(?P<stamp>\d{8}T\d{6}\d{6}Z)\.json$")
 _STAMP = "%Y%m%dT%H%M%S%fZ"
+MAX_BACKUP_NAME_LENGTH = 255
 _log = logging.getLogger("cde_otel.state")
 
 
@@ -70,15 +72,16 @@ class BackupStore:
             raise StateError(
                 f"a backup name is text, not {type(name).__name__}",
                 "E209",
-                {"path": str(backup_dir), "backup": repr(name), "reason": "a backup name is text"},
+                {"path": str(backup_dir), "backup": quote(name), "reason": "a backup name is text"},
             )
+        bounded(name, what="backup", max_length=MAX_BACKUP_NAME_LENGTH)
         candidate = backup_dir / Path(name).name
         if _BACKUP_NAME.match(candidate.name) is None or not candidate.is_file():
             raise StateError(
-                f"no backup named {name!r} in {backup_dir}", "E209", {"path": str(backup_dir), "backup": name}
+                f"no backup named {quote(name)} in {backup_dir}", "E209", {"path": str(backup_dir), "backup": name}
             )
         try:
-            project, revision = state.decode(candidate.read_bytes(), source=str(candidate))
+            project, revision = state.decode(state.read_regular(candidate), source=str(candidate))
         except StateError as exc:
             raise StateError(
                 f"backup {candidate.name} is damaged: {exc.message}",
@@ -92,15 +95,34 @@ class BackupStore:
         return project
 
     @staticmethod
-    def newest_valid(backups: list[BackupInfo]) -> tuple[BackupInfo, Project] | None:
-        """The first backup of ``backups`` (newest first) that reads and validates, with its project."""
+    def newest_valid_of(
+        backups: list[BackupInfo], project_id: str | None, root: Path
+    ) -> tuple[tuple[BackupInfo, Project] | None, int]:
+        """The newest valid backup of project ``project_id`` in ``backups`` (newest first), with its project,
+        and how many valid backups of other projects were passed over.
+
+        ``project_id`` None (the state names no project any more): the project all valid backups
+        belong to, or else the one whose backups were saved at ``root`` itself; None when that
+        does not tell one project (which is this project's cannot be told).
+        """
+        valid: list[tuple[BackupInfo, Project]] = []
         for backup in backups:
             try:
-                project, _ = state.decode(backup.path.read_bytes(), source=str(backup.path))
+                project, _ = state.decode(state.read_regular(backup.path), source=str(backup.path))
             except (StateError, OSError):
                 continue
-            return backup, project
-        return None
+            if project_id is not None and project.id == project_id:
+                return (backup, project), len(valid)
+            valid.append((backup, project))
+        if project_id is None and valid:
+            owners = {project.id for _, project in valid}
+            if len(owners) > 1:
+                owners = {project.id for _, project in valid if project.path == str(root)}
+            if len(owners) == 1:
+                (owner,) = owners
+                mine = [entry for entry in valid if entry[1].id == owner]
+                return mine[0], len(valid) - len(mine)
+        return None, len(valid)
 
     def write_after_commit(self, backup_dir: Path, revision: int, data: bytes) -> None:
         """Writes a backup of the committed ``data``; a failure is logged, never raised."""

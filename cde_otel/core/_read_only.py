@@ -69,6 +69,18 @@ class ReadOnlyTracker:
             extra={"error_code": "E207", "cde_state_path": project.path},
         )
 
+    def refuse(self, key: str, reason: str) -> None:
+        """Reports the project at ``key`` read-only when no project object can be served (recovery refused)."""
+        with self._lock:
+            self._reasons[key] = reason
+        _log.warning("project %s is read-only: %s", key, reason, extra={"error_code": "E207", "cde_state_path": key})
+
+    def saved(self, project: Project) -> None:
+        """A save of ``project`` succeeded: its path is writable and loadable again."""
+        if not project.read_only:
+            with self._lock:
+                self._reasons.pop(project_key(project), None)
+
     def leave(self, project: Project) -> None:
         was_read_only = project.read_only
         project.mark_writable()

@@ -11,6 +11,12 @@ replaced by a new empty project. When the recovered state cannot be written back
 storage refuses writes), it is served read-only and the bad file stays where it was, so no
 reader ever finds "no project yet"; the recovered project's first successful save completes
 the recovery (:meth:`StateRecovery.pending_for`).
+
+Only a backup of the same project is ever used: the project id the damaged file still names
+(or, when it names none, the one the repository last loaded or saved there; else the one id
+all valid backups share). When no valid backup has it but backups of other projects exist,
+recovery refuses with E212 and the path is reported read-only (nothing is written; an
+operator restores a backup explicitly: ``cde-otel state restore``).
 """
 
 from __future__ import annotations
@@ -43,19 +49,24 @@ class StateRecovery:
         *,
         remember: Callable[[Project, bytes], None],
         enter_read_only: Callable[[Project, str], None],
+        refuse: Callable[[Path, str], None],
     ) -> None:
         self._backups = backups
         self._remember = remember
         self._enter_read_only = enter_read_only
+        self._refuse = refuse
         self._lock = threading.Lock()
         #: state file -> the recovered project whose write the storage refused (served read-only).
         self._pending: dict[str, weakref.ref[Project]] = {}
         #: E208 warnings, oldest first, one per recovery (the newest :data:`MAX_RECOVERIES_KEPT`).
         self.recoveries: list[StateError] = []
 
-    def recover_locked(self, state_file: Path, backup_dir: Path, cause: StateError) -> Project:
+    def recover_locked(self, state_file: Path, backup_dir: Path, cause: StateError, known_id: str | None) -> Project:
+        """Restores ``state_file`` from this project's newest valid backup; ``known_id`` is the project id
+        the repository last saw there (used when the damaged file names none)."""
+        raw: bytes | None = None
         try:  # another process may have repaired it while we waited for the lock
-            raw = state_file.read_bytes()
+            raw = state.read_regular(state_file)
             repaired, repaired_revision = state.decode(raw, source=str(state_file))
         except (FileNotFoundError, StateError):
             pass
@@ -64,8 +75,11 @@ class StateRecovery:
             repaired.revision = repaired_revision
             self._remember(repaired, raw)
             return repaired
+        owner = (state.project_id_in(raw) if raw is not None else None) or known_id
         backups = self._backups.scan(backup_dir)
-        found = self._backups.newest_valid(backups)
+        found, foreign = self._backups.newest_valid_of(backups, owner, state_file.parent.parent)
+        if found is None and foreign:
+            raise self._refused(state_file, cause, owner, len(backups), foreign)
         if found is None:
             raise StateError(
                 f"{cause.message}; no valid backup to recover from ({len(backups)} checked)",
@@ -96,6 +110,22 @@ class StateRecovery:
         self._remember(project, data)
         self._record(state_file, chosen, cause, kept, persisted=True)
         return project
+
+    def _refused(
+        self, state_file: Path, cause: StateError, owner: str | None, checked: int, foreign: int
+    ) -> StateError:
+        whose = f"project {owner}" if owner else "this project (the backups belong to several projects)"
+        error = StateError(
+            f"state file {state_file} is bad ({cause.code}) and no valid backup of {whose} exists ({checked} "
+            f"checked, {foreign} of another project ignored); nothing was recovered, the project is read-only",
+            "E212",
+            {"path": str(state_file), "cause_code": cause.code, "project_id": owner,
+             "backups_checked": checked, "foreign_backups": foreign},
+        )  # fmt: skip
+        error.__cause__ = cause
+        self._refuse(state_file.parent.parent, f"recovery refused (E212): {cause.code} and no backup of its own")
+        _log.error(str(error), extra={"error_code": "E212", "cde_state_path": str(state_file)})
+        return error
 
     def pending_for(self, state_file: Path, project: Project) -> bool:
         """True when ``project`` is the recovered state that could not replace the bad ``state_file`` yet."""

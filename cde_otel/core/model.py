@@ -23,8 +23,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cde_otel import breadcrumbs
-from cde_otel._exceptions import FeatureError, ProjectError, ReadOnlyModeError, ValidationError
-from cde_otel.core._validation import MAX_PROMPT_LENGTH, validate_name, validated_results, validated_text
+from cde_otel._exceptions import FeatureError, ProjectError, ReadOnlyModeError, ValidationError, quote
+from cde_otel.core._validation import (
+    MAX_PHASE_LENGTH,
+    MAX_PROMPT_LENGTH,
+    bounded,
+    checked_id,
+    validate_name,
+    validated_results,
+    validated_text,
+)
 
 WORKFLOW_TYPES = frozenset({"default", "quick-fix", "research", "documentation", "refactor", "hotfix"})
 PHASES: tuple[str, ...] = ("define", "decompose", "design", "implement", "test", "review")
@@ -69,6 +77,15 @@ class FeatureStatus(enum.StrEnum):
 
 
 PHASE_STATUS: dict[str, FeatureStatus] = dict(zip(PHASES, list(FeatureStatus)[: len(PHASES)], strict=True))
+
+
+def check_phase(phase: object) -> str:
+    """``phase`` if it is one of :data:`PHASES`: E005 when over-long (checked first), else E303."""
+    bounded(phase, what="phase", max_length=MAX_PHASE_LENGTH)
+    if not isinstance(phase, str) or phase not in PHASE_STATUS:
+        shown = phase if isinstance(phase, str) else quote(phase)
+        raise ValidationError(f"unknown phase {quote(phase)}", "E303", {"phase": shown, "phases": list(PHASES)})
+    return phase
 
 
 @dataclass(eq=False)
@@ -126,10 +143,7 @@ class Feature:
         """Records ``results`` as the current phase's artifacts and moves to ``next_phase``."""
         breadcrumbs.record("Feature.advance_phase", feature_id=self.id, phase=self.current_phase)
         self._check_mutable("advance_phase")
-        if not isinstance(next_phase, str) or next_phase not in PHASE_STATUS:
-            raise ValidationError(
-                f"unknown phase {next_phase!r}", "E303", {"phase": str(next_phase), "phases": list(PHASES)}
-            )
+        check_phase(next_phase)
         current_index = PHASES.index(self.current_phase)
         target_index = PHASES.index(next_phase)
         if target_index != current_index + 1:
@@ -283,12 +297,13 @@ class Project:
     def transition_status(self, target: ProjectStatus | str) -> None:
         breadcrumbs.record("Project.transition_status", project_id=self.id, status=self.status.value)
         self._check_writable("transition_status")
+        bounded(target, what="status", max_length=MAX_PHASE_LENGTH)
         try:
             wanted = ProjectStatus(target)
         except ValueError as exc:
             raise ValidationError(
-                f"unknown project status {target!r}", "E304",
-                {"status": str(target), "statuses": [s.value for s in ProjectStatus]},
+                f"unknown project status {quote(target)}", "E304",
+                {"status": quote(target), "statuses": [s.value for s in ProjectStatus]},
             ) from exc  # fmt: skip
         if wanted not in _PROJECT_TRANSITIONS[self.status]:
             raise ProjectError(
@@ -321,11 +336,12 @@ class Project:
                 snapshot=self.snapshot(),
             )
         text = validated_text(prompt, code="E301", what="prompt", max_length=MAX_PROMPT_LENGTH)
+        bounded(workflow_type, what="workflow_type", max_length=MAX_PHASE_LENGTH)
         if not isinstance(workflow_type, str) or workflow_type not in WORKFLOW_TYPES:
             raise ValidationError(
-                f"unknown workflow type {workflow_type!r}",
+                f"unknown workflow type {quote(workflow_type)}",
                 "E305",
-                {"field": "workflow_type", "value": str(workflow_type), "allowed": sorted(WORKFLOW_TYPES)},
+                {"field": "workflow_type", "value": quote(workflow_type), "allowed": sorted(WORKFLOW_TYPES)},
             )
         title = validate_name(name) if name is not None else _default_feature_name(text)
         feature = Feature(project_id=self.id, prompt=text, name=title, workflow_type=workflow_type)
@@ -335,19 +351,14 @@ class Project:
         return feature
 
     def get_feature(self, feature_id: str) -> Feature:
-        if not isinstance(feature_id, str):
-            raise ValidationError(
-                f"a feature id is text, not {type(feature_id).__name__}",
-                "E305",
-                {"field": "feature_id", "type": type(feature_id).__name__},
-            )
+        checked_id(feature_id)  # length first: a 10 MB id is refused before it is hashed or quoted
         try:
             return self.features[feature_id]
         except KeyError:
             raise FeatureError(
-                f"no feature {feature_id!r} in project {self.name!r}",
+                f"no feature {quote(feature_id)} in project {self.name!r}",
                 "E104",
-                {"feature_id": str(feature_id), "project_id": self.id},
+                {"feature_id": feature_id, "project_id": self.id},
             ) from None
 
     def get_active_features(self) -> list[Feature]:

@@ -52,7 +52,7 @@ from cde_otel.core import state, storage
 from cde_otel.core._backups import BackupInfo, BackupStore
 from cde_otel.core._read_only import ReadOnlyTracker, reason_of
 from cde_otel.core._recovery import CORRUPT_LABEL, RECOVERABLE_LOAD_CODES, StateRecovery
-from cde_otel.core._validation import validate_name
+from cde_otel.core._validation import MAX_REVISION, validate_name
 from cde_otel.core.model import Project
 from cde_otel.core.state import state_paths
 
@@ -92,11 +92,18 @@ class FileSystemProjectRepository:
         self.recover_from_backups = recover_from_backups
         self._backups = BackupStore(backup_retention)
         self._read_only = ReadOnlyTracker(clock, readonly_probe_s)
-        self._recovery = StateRecovery(self._backups, remember=self._remember, enter_read_only=self._mark_read_only)
+        self._recovery = StateRecovery(
+            self._backups,
+            remember=self._remember,
+            enter_read_only=self._mark_read_only,
+            refuse=lambda root, reason: self._read_only.refuse(str(root), reason),
+        )
         #: E208 warnings, oldest first, one per automatic recovery from a backup (bounded).
         self.recoveries: list[StateError] = self._recovery.recoveries
         self._guard = threading.Lock()
         self._last_good: dict[int, tuple[weakref.ref[Project], bytes]] = {}
+        #: project directory -> the id of the project last loaded or saved there (tells its backups from others').
+        self._known_ids: dict[str, str] = {}
 
     @property
     def backup_retention(self) -> int:
@@ -213,6 +220,19 @@ class FileSystemProjectRepository:
         _, _, backup_dir = state_paths(state.project_root(path))
         return self._backups.scan(backup_dir)
 
+    def recovery_backup(self, path: str | os.PathLike[str]) -> BackupInfo | None:
+        """The backup automatic recovery would restore the project at ``path`` from, or None; reads only."""
+        root = state.project_root(path)
+        _, state_file, backup_dir = state_paths(root)
+        try:
+            owner = state.project_id_in(state.read_regular(state_file))
+        except (OSError, StateError):
+            owner = None
+        with self._guard:
+            owner = owner or self._known_ids.get(str(root))
+        found, _ = self._backups.newest_valid_of(self._backups.scan(backup_dir), owner, root)
+        return found[0] if found else None
+
     def load_backup(self, path: str | os.PathLike[str], backup: str) -> Project:
         """Reads and validates one backup without touching the state file."""
         _, _, backup_dir = state_paths(state.project_root(path))
@@ -242,20 +262,20 @@ class FileSystemProjectRepository:
         return restored
 
     def _project_ids(self, root: Path, *, besides: str) -> set[str]:
-        """The project id(s) at ``root``: the state file's if it reads, else those of the other valid backups."""
+        """The project id(s) at ``root``: the one the state file names (even damaged), else the other valid backups'."""
         _, state_file, backup_dir = state_paths(root)
         try:
-            current, _ = state.decode(state_file.read_bytes(), source=str(state_file))
+            named = state.project_id_in(state.read_regular(state_file))
         except (OSError, StateError):
-            pass
-        else:
-            return {current.id}
+            named = None
+        if named is not None:
+            return {named}
         found: set[str] = set()
         for info in self._backups.scan(backup_dir):
             if info.name == besides:
                 continue
             try:
-                project, _ = state.decode(info.path.read_bytes(), source=str(info.path))
+                project, _ = state.decode(state.read_regular(info.path), source=str(info.path))
             except (OSError, StateError):
                 continue
             found.add(project.id)
@@ -292,6 +312,7 @@ class FileSystemProjectRepository:
             raise
         project.revision = revision
         self._remember(project, data)
+        self._read_only.saved(project)
 
     def _write_locked(self, project: Project, force: bool) -> tuple[int, bytes]:
         state_dir, state_file, backup_dir = state_paths(project.path)
@@ -316,7 +337,16 @@ class FileSystemProjectRepository:
                          "found_revision": on_disk, "project_id": project.id},
                         snapshot=project.snapshot(),
                     )  # fmt: skip
-                revision = max(on_disk, project.revision) + 1
+                # Above every backup too: after state.json was replaced by an older copy (a checkout, a hand
+                # restore), a lower number would sort below stale backups and be rotated out at once.
+                revision = max(on_disk, project.revision, self._backups.newest_revision(backup_dir)) + 1
+                if revision > MAX_REVISION:
+                    raise StateError(
+                        f"state of project {project.name!r} is at revision {revision - 1}, the highest possible",
+                        "E213",
+                        {"path": str(state_file), "revision": revision - 1, "max_revision": MAX_REVISION,
+                         "project_id": project.id},
+                    )  # fmt: skip
                 data = state.encode(project, revision)
                 storage.remove_stale_temp_files(state_dir)
                 storage.atomic_write(state_file, data)
@@ -331,7 +361,7 @@ class FileSystemProjectRepository:
     @staticmethod
     def _disk_revision(state_file: Path) -> int:
         try:
-            raw = state_file.read_bytes()
+            raw = state.read_regular(state_file)
         except FileNotFoundError:
             return 0
         _, revision = state.decode(raw, source=str(state_file))
@@ -341,7 +371,7 @@ class FileSystemProjectRepository:
     def _load(self, root: Path) -> Project | None:
         _, state_file, backup_dir = state_paths(root)
         try:
-            raw = state_file.read_bytes()
+            raw = state.read_regular(state_file)
         except FileNotFoundError:
             if self.recover_from_backups and self._backups.newest_revision(backup_dir) > 0:
                 missing = StateError(
@@ -368,7 +398,9 @@ class FileSystemProjectRepository:
         state_dir, state_file, backup_dir = state_paths(root)
         try:
             with state.state_lock(state_dir, self.lock_timeout):
-                return self._recovery.recover_locked(state_file, backup_dir, cause)
+                with self._guard:
+                    known_id = self._known_ids.get(str(root))
+                return self._recovery.recover_locked(state_file, backup_dir, cause, known_id)
         except OSError as exc:
             raise storage.state_error(exc, path=state_file, operation="recover") from exc
 
@@ -376,6 +408,8 @@ class FileSystemProjectRepository:
     def _remember(self, project: Project, data: bytes) -> None:
         """Keeps ``data`` as the version ``rollback(project)`` returns to, while the object lives."""
         key = id(project)
+        with self._guard:
+            self._known_ids[project.path] = project.id
 
         def forget(_ref: weakref.ref[Project], key: int = key, registry: dict[Any, Any] = self._last_good) -> None:
             registry.pop(key, None)

@@ -11,7 +11,11 @@ the same format, which makes any backup a drop-in state file.
 Documents are strict JSON (no bare ``NaN``/``Infinity``) in UTF-8. The same rules hold
 on load and on save: revisions and schema versions start at 1, workflow types are
 known ones, and a feature's status matches its phase (``completed`` only from
-``review``; ``failed`` from any phase, with its reason). A document that breaks them
+``review``; ``failed`` from any phase, with its reason) and so does its history (exactly
+the phases before the current one, in order, plus ``review`` once completed; artifacts only
+for those). Revisions stay below :data:`~cde_otel.core._validation.MAX_REVISION` (backup
+names have 8 digits); ids, names, prompts, paths and artifacts (depth and size) are bounded.
+(The rules on ``project`` live in :mod:`cde_otel.core._schema`.) A document that breaks them
 is a ``StateError`` E204 on load and a ``ValidationError`` E305 on save, so nothing
 the loader would refuse is ever written. Nesting never depends on the caller's
 stack depth (see :mod:`cde_otel.core._stack`).
@@ -20,29 +24,23 @@ stack depth (see :mod:`cde_otel.core._stack`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import filelock
 
-from cde_otel._exceptions import ProjectError, StateError, ValidationError
+from cde_otel._exceptions import ProjectError, StateError, ValidationError, quote
+from cde_otel.core._schema import field, invalid, project_from
 from cde_otel.core._stack import on_fresh_stack
-from cde_otel.core.model import (
-    PHASE_STATUS,
-    PHASES,
-    WORKFLOW_TYPES,
-    Feature,
-    FeatureStatus,
-    Project,
-    ProjectStatus,
-    utcnow,
-)
+from cde_otel.core._validation import MAX_ID_LENGTH, MAX_REVISION, checked_path_text
+from cde_otel.core.model import Project, utcnow
 
 SCHEMA_VERSION = 1
 _log = logging.getLogger("cde_otel.state")
@@ -59,19 +57,25 @@ def state_paths(project_path: str | os.PathLike[str]) -> tuple[Path, Path, Path]
 
 
 def project_root(path: str | os.PathLike[str]) -> Path:
-    """The resolved project directory at ``path``: E001 when it is no directory, E002 when unreadable."""
-    if not isinstance(path, str | os.PathLike) or not str(path).strip():
-        raise ProjectError("project path must be a non-empty path", "E001", {"path": str(path)})
-    given = str(path)
+    """The resolved project directory at ``path``: E001 when it is no directory, E002 when unreadable.
+
+    Over-long (E005) or malformed (E006) path text is refused before any system call sees it.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise ProjectError("project path must be a non-empty path", "E001", {"path": quote(path)})
+    given = checked_path_text(path)
+    if not given.strip():
+        raise ProjectError("project path must be a non-empty path", "E001", {"path": given})
+    shown = quote(given)
     root = Path(given).expanduser()
     try:
         if not root.is_dir():
-            raise ProjectError(f"project path {given} does not exist or is not a directory", "E001", {"path": given})
+            raise ProjectError(f"project path {shown} does not exist or is not a directory", "E001", {"path": given})
         root = root.resolve()
     except OSError as exc:
-        raise ProjectError(f"project path {given} is not accessible: {exc.strerror}", "E002", {"path": given}) from exc
+        raise ProjectError(f"project path {shown} is not accessible: {exc.strerror}", "E002", {"path": given}) from exc
     if not os.access(root, os.R_OK | os.X_OK):
-        raise ProjectError(f"project path {given} is not readable", "E002", {"path": given})
+        raise ProjectError(f"project path {shown} is not readable", "E002", {"path": given})
     return root
 
 
@@ -151,7 +155,7 @@ def encode(project: Project, revision: int) -> bytes:
 
 
 def _encoded(document: dict[str, Any]) -> bytes:
-    _project_from(document["project"], "the project to save")  # what is written must load back
+    project_from(document["project"], "the project to save")  # what is written must load back
     document["checksum"] = checksum(document)
     return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False).encode() + b"\n"
 
@@ -189,10 +193,10 @@ def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
             f"state file {source} is not valid JSON: {exc}", "E203", {"path": source, "reason": str(exc)}
         ) from exc
     if not isinstance(document, dict):
-        raise _invalid(source, "document", "an object")
+        raise invalid(source, "document", "an object")
     version = document.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _invalid(source, "schema_version", "a positive integer")
+        raise invalid(source, "schema_version", "a positive integer")
     if version > SCHEMA_VERSION:
         raise StateError(
             f"state file {source} has schema version {version}; this cde-otel reads up to {SCHEMA_VERSION}",
@@ -202,17 +206,17 @@ def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
     try:
         expected = checksum(document)
     except UnicodeEncodeError as exc:  # an escaped lone surrogate ("\\udc80") in the file
-        raise _invalid(source, "text", f"valid Unicode ({exc.reason})") from exc
+        raise invalid(source, "text", f"valid Unicode ({exc.reason})") from exc
     if document.get("checksum") != expected:
         raise StateError(
             f"state file {source} fails its checksum", "E203", {"path": source, "reason": "checksum mismatch"}
         )
-    revision = _field(document, "revision", int, source)
-    if revision < 1:
-        raise _invalid(source, "revision", "a positive integer")
-    project_doc = _field(document, "project", dict, source)
+    revision = field(document, "revision", int, source)
+    if not 1 <= revision <= MAX_REVISION:
+        raise invalid(source, "revision", f"a positive integer of at most {MAX_REVISION}")
+    project_doc = field(document, "project", dict, source)
     try:
-        return _project_from(project_doc, source), revision
+        return project_from(project_doc, source), revision
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StateError(
             f"state file {source} does not match the schema: {exc!r}",
@@ -221,99 +225,46 @@ def _decoded(raw: bytes, source: str) -> tuple[Project, int]:
         ) from exc
 
 
-def _invalid(source: str, name: str, expected: str) -> StateError:
-    return StateError(
-        f"state file {source}: {name} must be {expected}",
-        "E204",
-        {"path": source, "field": name, "expected": expected, "reason": f"{name} must be {expected}"},
-    )
+def project_id_in(raw: bytes) -> str | None:
+    """The project id a (possibly damaged) state document still names, or None when it names none.
+
+    Used to tell this project's backups from another's when the state itself cannot be loaded.
+    """
+    try:
+        document = on_fresh_stack(lambda: json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    project = document.get("project") if isinstance(document, dict) else None
+    found = project.get("id") if isinstance(project, dict) else None
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_ID_LENGTH else None
 
 
-def _field(doc: dict[str, Any], name: str, kind: type, source: str) -> Any:
-    value = doc.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _invalid(source, name, kind.__name__)
-    return value
+def read_regular(path: Path) -> bytes:
+    """The bytes of the regular file ``path``; E214 for a FIFO, device or socket (reading one could block forever).
+
+    ``FileNotFoundError`` and other ``OSError`` are raised as they are.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+            raise StateError(
+                f"{path} is not a regular file ({_kind(mode)}); it was not read",
+                "E214",
+                {"path": str(path), "kind": _kind(mode)},
+            )
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read()
+    finally:
+        os.close(fd)
 
 
-def _opt_str(doc: dict[str, Any], name: str, source: str) -> str | None:
-    value = doc.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _invalid(source, name, "a string or null")
-    return value
-
-
-def _time(doc: dict[str, Any], name: str, source: str) -> datetime:
-    parsed = datetime.fromisoformat(_field(doc, name, str, source))
-    if parsed.tzinfo is None:
-        raise _invalid(source, name, "a timezone-aware ISO-8601 timestamp")
-    return parsed
-
-
-def _feature_from(doc: Any, project_id: str, source: str) -> Feature:
-    if not isinstance(doc, dict):
-        raise _invalid(source, "features[]", "an object")
-    phase = _field(doc, "current_phase", str, source)
-    if phase not in PHASES:
-        raise _invalid(source, "current_phase", f"one of {PHASES}")
-    artifacts = _field(doc, "artifacts", dict, source)
-    if not all(k in PHASES and isinstance(v, dict) for k, v in artifacts.items()):
-        raise _invalid(source, "artifacts", "a mapping of phase to object")
-    history = _field(doc, "phase_history", list, source)
-    if not all(isinstance(h, dict) and isinstance(h.get("phase"), str) for h in history):
-        raise _invalid(source, "phase_history", "a list of {phase, completed_at}")
-    workflow_type = _field(doc, "workflow_type", str, source)
-    if workflow_type not in WORKFLOW_TYPES:
-        raise _invalid(source, "workflow_type", f"one of {sorted(WORKFLOW_TYPES)}")
-    status = FeatureStatus(_field(doc, "status", str, source))
-    failure_reason = _opt_str(doc, "failure_reason", source)
-    _check_status(status, phase, failure_reason, source)
-    feature = Feature(
-        project_id=project_id,
-        prompt=_field(doc, "prompt", str, source),
-        name=_field(doc, "name", str, source),
-        workflow_type=workflow_type,
-        id=_field(doc, "id", str, source),
-        status=status,
-        current_phase=phase,
-        artifacts=artifacts,
-        phase_history=history,
-        failure_reason=failure_reason,
-        created_at=_time(doc, "created_at", source),
-        updated_at=_time(doc, "updated_at", source),
-    )
-    if _field(doc, "project_id", str, source) != project_id:
-        raise _invalid(source, "features[].project_id", "the owning project's id")
-    return feature
-
-
-def _check_status(status: FeatureStatus, phase: str, failure_reason: str | None, source: str) -> None:
-    """A feature's status follows its phase: the phase's own status, completed in review, or failed with a reason."""
-    if status is FeatureStatus.FAILED:
-        if not failure_reason:
-            raise _invalid(source, "failure_reason", "the reason of a failed feature")
-        return
-    if failure_reason is not None:
-        raise _invalid(source, "failure_reason", "null unless the feature failed")
-    if status is FeatureStatus.COMPLETED:
-        if phase != PHASES[-1]:
-            raise _invalid(source, "status", f"'completed' only in phase {PHASES[-1]!r}, not {phase!r}")
-    elif status is not PHASE_STATUS[phase]:
-        raise _invalid(source, "status", f"{PHASE_STATUS[phase].value!r} in phase {phase!r}, not {status.value!r}")
-
-
-def _project_from(doc: dict[str, Any], source: str) -> Project:
-    project_id = _field(doc, "id", str, source)
-    features_doc = _field(doc, "features", list, source)
-    features = [_feature_from(f, project_id, source) for f in features_doc]
-    if len({f.id for f in features}) != len(features):
-        raise _invalid(source, "features", "a list with unique ids")
-    return Project(
-        name=_field(doc, "name", str, source),
-        path=_field(doc, "path", str, source),
-        id=project_id,
-        status=ProjectStatus(_field(doc, "status", str, source)),
-        features={f.id: f for f in features},
-        created_at=_time(doc, "created_at", source),
-        updated_at=_time(doc, "updated_at", source),
-    )
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"

@@ -88,7 +88,7 @@ def _reference(entries: list[CatalogEntry]) -> list[str]:
 
 
 _TROUBLESHOOTING: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("The project does not load", ("E001", "E002", "E203", "E204", "E205", "E208"), (
+    ("The project does not load", ("E001", "E002", "E203", "E204", "E205", "E208", "E212", "E214"), (
         "Check that the directory exists and is readable: `ls -ld PROJECT_DIR`. "
         "cde-otel never creates the project directory itself.",
         "If the state file is damaged, list the backups with `cde-otel state backups PROJECT_DIR` and restore one "
@@ -109,6 +109,11 @@ _TROUBLESHOOTING: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
         "Features start only on an active project: `project.activate()`.",
         "Phases advance one at a time, in order, and a feature completes only from `review`.",
         "Completed and failed features are final: start a new feature for more work.",
+    )),
+    ("An MCP client's project path or argument is refused", ("E004", "E005", "E006"), (
+        "`cde-otel mcp` serves `--project` (default: the working directory) and each `--allow-root`; any other "
+        "path is E004 and nothing is read or created there.",
+        "Ids, phases and paths have fixed maximum lengths; longer input is refused unread (E005).",
     )),
     ("An argument is rejected", ("E301", "E302", "E303", "E304", "E305"), (
         "The message names the argument and why it was rejected; the error's `context` has the details "

@@ -7,6 +7,10 @@ computed by a worker or waits for a slow reader to take it, the connection stops
 pipelined requests wait in the kernel. A refused request is answered, then the connection
 half-closes and drops what the client still sends until it closes (or the read timeout), so that
 the client reads the refusal instead of a reset.
+
+``head_started`` is when the first byte of a request not yet complete arrived (None between
+requests): the server closes a connection whose request is not complete within its head deadline,
+however the bytes trickle in (each byte refreshes ``last_active``, the idle clock, but not this one).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Connection:
         "closed",
         "draining",
         "fd",
+        "head_started",
         "last_active",
         "output",
         "reader",
@@ -64,6 +69,7 @@ class Connection:
         self._loop = loop
         self._owner = owner
         self.last_active = time.monotonic()
+        self.head_started: float | None = None
         self.reader = RequestReader()
         self.output = b""  # answer not yet sent
         self.busy = False  # a worker is answering its request
@@ -103,13 +109,17 @@ class Connection:
             return
         if self.draining:
             return  # dropped; the read timeout still counts from the refusal
-        self.last_active = time.monotonic()
+        self.last_active = now = time.monotonic()
         try:
             self.reader.feed(data)
         except Exception:  # a bug here must cost one connection, never the loop
             _log.exception("health server: failed to handle a request")
             self.close()
             return
+        if self.reader.requests:
+            self.head_started = None  # a request is complete: the next one's deadline starts with its first byte
+        elif self.head_started is None:
+            self.head_started = now
         self.process()
 
     def process(self) -> None:

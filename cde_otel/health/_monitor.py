@@ -27,7 +27,10 @@ for as long as ``stat`` shows ``state.json`` unchanged (device, inode, type, mod
 size, mtime and ctime in ns) — and, while the state is damaged, ``backups/`` too, which
 decides whether the next load restores it — re-checked on every call, and at most
 ``STATE_MAX_AGE_S`` (30 s) regardless: a state that becomes unreadable is seen by the very
-next readiness check, without re-reading an unchanged file on each one. (A project
+next readiness check, without re-reading an unchanged file on each one. The read runs in its own
+thread and is waited for ``state_read_timeout_s`` (2 s) at most: a storage that hangs makes the
+project "not ready" (one stuck read at a time, never more). A state file that is not a regular
+file (a FIFO) is refused unread (E214). (A project
 directory that is removed or replaced changes ``state.json``'s ``stat`` too; one that only
 loses its read permission is seen within ``STATE_MAX_AGE_S``.)
 
@@ -62,6 +65,7 @@ from cde_otel.health._probes import (
     DiskProbe,
     DiskReading,
     FileKeyedCache,
+    InFlight,
     MemoryProbe,
     MemoryReading,
     Missing,
@@ -85,6 +89,8 @@ _RESTORED_ON_LOAD = frozenset({"E203", "E204", "E205"})
 DISK_GRACE = 0.5
 #: The longest a state reading is trusted while ``stat`` shows its files unchanged.
 STATE_MAX_AGE_S = 30.0
+#: How long readiness waits for the state to be read before it answers "not ready" (a hung storage).
+STATE_READ_TIMEOUT_S = 2.0
 Readiness = tuple[bool, list[str]]
 WriteProbe = tuple[bool, "str | None"]
 
@@ -118,6 +124,7 @@ class HealthMonitor:
         telemetry_export: ExportProbe | None = None,
         cache_ttl: float = 1.0,
         history_size: int = 100,
+        state_read_timeout_s: float = STATE_READ_TIMEOUT_S,
     ) -> None:
         path = Path(project_path if project_path is not None else os.getcwd()).expanduser()
         if not path.is_dir():
@@ -149,6 +156,8 @@ class HealthMonitor:
         self._started = clock() - (process_age_s() if clock is time.monotonic else 0.0)
         collector = MetricsCollector(_reader_getter(reader), clock, self._started)
         self._metrics = TTLCache(collector.collect, cache_ttl, clock)
+        self.state_read_timeout_s = float(state_read_timeout_s)
+        self._state_read = InFlight(self._state.get, "cde-otel-health-state")  # one stuck read at most
         self._status_lock = threading.Lock()
         self._alerts = AlertTracker(history_size)
         self.alert_history = self._alerts.history
@@ -219,6 +228,8 @@ class HealthMonitor:
         """
         if type(self).readiness is not HealthMonitor.readiness:
             return None
+        if self._state_read.running:  # a state read is stuck: do not stat the same storage on the caller's loop
+            return None
         disk = self._disk_reading(peek=True, spawn=spawn)
         writable = self._writable.peek(grace=math.inf, spawn=spawn)  # as readiness(): never waits for an fsync
         reading = self._state_reading(peek=True)
@@ -251,7 +262,22 @@ class HealthMonitor:
 
     def _state_reading(self, *, peek: bool = False) -> _StateReading | Missing:
         try:
-            return self._state.peek() if peek else self._state.get()
+            held = self._state.peek()
+            if peek or not isinstance(held, Missing):
+                return held
+        except Exception as exc:  # a broken probe must not break health itself
+            return _StateReading(None, f"state probe failed: {exc}")
+        return self._state_within_deadline()
+
+    def _state_within_deadline(self) -> _StateReading:
+        """The state read, in its own daemon thread, waited for ``state_read_timeout_s`` at most.
+
+        A storage that hangs (a stale network mount) makes readiness "not ready", never a stuck request.
+        """
+        try:
+            return self._state_read.result(self.state_read_timeout_s)
+        except TimeoutError:
+            return _StateReading(None, f"reading the state took over {self.state_read_timeout_s:g}s (storage hanging?)")
         except Exception as exc:  # a broken probe must not break health itself
             return _StateReading(None, f"state probe failed: {exc}")
 
@@ -334,17 +360,11 @@ class HealthMonitor:
         return reading
 
     def _has_valid_backup(self, reader: FileSystemProjectRepository) -> bool:
+        """Whether the application's next load restores the state: a valid backup of this same project."""
         try:
-            backups = reader.list_backups(self.project_path)
+            return reader.recovery_backup(self.project_path) is not None
         except CDEError:
             return False
-        for backup in backups:
-            try:
-                reader.load_backup(self.project_path, backup.name)
-            except CDEError:
-                continue
-            return True
-        return False
 
     def _metrics_snapshot(self, reasons: list[str]) -> MetricsSnapshot | None:
         try:

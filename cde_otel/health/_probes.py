@@ -9,6 +9,7 @@ HTTP server answers readiness on its event loop.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import threading
@@ -110,6 +111,41 @@ def probe_state_writable(project_path: Path) -> tuple[bool, str | None]:
     except OSError as exc:
         return False, f"cannot write in {target}: {exc.strerror or exc}"
     return True, None
+
+
+class InFlight(Generic[T]):
+    """Runs ``compute`` in its own daemon thread and waits for it up to a deadline.
+
+    A run still going when the next caller comes (a read stuck on a hung storage) is waited for
+    again, never started a second time: one stuck thread at most, whatever the number of callers.
+    """
+
+    def __init__(self, compute: Callable[[], T], name: str) -> None:
+        self._compute = compute
+        self._name = name
+        self._lock = threading.Lock()
+        self._pending: concurrent.futures.Future[T] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while a run has not finished (a caller that must not block can look elsewhere)."""
+        pending = self._pending
+        return pending is not None and not pending.done()
+
+    def result(self, timeout: float) -> T:
+        """``compute()``'s value; ``TimeoutError`` after ``timeout`` seconds, or what ``compute`` raised."""
+        with self._lock:
+            pending = self._pending
+            if pending is None or pending.done():
+                pending = self._pending = concurrent.futures.Future()
+                threading.Thread(target=self._run, args=(pending,), name=self._name, daemon=True).start()
+        return pending.result(timeout=timeout)
+
+    def _run(self, pending: concurrent.futures.Future[T]) -> None:
+        try:
+            pending.set_result(self._compute())
+        except BaseException as exc:
+            pending.set_exception(exc)
 
 
 #: The fraction at the end of a value's time-to-live in which ``TTLCache.peek`` refreshes it ahead.

@@ -22,13 +22,18 @@ keep-alive and pipelining are supported; requests are parsed by llhttp (``httpto
 Under load it stays bounded and cheap (issue 15). The listen ``backlog`` is 1024 (the
 kernel caps it at ``net.core.somaxconn``). One thread runs an ``asyncio`` selector loop that
 accepts, reads and writes every connection, so idle keep-alive and half-sent connections
-hold no thread; a connection silent for ``read_timeout_s`` (10 s) is closed. Liveness, 404,
+hold no thread; a connection silent for ``read_timeout_s`` (10 s) is closed, and so is one whose
+request is not complete ``head_timeout_s`` (5 s) after its first byte, however slowly its bytes
+trickle in (slowloris). Liveness, 404,
 405 and — whenever :meth:`HealthMonitor.readiness_now` can answer from its caches — readiness
 are answered on the loop itself, without a thread hand-off: a burst of connections costs one
 accept, one read, one write and one close each. Everything else (the status and metrics
 documents, a readiness whose probes must run) goes to a fixed pool of ``workers`` daemon
-threads (4). Beyond ``connection_limit`` (1000) open connections the server stops accepting
-and new ones wait in the backlog. Request head and body are capped at 64 KiB each (431, 413).
+threads (4). At ``connection_limit`` (1000) open connections a new one is still accepted, and
+the connection that has waited longest without owing an answer (a half-sent request first, then
+an idle keep-alive one) is closed for it, so ``/health`` keeps answering while an attacker holds
+every slot; only when every connection is being answered do new ones wait in the backlog.
+Request head and body are capped at 64 KiB each (431, 413).
 Errors go to the ``cde_otel.health`` logger, never to stderr.
 
 Inside: this module runs the loop, the listener and the lifecycle; ``_connection`` reads,
@@ -59,6 +64,8 @@ from cde_otel.health._workers import Workers
 _log = logging.getLogger("cde_otel.health")
 
 READ_TIMEOUT_S = 10.0
+#: A request must be complete this long after its first byte, however its bytes trickle in.
+HEAD_TIMEOUT_S = 5.0
 WORKERS = 4
 BACKLOG = 1024
 CONNECTION_LIMIT = 1000
@@ -129,13 +136,15 @@ class HealthServer:
         workers: int = WORKERS,
         backlog: int = BACKLOG,
         connection_limit: int = CONNECTION_LIMIT,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
     ) -> None:
         self.monitor = monitor
         self.read_timeout_s = float(read_timeout_s)
+        self.head_timeout_s = float(head_timeout_s)
         self.workers = max(1, int(workers))
         self.connection_limit = max(1, int(connection_limit))
-        # Idle connections are looked for this often, so they are closed at most one tick late.
-        self._tick = min(1.0, max(0.05, self.read_timeout_s / 10))
+        # Idle and late connections are looked for this often, so they are closed at most one tick late.
+        self._tick = min(1.0, max(0.05, min(self.read_timeout_s, self.head_timeout_s) / 10))
         self._listener = _listen(host, _valid_port(port), backlog)
         self.host = host
         self.port: int = int(self._listener.getsockname()[1])
@@ -235,9 +244,12 @@ class HealthServer:
 
     def _accept(self) -> None:
         for _ in range(_ACCEPT_BATCH):
+            victim: Connection | None = None
             if len(self._connections) >= self.connection_limit:
-                self._pause_accepting()  # the rest wait in the backlog until a connection closes
-                return
+                victim = self._eviction_candidate()
+                if victim is None:
+                    self._pause_accepting()  # every connection owes an answer: the rest wait in the backlog
+                    return
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -248,16 +260,38 @@ class HealthServer:
                     self._pause_accepting()
                     self._loop.call_later(self._tick, self._resume_accepting)
                 return  # anything else (ECONNABORTED...) concerned that one connection only
+            if victim is not None:
+                victim.close()  # makes room for the one just accepted
             sock.setblocking(False)
             conn = Connection(sock, self._loop, self)
             self._connections[conn.fd] = conn
             conn.read()  # a client usually sends its request with the handshake: no wait for the loop
 
+    def _eviction_candidate(self) -> Connection | None:
+        """The connection that waited longest without owing an answer (closed to make room), or None.
+
+        A half-sent request goes first (oldest first byte), then an idle keep-alive connection (oldest
+        activity): at the cap, a new client such as a liveness probe gets in instead of waiting behind them.
+        """
+        victim: Connection | None = None
+        victim_key = (2, 0.0)
+        for conn in self._connections.values():
+            if conn.busy or conn.output:
+                continue
+            key = (0, conn.head_started) if conn.head_started is not None else (1, conn.last_active)
+            if key < victim_key:
+                victim, victim_key = conn, key
+        return victim
+
     def _sweep(self) -> None:
-        """Closes connections silent for ``read_timeout_s`` (idle keep-alive, half-sent, or not reading)."""
-        silent_since = time.monotonic() - self.read_timeout_s
+        """Closes connections silent for ``read_timeout_s`` (idle keep-alive, half-sent, or not reading), and
+        those whose request is not complete ``head_timeout_s`` after its first byte (trickled bytes or not)."""
+        now = time.monotonic()
+        silent_since, head_since = now - self.read_timeout_s, now - self.head_timeout_s
         for conn in list(self._connections.values()):
-            if not conn.busy and conn.last_active <= silent_since:
+            if conn.busy:
+                continue
+            if conn.last_active <= silent_since or (conn.head_started is not None and conn.head_started <= head_since):
                 conn.close()
         self._loop.call_later(self._tick, self._sweep)
 
@@ -269,10 +303,22 @@ def start_health_server(
     *,
     read_timeout_s: float = READ_TIMEOUT_S,
     workers: int = WORKERS,
+    head_timeout_s: float = HEAD_TIMEOUT_S,
+    connection_limit: int = CONNECTION_LIMIT,
 ) -> HealthServer:
     """Serves the health endpoints in daemon threads (``port=0`` picks a free port).
 
     ``read_timeout_s``: a connection that sends nothing for this long is closed.
+    ``head_timeout_s``: a request not complete this long after its first byte is closed.
+    ``connection_limit``: open connections at most (beyond it the longest-waiting one makes room).
     ``workers``: threads answering the requests that need a probe (reading them takes none).
     """
-    return HealthServer(monitor or default_monitor(), host, port, read_timeout_s=read_timeout_s, workers=workers)
+    return HealthServer(
+        monitor or default_monitor(),
+        host,
+        port,
+        read_timeout_s=read_timeout_s,
+        workers=workers,
+        head_timeout_s=head_timeout_s,
+        connection_limit=connection_limit,
+    )

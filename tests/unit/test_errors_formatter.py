@@ -12,6 +12,7 @@ import filelock
 import pytest
 
 from cde_otel.core import FileSystemProjectRepository, Project, ProjectStatus
+from cde_otel.core import state as core_state
 from cde_otel.core import state as state_codec
 from cde_otel.core.state import LOCK_FILE, state_paths
 from cde_otel.errors import CATALOG, ERROR_CODES, CDEError, ErrorFormatter, FeatureError, error_for
@@ -215,14 +216,14 @@ def _recovered(tmp_path: Path) -> CDEError:
 
 def _read_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CDEError:
     FileSystemProjectRepository().get_or_create(tmp_path)
-    original = Path.read_bytes
+    original = core_state.read_regular
 
-    def refuse(self: Path) -> bytes:
-        if self.name == "state.json":
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return original(self)
+    def refuse(path: Path) -> bytes:
+        if path.name == "state.json":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return original(path)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(core_state, "read_regular", refuse)
     return _raised(lambda: FileSystemProjectRepository().get_by_path(tmp_path))
 
 

@@ -213,22 +213,23 @@ def test_a_slow_reader_gets_every_byte(server: HealthServer, monkeypatch: pytest
     assert resumed, "the server never had to wait for the reader"
 
 
-def test_beyond_the_connection_limit_new_connections_wait_in_the_backlog(project_dir: Path) -> None:
+def test_at_the_connection_limit_a_new_connection_takes_the_place_of_the_oldest_half_sent_one(
+    project_dir: Path,
+) -> None:
     monitor = HealthMonitor(project_dir, settings=CALM)
     with HealthServer(monitor, "127.0.0.1", 0, connection_limit=5) as limited:
         held = [connect(limited) for _ in range(5)]
         try:
             for sock in held:
                 sock.sendall(b"GET /health HTTP/1.1\r\n")  # half a request each: all five stay open
-            assert until(lambda: len(limited._connections) == 5), "the five were not all accepted"
-            with connect(limited) as waiting:
-                waiting.sendall(GET_READY)
-                # The sixth makes the server stop reading its listener: it stays in the kernel's backlog.
-                assert until(lambda: not limited._accepting), "the server kept accepting beyond the limit"
-                assert len(limited._connections) == 5
-                assert select.select([waiting], [], [], 0)[0] == [], "served beyond the limit"
-                held.pop().close()
-                status, _, _ = read_response(waiting, bytearray())
+                time.sleep(0.01)  # distinct first-byte times: the first one sent is the oldest
+            for sock in held:  # each was accepted (its request is being read)
+                assert not closed_by_peer(sock, timeout=0.05)
+            with connect(limited) as newcomer:
+                newcomer.sendall(GET_READY)
+                status, _, _ = read_response(newcomer, bytearray())
+            assert closed_by_peer(held[0], timeout=DEADLINE_S), "the oldest half-sent connection was kept"
+            assert not any(closed_by_peer(sock, timeout=0.05) for sock in held[1:])
         finally:
             for sock in held:
                 sock.close()
