@@ -43,7 +43,8 @@ def request(
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as error:
-        raise HttpStatusError(error.code, error.read().decode("utf-8", "replace"), error.headers.get("Retry-After")) from None
+        body = error.read().decode("utf-8", "replace")
+        raise HttpStatusError(error.code, body, error.headers.get("Retry-After")) from None
     except urllib.error.URLError as error:
         raise OSError(str(error.reason)) from error
 

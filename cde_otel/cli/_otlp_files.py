@@ -40,10 +40,10 @@ def check_directory(directory: Path) -> Path:
     """``directory`` itself, or E401 (missing) / E402 (not a readable directory)."""
     try:
         if not directory.is_dir():
-            raise error_for(
-                "E401", path=str(directory), reason="missing" if not directory.exists() else "not a directory"
-            )
-        next(os.scandir(directory), None)
+            reason = "it does not exist" if not directory.exists() else "it is not a directory"
+            raise error_for("E401", path=str(directory), reason=reason, parent=str(directory.parent))
+        with os.scandir(directory) as entries:
+            next(entries, None)
     except PermissionError as error:
         raise error_for("E402", path=str(directory), reason=os.strerror(error.errno or errno.EACCES)) from error
     return directory
