@@ -1,6 +1,7 @@
 """Small HTTP client for the backends the CLI queries (Jaeger, Prometheus) and ships to (a collector).
 
-Failures become coded errors: no answer (refused, timeout, DNS) is E406, an HTTP error status E407.
+Failures become coded errors: no answer (refused, timeout, DNS) or a "not now" status (429, 502-504)
+is E406, any other HTTP error status E407.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from cde_otel._exceptions import CDEError, error_for
 
 TIMEOUT_S = 10.0
+#: Statuses that mean "not now": retried by the export, reported as unreachable (E406) in the end.
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class HttpStatusError(Exception):
@@ -51,6 +54,9 @@ def request(
 
 def backend_error(backend: str, url: str, error: BaseException) -> CDEError:
     """The coded error for a failed call to ``backend`` at ``url``."""
+    if isinstance(error, HttpStatusError) and error.status in UNAVAILABLE_STATUSES:
+        reason = f"HTTP {error.status}, overloaded or unavailable"
+        return error_for("E406", backend=backend, url=url, reason=reason)
     if isinstance(error, HttpStatusError):
         return error_for("E407", backend=backend, url=url, status=error.status, reason=error.body.strip()[:300])
     return error_for("E406", backend=backend, url=url, reason=str(error) or type(error).__name__)

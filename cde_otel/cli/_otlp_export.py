@@ -22,14 +22,13 @@ import orjson
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from cde_otel.cli._export_state import ExportState, FileIdentity
-from cde_otel.cli._http import HttpStatusError, backend_error, request
+from cde_otel.cli._http import UNAVAILABLE_STATUSES, HttpStatusError, backend_error, request
 from cde_otel.cli._otlp_files import SIGNALS
 
 _ITEMS = {"traces": ("resourceSpans", "scopeSpans", "spans"),
           "metrics": ("resourceMetrics", "scopeMetrics", "metrics"),
           "logs": ("resourceLogs", "scopeLogs", "logRecords")}  # fmt: skip
 _PARTIAL = {"traces": "rejectedSpans", "metrics": "rejectedDataPoints", "logs": "rejectedLogRecords"}
-_RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
@@ -215,5 +214,5 @@ def _key(path: Path) -> str | None:
 
 def _worth_retrying(error: BaseException) -> bool:
     if isinstance(error, HttpStatusError):
-        return error.status in _RETRIED_STATUSES
+        return error.status in UNAVAILABLE_STATUSES
     return isinstance(error, OSError)
