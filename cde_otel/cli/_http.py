@@ -46,8 +46,8 @@ def request(
             body: bytes = response.read()
             return body
     except urllib.error.HTTPError as error:
-        body = error.read().decode("utf-8", "replace")
-        raise HttpStatusError(error.code, body, error.headers.get("Retry-After")) from None
+        text = error.read().decode("utf-8", "replace")
+        raise HttpStatusError(error.code, text, error.headers.get("Retry-After")) from None
     except urllib.error.URLError as error:
         raise OSError(str(error.reason)) from error
 

@@ -115,8 +115,14 @@ class WindowedHistograms:
         for raw in data.get("dataPoints") or ():
             point = to_point(raw)
             attributes = dict(point.attributes or {})
-            key = (name, resource_key, tuple(sorted((k, repr(v)) for k, v in attributes.items())))
-            key += (point.start_time_unix_nano,) if cumulative else ()
+            # A cumulative series restarts with its process: the start time is part of its identity.
+            started = point.start_time_unix_nano if cumulative else 0
+            key: tuple[Any, ...] = (
+                name,
+                resource_key,
+                tuple(sorted((k, repr(v)) for k, v in attributes.items())),
+                started,
+            )
             series = self.series.get(key)
             if series is None:
                 series = self.series[key] = _Series(name, attributes, cumulative)
@@ -168,30 +174,24 @@ def _counts(raw: Any) -> list[int]:
 
 def to_point(raw: Mapping[str, Any]) -> HistogramPoint:
     """An OTLP/JSON histogram data point (exponential or explicit) as the SDK's data point."""
-    common = {
-        "attributes": otlp_attributes(raw.get("attributes")),
-        "start_time_unix_nano": int(raw.get("startTimeUnixNano", 0)),
-        "time_unix_nano": int(raw.get("timeUnixNano", 0)),
-        "count": int(raw.get("count", 0)),
-        "sum": float(raw.get("sum", 0.0)),
-        "min": float(raw.get("min", -math.inf)),
-        "max": float(raw.get("max", math.inf)),
-    }
+    attributes = otlp_attributes(raw.get("attributes"))
+    start, at = int(raw.get("startTimeUnixNano", 0)), int(raw.get("timeUnixNano", 0))
+    count, total = int(raw.get("count", 0)), float(raw.get("sum", 0.0))
+    low, high = float(raw.get("min", -math.inf)), float(raw.get("max", math.inf))
     if "scale" in raw or "positive" in raw or "zeroCount" in raw:
         positive, negative = raw.get("positive") or {}, raw.get("negative") or {}
         return ExponentialHistogramDataPoint(
+            attributes, start, at, count, total,
             scale=int(raw.get("scale", 0)),
             zero_count=int(raw.get("zeroCount", 0)),
             positive=Buckets(int(positive.get("offset", 0)), _counts(positive.get("bucketCounts"))),
             negative=Buckets(int(negative.get("offset", 0)), _counts(negative.get("bucketCounts"))),
             flags=int(raw.get("flags", 0)),
-            **common,
-        )
-    return HistogramDataPoint(
-        bucket_counts=_counts(raw.get("bucketCounts")),
-        explicit_bounds=[float(bound) for bound in raw.get("explicitBounds") or ()],
-        **common,
-    )
+            min=low,
+            max=high,
+        )  # fmt: skip
+    bounds = [float(bound) for bound in raw.get("explicitBounds") or ()]
+    return HistogramDataPoint(attributes, start, at, count, total, _counts(raw.get("bucketCounts")), bounds, low, high)
 
 
 def _exponential_counts(point: ExponentialHistogramDataPoint) -> ExponentialCounts:
@@ -215,35 +215,30 @@ def subtract(last: HistogramPoint, baseline: HistogramPoint) -> HistogramPoint:
 
     min and max of the difference are unknown (±inf: no clamping).
     """
-    common = {
-        "attributes": last.attributes,
-        "start_time_unix_nano": baseline.time_unix_nano,
-        "time_unix_nano": last.time_unix_nano,
-        "count": max(last.count - baseline.count, 0),
-        "sum": last.sum - baseline.sum,
-        "min": -math.inf,
-        "max": math.inf,
-    }
+    head = (last.attributes, baseline.time_unix_nano, last.time_unix_nano)
+    count, total = max(last.count - baseline.count, 0), last.sum - baseline.sum
     if isinstance(last, ExponentialHistogramDataPoint) and isinstance(baseline, ExponentialHistogramDataPoint):
         scale = min(last.scale, baseline.scale)  # the SDK only ever lowers a series' scale
         now, before = _exponential_counts(last).downscaled(scale), _exponential_counts(baseline).downscaled(scale)
         positive = {i: c - before.positive.get(i, 0) for i, c in now.positive.items()}
         negative = {i: c - before.negative.get(i, 0) for i, c in now.negative.items()}
         return ExponentialHistogramDataPoint(
+            *head, count, total,
             scale=scale,
             zero_count=max(now.zero_count - before.zero_count, 0),
             positive=_buckets({i: c for i, c in positive.items() if c > 0}),
             negative=_buckets({i: c for i, c in negative.items() if c > 0}),
             flags=0,
-            **common,
-        )
+            min=-math.inf,
+            max=math.inf,
+        )  # fmt: skip
     if (
         isinstance(last, HistogramDataPoint)
         and isinstance(baseline, HistogramDataPoint)
         and list(last.explicit_bounds) == list(baseline.explicit_bounds)
     ):
         counts = [max(a - b, 0) for a, b in zip(last.bucket_counts, baseline.bucket_counts, strict=True)]
-        return HistogramDataPoint(bucket_counts=counts, explicit_bounds=last.explicit_bounds, **common)
+        return HistogramDataPoint(*head, count, total, counts, last.explicit_bounds, -math.inf, math.inf)
     return last  # the aggregation changed under the same series: the last point is all we can trust
 
 
