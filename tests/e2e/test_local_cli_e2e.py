@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from backends import Backends, poll_until
 from quantile_oracle import exact_quantile
-from scale_backends import ScaleBackends
+from scale_backends import ScaleOutBackends
 
 from cde_otel.semconv import ATTR_GEN_AI_TOOL_NAME
 
@@ -42,7 +42,7 @@ def _json(*args: str) -> Any:
 
 
 def _accepted_spans(backends: Backends) -> float:
-    return ScaleBackends.metric_sum(
+    return ScaleOutBackends.metric_sum(
         backends.collector_metrics_url, "otelcol_receiver_accepted_spans", receiver="otlp", transport="http"
     )
 
@@ -173,11 +173,8 @@ def test_latency_agrees_with_prometheus_and_with_the_exact_quantiles(backends: B
 
     assert poll_until(in_prometheus, timeout=DEADLINE_S, what="every tool call in Prometheus") == total
     # Prometheus 2.x interpolates linearly inside a native bucket; 3.x exponentially (our default).
-    version = (
-        subprocess.run([backends.binaries.prometheus, "--version"], capture_output=True, text=True, check=True).stdout
-        + ""
-    )
-    interpolation = "linear" if re.search(r"version 2\.", version.stdout + version.stderr) else "exponential"
+    answer = subprocess.run([backends.binaries.prometheus, "--version"], capture_output=True, text=True, check=True)
+    interpolation = "linear" if re.search(r"version 2\.", answer.stdout + answer.stderr) else "exponential"
     files = _rows(_json("latency", "--dir", str(shipped.local), "--interpolation", interpolation))
     prometheus = _rows(_json("latency", "--prometheus", backends.prometheus_url, "--service", shipped.service))
     assert set(prometheus) == set(files)
@@ -186,8 +183,8 @@ def test_latency_agrees_with_prometheus_and_with_the_exact_quantiles(backends: B
     for key, ours in files.items():
         theirs = prometheus[key]
         assert (theirs["count"], theirs["errors"]) == (ours["count"], ours["errors"]), key
-        for q in ("p50_s", "p95_s", "p99_s"):
-            assert abs(theirs[q] - ours[q]) / ours[q] <= bucket, (key, q, theirs[q], ours[q])
+        for column in ("p50_s", "p95_s", "p99_s"):
+            assert abs(theirs[column] - ours[column]) / ours[column] <= bucket, (key, column, theirs, ours)
 
     exact_rows = _rows(_json("latency", "--dir", str(shipped.local)))
     for tool in ("cde_startFeature", "cde_submitWork"):
@@ -198,9 +195,9 @@ def test_latency_agrees_with_prometheus_and_with_the_exact_quantiles(backends: B
         ]
         row = exact_rows["tool", tool]
         assert row["count"] == len(durations) == shipped.calls[tool]
-        for name, q in (("p50_s", 0.5), ("p95_s", 0.95), ("p99_s", 0.99)):
+        for column, q in (("p50_s", 0.5), ("p95_s", 0.95), ("p99_s", 0.99)):
             truth = exact_quantile(durations, q)
-            assert abs(row[name] - truth) / truth <= 0.02, (tool, name, row[name], truth)
+            assert abs(row[column] - truth) / truth <= 0.02, (tool, column, row[column], truth)
 
 
 def _scales(local: Path) -> Iterator[int]:
