@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +151,18 @@ def _table(rows: list[SpanRecord], source: str, stats: ReadStats) -> Table:
     table = Table(title=f"Last {len(rows)} tool calls and operations", caption=caption)
     for column in ("time", "name", "ms", "status", "error", "feature", "trace"):
         table.add_column(
-            column, justify="right" if column == "ms" else "left", overflow="fold", no_wrap=column in {"time", "ms"}
+            column,
+            justify="right" if column == "ms" else "left",
+            no_wrap=column in {"time", "ms", "status", "error"},
+            overflow="ellipsis" if column == "feature" else "fold",
+            min_width=14 if column == "name" else None,
+            max_width=14 if column == "feature" else None,
         )
+    today = local_time(time.time_ns())[:10]
     for span in rows:
         status = "[red]error[/]" if span.status == "error" else span.status
         table.add_row(
-            local_time(span.start_ns)[5:],
+            _short_time(span.start_ns, today),
             span.name,
             f"{span.duration_ms:.2f}",
             status,
@@ -164,6 +171,12 @@ def _table(rows: list[SpanRecord], source: str, stats: ReadStats) -> Table:
             span.trace_id,
         )
     return table
+
+
+def _short_time(unix_ns: int, today: str) -> str:
+    """``HH:MM:SS.mmm`` today, ``MM-DD HH:MM:SS`` before."""
+    full = local_time(unix_ns)
+    return full[11:] if full.startswith(today) else full[5:19]
 
 
 @app.command("show")
@@ -190,7 +203,7 @@ def show(
         if as_json:
             print_json({"source": source, "trace_id": wanted, "spans": span_tree_dicts(spans), "read": stats.as_dict()})
             return
-        console.print(trace_tree(wanted, spans, source))
+        console.print(trace_tree(wanted, spans))
 
 
 def normalize_trace_id(text: str) -> str:
@@ -211,11 +224,11 @@ def find_trace(spans: Iterable[SpanRecord], trace_id: str) -> list[SpanRecord]:
     return list(found.values())
 
 
-def trace_tree(trace_id: str, spans: list[SpanRecord], source: str) -> Tree:
+def trace_tree(trace_id: str, spans: list[SpanRecord]) -> Tree:
     first, last = min(s.start_ns for s in spans), max(s.end_ns for s in spans)
     services = sorted({s.service for s in spans if s.service})
     title = (
         f"[bold]trace {trace_id}[/] {local_time(first)}, {len(spans)} spans, {(last - first) / 1e6:.2f} ms"
-        f" [dim]({', '.join(services)}; from {source})[/]"
+        f" [dim]{', '.join(services)}[/]"
     )
     return add_span_tree(Tree(title), spans)
