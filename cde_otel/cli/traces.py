@@ -155,8 +155,7 @@ def _table(rows: list[SpanRecord], source: str, stats: ReadStats) -> Table:
             justify="right" if column == "ms" else "left",
             no_wrap=column in {"time", "ms", "status", "error"},
             overflow="ellipsis" if column == "feature" else "fold",
-            min_width=14 if column == "name" else None,
-            max_width=14 if column == "feature" else None,
+            max_width=12 if column == "feature" else None,
         )
     today = local_time(time.time_ns())[:10]
     for span in rows:
