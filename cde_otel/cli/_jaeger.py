@@ -28,13 +28,16 @@ def search_spans(
     start_us: int | None = None,
     min_duration_ms: float | None = None,
     tags: Mapping[str, str] | None = None,
+    operation: str | None = None,
 ) -> Iterator[SpanRecord]:
     """Every span of the traces Jaeger finds for ``service`` (newest traces first, at most ``limit``)."""
     params: dict[str, Any] = {"service": service, "limit": min(max(limit, 1), MAX_TRACES)}
     if start_us is not None:
         params["start"] = start_us
     if min_duration_ms is not None:
-        params["minDuration"] = f"{min_duration_ms:g}ms"
+        params["minDuration"] = f"{int(min_duration_ms * 1000)}us"
+    if operation is not None:
+        params["operation"] = operation
     if tags:
         params["tags"] = json.dumps(dict(tags))
     answer = get_json("Jaeger", base_url, "/api/traces", params)

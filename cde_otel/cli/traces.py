@@ -133,14 +133,30 @@ def traces(
         console.print(_table(rows, source, stats))
 
 
-def _jaeger_entries(url: str, service: str, keep: EntryFilter, n: int) -> Iterator[SpanRecord]:
+def _jaeger_entries(url: str, service: str, keep: EntryFilter, n: int) -> list[SpanRecord]:
+    """Jaeger's newest matching traces; ``--tool`` is tried as a tool name, then as a span name, then
+    as anything else an entry's names hold (an operation), each filtered here as for the files."""
     tags = {ATTR_FEATURE_ID: keep.feature} if keep.feature is not None else {}
     if keep.errors:
         tags["error"] = "true"
     start_us = None if keep.since_ns is None else keep.since_ns // 1000
-    yield from _jaeger.search_spans(
-        url, service, limit=n * 5, start_us=start_us, min_duration_ms=keep.slower_than_ms, tags=tags
-    )
+
+    def search(extra: dict[str, str], operation: str | None = None) -> list[SpanRecord]:
+        return list(
+            _jaeger.search_spans(
+                url, service, limit=n * 5, start_us=start_us, min_duration_ms=keep.slower_than_ms,
+                tags={**tags, **extra}, operation=operation,
+            )
+        )  # fmt: skip
+
+    if keep.tool is None:
+        return search({})
+    spans = search({ATTR_GEN_AI_TOOL_NAME: keep.tool})
+    if not any(keep.accepts(span) for span in spans):
+        spans = search({}, keep.tool)
+    if not any(keep.accepts(span) for span in spans):
+        spans = search({ATTR_OPERATION: keep.tool})
+    return spans
 
 
 def _table(rows: list[SpanRecord], source: str, stats: ReadStats) -> Table:
