@@ -135,7 +135,8 @@ class Exporter:
                     break
                 self._export_file(signal, path, report.signals[signal])
         report.complete = self._budget != 0 or not self._has_more(files)
-        self.state.forget_all_but(key for paths in files.values() for path in paths if (key := _key(path)))
+        # Every file still in the directory keeps its entry, also those of signals not exported this time.
+        self.state.forget_all_but(key for path in self.directory.glob("*.jsonl") if (key := _key(path)))
         self.state.save()
         return report
 

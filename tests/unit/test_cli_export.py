@@ -113,6 +113,9 @@ def test_every_span_is_sent_once_even_when_stopped_after_each_batch(
     assert set(sent) == {"/v1/traces", "/v1/metrics", "/v1/logs"}
     again = json.loads(_export(local, endpoint.url).stdout)
     assert again["complete"] and all(s["lines"] == 0 for s in again["signals"].values())
+    _export(local, endpoint.url, "--signal", "traces")  # a one-signal export forgets nothing of the others
+    again = json.loads(_export(local, endpoint.url).stdout)
+    assert all(s["lines"] == 0 for s in again["signals"].values())
 
 
 def test_one_run_sends_every_line_and_reports_it(local: Path, endpoint: Endpoint, otlp_json_spans: SpanReader) -> None:
