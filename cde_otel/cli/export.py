@@ -31,6 +31,9 @@ def export(
         int | None, typer.Option("--max-batches", min=1, help="Stop after this many requests (run again to go on).")
     ] = None,
     retries: Annotated[int, typer.Option("--retries", min=0, max=20, help="Retries of a 429/503 or no answer.")] = 4,
+    batch_lines: Annotated[
+        int, typer.Option("--batch-lines", min=1, max=10_000, help="Lines (export requests) merged per request.")
+    ] = 64,
     directory: DirOption = None,
     service: ServiceOption = None,
     as_json: JsonOption = False,
@@ -46,7 +49,9 @@ def export(
         files = _files(where, wanted)
         try:
             with FileLock(where / LOCK_FILE, timeout=0):
-                report = Exporter(where, to, attempts=retries + 1).export(files, max_batches)
+                report = Exporter(where, to, attempts=retries + 1, lines_per_batch=batch_lines).export(
+                    files, max_batches
+                )
         except Timeout:
             raise error_for("E408", path=str(where), lock=str(where / LOCK_FILE)) from None
         if as_json:

@@ -67,8 +67,8 @@ def shipped(backends: Backends, record_mcp_sessions: Callable[..., Any], otlp_js
     to = ("export", "--to", backends.otlp_http_endpoint, "--dir", str(local))
 
     before = _accepted_spans(backends)
-    first = _json(*to, "--max-batches", "2")
-    assert not first["complete"] and first["signals"]["traces"]["batches"] == 2
+    first = _json(*to, "--max-batches", "3", "--batch-lines", "4")  # stops inside the first file
+    assert not first["complete"] and first["signals"]["traces"]["lines"] == 12
     accepted_first = poll_until(
         lambda: (_accepted_spans(backends) - before) or None, timeout=DEADLINE_S, what="the first batches accepted"
     )
