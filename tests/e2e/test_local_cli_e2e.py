@@ -68,7 +68,7 @@ def shipped(backends: Backends, record_mcp_sessions: Callable[..., Any], otlp_js
 
     before = _accepted_spans(backends)
     first = _json(*to, "--max-batches", "3", "--batch-lines", "4")  # stops inside the first file
-    assert not first["complete"] and first["signals"]["traces"]["lines"] == 12
+    assert not first["complete"] and first["signals"]["traces"]["batches"] == 3
     accepted_first = poll_until(
         lambda: (_accepted_spans(backends) - before) or None, timeout=DEADLINE_S, what="the first batches accepted"
     )
