@@ -137,14 +137,15 @@ def _jaeger_entries(url: str, service: str, keep: EntryFilter, n: int) -> list[S
     """Jaeger's newest matching traces; ``--tool`` is tried as a tool name, then as a span name, then
     as anything else an entry's names hold (an operation), each filtered here as for the files."""
     tags = {ATTR_FEATURE_ID: keep.feature} if keep.feature is not None else {}
-    if keep.errors:
-        tags["error"] = "true"
+    # Jaeger v2 keeps a span's status out of its searchable tags: failures are picked out here, among
+    # as many traces as Jaeger returns.
+    limit = _jaeger.MAX_TRACES if keep.errors else n * 5
     start_us = None if keep.since_ns is None else keep.since_ns // 1000
 
     def search(extra: dict[str, str], operation: str | None = None) -> list[SpanRecord]:
         return list(
             _jaeger.search_spans(
-                url, service, limit=n * 5, start_us=start_us, min_duration_ms=keep.slower_than_ms,
+                url, service, limit=limit, start_us=start_us, min_duration_ms=keep.slower_than_ms,
                 tags={**tags, **extra}, operation=operation,
             )
         )  # fmt: skip
