@@ -9,10 +9,8 @@ Prometheus say about the same data, and with the exact quantiles of the same cal
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,23 +21,24 @@ import pytest
 from backends import Backends, poll_until
 from quantile_oracle import exact_quantile
 from scale_backends import ScaleOutBackends
+from typer.testing import CliRunner, Result
 
+from cde_otel.cli import app
 from cde_otel.semconv import ATTR_GEN_AI_TOOL_NAME
 
 DEADLINE_S = 90.0
 FEATURES = 100  # per session, two sessions: 200 cde_startFeature and 402 cde_submitWork calls
-CLI = str(Path(sys.executable).with_name("cde-otel"))
 SpanReader = Callable[[Path], Iterator[dict[str, Any]]]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}  # one line per span in the rendered tree
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300, check=False, env=env)
+def _cli(*args: str) -> Result:
+    """The command in this process (the same code as the ``cde-otel`` script, without a start-up per call)."""
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})  # one line per span in a tree
 
 
 def _json(*args: str) -> Any:
     done = _cli(*args, "--json")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.exit_code == 0, done.output[-3000:]
     return json.loads(done.stdout)
 
 
@@ -75,7 +74,7 @@ def shipped(backends: Backends, record_mcp_sessions: Callable[..., Any], otlp_js
     backends.stop_collector()
     try:
         refused = _cli(*to, "--retries", "1")
-        assert refused.returncode == 1 and "[E406]" in refused.stderr, refused.stderr
+        assert refused.exit_code == 1 and "[E406]" in refused.stderr, refused.output
     finally:
         backends.start_collector()  # its own counters start again from zero
     rest = _json(*to)
@@ -213,4 +212,4 @@ def test_unreachable_jaeger_and_prometheus_are_coded_errors() -> None:
     closed = "http://127.0.0.1:9"
     for args in (("traces", "--jaeger", closed), ("latency", "--prometheus", closed)):
         done = _cli(*args)
-        assert done.returncode == 1 and "[E406]" in done.stderr, (args, done.stderr)
+        assert done.exit_code == 1 and "[E406]" in done.stderr, (args, done.output)
