@@ -62,7 +62,7 @@ def latency(
 
             window_s = None if since_ns is None else now - since_ns / 1e9
             found = latency_rows(prometheus, service_name(service), window_s, at=now)
-            rows = [Row(kind, name, stat) for kind, name, stat in found]
+            rows = [Row(kind, name, stat) for kind, name, stat in sorted(found, key=lambda row: row[:2])]
             source = f"Prometheus at {prometheus} (service {service_name(service)})"
         else:
             where = resolve_dir(directory, service)
