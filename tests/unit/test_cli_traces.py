@@ -7,6 +7,7 @@ The expectations come from the files themselves, read by the suite's own OTLP-JS
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -171,3 +172,17 @@ def test_memory_stays_bounded_by_n_not_by_the_files(recorded_mcp_sessions: Any, 
         tracemalloc.stop()
     assert len(rows) == 10
     assert peak < size / 10, (peak, size)
+
+
+def test_files_are_read_oldest_first_by_modification_time_then_name(tmp_path: Path) -> None:
+    from cde_otel.cli._otlp_files import signal_files
+
+    names = ["traces.jsonl", "traces.b.jsonl", "traces.a.jsonl", "traces.z.jsonl", "metrics.jsonl", "traces.txt"]
+    for name in names:
+        (tmp_path / name).write_text("")
+    times = {"traces.z.jsonl": 100, "traces.a.jsonl": 200, "traces.b.jsonl": 200, "traces.jsonl": 300}
+    for name, at in times.items():
+        os.utime(tmp_path / name, (at, at))
+    assert [p.name for p in signal_files(tmp_path, "traces")] == [
+        "traces.z.jsonl", "traces.a.jsonl", "traces.b.jsonl", "traces.jsonl"
+    ]  # fmt: skip
