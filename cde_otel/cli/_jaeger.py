@@ -26,7 +26,7 @@ def search_spans(
     *,
     limit: int,
     start_us: int | None = None,
-    min_duration_ms: float | None = None,
+    min_duration_us: int | None = None,
     tags: Mapping[str, str] | None = None,
     operation: str | None = None,
 ) -> Iterator[SpanRecord]:
@@ -34,8 +34,8 @@ def search_spans(
     params: dict[str, Any] = {"service": service, "limit": min(max(limit, 1), MAX_TRACES)}
     if start_us is not None:
         params["start"] = start_us
-    if min_duration_ms is not None:
-        params["minDuration"] = f"{int(min_duration_ms * 1000)}us"
+    if min_duration_us is not None:
+        params["minDuration"] = f"{min_duration_us}us"
     if operation is not None:
         params["operation"] = operation
     if tags:

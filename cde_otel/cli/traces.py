@@ -57,7 +57,7 @@ class EntryFilter:
     tool: str | None = None
     feature: str | None = None
     since_ns: int | None = None
-    slower_than_ms: float | None = None
+    slower_than_ns: int | None = None  # whole nanoseconds, as span times are: no rounding at the edge
 
     def accepts(self, span: SpanRecord) -> bool:
         if not span.is_entry:
@@ -70,7 +70,7 @@ class EntryFilter:
             return False
         if self.since_ns is not None and span.start_ns < self.since_ns:
             return False
-        return self.slower_than_ms is None or span.duration_ms >= self.slower_than_ms
+        return self.slower_than_ns is None or span.end_ns - span.start_ns >= self.slower_than_ns
 
 
 def _names(span: SpanRecord) -> set[str]:
@@ -116,8 +116,8 @@ def traces(
     if ctx.invoked_subcommand is not None:
         return
     with handle_errors():
-        slower_ms = None if slower_than is None else parse_duration_s(slower_than, "--slower-than", "ms") * 1000
-        keep = EntryFilter(errors, tool, feature, since_unix_ns(since), slower_ms)
+        slower_ns = None if slower_than is None else round(parse_duration_s(slower_than, "--slower-than", "ms") * 1e9)
+        keep = EntryFilter(errors, tool, feature, since_unix_ns(since), slower_ns)
         stats = ReadStats()
         if jaeger is not None:
             source = f"Jaeger at {jaeger} (service {service_name(service)})"
@@ -141,11 +141,12 @@ def _jaeger_entries(url: str, service: str, keep: EntryFilter, n: int) -> list[S
     # as many traces as Jaeger returns.
     limit = _jaeger.MAX_TRACES if keep.errors else n * 5
     start_us = None if keep.since_ns is None else keep.since_ns // 1000
+    min_us = None if keep.slower_than_ns is None else keep.slower_than_ns // 1000
 
     def search(extra: dict[str, str], operation: str | None = None) -> list[SpanRecord]:
         return list(
             _jaeger.search_spans(
-                url, service, limit=limit, start_us=start_us, min_duration_ms=keep.slower_than_ms,
+                url, service, limit=limit, start_us=start_us, min_duration_us=min_us,
                 tags={**tags, **extra}, operation=operation,
             )
         )  # fmt: skip

@@ -11,6 +11,7 @@ import os
 import shutil
 import tracemalloc
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,10 @@ def test_filters(recorded_mcp_sessions: Any, spans: list[dict[str, Any]]) -> Non
     assert len(slow) == sum(1 for d in durations if d >= threshold)
     assert min(row["duration_ms"] for row in slow) >= threshold
 
-    second_session = int(sorted(_entries(spans), key=lambda s: int(s["startTimeUnixNano"]))[-1]["startTimeUnixNano"])
-    from datetime import datetime
-
-    since = datetime.fromtimestamp(second_session / 1e9).isoformat()
+    starts = sorted(int(s["startTimeUnixNano"]) for s in _entries(spans))
+    since = datetime.fromtimestamp((starts[-2] + starts[-1]) / 2e9).isoformat()  # between the last two calls
     recent = _json("traces", "--dir", local, "--since", since)["spans"]
-    assert [row["start_unix_nano"] for row in recent] == [second_session]
+    assert [row["start_unix_nano"] for row in recent] == [starts[-1]]
 
 
 def test_show_draws_a_tool_calls_trace_as_a_tree(recorded_mcp_sessions: Any, spans: list[dict[str, Any]]) -> None:
