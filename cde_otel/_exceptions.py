@@ -202,6 +202,12 @@ class ValidationError(CDEError):
     code_range = (300, 399)
 
 
+class LocalTelemetryError(CDEError):
+    """Reading, querying or shipping recorded telemetry: local files, Jaeger, Prometheus, a collector (E400-E499)."""
+
+    code_range = (400, 499)
+
+
 class CDESystemError(CDEError):
     """System-level errors (E900-E999)."""
 
@@ -301,6 +307,24 @@ ERROR_CODES: dict[str, ErrorCode] = _codes(
               "The status is not one of the known statuses."),
     ErrorCode("E305", "INVALID_ARGUMENT", ValidationError, _E, True,
               "An argument has the wrong type or value."),
+    ErrorCode("E401", "LOCAL_DIR_NOT_FOUND", LocalTelemetryError, _E, True,
+              "The local telemetry directory does not exist (nothing was recorded there)."),
+    ErrorCode("E402", "LOCAL_DIR_UNREADABLE", LocalTelemetryError, _E, True,
+              "The local telemetry directory or one of its files cannot be read."),
+    ErrorCode("E403", "NO_LOCAL_TELEMETRY", LocalTelemetryError, _E, True,
+              "The local telemetry directory holds no file of the requested signal."),
+    ErrorCode("E404", "INVALID_TRACE_ID", LocalTelemetryError, _E, True,
+              "A trace id must be 32 hexadecimal digits (W3C trace context)."),
+    ErrorCode("E405", "TRACE_NOT_FOUND", LocalTelemetryError, _E, True,
+              "No span of that trace was found."),
+    ErrorCode("E406", "BACKEND_UNREACHABLE", LocalTelemetryError, _E, True,
+              "Jaeger, Prometheus or the collector did not answer."),
+    ErrorCode("E407", "BACKEND_ERROR_RESPONSE", LocalTelemetryError, _E, True,
+              "Jaeger, Prometheus or the collector answered with an error."),
+    ErrorCode("E408", "EXPORT_ALREADY_RUNNING", LocalTelemetryError, _W, True,
+              "Another export of the same local directory is running."),
+    ErrorCode("E409", "EXPORT_STATE_INVALID", LocalTelemetryError, _E, True,
+              "The export's progress file cannot be read or parsed."),
     ErrorCode("E901", "CIRCUIT_OPEN", CircuitBreakerOpenError, _C, True,
               "The operation kept failing and is paused until the circuit breaker's cooldown ends."),
     ErrorCode("E902", "INTERNAL_ERROR", CDESystemError, _C, False,

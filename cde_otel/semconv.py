@@ -68,6 +68,8 @@ ATTR_FEATURE_ID = "cde.feature.id"
 ATTR_FEATURE_PHASE = "cde.feature.phase"
 ATTR_FEATURE_NEXT_PHASE = "cde.feature.next_phase"
 ATTR_ERROR_RECOVERABLE = "cde.error.recoverable"
+#: Our E-code of a failure (``error.type`` keeps the conventions' value).
+ATTR_ERROR_CODE = "cde.error.code"
 #: Recorded only with ``CDE_OTEL_CAPTURE_CONTENT=true``; the length always.
 ATTR_PROMPT = "cde.prompt"
 ATTR_PROMPT_LENGTH = "cde.prompt.length"

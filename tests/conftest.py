@@ -28,6 +28,8 @@ Fixtures (the reusable parts live in :mod:`cde_otel.testing`, which users get to
 * ``orchestrator_server`` — the command and environment that serve the orchestrator fixture
   (tests/mcp_fixtures) over stdio from one of those venvs.
 * ``run_session`` — runs a scenario against a stdio MCP server subprocess with the official client.
+* ``record_mcp_sessions`` / ``recorded_mcp_sessions`` — the local OTLP-JSON files of real sessions of the
+  orchestrator fixture, rotated between sessions (for ``cde-otel traces``, ``latency`` and ``export``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -394,3 +397,85 @@ def run_session() -> Callable[..., Any]:
         return anyio.run(main)
 
     return run
+
+
+# -- the local telemetry files of real MCP sessions (cde-otel traces / latency / export) -------------
+@dataclass(frozen=True)
+class RecordedSessions:
+    """What ``record_mcp_sessions`` produced: the local directory and what the client did."""
+
+    local: Path
+    service: str
+    feature_ids: list[str]
+    calls: dict[str, int]
+    rotated: list[str]
+
+
+@pytest.fixture(scope="session")
+def record_mcp_sessions(
+    tmp_path_factory: pytest.TempPathFactory,
+    orchestrator_server: Callable[[str], tuple[str, list[str], dict[str, str]]],
+    run_session: Callable[..., Any],
+    clean_env: EnvFactory,
+) -> Callable[..., RecordedSessions]:
+    """``record_mcp_sessions(features, sessions=2, service=...)``: sessions of the orchestrator fixture
+    (fastmcp 2.13) driven by the official client, telemetry kept locally; between two sessions the
+    files are rotated as the telemetry package does (``S.jsonl`` renamed to ``S.<stamp>.jsonl``, closed),
+    so readers see a rotated layout written by real servers.
+
+    Each session: ``features`` features (cde_startFeature, then cde_submitWork define and decompose),
+    then one cde_submitWork of an unknown feature (E104)."""
+
+    def record(features: int, sessions: int = 2, service: str = "cde-recorded-fixture") -> RecordedSessions:
+        work = tmp_path_factory.mktemp("recorded-mcp")
+        local, project = work / "telemetry", work / "project"
+        project.mkdir()
+        command, args, extra = orchestrator_server("fastmcp_2_13")
+        env = clean_env(
+            CDE_OTEL_ENABLED="true",
+            CDE_OTEL_LOCAL_DIR=str(local),
+            OTEL_SERVICE_NAME=service,
+            OTEL_METRIC_EXPORT_INTERVAL="300",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        )
+        env.pop("PYTHONPATH", None)
+        env.update(extra)
+        feature_ids: list[str] = []
+        calls = {"cde_startFeature": 0, "cde_submitWork": 0}
+        rotated: list[str] = []
+        where = str(project)
+
+        async def scenario(session: Any) -> None:
+            for index in range(features):
+                started = await session.call_tool(
+                    "cde_startFeature", {"user_prompt": f"Feature {index}", "project_path": where}
+                )
+                assert not started.is_error, started.content
+                feature_ids.append(json.loads(started.content[0].text)["feature_id"])
+                calls["cde_startFeature"] += 1
+                for phase in ("define", "decompose"):
+                    arguments = {"feature_id": feature_ids[-1], "phase_id": phase, "results": {"n": 1}}
+                    done = await session.call_tool("cde_submitWork", {**arguments, "project_path": where})
+                    assert not done.is_error, done.content
+                    calls["cde_submitWork"] += 1
+            arguments = {"feature_id": "no-such-feature", "phase_id": "define", "results": {}, "project_path": where}
+            failed = await session.call_tool("cde_submitWork", arguments)
+            assert "E104" in failed.content[0].text
+            calls["cde_submitWork"] += 1
+
+        for number in range(sessions):
+            run_session(command, args, env, work, scenario)  # returns once the server exited (flushed, closed)
+            if number < sessions - 1:
+                for signal in ("traces", "metrics", "logs"):
+                    target = local / f"{signal}.2026{number:04d}.jsonl"
+                    (local / f"{signal}.jsonl").rename(target)
+                    rotated.append(target.name)
+        return RecordedSessions(local, service, feature_ids, calls, rotated)
+
+    return record
+
+
+@pytest.fixture(scope="session")
+def recorded_mcp_sessions(record_mcp_sessions: Callable[..., RecordedSessions]) -> RecordedSessions:
+    """Two sessions of ten features each, rotated between them (for cde-otel traces/latency/export)."""
+    return record_mcp_sessions(10)

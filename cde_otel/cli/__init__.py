@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cde_otel.cli import demo, errors, health, mcp, state
+from cde_otel.cli import demo, errors, export, health, latency, mcp, state, traces
 
 app = typer.Typer(
     name="cde-otel",
@@ -19,6 +19,9 @@ app.add_typer(state.app, name="state")
 app.add_typer(health.app, name="health")
 app.add_typer(demo.app, name="demo")
 app.add_typer(mcp.app, name="mcp")
+app.add_typer(traces.app, name="traces")
+app.add_typer(latency.app, name="latency")
+app.add_typer(export.app, name="export")
 
 
 @app.command("settings")

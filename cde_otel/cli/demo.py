@@ -24,13 +24,12 @@ from rich.tree import Tree
 from cde_otel import telemetry
 from cde_otel.cli._console import console
 from cde_otel.cli._error_handling import handle_errors
+from cde_otel.cli._span_tree import add_span_tree
+from cde_otel.cli._spans import SpanRecord
 from cde_otel.demo_workload import WorkloadResult, run_workload
 from cde_otel.health import operation_stats
 from cde_otel.semconv import (
-    ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
-    ATTR_FEATURE_NEXT_PHASE,
-    ATTR_FEATURE_PHASE,
     METRIC_OPERATION_DURATION,
 )
 from cde_otel.settings import Settings, load_settings
@@ -105,31 +104,16 @@ def _report(result: WorkloadResult, pipeline: telemetry.Pipeline | None, capture
 
 def _feature_tree(feature_id: str, spans: list[ReadableSpan]) -> Tree:
     """Every trace that touched the feature, as a tree of spans with durations."""
-    traces = {s.context.trace_id for s in spans if (s.attributes or {}).get(ATTR_FEATURE_ID) == feature_id}
+    records = [SpanRecord.from_readable(span) for span in spans]
+    traces = {s.trace_id for s in records if s.attributes.get(ATTR_FEATURE_ID) == feature_id}
     tree = Tree(f"[bold]workflow of feature {feature_id}[/] ({len(traces)} traces, tag {ATTR_FEATURE_ID})")
-    by_trace: dict[int, list[ReadableSpan]] = defaultdict(list)
-    for span in spans:
-        if span.context.trace_id in traces:
-            by_trace[span.context.trace_id].append(span)
-    for trace_spans in sorted(by_trace.values(), key=lambda group: min(s.start_time or 0 for s in group)):
-        _add_children(tree, None, trace_spans)
+    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
+    for span in records:
+        if span.trace_id in traces:
+            by_trace[span.trace_id].append(span)
+    for trace_spans in sorted(by_trace.values(), key=lambda group: min(s.start_ns for s in group)):
+        add_span_tree(tree, trace_spans)
     return tree
-
-
-def _add_children(node: Tree, parent_id: int | None, spans: list[ReadableSpan]) -> None:
-    ids = {s.context.span_id for s in spans}
-    for span in sorted(spans, key=lambda s: s.start_time or 0):
-        parent = span.parent.span_id if span.parent is not None and span.parent.span_id in ids else None
-        if parent != parent_id:
-            continue
-        duration_ms = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
-        attrs = span.attributes or {}
-        label = f"{span.name} [dim]{duration_ms:.2f} ms[/]"
-        if ATTR_FEATURE_NEXT_PHASE in attrs:
-            label += f" {attrs.get(ATTR_FEATURE_PHASE)!s} → {attrs[ATTR_FEATURE_NEXT_PHASE]!s}"
-        if ATTR_ERROR_TYPE in attrs:
-            label += f" [red]{attrs[ATTR_ERROR_TYPE]!s}[/]"
-        _add_children(node.add(label), span.context.span_id, spans)
 
 
 def _latency_table(reader: MetricReader) -> Table:

@@ -18,6 +18,7 @@ from cde_otel._exceptions import (
     CDEError,
     CDESystemError,
     FeatureError,
+    LocalTelemetryError,
     ProjectError,
     Severity,
     StateError,
@@ -31,6 +32,7 @@ _GROUPS: tuple[tuple[str, type[CDEError]], ...] = (
     ("Feature errors", FeatureError),
     ("State errors", StateError),
     ("Validation errors", ValidationError),
+    ("Local telemetry errors", LocalTelemetryError),
     ("System errors", CDESystemError),
 )
 
@@ -118,6 +120,13 @@ _TROUBLESHOOTING: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("An argument is rejected", ("E301", "E302", "E303", "E304", "E305"), (
         "The message names the argument and why it was rejected; the error's `context` has the details "
         "(field, length, allowed values).",
+    )),
+    ("cde-otel traces, latency or export fails", ("E401", "E402", "E403", "E405", "E406", "E407", "E408"), (
+        "The commands read the directory of one service: pass `--service NAME` or `--dir PATH` (the directory "
+        "`cde-otel demo` or the server printed), or set `CDE_OTEL_LOCAL_DIR` as the server had it.",
+        "With an OTLP endpoint configured nothing is written locally: query the stack with `--jaeger URL` or "
+        "`--prometheus URL` instead.",
+        "An export interrupted for any reason resumes where it stopped: run the same `cde-otel export` again.",
     )),
     ("Something unexpected happened", ("E902", "E903"), (
         "Check the `CDE_OTEL_*` environment variables against the settings table in docs/configuration.md.",
