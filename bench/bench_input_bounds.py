@@ -104,6 +104,7 @@ async def _mcp_round_trips(runs: int, work: Path) -> dict[str, Any]:
 
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
+    from mcp.types import TextContent
 
     huge = "x" * TEN_MB
     calls: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -132,10 +133,12 @@ async def _mcp_round_trips(runs: int, work: Path) -> dict[str, Any]:
                 started = time.perf_counter()
                 answer = await sessions[server].call_tool(tool, arguments)
                 times[name].append(time.perf_counter() - started)
-                sizes[name] = len(answer.content[0].text.encode())
+                first = answer.content[0]
+                assert isinstance(first, TextContent), name
+                sizes[name] = len(first.text.encode())
                 if server == "ours":
                     assert answer.is_error, name
-                    assert json.loads(answer.content[0].text)["code"] == "E005", answer.content[0].text[:200]
+                    assert json.loads(first.text)["code"] == "E005", first.text[:200]
     return {
         name: {"median_ms": _ms(statistics.median(t)), "max_ms": _ms(max(t)), "answer_bytes": sizes[name]}
         for name, t in times.items()
