@@ -106,3 +106,19 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     assert set(medians) == {"off", "on", "on_without_mcp", "on_logs_warning"}
     assert isinstance(result["mcp"]["mcp_layer_owned_us"], NUMBER)
     assert all(isinstance(v, NUMBER) and v > 0 for v in medians.values())
+
+
+def test_scrub_and_input_bounds_benchmarks_report_their_keys(run_bench: BenchRunner) -> None:
+    keys = [
+        "scrub_1kb_us",
+        "scrub_1kb_ratio_vs_re_sub",
+        "scrub_1kb_hinted_us",
+        "core_refusal_max_ms",
+        "core_refusal_vs_reading_input_once",
+        "mcp_refusal_overhead_ms",
+        "mcp_answer_max_bytes",
+    ]
+    result = run_bench("scrub,input_bounds", keys)  # every key's value a number
+    assert result["scrub_1kb_us"] > 0
+    assert result["core_refusal_max_ms"] > 0
+    assert result["mcp_answer_max_bytes"] > 0  # a refusal answers something, and its size was measured
