@@ -31,6 +31,10 @@ MCP_TARGETS: tuple[MCPTarget, ...] = (
     MCPTarget("mcp.server.lowlevel.server", "Server._make_error_result", _hooks.v1_make_error_result),
     MCPTarget("mcp.server.session", "ServerSession._received_request", _hooks.v1_received_request),
     MCPTarget("mcp.shared.session", "RequestResponder.respond", _hooks.v1_respond),
+    # The streamable HTTP transport (mcp 1.x and 2.x): each request's HTTP context, where it is received.
+    MCPTarget(
+        "mcp.server.streamable_http", "StreamableHTTPServerTransport._handle_post_request", _hooks.http_post_request
+    ),
     # mcp 2.x: the SDK's OpenTelemetryMiddleware span, adopted.
     MCPTarget("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _hooks.middleware_call),
     MCPTarget("mcp.server._otel", "otel_span", _hooks.adopt_span),

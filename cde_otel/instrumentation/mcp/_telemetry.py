@@ -16,11 +16,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import baggage, context, propagate, trace
+from opentelemetry import baggage, context, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from cde_otel.instrumentation.mcp._context import ContextChoice, choose
 from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping, scrub_text
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
@@ -127,11 +128,12 @@ class MCPTelemetry:
         protocol_version: str | None = None,
         session_id: str | None = None,
         adopt: trace.Span | None = None,
+        choice: ContextChoice | None = None,
     ) -> MCPCall:
         """Starts (or, with ``adopt``, enriches) the span of one request and makes it current.
 
-        An owned span's parent is the client's trace context from ``params._meta``; an adopted
-        span already has it (the framework extracted it). The call's correlation id is the
+        An owned span's parent and link are ``choice`` (default: the stdio rule for ``meta``, see
+        :mod:`._context`); an adopted span got its parent when the framework started it. The call's correlation id is the
         client's (``_meta`` key or baggage ``cde.correlation_id``), else the span's trace id.
         """
         target = _target(method, params)
@@ -162,15 +164,10 @@ class MCPTelemetry:
                 self._argument_attrs(arguments, attrs)
 
         if adopt is None:
-            parent = _client_context(meta)
-            links = None
-            if parent is not context.get_current():
-                # The conventions: the client's context is the parent; an ambient one (e.g. the
-                # HTTP request's span) is linked.
-                ambient = trace.get_current_span().get_span_context()
-                links = [trace.Link(ambient)] if ambient.is_valid else None
+            choice = choice or choose(meta)
+            parent = choice.parent
             start_ns = time.time_ns()
-            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, links, start_time=start_ns)
+            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, choice.links, start_time=start_ns)
         else:
             parent = context.get_current()
             span = adopt
@@ -271,17 +268,6 @@ def _target(method: str, params: Mapping[str, Any] | None) -> str | None:
         if isinstance(name, str) and name:
             return name
     return None
-
-
-def _client_context(meta: Mapping[str, Any] | None) -> context.Context:
-    """The context the client sent in ``_meta`` (W3C traceparent/tracestate/baggage), else the current one."""
-    if not meta or "traceparent" not in meta:
-        return context.get_current()
-    carrier = {k: v for k, v in meta.items() if isinstance(v, str)}
-    extracted = propagate.extract(carrier)
-    if not trace.get_current_span(extracted).get_span_context().is_valid:
-        return context.get_current()
-    return extracted
 
 
 def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context) -> str | None:
