@@ -89,7 +89,17 @@ build_venv() {
   want="$pins $(printf '%s' "$constraints" | sha256sum | cut -c1-16)"
   # What the resolver picks changes with every release: such a venv is made afresh once a day.
   [ "${FREE[$name]:-}" = "*" ] && want="$want $(date -u +%F)"
+  # A venv that could not be made is not tried again until its inputs change (a failed resolution
+  # costs minutes); it is reported as failed every time.
+  local failed_mark="$CHECKOUT/.failed-$name" deps
+  deps="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"  # what the resolution depends on
+  if [ "$(cat "$failed_mark" 2>/dev/null)" = "$want $deps" ]; then
+    echo "==> venv $name: could not be made with these inputs (last attempt: $failed_mark)" >&2
+    return 1
+  fi
+  rm -f "$failed_mark"
   if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$want" ]; then
+    echo "$want $deps" > "$failed_mark"  # removed below once the venv is made
     echo "==> venv $name: $pins${FREE[$name]:+ (left to the resolver: ${FREE[$name]})}, the rest from constraints.txt" >&2
     rm -rf "$venv"
     "$PY" -m venv "$venv"
@@ -113,6 +123,7 @@ build_venv() {
     fi
     echo "$want" > "$venv/.pins"
     echo "$STAMP" > "$venv/.cde-otel"
+    rm -f "$failed_mark"
   elif [ "$(cat "$venv/.cde-otel" 2>/dev/null)" != "$STAMP" ]; then
     echo "==> venv $name: reinstalling cde-otel from $ROOT" >&2
     "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "$ROOT" >&2
