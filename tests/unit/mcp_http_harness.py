@@ -64,6 +64,7 @@ def free_port() -> int:
 
 class HttpServer:
     def __init__(self, case: HttpCase, python: Path, workdir: Path, env: dict[str, str]) -> None:
+        """Starts the server (``env``: its environment, whose ``OTEL_*`` choices win over the defaults)."""
         self.case = case
         self.port = free_port()
         self.workdir = workdir
@@ -74,6 +75,7 @@ class HttpServer:
         else:
             command = [str(bin_dir / "fastmcp"), "run", f"{SERVER_SCRIPT}:app", "--transport", "http"]
             command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        given = env
         env = {
             **env,
             "PYTHONPATH": str(MCP_FIXTURES),
@@ -87,8 +89,10 @@ class HttpServer:
         }
         if case.launcher:
             command = [str(bin_dir / "opentelemetry-instrument"), *command]
-            env.update(OTEL_TRACES_EXPORTER="console", OTEL_LOGS_EXPORTER="console", OTEL_METRICS_EXPORTER="none")
-        else:
+            # The launcher's exporters print to stdout (free: HTTP), unless the caller chose others.
+            console = {"OTEL_TRACES_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"}
+            env = {**env, **console, **{k: v for k, v in given.items() if k in console}}
+        elif "OTEL_EXPORTER_OTLP_ENDPOINT" not in given:
             env["CDE_OTEL_LOCAL_DIR"] = str(self.local)
         self.stdout = workdir / "server.stdout"
         self.stderr = workdir / "server.stderr"
