@@ -226,7 +226,7 @@ def test_jaeger_follows_a_tool_spans_link_to_its_http_requests_trace(
     """Streamable HTTP under opentelemetry-instrument (Starlette/ASGI): the agent's ``_meta`` context
     is the tool span's parent, and its link leads to the ``POST /mcp`` span of the HTTP request."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-    from mcp_http_harness import HttpCase, HttpServer, drive
+    from mcp_http_harness import HttpCase, HttpServer, drive  # type: ignore[import-not-found]
 
     service = f"cde-mcp-http-e2e-{uuid.uuid4().hex[:8]}"
     env = clean_env(

@@ -90,7 +90,11 @@ class HttpServer:
         if case.launcher:
             command = [str(bin_dir / "opentelemetry-instrument"), *command]
             # The launcher's exporters print to stdout (free: HTTP), unless the caller chose others.
-            console = {"OTEL_TRACES_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"}
+            console = {
+                "OTEL_TRACES_EXPORTER": "console",
+                "OTEL_LOGS_EXPORTER": "console",
+                "OTEL_METRICS_EXPORTER": "none",
+            }
             env = {**env, **console, **{k: v for k, v in given.items() if k in console}}
         elif "OTEL_EXPORTER_OTLP_ENDPOINT" not in given:
             env["CDE_OTEL_LOCAL_DIR"] = str(self.local)
@@ -255,7 +259,7 @@ async def _client(url: str, sessions: list[dict[str, Any]]) -> list[list[dict[st
             await session.list_tools()
             payloads = []
             for call in spec["calls"]:
-                meta = {"traceparent": call["meta"]} if call.get("meta") else None
+                meta: Any = {"traceparent": call["meta"]} if call.get("meta") else None
                 arguments = {"user_prompt": "Add login", "project_path": call["project_path"]}
                 result = await session.call_tool("cde_startFeature", arguments, meta=meta)
                 assert not result.is_error, result.content

@@ -14,17 +14,31 @@ client sessions run against it: no context (two calls), header only, ``_meta`` o
 
 from __future__ import annotations
 
+import gc
 import re
 import secrets
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from mcp_http_harness import Exported, HttpCase, HttpServer, Span, drive
+from mcp_http_harness import (  # type: ignore[import-not-found]  # by file name, as pytest imports it
+    Exported,
+    HttpCase,
+    HttpServer,
+    Span,
+    drive,
+)
+from opentelemetry import context, trace
+from starlette.requests import Request
 
+from cde_otel.instrumentation.mcp import _context
+from cde_otel.instrumentation.mcp._context import choose, note_http_request
 from cde_otel.semconv import ATTR_MCP_METHOD_NAME, ATTR_PROJECT_PATH
+from cde_otel.testing import CapturedTelemetry
 
 EnvFactory = Callable[..., dict[str, str]]
 
@@ -215,3 +229,93 @@ def test_newest_fastmcp_installs_beside_cde_otel_without_constraints(venv_python
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert int(shown.stdout.split(".")[0]) >= 4
+
+
+# -- the rule itself, on the OpenTelemetry API (in-memory SDK) ------------------------------------
+def _request(**headers: str) -> Request:
+    """A real Starlette request, as the streamable HTTP transport hands it on with each message."""
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    return Request({"type": "http", "method": "POST", "path": "/mcp", "headers": raw})
+
+
+def _ids(ctx: context.Context) -> tuple[str, str]:
+    found = trace.get_current_span(ctx).get_span_context()
+    return f"{found.trace_id:032x}", f"{found.span_id:016x}"
+
+
+def test_rule_on_stdio_meta_wins_and_the_ambient_span_is_linked(telemetry: CapturedTelemetry) -> None:
+    agent = Ctx.new()
+    with telemetry.tracer_provider.get_tracer("t").start_as_current_span("process") as ambient:
+        chosen = choose({"traceparent": agent.traceparent})
+        assert _ids(chosen.parent) == (agent.trace_id, agent.span_id)
+        assert chosen.link == ambient.get_span_context()
+        without_meta = choose(None)
+        assert trace.get_current_span(without_meta.parent) is ambient and without_meta.link is None
+
+
+def test_rule_on_http_the_ambient_context_is_never_used(telemetry: CapturedTelemetry) -> None:
+    """The session task's context (the request that created the session) is no request's parent."""
+    with telemetry.tracer_provider.get_tracer("t").start_as_current_span("POST /mcp of initialize"):
+        chosen = choose(None, _request())
+    assert not trace.get_current_span(chosen.parent).get_span_context().is_valid
+    assert chosen.link is None
+
+
+def test_rule_on_http_the_header_is_the_parent_else_meta_with_the_header_linked() -> None:
+    header, agent = Ctx.new(), Ctx.new()
+    request = _request(traceparent=header.traceparent)
+    assert _ids(choose(None, request).parent) == (header.trace_id, header.span_id)
+    both = choose({"traceparent": agent.traceparent}, request)
+    assert _ids(both.parent) == (agent.trace_id, agent.span_id)
+    assert both.link is not None and (f"{both.link.trace_id:032x}", f"{both.link.span_id:016x}") == (
+        header.trace_id,
+        header.span_id,
+    )
+    same = choose({"traceparent": header.traceparent}, request)  # both the same: nothing to link
+    assert _ids(same.parent) == (header.trace_id, header.span_id) and same.link is None
+
+
+def test_rule_on_http_the_requests_server_span_beats_its_header(telemetry: CapturedTelemetry) -> None:
+    header = Ctx.new()
+    request = _request(traceparent=header.traceparent)
+    with telemetry.tracer_provider.get_tracer("asgi").start_as_current_span("POST /mcp") as http:
+        note_http_request(request)  # where the transport receives it, in the request's own task
+    chosen = choose(None, request)  # later, in another task
+    assert trace.get_current_span(chosen.parent) is http
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    ["garbage", "00-" + "0" * 32 + "-" + "1" * 16 + "-01", "00-" + "a" * 32 + "-" + "b" * 16 + "-01" + "x" * 1000],
+)
+def test_a_malformed_or_oversized_context_from_the_client_is_as_if_absent(traceparent: str) -> None:
+    chosen = choose({"traceparent": traceparent}, _request(traceparent=traceparent))
+    assert not trace.get_current_span(chosen.parent).get_span_context().is_valid
+    assert chosen.link is None
+
+
+def test_a_requests_kept_context_goes_with_the_request() -> None:
+    before = len(_context._received)
+    request: Any = _request()
+    note_http_request(request)
+    assert len(_context._received) == before + 1
+    del request
+    gc.collect()
+    assert len(_context._received) == before
+
+
+# -- any MCP server: the start-up hook ------------------------------------------------------------
+@pytest.mark.parametrize("enabled", [True, False])
+def test_importing_the_mcp_server_library_starts_telemetry_when_enabled(
+    enabled: bool, tmp_path: Path, clean_env: EnvFactory
+) -> None:
+    """A server that is not the orchestrator: ``import mcp.server`` alone configures cde-otel."""
+    env = clean_env(CDE_OTEL_LOCAL_DIR=str(tmp_path / "telemetry"), **({"CDE_OTEL_ENABLED": "true"} if enabled else {}))
+    env.pop("PYTHONPATH", None)
+    code = "import mcp.server.lowlevel, sys; print('cde_otel.telemetry' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(enabled)
+    assert ("cde-otel: telemetry on" in done.stderr) is enabled

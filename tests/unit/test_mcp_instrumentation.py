@@ -262,6 +262,7 @@ def test_uninstrument_restores_the_library_and_stops_recording(
         "mcp.server._otel:OpenTelemetryMiddleware.__call__",
         "mcp.server._otel:otel_span",
         "mcp.server.mcpserver.server:MCPServer.call_tool",
+        "mcp.server.streamable_http:StreamableHTTPServerTransport._handle_post_request",
     }
     with pytest.raises(StopIteration):
         next(instrumented)  # uninstruments

@@ -48,8 +48,12 @@ class ContextChoice:
 def note_http_request(request: Any) -> None:
     """Keeps the current context (the HTTP request's: its server span, or none) for ``request``."""
     key = id(request)
+
+    def forget(_ref: weakref.ref[Any]) -> None:
+        _received.pop(key, None)
+
     try:
-        ref = weakref.ref(request, lambda _ref, key=key: _received.pop(key, None))
+        ref = weakref.ref(request, forget)
     except TypeError:  # not weak-referenceable: the headers alone will do
         return
     _received[key] = (ref, context.get_current())

@@ -133,8 +133,9 @@ class MCPTelemetry:
         """Starts (or, with ``adopt``, enriches) the span of one request and makes it current.
 
         An owned span's parent and link are ``choice`` (default: the stdio rule for ``meta``, see
-        :mod:`._context`); an adopted span got its parent when the framework started it. The call's correlation id is the
-        client's (``_meta`` key or baggage ``cde.correlation_id``), else the span's trace id.
+        :mod:`._context`); an adopted span got its parent when the framework started it. The
+        call's correlation id is the client's (``_meta`` key or baggage ``cde.correlation_id``),
+        else the span's trace id.
         """
         target = _target(method, params)
         name = f"{method} {target}" if target else method
