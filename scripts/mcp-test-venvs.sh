@@ -9,8 +9,17 @@
 # venvs of checkouts that no longer exist are removed. Prints one line per venv on stdout,
 # CDE_OTEL_VENV_<NAME>=<dir>; progress goes to stderr.
 #
-#   fastmcp_2_13  fastmcp==2.13.0 (what the upstream CDE orchestrator pins) on mcp 1.x
-#   fastmcp_4     fastmcp==4.1.6, the current FastMCP (emits its own MCP spans), on mcp 2.x
+#   fastmcp_2_13    fastmcp==2.13.0 (what the upstream CDE orchestrator pins) on mcp 1.x
+#   fastmcp_4       fastmcp==4.1.7, the newest FastMCP that installs beside the locked SDK (emits its
+#                   own MCP spans), on mcp 2.x
+#   fastmcp_newest  fastmcp==4.2.3, the newest release: the OpenTelemetry family as the resolver picks
+#                   it (4.2.3 needs opentelemetry-api>=1.45.2, newer than constraints.txt), the rest
+#                   from constraints.txt
+#   unconstrained   `pip install fastmcp <this checkout>` with no constraints at all: what a new user
+#                   gets; proves the two resolve together
+# The first two also get what `opentelemetry-instrument` needs to trace the HTTP transport (the
+# distro and the Starlette/ASGI instrumentations; the Starlette one pins the 0.66b1 SDK family, so
+# it cannot go beside fastmcp 4.2.3 today).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${CDE_OTEL_VENVS_CACHE:-$HOME/.cache/cde-otel/venvs}"
@@ -18,9 +27,22 @@ CHECKOUT="$CACHE/$(basename "$ROOT")-$(printf '%s' "$ROOT" | sha256sum | cut -c1
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
+LAUNCHER="opentelemetry-distro==0.66b1 opentelemetry-instrumentation-starlette==0.66b1 opentelemetry-instrumentation-asgi==0.66b1"
 declare -A PINS=(
-  [fastmcp_2_13]="fastmcp==2.13.0 mcp==1.30.0"
-  [fastmcp_4]="fastmcp==4.1.6 mcp==2.3.0"
+  [fastmcp_2_13]="fastmcp==2.13.0 mcp==1.30.0 $LAUNCHER"
+  [fastmcp_4]="fastmcp==4.1.7 mcp==2.3.0 $LAUNCHER"
+  [fastmcp_newest]="fastmcp==4.2.3"
+  [unconstrained]="fastmcp"
+)
+# Venvs whose framework must be the version pip picks for it alone (`pip install fastmcp`): a
+# dependency of cde-otel that holds the framework back fails the venv.
+declare -A NEWEST=(
+  [unconstrained]="fastmcp"
+)
+# Packages left to the resolver (not taken from constraints.txt), per venv; "*" means all of them.
+declare -A FREE=(
+  [fastmcp_newest]="opentelemetry-.*"
+  [unconstrained]="*"
 )
 
 # What a reinstall of cde-otel depends on: the package sources, pyproject.toml and the .pth.
@@ -29,10 +51,13 @@ package_stamp() {
    sha256sum pyproject.toml cde_otel_bootstrap.pth) | sha256sum | cut -d' ' -f1
 }
 
-# constraints.txt without the packages a venv pins itself (its framework's own versions win).
+# constraints.txt without the packages a venv pins itself (its framework's own versions win) and
+# those it leaves to the resolver ($2: a regular expression, or "*" for no constraints at all).
 constraints_for() {
   local names
+  [ "${2:-}" = "*" ] && return 0
   names="$(printf '%s\n' $1 | sed 's/==.*//' | tr 'A-Z_.' 'a-z--' | paste -sd'|')"
+  [ -n "${2:-}" ] && names="$names|$2"
   grep -v '^#' "$ROOT/constraints.txt" | awk -F'==' -v skip="^($names)\$" \
     '{ name = tolower($1); gsub(/[_.]/, "-", name); if (name !~ skip) print }'
 }
@@ -55,21 +80,50 @@ flock -u 8
 exec 9>"$CHECKOUT/.lock"
 flock 9  # parallel test runs of this checkout share its venvs
 STAMP="$(package_stamp)"
-for name in "${!PINS[@]}"; do
-  venv="$CHECKOUT/$name"
-  pins="${PINS[$name]}"
-  constraints="$(constraints_for "$pins")"
+
+# Makes (or refreshes) one venv; runs in a subshell under `set -e`, so one venv that cannot be made
+# (a resolution that fails) does not stop the others.
+build_venv() {
+  local name="$1" venv="$CHECKOUT/$1" pins="${PINS[$1]}" constraints want
+  constraints="$(constraints_for "$pins" "${FREE[$name]:-}")"
   want="$pins $(printf '%s' "$constraints" | sha256sum | cut -c1-16)"
+  # What the resolver picks changes with every release: such a venv is made afresh once a day.
+  [ "${FREE[$name]:-}" = "*" ] && want="$want $(date -u +%F)"
+  # A venv that could not be made is not tried again until its inputs change (a failed resolution
+  # costs minutes); it is reported as failed every time.
+  local failed_mark="$CHECKOUT/.failed-$name" deps
+  deps="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"  # what the resolution depends on
+  if [ "$(cat "$failed_mark" 2>/dev/null)" = "$want $deps" ]; then
+    echo "==> venv $name: could not be made with these inputs (last attempt: $failed_mark)" >&2
+    return 1
+  fi
+  rm -f "$failed_mark"
   if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$want" ]; then
-    echo "==> venv $name: $pins, the rest from constraints.txt" >&2
+    echo "$want $deps" > "$failed_mark"  # removed below once the venv is made
+    echo "==> venv $name: $pins${FREE[$name]:+ (left to the resolver: ${FREE[$name]})}, the rest from constraints.txt" >&2
     rm -rf "$venv"
     "$PY" -m venv "$venv"
     printf '%s\n' "$constraints" > "$venv/.constraints"
     "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
     # shellcheck disable=SC2086
-    "$venv/bin/python" -m pip install --quiet -c "$venv/.constraints" $pins "$ROOT" >&2
+    if ! "$venv/bin/python" -m pip install --quiet -c "$venv/.constraints" $pins "$ROOT" >&2; then
+      rm -rf "$venv"
+      return 1
+    fi
+    if [ -n "${NEWEST[$name]:-}" ]; then
+      local alone installed
+      alone="$("$venv/bin/python" -m pip install --quiet --dry-run --ignore-installed --report - "${NEWEST[$name]}" |
+        "$venv/bin/python" -c 'import json, sys; r = json.load(sys.stdin); print(next(i["metadata"]["version"] for i in r["install"] if i["metadata"]["name"].lower() == sys.argv[1]))' "${NEWEST[$name]}")"
+      installed="$("$venv/bin/python" -c 'import sys; from importlib.metadata import version; print(version(sys.argv[1]))' "${NEWEST[$name]}")"
+      if [ "$alone" != "$installed" ]; then
+        echo "==> venv $name: ${NEWEST[$name]} $installed installed beside cde-otel, but $alone alone: cde-otel holds it back" >&2
+        rm -rf "$venv"
+        return 1
+      fi
+    fi
     echo "$want" > "$venv/.pins"
     echo "$STAMP" > "$venv/.cde-otel"
+    rm -f "$failed_mark"
   elif [ "$(cat "$venv/.cde-otel" 2>/dev/null)" != "$STAMP" ]; then
     echo "==> venv $name: reinstalling cde-otel from $ROOT" >&2
     "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "$ROOT" >&2
@@ -88,11 +142,27 @@ def key(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 installed = {key(d.metadata["Name"]): d.version for d in distributions()}
-wanted = dict(p.split("==", 1) for p in sys.argv[2:])
+pins = sys.argv[2:]
+wanted = dict(p.split("==", 1) for p in pins if "==" in p)
 wanted.update(line.strip().split("==", 1) for line in open(sys.argv[1]) if "==" in line)
 wrong = {n: (v, installed[key(n)]) for n, v in wanted.items() if key(n) in installed and installed[key(n)] != v}
-missing = [p for p in sys.argv[2:] if key(p.split("==")[0]) not in installed]
+missing = [p for p in pins if key(p.split("==")[0]) not in installed]
 sys.exit(f"not as pinned (wanted, installed): {wrong} {missing}" if wrong or missing else 0)
 EOF
-  echo "CDE_OTEL_VENV_${name^^}=$venv"
+}
+
+failed=()
+for name in $(printf '%s\n' "${!PINS[@]}" | sort); do
+  set +e
+  ( set -e; build_venv "$name" )  # not in an `if`: there bash would ignore the subshell's set -e
+  status=$?
+  set -e
+  if [ "$status" -eq 0 ]; then
+    echo "CDE_OTEL_VENV_${name^^}=$CHECKOUT/$name"
+  else
+    echo "==> venv $name could NOT be made (see above)" >&2
+    failed+=("$name")
+  fi
 done
+# Every venv that could be made is printed; the exit status says whether one could not.
+[ "${#failed[@]}" -eq 0 ] || { echo "==> failed: ${failed[*]}" >&2; exit 3; }

@@ -316,16 +316,18 @@ def run_bench() -> Callable[..., dict[str, Any]]:
 # -- MCP servers ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def venv_python() -> Callable[[str], Path]:
-    """``venv_python(name)``: the interpreter of a cached MCP server venv (``fastmcp_2_13``, ``fastmcp_4``).
+    """``venv_python(name)``: the interpreter of a cached MCP server venv (``fastmcp_2_13``, ``fastmcp_4``,
+    ``fastmcp_newest``, ``unconstrained``).
 
     The first call brings the venvs up to date with this checkout (scripts/mcp-test-venvs.sh is
     idempotent: a second or so when nothing changed), so a plain ``pytest`` never runs a stale
     cde-otel; a venv that cannot be made fails the test, never skips it.
     """
     venvs: dict[str, Path] = {}
+    failure: list[str] = []  # the script's stderr when some venv could not be made (the others are listed)
 
     def find(name: str) -> Path:
-        if not venvs:
+        if not venvs and not failure:
             done = subprocess.run(
                 ["bash", str(ROOT / "scripts" / "mcp-test-venvs.sh")],
                 capture_output=True,
@@ -334,13 +336,13 @@ def venv_python() -> Callable[[str], Path]:
                 check=False,
             )
             if done.returncode != 0:
-                pytest.fail(f"scripts/mcp-test-venvs.sh failed ({done.returncode}):\n{done.stderr[-3000:]}")
+                failure.append(f"scripts/mcp-test-venvs.sh failed ({done.returncode}):\n{done.stderr[-3000:]}")
             for line in done.stdout.splitlines():
                 key, _, value = line.partition("=")
                 venvs[key.removeprefix("CDE_OTEL_VENV_").lower()] = Path(value)
         venv = venvs.get(name)
         if venv is None or not (venv / "bin" / "python").exists():
-            pytest.fail(f"MCP test venv {name!r} missing ({venvs}): see scripts/mcp-test-venvs.sh")
+            pytest.fail(f"MCP test venv {name!r} missing ({venvs}): see scripts/mcp-test-venvs.sh\n{''.join(failure)}")
         _assert_tests_this_checkout(venv)
         return venv / "bin" / "python"
 

@@ -128,7 +128,7 @@ class ForeignRecordBridge(LoggingHandler):
         if is_structlog_record(record) or record.name.startswith(_OWN_LOGGERS):
             return False
         # Checked per record: opentelemetry-instrument adds its handler after configure() ran.
-        if otel_handler_on_root():
+        if otel_handler_on_root_takes(record):
             return False
         return bool(super().filter(record))
 
@@ -146,11 +146,21 @@ class ForeignRecordBridge(LoggingHandler):
             GUARD.active = was_active
 
 
-def otel_handler_on_root() -> bool:
-    """Whether an OpenTelemetry ``LoggingHandler`` is on the root logger — the logging
+def otel_handler_on_root_takes(record: logging.LogRecord) -> bool:
+    """Whether an OpenTelemetry ``LoggingHandler`` on the root logger - the logging
     instrumentation's, or the SDK's deprecated one (``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED``)
-    — which already sends every stdlib record: bridging them too would send each twice."""
-    return any(_is_otel_logging_handler(handler) for handler in logging.root.handlers)
+    - sends this record already (bridging it too would send it twice). Only a record that reaches
+    root does: those of a logger that does not propagate (uvicorn's, FastMCP's) stop on the way,
+    and only the bridge sends them."""
+    handlers = [h for h in logging.root.handlers if _is_otel_logging_handler(h) and record.levelno >= h.level]
+    if not handlers:
+        return False
+    logger = logging.Logger.manager.loggerDict.get(record.name)
+    while isinstance(logger, logging.Logger) and logger is not logging.root:
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return True
 
 
 def _is_otel_logging_handler(handler: logging.Handler) -> bool:

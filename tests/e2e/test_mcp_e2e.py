@@ -2,7 +2,8 @@
 
 The orchestrator fixture on fastmcp 2.13.0 (upstream's pin; its span is ours, so the histogram
 records exactly the span's duration) and ``cde-otel mcp`` are driven by the official client over
-stdio with only ``CDE_OTEL_ENABLED=true`` and an OTLP endpoint set. Everything is polled with
+stdio with only ``CDE_OTEL_ENABLED=true`` and an OTLP endpoint set; the fixture also over
+streamable HTTP under ``opentelemetry-instrument``, whose exporters then ship everything. Everything is polled with
 deadlines; a missing backend or venv is an error, never a skip.
 """
 
@@ -214,3 +215,54 @@ def test_cde_otel_mcp_ships_one_trace_per_tool_call(
     root = _check_nested_trace(trace)
     assert _tags(root)[ATTR_FEATURE_ID] == feature_id
     assert _tags(root)[ATTR_PROJECT_ID]  # from the structured result: every call of the project, by tag
+
+
+def test_jaeger_follows_a_tool_spans_link_to_its_http_requests_trace(
+    backends: Backends,
+    tmp_path: Path,
+    venv_python: Callable[[str], Path],
+    clean_env: Callable[..., dict[str, str]],
+) -> None:
+    """Streamable HTTP under opentelemetry-instrument (Starlette/ASGI): the agent's ``_meta`` context
+    is the tool span's parent, and its link leads to the ``POST /mcp`` span of the HTTP request."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from mcp_http_harness import HttpCase, HttpServer, drive  # type: ignore[import-not-found]
+
+    service = f"cde-mcp-http-e2e-{uuid.uuid4().hex[:8]}"
+    env = clean_env(
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=backends.otlp_http_endpoint,
+        OTEL_TRACES_EXPORTER="otlp_proto_http",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+    )
+    env.pop("PYTHONPATH", None)
+    agent_trace, agent_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    case = HttpCase("fastmcp-2.13+launcher", "fastmcp_2_13", sdk_server=False, launcher=True)
+    server = HttpServer(case, venv_python(case.venv), tmp_path, env)
+    try:
+        meta = f"00-{agent_trace}-{agent_span}-01"
+        drive(server.url, [{"calls": [{"project_path": str(tmp_path / "project"), "meta": meta}]}], clean_env())
+
+        def tool_span() -> dict[str, Any] | None:
+            found = _traces(backends, service, operation="tools/call cde_startFeature")
+            spans = [s for t in found for s in t["spans"] if s["operationName"] == "tools/call cde_startFeature"]
+            return spans[0] if spans else None
+
+        span = poll_until(tool_span, timeout=DEADLINE_S, what="the tool span in Jaeger")
+    finally:
+        server.stop()
+    assert span["traceID"] == agent_trace
+    [parent] = [r for r in span["references"] if r["refType"] == "CHILD_OF"]
+    assert parent["spanID"] == agent_span
+    [link] = [r for r in span["references"] if r["refType"] == "FOLLOWS_FROM"]
+    assert link["traceID"] != agent_trace
+
+    def http_trace() -> dict[str, Any] | None:
+        data = backends.jaeger_get(f"/api/traces/{link['traceID']}").get("data") or []
+        return data[0] if data else None
+
+    trace = poll_until(http_trace, timeout=DEADLINE_S, what="the HTTP request's trace in Jaeger")
+    [http] = [s for s in trace["spans"] if s["spanID"] == link["spanID"]]
+    assert http["operationName"].startswith("POST /mcp")
+    assert _tags(http)["span.kind"] == "server"

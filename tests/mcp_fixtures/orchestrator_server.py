@@ -1,8 +1,11 @@
-"""The fixture orchestrator served over stdio, laid out like the upstream ``server.py``.
+"""The fixture orchestrator, laid out like the upstream ``server.py``.
 
 Environment: ``CDE_FIXTURE_FRAMEWORK`` = ``fastmcp`` (standalone FastMCP, default) or ``mcp``
-(the official SDK 1.x's FastMCP); ``CDE_FIXTURE_IMPORT_ORDER=late`` imports the framework after
-the orchestrator package (and so after cde-otel has started) instead of before.
+(the official SDK's own server: 1.x's FastMCP, 2.x's MCPServer); ``CDE_FIXTURE_IMPORT_ORDER=late``
+imports the framework after the orchestrator package (and so after cde-otel has started) instead
+of before. Run as a script it serves stdio, or streamable HTTP on 127.0.0.1 with
+``CDE_FIXTURE_HTTP_PORT`` (the SDK servers; standalone FastMCP is served over HTTP by
+``fastmcp run orchestrator_server.py:app --transport http``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Any
 
 def _framework() -> Any:
     if os.environ.get("CDE_FIXTURE_FRAMEWORK", "fastmcp") == "mcp":
-        # mcp 1.x only (the fastmcp 2.13 venv); the dev venv's mcp 2.x has MCPServer instead.
-        from mcp.server.fastmcp import FastMCP as SdkFastMCP  # type: ignore[attr-defined]
+        try:  # mcp 1.x (the fastmcp 2.13 venv)
+            from mcp.server.fastmcp import FastMCP as SdkFastMCP  # type: ignore[attr-defined]
+        except ImportError:  # mcp 2.x
+            from mcp.server.mcpserver import MCPServer as SdkFastMCP
 
         return SdkFastMCP
     from fastmcp import FastMCP
@@ -151,5 +156,17 @@ def phases() -> str:
     return json.dumps(list(PHASES))
 
 
+def _serve_http(port: int) -> None:
+    """The SDK's own server over streamable HTTP (2.x takes host and port in run(), 1.x in settings)."""
+    if hasattr(app.settings, "port"):
+        app.settings.host, app.settings.port = "127.0.0.1", port
+        app.run(transport="streamable-http")
+    else:
+        app.run(transport="streamable-http", host="127.0.0.1", port=port)
+
+
 if __name__ == "__main__":
-    app.run()
+    if os.environ.get("CDE_FIXTURE_HTTP_PORT"):
+        _serve_http(int(os.environ["CDE_FIXTURE_HTTP_PORT"]))
+    else:
+        app.run()

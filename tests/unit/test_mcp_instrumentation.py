@@ -274,6 +274,7 @@ def test_uninstrument_restores_the_library_and_stops_recording(
         "mcp.server.mcpserver.server:MCPServer.call_tool",
         "mcp.server.runner:aclose_shielded",
         "mcp.server.streamable_http:StreamableHTTPServerTransport.connect",
+        "mcp.server.streamable_http:StreamableHTTPServerTransport._handle_post_request",
     }
     with pytest.raises(StopIteration):
         next(instrumented)  # uninstruments

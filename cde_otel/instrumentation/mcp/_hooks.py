@@ -28,9 +28,12 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from opentelemetry import context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation.mcp import _context
+from cde_otel.instrumentation.mcp._context import ContextChoice, choose
 from cde_otel.instrumentation.mcp._lifecycle import http_peer, http_session_id, settled_span
 from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry, current_call
 from cde_otel.semconv import (
@@ -93,7 +96,7 @@ def _v1_meta(request_meta: Any) -> Mapping[str, Any] | None:
 
 
 def _v1_transport(message_metadata: Any) -> tuple[str, str | None, dict[str, Any] | None]:
-    request = getattr(message_metadata, "request_context", None)  # the HTTP request, if any
+    request = _v1_request(message_metadata)
     if request is None:
         return NETWORK_TRANSPORT_PIPE, None, None
     headers = getattr(request, "headers", None)
@@ -105,6 +108,11 @@ def _v1_client_info(session: Any) -> Any:
     return getattr(getattr(session, "client_params", None), "clientInfo", None)
 
 
+def _v1_request(message_metadata: Any) -> Any:
+    """The HTTP request (a Starlette ``Request``) the transport handed on with the message; None on stdio."""
+    return getattr(message_metadata, "request_context", None)
+
+
 def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
     """``Server._handle_request(message, req, session, lifespan_context, raise_exceptions)``."""
 
@@ -112,12 +120,14 @@ def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
         message = _arg(args, kwargs, 0, "message")
         req = _arg(args, kwargs, 1, "req")
         session = _arg(args, kwargs, 2, "session")
-        transport, session_id, peer = _v1_transport(getattr(message, "message_metadata", None))
+        metadata = getattr(message, "message_metadata", None)
+        transport, session_id, peer = _v1_transport(metadata)
+        meta = _v1_meta(getattr(message, "request_meta", None))
         return telemetry.begin(
             str(getattr(req, "method", "")),
             _v1_params(getattr(req, "params", None)),
             request_id=getattr(message, "request_id", None),
-            meta=_v1_meta(getattr(message, "request_meta", None)),
+            meta=meta,
             transport=transport,
             protocol_version=_v1_protocol_version(session),
             session_id=session_id,
@@ -126,6 +136,7 @@ def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
             peer=peer,
             server=instance,
             session_opens=False,  # initialize opens it: a stateless HTTP session serves one request
+            choice=choose(meta, _v1_request(metadata)),
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -164,17 +175,20 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
     """``ServerSession._received_request(responder)``: the session answers ``initialize`` itself."""
 
     def begin(session: Any, responder: Any, root: Any) -> MCPCall:
-        transport, session_id, peer = _v1_transport(getattr(responder, "message_metadata", None))
+        metadata = getattr(responder, "message_metadata", None)
+        transport, session_id, peer = _v1_transport(metadata)
+        meta = _v1_meta(getattr(responder, "request_meta", None))
         return telemetry.begin(
             "initialize",
             None,
             request_id=getattr(responder, "request_id", None),
-            meta=_v1_meta(getattr(responder, "request_meta", None)),
+            meta=meta,
             transport=transport,
             session_id=session_id,
             session=session,
             client_info=getattr(getattr(root, "params", None), "clientInfo", None),
             peer=peer,
+            choice=choose(meta, _v1_request(metadata)),
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -339,32 +353,64 @@ def adopt_span(telemetry: MCPTelemetry) -> Wrapper:
         if ctx is None:
             return wrapped(*args, **kwargs)
         _pending.set(None)  # one adoption per request
-        return _AdoptedSpan(telemetry, wrapped(*args, **kwargs), ctx)
+        choice = _adopted_choice(ctx)
+        if choice is not None and "context" in kwargs:  # mcp 2.x's otel_span takes the parent (from _meta only)
+            kwargs = {**kwargs, "context": choice.parent}
+        return _AdoptedSpan(telemetry, wrapped(*args, **kwargs), ctx, choice)
 
     return wrapper
+
+
+def _adopted_choice(ctx: Any) -> ContextChoice | None:
+    """The parent the framework's span must get, and the link it must carry (see ``_context``)."""
+    try:
+        params = ctx.params if isinstance(ctx.params, Mapping) else None
+        meta = params.get("_meta") if params else None
+        return choose(meta if isinstance(meta, Mapping) else None, ctx.request)
+    except Exception:
+        swallowed("mcp.context", _log, "cde-otel: choosing an MCP request's parent context failed")
+        return None
 
 
 class _AdoptedSpan:
     """Wraps the framework's span context manager; its duration brackets the framework's span."""
 
-    __slots__ = ("_call", "_cm", "_ctx", "_start", "_telemetry")
+    __slots__ = ("_call", "_choice", "_cm", "_ctx", "_parent_token", "_start", "_telemetry")
 
-    def __init__(self, telemetry: MCPTelemetry, cm: Any, ctx: Any) -> None:
+    def __init__(self, telemetry: MCPTelemetry, cm: Any, ctx: Any, choice: ContextChoice | None) -> None:
         self._telemetry = telemetry
         self._cm = cm
         self._ctx = ctx
+        self._choice = choice
+        self._parent_token: object | None = None
         self._call: MCPCall | None = None
         self._start = 0.0
 
     def __enter__(self) -> Any:
         self._start = time.perf_counter()
-        span = self._cm.__enter__()
+        if self._choice is not None:
+            # The framework parents its span on the current context (FastMCP prefers an ambient
+            # span over _meta): make the chosen parent current while it starts the span.
+            self._parent_token = context.attach(self._choice.parent)
+        try:
+            span = self._cm.__enter__()
+        except BaseException:
+            self._detach_parent()
+            raise
         self._call = _safe_begin(self._telemetry, lambda: self._begin(span))
         return span
+
+    def _detach_parent(self) -> None:
+        token, self._parent_token = self._parent_token, None
+        if token is not None:
+            context.detach(token)  # type: ignore[arg-type]
 
     def _begin(self, span: Any) -> MCPCall | None:
         if not span.is_recording():
             return None
+        link = self._choice.link if self._choice is not None else None
+        if link is not None:
+            span.add_link(link)  # made by the framework: the HTTP context is linked after the start
         ctx = self._ctx
         params = ctx.params if isinstance(ctx.params, Mapping) else None
         request = ctx.request
@@ -394,6 +440,12 @@ class _AdoptedSpan:
         )
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self._settle_and_exit(exc_type, exc, tb)
+        finally:
+            self._detach_parent()
+
+    def _settle_and_exit(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         call = self._call
         if call is None:
             return self._cm.__exit__(exc_type, exc, tb)
@@ -443,5 +495,23 @@ def capture_tool_error(telemetry: MCPTelemetry) -> Wrapper:
         except Exception as exc:
             _note_exception(exc)
             raise
+
+    return wrapper
+
+
+# -- the HTTP request's context, where the transport receives it ----------------------------
+def http_post_request(telemetry: MCPTelemetry) -> Wrapper:
+    """``StreamableHTTPServerTransport._handle_post_request(scope, request, receive, send)``: runs in
+    the HTTP request's own task (under its server span, if an HTTP instrumentation made one)."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if telemetry.active:
+            try:
+                request = _arg(args, kwargs, 1, "request")
+                if request is not None:
+                    _context.note_http_request(request)
+            except Exception:
+                swallowed("mcp.http_context", _log, "cde-otel: keeping an HTTP request's context failed")
+        return await wrapped(*args, **kwargs)
 
     return wrapper

@@ -35,6 +35,10 @@ MCP_TARGETS: tuple[MCPTarget, ...] = (
     MCPTarget("mcp.server.session", "ServerSession._receive_loop", _hooks.v1_receive_loop),
     MCPTarget("mcp.types", "ClientRequest.model_validate", _hooks.v1_validate_request),
     MCPTarget("mcp.server.streamable_http", "StreamableHTTPServerTransport.connect", _lifecycle.v1_http_connect),
+    # The streamable HTTP transport (mcp 1.x and 2.x): each request's HTTP context, where it is received.
+    MCPTarget(
+        "mcp.server.streamable_http", "StreamableHTTPServerTransport._handle_post_request", _hooks.http_post_request
+    ),
     # mcp 2.x: the SDK's OpenTelemetryMiddleware span, adopted.
     MCPTarget("mcp.server._otel", "OpenTelemetryMiddleware.__call__", _hooks.middleware_call),
     MCPTarget("mcp.server._otel", "otel_span", _hooks.adopt_span),

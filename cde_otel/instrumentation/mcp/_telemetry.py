@@ -22,7 +22,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import Counter, Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from cde_otel._correlation import client_context, client_correlation_id
+from cde_otel._correlation import client_correlation_id
 from cde_otel.instrumentation.mcp._attributes import (
     MAX_VALUE,
     OTHER,
@@ -34,6 +34,7 @@ from cde_otel.instrumentation.mcp._attributes import (
     capped,
     registered,
 )
+from cde_otel.instrumentation.mcp._context import ContextChoice, choose
 from cde_otel.instrumentation.mcp._errors import Failure, exception_attributes, failure_of, scrubbed_prefix
 from cde_otel.instrumentation.mcp._results import first_text, result_ids
 from cde_otel.instrumentation.mcp._session import CLIENT_INFO_META_KEY, MCPSession, Sessions
@@ -163,12 +164,13 @@ class MCPTelemetry:
         peer: Mapping[str, Any] | None = None,
         session_opens: bool = True,
         server: Any = None,
+        choice: ContextChoice | None = None,
     ) -> MCPCall:
         """Starts (or, with ``adopt``, enriches) the span of one request and makes it current.
 
-        An owned span's parent is the client's trace context from ``params._meta``; an adopted
-        span already has it (the framework extracted it). The call's correlation id is the
-        client's (``_meta`` key or baggage ``cde.correlation_id``), else the span's trace id.
+        An owned span's parent and link are ``choice`` (default: the stdio rule for ``meta``, see
+        :mod:`._context`); an adopted span got its parent when the framework started it. The call's
+        correlation id is the client's (``_meta`` key or baggage ``cde.correlation_id``), else the span's trace id.
         ``session`` is the framework's per-connection object (the session's key), ``client_info``
         what ``initialize`` said (``clientInfo``), ``peer`` the transport's attributes
         (``network.protocol.*``, ``client.address``/``.port``), ``server`` the framework's server
@@ -196,22 +198,17 @@ class MCPTelemetry:
             attrs.update(MCPSession.of(info).span_attributes())
 
         if adopt is None:
-            parent = _client_context(meta)
-            links = None
-            if parent is not context.get_current():
-                # The conventions: the client's context is the parent; an ambient one (e.g. the
-                # HTTP request's span) is linked.
-                ambient = trace.get_current_span().get_span_context()
-                links = [trace.Link(ambient)] if ambient.is_valid else None
+            choice = choice or choose(meta)
+            parent = choice.parent
             start_ns = time.time_ns()
-            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, links, start_time=start_ns)
+            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, choice.links, start_time=start_ns)
         else:
             parent = context.get_current()
             span = adopt
             start_ns = 0
             span.update_name(name)  # the framework named it after the raw tool name
             span.set_attributes(attrs)
-        parsed = adopt is None and parent is not context.get_current()  # the client's baggage is in parent
+        parsed = adopt is None and choice is not None and choice.from_meta  # the client's baggage is in parent
         cid = _client_correlation_id(meta, parent, parsed) or trace.format_trace_id(span.get_span_context().trace_id)
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         ctx = baggage.set_baggage(CORRELATION_KEY, cid, trace.set_span_in_context(span, parent))
@@ -414,11 +411,6 @@ def _target(method: str, params: Mapping[str, Any] | None) -> str | None:
         if isinstance(name, str) and name:
             return capped(name)
     return None
-
-
-def _client_context(meta: Mapping[str, Any] | None) -> context.Context:
-    """The context the client sent in ``_meta`` (bounded before it is parsed), else the current one."""
-    return client_context(meta)
 
 
 def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
