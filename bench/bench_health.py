@@ -12,7 +12,7 @@ One keep-alive ``http.client`` connection, like a load balancer's health checker
 server runs in this process on 127.0.0.1 with the real probes (disk walk, psutil,
 probe write) against a temporary project.
 
-**Burst** (issue 15; goals: 0 failures, p99 < 50 ms): ``bursts`` times 200 connections opened at
+**Burst** (goals: 0 failures, p99 < 50 ms): ``bursts`` times 200 connections opened at
 once by ApacheBench (``_burst.ab_burst``: C, its own process), one GET each; latency from each
 connection's ``connect()`` to its full response, so listen-queue waits and dropped SYNs count.
 p50/p99/max are over all ``bursts`` x 200 requests. Side by side, burst for burst in alternating
@@ -23,7 +23,7 @@ threads run on one CPU and ``ab`` on another (``--no-pin``: wherever the schedul
 so client and server never queue behind each other. The load average before and after is
 in the result: on a shared machine, read the figures with it.
 
-**Stalled** (issue 15; goal: released within the read timeout): 300 connections send half a
+**Stalled** (goal: released within the read timeout): 300 connections send half a
 request and stop. While they hang, a burst of 50 well-behaved requests (``ab``) must all succeed;
 the bench reports the threads the process gained (a bounded pool, not one per connection) and
 when the server closed the last stalled connection, against a ``read_timeout_s`` of 2 s.

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_shutdown.py [--quick]
 
-Goal (issue 14): within ``CDE_OTEL_SHUTDOWN_TIMEOUT_S`` (2 s) of the work ending. Each run is a
+Goal: within ``CDE_OTEL_SHUTDOWN_TIMEOUT_S`` (2 s) of the work ending. Each run is a
 real process turned on the user's way (``CDE_OTEL_ENABLED=true``, the .pth start-up) with
 ``OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9`` (nothing listens: connections refused) or a
 loopback socket that accepts connections and never answers. The work is 200 instrumented

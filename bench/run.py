@@ -1,4 +1,4 @@
-"""Runs every cde-otel benchmark and prints a table with each goal (issues 9, 14), or one JSON object.
+"""Runs every cde-otel benchmark and prints a table with each goal, or one JSON object.
 
     .venv/bin/python bench/run.py                 # everything (~4-5 min on 2 cores), rich table
     .venv/bin/python bench/run.py --json          # one JSON object on stdout

@@ -19,7 +19,7 @@ A failure inside a handler answers 500 with a coded error and no traceback. HTTP
 keep-alive and pipelining are supported; requests are parsed by llhttp (``httptools``), strictly
 (:mod:`cde_otel.health._http`).
 
-Under load it stays bounded and cheap (issue 15). The listen ``backlog`` is 1024 (the
+Under load it stays bounded and cheap. The listen ``backlog`` is 1024 (the
 kernel caps it at ``net.core.somaxconn``). One thread runs an ``asyncio`` selector loop that
 accepts, reads and writes every connection, so idle keep-alive and half-sent connections
 hold no thread; a connection silent for ``read_timeout_s`` (10 s) is closed, and so is one whose

@@ -1,5 +1,5 @@
 """The host's stdlib log records: stamped with trace ids, and seen by cde-otel's handlers whatever the
-host does with its own handlers (issue 13: upstream's ``configure_logging`` replaces the root
+host does with its own handlers (upstream's ``configure_logging`` replaces the root
 handlers after cde-otel has started).
 
 Two process-wide hooks, installed by :func:`cde_otel.logging.attach_logging` and removed by its

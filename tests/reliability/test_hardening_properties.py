@@ -1,4 +1,4 @@
-"""Issue 15 properties: whatever text or JSON a caller passes, the result is either a coded
+"""Properties: whatever text or JSON a caller passes, the result is either a coded
 error with nothing changed, or a value that saves and reloads equal; a feature once saved is
 never lost.
 

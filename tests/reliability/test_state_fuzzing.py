@@ -61,7 +61,7 @@ def load(state_bytes: bytes, with_backup: bool) -> tuple[Project | None, FileSys
         if repo.recoveries:
             assert repo.recoveries[0].code == "E208"
             expected = codec.decode(template(), source="template")[0]
-            expected.path = project.path  # a recovered project lives where it was recovered (issue 15 #1)
+            expected.path = project.path  # a recovered project lives where it was recovered
             assert project == expected
             assert list(cde.glob("state.json.corrupt-*")), "the bad file is kept"
         return project, repo

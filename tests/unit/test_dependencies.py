@@ -1,4 +1,4 @@
-"""Dependencies as a library's (issue 14): ranges in pyproject.toml, exact pins only in constraints.txt.
+"""Dependencies as a library's: ranges in pyproject.toml, exact pins only in constraints.txt.
 
 * every declared requirement (runtime and extras) is a range, never ``==``;
 * every runtime dependency is imported by ``cde_otel`` (nothing unused);

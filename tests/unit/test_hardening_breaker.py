@@ -1,4 +1,4 @@
-"""Issue 15 #9, the circuit breaker: one attempt per breaker call with retries outside it, no
+"""The circuit breaker: one attempt per breaker call with retries outside it, no
 lock held across the guarded call, and every live breaker visible to health.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 15, CLI edges (#2 restore identity, #12 SIGTERM, #13 ports, exit codes, settings, E209 reasons)."""
+"""CLI edges (restore identity, SIGTERM, ports, exit codes, settings, E209 reasons)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-# -- #13 port range, formatted path errors, distinct exit codes ----------------------------------------------
+# -- port range, formatted path errors, distinct exit codes ----------------------------------------------
 
 
 @pytest.mark.parametrize("port", ["99999", "-1", "65536"])
@@ -89,7 +89,7 @@ def test_health_help_documents_the_exit_codes() -> None:
         assert meaning in " ".join(output.split()), meaning
 
 
-# -- #13 the state commands honour CDE_OTEL_* settings ------------------------------------------------------
+# -- the state commands honour CDE_OTEL_* settings ------------------------------------------------------
 
 
 @pytest.mark.parametrize("command", ["backups", "restore"])
@@ -134,7 +134,7 @@ def test_state_restore_uses_the_backup_retention_setting(tmp_path: Path, make_pr
     assert len(repo.list_backups(project)) == 2
 
 
-# -- #13 E209 keeps the actual reason ----------------------------------------------------------------------
+# -- E209 keeps the actual reason ----------------------------------------------------------------------
 
 
 def test_restoring_a_damaged_backup_says_what_is_wrong(tmp_path: Path, make_project: ProjectFactory) -> None:
@@ -149,7 +149,7 @@ def test_restoring_a_damaged_backup_says_what_is_wrong(tmp_path: Path, make_proj
     assert "schema_version" in output, "the reason the backup was refused is missing"
 
 
-# -- #2 restore refuses another project's backup (CLI) ------------------------------------------------------
+# -- restore refuses another project's backup (CLI) ------------------------------------------------------
 
 
 def test_state_restore_refuses_another_projects_backup(tmp_path: Path, make_project: ProjectFactory) -> None:
@@ -165,7 +165,7 @@ def test_state_restore_refuses_another_projects_backup(tmp_path: Path, make_proj
     assert (y / ".cde" / "state.json").read_bytes() == y_before
 
 
-# -- #12 SIGTERM stops `health serve` gracefully -------------------------------------------------------------
+# -- SIGTERM stops `health serve` gracefully -------------------------------------------------------------
 
 
 def test_sigterm_stops_health_serve_gracefully(

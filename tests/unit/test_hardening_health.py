@@ -1,4 +1,4 @@
-"""Issue 15, the health server (#10-#12): a real listen backlog, stalled connections released
+"""The health server: a real listen backlog, stalled connections released
 within the read timeout by a bounded set of threads, readiness that reflects an unreadable
 state without any GET writing, and HEAD.
 
@@ -99,7 +99,7 @@ def burst(port: int, connections: int, raw_request: bytes, deadline_s: float) ->
     return results
 
 
-# -- #10 backlog, read timeout, bounded workers ---------------------------------------------------------------
+# -- backlog, read timeout, bounded workers ---------------------------------------------------------------
 
 
 def listen_backlog(port: int) -> int:
@@ -193,7 +193,7 @@ def test_busy_workers_queue_connections_instead_of_dropping_them(project_dir: Pa
     assert inside[1] == srv.workers, "requests are answered by a bounded pool, not a thread per connection"
 
 
-# -- #11 readiness reflects an unreadable state; a GET never writes -----------------------------------------
+# -- readiness reflects an unreadable state; a GET never writes -----------------------------------------
 
 
 def snapshot(directory: Path) -> dict[str, bytes | None]:
@@ -238,7 +238,7 @@ def test_no_health_get_writes_to_the_project(project_dir: Path) -> None:
     assert json.loads(body)["status"] != "healthy"
 
 
-# -- #12 HEAD -----------------------------------------------------------------------------------------------
+# -- HEAD -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/health", "/health/ready", "/health/metrics", "/health/status"])

@@ -1,4 +1,4 @@
-"""Issue 15, bad input (#7, #8): a caller's bad input is a coded validation error at the
+"""Bad input: a caller's bad input is a coded validation error at the
 boundary, nothing unstorable gets into a project, and bad input never counts as a dependency
 failure for the circuit breaker.
 """
@@ -38,7 +38,7 @@ def coded(call: Callable[[], Any]) -> CDEError:
     return caught.value
 
 
-# -- #7 lone surrogates and other text that cannot be stored --------------------------------------------------
+# -- lone surrogates and other text that cannot be stored --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_bad_input_never_opens_the_breaker(tmp_path: Path) -> None:
     assert project.revision == 3
 
 
-# -- #8 unhashable arguments --------------------------------------------------------------------------------
+# -- unhashable arguments --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Issue 15, data integrity (#1-#6): state follows its directory, backups keep their identity,
+"""Data integrity: state follows its directory, backups keep their identity,
 nesting never depends on the caller's stack, recovery never makes things worse, detached
 features refuse changes, hand-edited state is validated on load and on save.
 
@@ -57,7 +57,7 @@ def rewrite_state(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     state_file(path).write_text(json.dumps(document, indent=2, ensure_ascii=False))
 
 
-# -- #1 the project's location is the directory it was loaded from ---------------------------------------
+# -- the project's location is the directory it was loaded from ---------------------------------------
 
 
 def test_a_copied_project_saves_into_its_own_directory(
@@ -96,7 +96,7 @@ def test_a_renamed_project_keeps_saving(tmp_path: Path, new_project: NewProject)
     assert reloaded is not None and reloaded.get_feature(feature.id).prompt == "after the rename"
 
 
-# -- #2 a backup belongs to its project --------------------------------------------------------------------
+# -- a backup belongs to its project --------------------------------------------------------------------
 
 
 def test_restore_refuses_another_projects_backup(tmp_path: Path, new_project: NewProject) -> None:
@@ -128,7 +128,7 @@ def test_a_lone_backup_can_still_be_restored_into_an_empty_directory(tmp_path: P
     assert reloaded is not None and set(reloaded.features) == set(project.features)
 
 
-# -- #3 nesting is bounded at the boundary and loading does not depend on the caller's stack ----------------
+# -- nesting is bounded at the boundary and loading does not depend on the caller's stack ----------------
 
 
 def test_deeply_nested_results_are_a_coded_error(tmp_path: Path, new_project: NewProject) -> None:
@@ -184,7 +184,7 @@ def test_a_deep_state_written_before_the_bound_still_loads_from_any_stack(
     assert reader.recoveries == []
 
 
-# -- #4 recovery on a full disk never makes things worse ---------------------------------------------------
+# -- recovery on a full disk never makes things worse ---------------------------------------------------
 
 
 def test_recovery_on_a_full_disk_leaves_the_state_file_in_place(tmp_path: Path, new_project: NewProject) -> None:
@@ -223,7 +223,7 @@ def test_a_recovery_the_full_disk_refused_completes_on_the_first_save_after(
     assert kept and all(path.read_bytes() == b"garbage" for path in kept)
 
 
-# -- #5 a feature dropped by a rollback refuses mutation ----------------------------------------------------
+# -- a feature dropped by a rollback refuses mutation ----------------------------------------------------
 
 
 def test_a_feature_detached_by_a_rollback_refuses_changes(tmp_path: Path, new_project: NewProject) -> None:
@@ -240,7 +240,7 @@ def test_a_feature_detached_by_a_rollback_refuses_changes(tmp_path: Path, new_pr
     assert orphan.current_phase == "define"
 
 
-# -- #6 hand-edited state is validated on load ---------------------------------------------------------------
+# -- hand-edited state is validated on load ---------------------------------------------------------------
 
 
 def _feature(document: dict[str, Any]) -> dict[str, Any]:

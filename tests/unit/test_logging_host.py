@@ -1,4 +1,4 @@
-"""A good guest in the host's logging (issue 14 item 3, issue 13 item 2), in real host processes.
+"""A good guest in the host's logging, in real host processes.
 
 Telemetry is turned on the user's way (``CDE_OTEL_ENABLED=true``, the .pth start-up when the core
 is imported). The hosts configure stdlib logging and structlog their own way, before and after
@@ -187,7 +187,7 @@ def test_structlog_left_unconfigured_gets_the_bridge_and_gets_its_defaults_back(
     assert "default chain" in bodies
 
 
-# Issue 13 item 2: a host that replaces its root handlers after cde-otel started (as the upstream
+# A host that replaces its root handlers after cde-otel started (as the upstream
 # orchestrator's configure_logging does), then logs inside an instrumented operation (a tool call).
 TOOL_HOST = """
 import logging, logging.config, sys

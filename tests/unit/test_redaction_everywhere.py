@@ -1,4 +1,4 @@
-"""Redaction everywhere (issue 14 item 5): secrets fed through every path, every output grepped.
+"""Redaction everywhere: secrets fed through every path, every output grepped.
 
 One real process with telemetry on by the environment, a log file, the opt-in console and the
 embedded OTLP-JSON files. The host prints nothing itself (a NullHandler on root; its structlog
