@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _orchestrator_server import serve  # type: ignore[import-not-found]  # bench/ is this script's directory
 from opentelemetry import propagate, trace
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -41,8 +42,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
-
-from _orchestrator_server import serve  # type: ignore[import-not-found]  # bench/ is this script's directory
 
 #: The domain methods cde-otel patches in the upstream package (its UPSTREAM_TARGETS), written out again.
 DOMAIN_METHODS = {

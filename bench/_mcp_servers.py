@@ -68,7 +68,9 @@ def fixture_servers(python: str, work: Path, otlp_endpoint: str | None) -> dict[
         "on_without_mcp": Server(
             python,
             plain,
-            clean_env(**path, **on, CDE_OTEL_LOCAL_DIR=str(work / "nomcp"), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="cde_mcp"),
+            clean_env(
+                **path, **on, CDE_OTEL_LOCAL_DIR=str(work / "nomcp"), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="cde_mcp"
+            ),
         ),
         "on_logs_warning": Server(
             python, plain, clean_env(**path, **on, CDE_OTEL_LOCAL_DIR=str(work / "warn"), CDE_OTEL_LOG_LEVEL="warning")

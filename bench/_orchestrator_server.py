@@ -50,7 +50,7 @@ def _patch_tool_decorator() -> None:
 
     def tool(self: Any, *args: Any, **kwargs: Any) -> Any:
         register = original(self, *args, **kwargs)
-        if not callable(register) or args and callable(args[0]):
+        if not callable(register) or (args and callable(args[0])):
             return register  # @app.tool without parentheses: already registered
         return lambda func: register(tool_logging(func))
 

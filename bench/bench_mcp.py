@@ -55,7 +55,6 @@ from typing import Any
 
 import anyio
 import psutil
-
 from _mcp_servers import CLOCK_TICKS, Collector, Server, clean_env, cpu_ticks, emitted, fixture_servers, venv_python
 
 _ROUNDS = {"full": 41, "quick": 5}
@@ -85,7 +84,9 @@ def _cycle(prompt_key: str, phase_key: str) -> Call:
 
     async def cycle(session: Any, project: str, i: int) -> None:
         started = _answer(
-            await session.call_tool("cde_startFeature", {prompt_key: f"Feature {i} of the bench", "project_path": project}),
+            await session.call_tool(
+                "cde_startFeature", {prompt_key: f"Feature {i} of the bench", "project_path": project}
+            ),
             "cde_startFeature",
         )
         feature_id = started.get("feature_id")
@@ -115,7 +116,7 @@ class Driven:
         self.calls = 0
 
 
-async def _interleaved(
+async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional arguments only
     servers: dict[str, Server],
     cycle: Call,
     rounds: int,
@@ -189,10 +190,23 @@ def _py_spy(directory: Path, names: tuple[str, ...]) -> Callable[[dict[str, int]
         directory.mkdir(parents=True, exist_ok=True)
         procs = [
             subprocess.Popen(
-                [str(py_spy), "record", "--nonblocking", "-r", "200", "--threads", "-f", "raw",
-                 "-o", str(directory / f"{name}.txt"), "-p", str(pids[name])],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [
+                    str(py_spy),
+                    "record",
+                    "--nonblocking",
+                    "-r",
+                    "200",
+                    "--threads",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(directory / f"{name}.txt"),
+                    "-p",
+                    str(pids[name]),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             for name in names
         ]
 
@@ -302,11 +316,8 @@ def measure_mcp(quick: bool = False, py_spy: Path | None = None, otlp: bool = Tr
             if name in fixture
         }
         (work / "ours").mkdir()
-        ours_servers = {
-            m: Server(ours, ["mcp"], clean_env(**({"CDE_OTEL_ENABLED": "true", "CDE_OTEL_LOCAL_DIR": str(work / f"ours-{m}")}
-                                                  if m == "on" else {})))
-            for m in ("off", "on")
-        }  # fmt: skip
+        ours_on = {"CDE_OTEL_ENABLED": "true", "CDE_OTEL_LOCAL_DIR": str(work / "ours-on")}
+        ours_servers = {m: Server(ours, ["mcp"], clean_env(**(ours_on if m == "on" else {}))) for m in ("off", "on")}
         ours_round = anyio.run(_interleaved, ours_servers, _ours_cycle, rounds, cycles, work / "ours")
     _same_output(counts, "on", "floor")
     if otlp:

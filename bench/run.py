@@ -107,7 +107,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("mcp_server_cpu_ratio", "MCP server CPU per call, on / off (embedded default, files)", operator.le, 1.10),
     Goal("mcp_server_cpu_ratio_floor", "… the plain-SDK floor / off, same run", None, None),
     Goal("mcp_added_cpu_vs_floor", "CPU added per call: ours / the floor's (files)", operator.le, 1.0),
-    Goal("mcp_server_cpu_ratio_otlp", "MCP server CPU per call, on / off (OTLP/HTTP to a Collector)", operator.le, 1.10),
+    Goal("mcp_server_cpu_ratio_otlp", "MCP server CPU per call, on / off (OTLP/HTTP)", operator.le, 1.10),
     Goal("mcp_server_cpu_ratio_floor_otlp", "… the plain-SDK floor / off, OTLP/HTTP", None, None),
     Goal("mcp_added_cpu_vs_floor_otlp", "CPU added per call: ours / the floor's (OTLP/HTTP)", operator.le, 1.0),
     Goal("mcp_tool_call_ratio_without_mcp_layer", "… on without the MCP layer / off", None, None),

@@ -36,6 +36,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation._base import UserHooks
+from cde_otel.instrumentation._extractors import is_feature, is_project, object_id
 from cde_otel.instrumentation._targets import Role, Target
 from cde_otel.logging import OperationEvents
 from cde_otel.redaction import scrub_exception
@@ -45,16 +47,11 @@ from cde_otel.semconv import (
     ATTR_ERROR_RECOVERABLE,
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
-    ATTR_FEATURE_NEXT_PHASE,
     ATTR_FEATURE_PHASE,
     ATTR_OPERATION,
     ATTR_OUTCOME,
     ATTR_PROJECT_ID,
-    ATTR_PROMPT,
-    ATTR_PROMPT_LENGTH,
     CORRELATION_KEY,
-    FEATURE_PHASES,
-    INVALID_PHASE,
     LOG_FIELDS,
     OUTCOME_ERROR,
     OUTCOME_OK,
@@ -78,25 +75,13 @@ def dont_throw(func: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
-def _id(obj: Any) -> str | None:
-    value = getattr(obj, "id", None)
-    return None if value is None else str(value)
-
-
-def _is_feature(obj: Any) -> bool:
-    return hasattr(obj, "current_phase") and hasattr(obj, "project_id")
-
-
-def _is_project(obj: Any) -> bool:
-    return hasattr(obj, "features") and hasattr(obj, "id")
-
-
 class _Operation:
-    __slots__ = ("attrs", "cpu_ns", "span", "start_ns", "token")
+    __slots__ = ("attrs", "cpu_ns", "instance", "span", "start_ns", "token")
 
     def __init__(
         self, span: trace.Span, token: object, attrs: dict[str, Any], start_ns: int, cpu_ns: int | None
     ) -> None:
+        self.instance: Any = None  # kept only for a user's response_hook
         self.span = span
         self.token = token
         self.attrs = attrs
@@ -126,8 +111,10 @@ class OperationTelemetry:
         events: OperationEvents | None = None,
         capture_content: bool = False,
         capture_max_length: int = 256,
+        hooks: UserHooks | None = None,
     ) -> None:
         self.tracer = tracer
+        self.hooks = hooks
         self.duration = duration
         self.errors = errors
         self.events = events
@@ -145,35 +132,12 @@ class OperationTelemetry:
         self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname, ATTR_CODE_FUNCTION_NAME: target.spec}
-        role = target.role
-        if role is Role.PROJECT:
-            attrs[ATTR_PROJECT_ID] = _id(instance)
-            prompt = (args[0] if args else kwargs.get("prompt")) if target.method == "start_feature" else None
-            if isinstance(prompt, str):
-                attrs[ATTR_PROMPT_LENGTH] = len(prompt)
-                if self.capture_content:
-                    attrs[ATTR_PROMPT] = prompt[: self.capture_max_length]
-        elif role is Role.FEATURE:
-            attrs[ATTR_FEATURE_ID] = _id(instance)
-            attrs[ATTR_PROJECT_ID] = str(instance.project_id)
-            attrs[ATTR_FEATURE_PHASE] = str(instance.current_phase)
-            if target.method == "advance_phase":
-                nxt = args[0] if args else kwargs.get("next_phase")
-                if isinstance(nxt, str):  # user input: recorded only when it names a phase
-                    attrs[ATTR_FEATURE_NEXT_PHASE] = nxt if nxt in FEATURE_PHASES else INVALID_PHASE
-        else:
-            for candidate in (*args, *kwargs.values()) if role is Role.STORE else (instance, *args):
-                if _is_project(candidate):
-                    attrs[ATTR_PROJECT_ID] = _id(candidate)
-                    break
-                if _is_feature(candidate):
-                    attrs[ATTR_FEATURE_ID] = _id(candidate)
-                    attrs[ATTR_PROJECT_ID] = str(candidate.project_id)
-                    break
+        for extract in target.begin_extractors:  # the role's, then the method's (declared with the target)
+            extract(self, attrs, instance, args, kwargs)
         project_id = attrs.get(ATTR_PROJECT_ID)
         if project_id is None:
             attrs.pop(ATTR_PROJECT_ID, None)
-        elif ATTR_FEATURE_ID not in attrs and role is Role.STORE:
+        elif ATTR_FEATURE_ID not in attrs and target.role is Role.STORE:
             touched = self.touched.get(project_id)
             if touched is not None:
                 attrs[ATTR_FEATURE_ID] = touched
@@ -204,7 +168,12 @@ class OperationTelemetry:
                 events.started(target.qualname, span, start_ns, _log_ids(attrs))
             if cpu and target.spec in self.slow_targets:
                 cpu_ns = time.thread_time_ns()
-        return _Operation(span, token, attrs, start_ns, cpu_ns)
+        op = _Operation(span, token, attrs, start_ns, cpu_ns)
+        hooks = self.hooks
+        if hooks is not None:
+            op.instance = instance
+            hooks.on_request(span, instance, args, kwargs)
+        return op
 
     def end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
         end_ns = time.time_ns()  # t1
@@ -216,6 +185,8 @@ class OperationTelemetry:
             if error is None:
                 metric_attrs[ATTR_OUTCOME] = OUTCOME_OK
                 self._note_result(target, attrs, span, result)
+                if self.hooks is not None:
+                    self.hooks.on_response(span, op.instance, result)
             else:
                 code = getattr(error, "code", None)
                 error_code = code if isinstance(code, str) else type(error).__name__
@@ -264,20 +235,20 @@ class OperationTelemetry:
                 self.touched[project_id] = feature_id
             return
         if result is None:
-            if role is Role.STORE and target.method in ("save", "save_state"):
+            if target.writes:
                 project_id = attrs.get(ATTR_PROJECT_ID)
                 if project_id is not None and self.touched.get(project_id) == attrs.get(ATTR_FEATURE_ID):
                     self.touched.pop(project_id, None)
             return
-        if _is_feature(result):
-            feature_id = _id(result)
+        if is_feature(result):
+            feature_id = object_id(result)
             if feature_id is not None:
                 span.set_attribute(ATTR_FEATURE_ID, feature_id)
                 span.set_attribute(ATTR_FEATURE_PHASE, str(result.current_phase))
                 attrs[ATTR_FEATURE_ID] = feature_id
                 self.touched[str(result.project_id)] = feature_id
-        elif _is_project(result) and ATTR_PROJECT_ID not in attrs:
-            project_id = _id(result)
+        elif is_project(result) and ATTR_PROJECT_ID not in attrs:
+            project_id = object_id(result)
             if project_id is not None:
                 span.set_attribute(ATTR_PROJECT_ID, project_id)
                 attrs[ATTR_PROJECT_ID] = project_id

@@ -117,7 +117,9 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     # The floor emitted exactly what we emitted, in both export modes, and something was emitted.
     emitted = mcp["emitted"]
     assert emitted["on"] == emitted["floor"] and emitted["on_otlp"] == emitted["floor_otlp"]
-    assert min(emitted["on"]["spans"], emitted["on"]["logs"], emitted["on_otlp"]["spans"]) > mcp["timed_calls_per_server"]
+    assert (
+        min(emitted["on"]["spans"], emitted["on"]["logs"], emitted["on_otlp"]["spans"]) > mcp["timed_calls_per_server"]
+    )
     assert len(mcp["load_average"]["start"]) == 3
     assert isinstance(mcp["mcp_layer_owned_us"], NUMBER)
 
