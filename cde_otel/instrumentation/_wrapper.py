@@ -149,17 +149,19 @@ class OperationTelemetry:
     ) -> _Operation:
         attrs = self._begin_attrs(target, instance, args, kwargs)
         parent = context.get_current()
+        cid = baggage.get_baggage(CORRELATION_KEY, parent)
+        if isinstance(cid, str):  # known before the span starts: one of its starting attributes
+            attrs[ATTR_CORRELATION_ID] = cid
         start_ns = time.time_ns()  # t0
         span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs, start_time=start_ns)
-        cid = baggage.get_baggage(CORRELATION_KEY, parent)
         ctx = trace.set_span_in_context(span, parent)
         if not isinstance(cid, str):
             # A top-level operation without a correlation id gets its trace id as one:
             # free, unique, and a log line carrying it leads straight to the trace.
             cid = trace.format_trace_id(span.get_span_context().trace_id)
             ctx = baggage.set_baggage(CORRELATION_KEY, cid, ctx)
-        span.set_attribute(ATTR_CORRELATION_ID, cid)
-        attrs[ATTR_CORRELATION_ID] = cid
+            span.set_attribute(ATTR_CORRELATION_ID, cid)
+            attrs[ATTR_CORRELATION_ID] = cid
         token = context.attach(ctx)
         cpu_ns = None
         events = self.events
