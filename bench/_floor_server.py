@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _orchestrator_server import serve  # type: ignore[import-not-found]  # bench/ is this script's directory
+from _orchestrator_server import serve  # bench/ is this script's directory
 from opentelemetry import propagate, trace
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
 #: The domain methods cde-otel patches in the upstream package (its UPSTREAM_TARGETS), written out again.
-DOMAIN_METHODS = {
+DOMAIN_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
     "cde_orchestrator.domain.entities": {
         "Project": ("start_feature", "activate", "archive", "transition_status"),
         "Feature": ("advance_phase", "complete", "fail"),
@@ -146,10 +146,10 @@ def _trace_domain(tracer: trace.Tracer, meter: Any) -> None:
 
 
 def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
-    from mcp.server.lowlevel.server import Server
-
+    # mcp 1.x (the fixture's venv): typed loosely, the dev venv has mcp 2.x.
+    server_class: Any = importlib.import_module("mcp.server.lowlevel.server").Server
     histogram = meter.create_histogram("mcp.server.operation.duration", unit="s")
-    handle = Server._handle_request
+    handle = server_class._handle_request
 
     @functools.wraps(handle)
     async def traced(self: Any, message: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
@@ -181,12 +181,11 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
                     metric["error.type"] = error
                 histogram.record(time.perf_counter() - start, metric)
 
-    Server._handle_request = traced  # type: ignore[method-assign]
+    server_class._handle_request = traced
 
     # mcp 1.x answers ``initialize`` in the session, not through _handle_request.
-    from mcp.server.session import ServerSession
-
-    received = ServerSession._received_request
+    session_class: Any = importlib.import_module("mcp.server.session").ServerSession
+    received = session_class._received_request
 
     @functools.wraps(received)
     async def initialize_traced(self: Any, responder: Any) -> Any:
@@ -201,7 +200,7 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
             finally:
                 histogram.record(time.perf_counter() - start, attrs)
 
-    ServerSession._received_request = initialize_traced  # type: ignore[method-assign]
+    session_class._received_request = initialize_traced
 
 
 def _log_through(logger_provider: LoggerProvider) -> None:
@@ -209,7 +208,7 @@ def _log_through(logger_provider: LoggerProvider) -> None:
     handler = LoggingHandler(logger_provider=logger_provider)
     root = logging.getLogger()
     root.addHandler(handler)
-    import fastmcp  # noqa: F401  # configures its logger on import: ours is added after
+    importlib.import_module("fastmcp")  # configures its logger on import: ours is added after
 
     logging.getLogger("fastmcp").addHandler(handler)  # fastmcp's loggers do not propagate to root
     basic_config = logging.basicConfig

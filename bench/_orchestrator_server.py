@@ -16,6 +16,7 @@ instruments the process as it would any server.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import runpy
 import sys
@@ -44,9 +45,8 @@ def tool_logging(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable
 
 
 def _patch_tool_decorator() -> None:
-    from fastmcp import FastMCP
-
-    original = FastMCP.tool
+    fastmcp_class: Any = importlib.import_module("fastmcp").FastMCP  # the fixture's venv only
+    original = fastmcp_class.tool
 
     def tool(self: Any, *args: Any, **kwargs: Any) -> Any:
         register = original(self, *args, **kwargs)
@@ -54,7 +54,7 @@ def _patch_tool_decorator() -> None:
             return register  # @app.tool without parentheses: already registered
         return lambda func: register(tool_logging(func))
 
-    FastMCP.tool = tool  # type: ignore[method-assign]
+    fastmcp_class.tool = tool
 
 
 def serve() -> None:

@@ -134,8 +134,8 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
     async with AsyncExitStack() as stack:
         sessions: dict[str, tuple[Any, str]] = {}
         for name, server in servers.items():
-            project = work / f"project-{name}"
-            project.mkdir()
+            project_dir = work / f"project-{name}"
+            project_dir.mkdir()
             errlog = stack.enter_context((work / f"{name}.stderr").open("w"))
             before = {child.pid for child in me.children()}
             params = StdioServerParameters(command=server.command, args=server.args, env=server.env, cwd=work)
@@ -144,7 +144,7 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
             await session.initialize()
             (pid,) = {child.pid for child in me.children()} - before
             driven.pids[name] = pid
-            sessions[name] = (session, str(project))
+            sessions[name] = (session, str(project_dir))
         for session, project in sessions.values():  # warm-up: imports, first writes, caches
             for i in range(3):
                 await cycle(session, project, -1 - i)
@@ -310,7 +310,7 @@ def measure_mcp(quick: bool = False, py_spy: Path | None = None, otlp: bool = Tr
         if collector is not None:
             collector_ms = (collector.cpu_ticks() - collector_start) * 1e3 / CLOCK_TICKS / driven.calls
         stack.close()  # the Collector writes out what it holds
-        counts = {
+        counts: dict[str, dict[str, int]] = {
             name: emitted(fixture[name], collector.out if collector is not None else None)
             for name in ("on", "floor", "on_otlp", "floor_otlp")
             if name in fixture
