@@ -6,11 +6,13 @@ on the plain OpenTelemetry SDK, sharing none of cde-otel's code.
 What a careful user would write by hand to get what cde-otel emits:
 
 * a span per domain operation (the same methods cde-otel patches: ``Project``/``Feature``
-  workflow methods and the repository's), each ``tracer.start_as_current_span`` with the
-  operation, project and feature ids, and a ``cde.operation.duration`` record;
+  workflow methods and the repository's), each ``tracer.start_as_current_span`` with about the
+  attributes cde-otel records (operation, function, project and feature ids, phase, correlation
+  id), and a ``cde.operation.duration`` record;
 * a SERVER span around each MCP request (mcp 1.x ``Server._handle_request``), its parent taken
-  from the request's ``_meta`` (``traceparent`` & co.), and an ``mcp.server.operation.duration``
-  record;
+  from the request's ``_meta`` (``traceparent`` & co.), the method, tool, request id, the
+  arguments that identify the work and a correlation id (the trace id), and an
+  ``mcp.server.operation.duration`` record;
 * every host record through the SDK's ``LoggingHandler`` on the root logger (and on ``fastmcp``'s,
   which does not propagate), put back after the server's ``logging.basicConfig(force=True)`` removed it;
 * the stock exporters: the contrib OTLP-JSON file exporters (``opentelemetry-exporter-otlp-json-file``)
@@ -21,6 +23,7 @@ What a careful user would write by hand to get what cde-otel emits:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import inspect
@@ -53,6 +56,12 @@ DOMAIN_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
         "FileSystemProjectRepository": ("get_or_create", "get_by_path", "get_by_id", "save", "list_all", "delete"),
     },
 }
+
+
+#: The tool arguments that identify the work, as span attributes (what cde-otel records too).
+_WORK_ARGUMENTS = {"feature_id": "cde.feature.id", "project_path": "cde.project.path", "phase_id": "cde.feature.phase"}
+#: The request's correlation id (its trace id), for the spans inside it.
+_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("floor_correlation_id", default=None)
 
 
 def _exporters() -> tuple[Any, Any, Any]:
@@ -92,13 +101,22 @@ def _providers() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
 
 
 def _traced(tracer: trace.Tracer, histogram: Any, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    def attributes(instance: Any) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"cde.operation": name}
-        if hasattr(instance, "current_phase"):  # a Feature
-            attrs["cde.feature.id"] = str(instance.id)
-            attrs["cde.project.id"] = str(instance.project_id)
-        elif hasattr(instance, "features"):  # a Project
-            attrs["cde.project.id"] = str(instance.id)
+    function = f"{func.__module__}:{func.__qualname__}"
+
+    def attributes(instance: Any, args: tuple[Any, ...]) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"cde.operation": name, "code.function.name": function}
+        for candidate in (instance, *args):
+            if hasattr(candidate, "current_phase"):  # a Feature
+                attrs["cde.feature.id"] = str(candidate.id)
+                attrs["cde.project.id"] = str(candidate.project_id)
+                attrs["cde.feature.phase"] = str(candidate.current_phase)
+                break
+            if hasattr(candidate, "features"):  # a Project
+                attrs["cde.project.id"] = str(candidate.id)
+                break
+        correlation_id = _correlation_id.get()
+        if correlation_id:
+            attrs["cde.correlation_id"] = correlation_id
         return attrs
 
     if inspect.iscoroutinefunction(func):
@@ -107,7 +125,7 @@ def _traced(tracer: trace.Tracer, histogram: Any, name: str, func: Callable[...,
         async def async_traced(self: Any, *args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             outcome = "ok"
-            with tracer.start_as_current_span(name, attributes=attributes(self)):
+            with tracer.start_as_current_span(name, attributes=attributes(self, args)):
                 try:
                     return await func(self, *args, **kwargs)
                 except Exception:
@@ -122,7 +140,7 @@ def _traced(tracer: trace.Tracer, histogram: Any, name: str, func: Callable[...,
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         outcome = "ok"
-        with tracer.start_as_current_span(name, attributes=attributes(self)):
+        with tracer.start_as_current_span(name, attributes=attributes(self, args)):
             try:
                 return func(self, *args, **kwargs)
             except Exception:
@@ -163,10 +181,17 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
         if tool:
             attrs["gen_ai.tool.name"] = tool
             attrs["gen_ai.operation.name"] = "execute_tool"
+            arguments = getattr(req.params, "arguments", None) or {}
+            for key, attr in _WORK_ARGUMENTS.items():
+                if isinstance(arguments.get(key), str):
+                    attrs[attr] = arguments[key]
         start = time.perf_counter()
         error = None
         name = f"{method} {tool}" if tool else method
         with tracer.start_as_current_span(name, parent, SpanKind.SERVER, attributes=attrs) as span:
+            correlation_id = format(span.get_span_context().trace_id, "032x")
+            span.set_attribute("cde.correlation_id", correlation_id)
+            token = _correlation_id.set(correlation_id)
             try:
                 return await handle(self, message, req, *args, **kwargs)
             except Exception as exc:
@@ -174,6 +199,7 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
                 span.set_status(StatusCode.ERROR)
                 raise
             finally:
+                _correlation_id.reset(token)
                 metric = {"mcp.method.name": method, "network.transport": "pipe"}
                 if tool:
                     metric["gen_ai.tool.name"] = tool
@@ -182,8 +208,11 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
                 histogram.record(time.perf_counter() - start, metric)
 
     server_class._handle_request = traced
+    _trace_initialize(tracer, histogram)
 
-    # mcp 1.x answers ``initialize`` in the session, not through _handle_request.
+
+def _trace_initialize(tracer: trace.Tracer, histogram: Any) -> None:
+    """mcp 1.x answers ``initialize`` in the session, not through ``_handle_request``."""
     session_class: Any = importlib.import_module("mcp.server.session").ServerSession
     received = session_class._received_request
 

@@ -157,10 +157,13 @@ class Collector:
     """The real Collector on a free loopback port; ``out`` is the file it writes (OTLP-JSON lines)."""
 
     def __init__(self, work: Path) -> None:
-        sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-        from backends import find_binaries  # type: ignore[import-not-found]  # the e2e's: what install-backends.sh built
+        binary = os.environ.get("CDE_OTEL_OTELCOL_BIN")  # the e2e's override, else what install-backends.sh built
+        if not binary:
+            sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+            from backends import find_binaries  # type: ignore[import-not-found]
 
-        self.binary = find_binaries().otelcol
+            binary = str(find_binaries().otelcol)
+        self.binary = Path(binary)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]

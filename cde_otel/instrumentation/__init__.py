@@ -20,6 +20,13 @@ Programmatically, with your own providers::
     ...
     CDEInstrumentor().uninstrument()
 
+Your own attributes, contrib style (see :class:`CDEInstrumentor`)::
+
+    def request_hook(span, instance, args, kwargs):
+        span.set_attribute("app.tenant", tenant_of(instance))
+
+    CDEInstrumentor().instrument(request_hook=request_hook, response_hook=None)
+
 What is patched is declared once in :mod:`cde_otel.instrumentation._targets`: the methods of
 ``cde_otel.core`` (``Project.start_feature/activate/archive/transition_status``,
 ``Feature.advance_phase/complete/fail``, ``FileSystemProjectRepository.get_or_create/

@@ -14,6 +14,9 @@ imported before or after: modules imported later are patched on import. Programm
     ...
     MCPInstrumentor().uninstrument()
 
+    # your own attributes, contrib style (see MCPInstrumentor):
+    MCPInstrumentor().instrument(request_hook=lambda span, method, params: ..., response_hook=None)
+
 Covered: the official ``mcp`` SDK 1.x low-level server (so its FastMCP and standalone
 ``fastmcp`` 2.x, e.g. the CDE orchestrator's ``fastmcp==2.13.0``), which emit no spans: the
 instrumentation creates them; the ``mcp`` SDK 2.x (low-level ``Server`` and ``MCPServer``) and
