@@ -57,8 +57,8 @@ import anyio
 import psutil
 from _mcp_servers import CLOCK_TICKS, Collector, Server, clean_env, cpu_ticks, emitted, fixture_servers, venv_python
 
-_ROUNDS = {"full": 41, "quick": 5}
-_CYCLES = {"full": 6, "quick": 3}  # cycles (3 calls) per server per round
+_ROUNDS = {"full": 41, "quick": 3}
+_CYCLES = {"full": 6, "quick": 2}  # cycles (3 calls) per server per round
 _SETTLE_S = 6.0  # > the span processor's 5 s schedule: what the last calls queued is exported
 _NEXT = {"define": "decompose", "decompose": "design"}
 Call = Callable[[Any, str, int], Awaitable[None]]
