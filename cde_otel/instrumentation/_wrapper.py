@@ -1,7 +1,7 @@
 """The wrapper put around every target: one span, one histogram record, the operation events.
 
 It never raises into the application and never changes a return value or an
-exception: telemetry failures are swallowed, logged and counted (``_safe_begin``/``_safe_end``, ``dont_throw``;
+exception: telemetry failures are swallowed, logged and counted (``_safe_begin``/``_safe_end``;
 see :mod:`cde_otel._swallowed`).
 
 **The span and the histogram measure the same interval**: one pair of ``time.time_ns()``
@@ -22,12 +22,11 @@ a requested next phase that is not a phase is recorded as ``invalid``, never as 
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
@@ -58,21 +57,6 @@ from cde_otel.semconv import (
 )
 
 _log = logging.getLogger("cde_otel.instrumentation")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def dont_throw(func: F) -> F:
-    """Telemetry code must never break the host application."""
-
-    @functools.wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except Exception:
-            swallowed("wrapper", _log, "cde-otel telemetry failed inside %s", func.__qualname__)
-            return None
-
-    return guarded  # type: ignore[return-value]
 
 
 class _Operation:
