@@ -1,25 +1,39 @@
-"""Benchmark: MCP tool-call round trip with telemetry on / off (goal ≤ 1.15).
+"""Benchmark: MCP tool calls with telemetry on / off - round trip and server CPU, next to a floor.
 
-    .venv/bin/python bench/bench_mcp.py [--quick]
+    .venv/bin/python bench/bench_mcp.py [--quick] [--py-spy DIR]
 
-The orchestrator fixture (tests/mcp_fixtures: upstream's layout, async repository) runs on
-fastmcp 2.13.0 - the upstream orchestrator's pin - from its cached venv
-(scripts/mcp-test-venvs.sh), three times side by side, each with its own project directory:
+The orchestrator fixture (tests/mcp_fixtures: upstream's layout, async repository; served by
+``_orchestrator_server`` with upstream's per-call logging shape: ~5 spans and ~6 host records a
+call) runs on fastmcp 2.13.0 - the upstream orchestrator's pin - from its cached venv
+(scripts/mcp-test-venvs.sh), side by side, each server with its own project directory:
 
 * ``off`` - cde-otel installed, ``CDE_OTEL_ENABLED`` unset;
 * ``on`` - ``CDE_OTEL_ENABLED=true`` and nothing else: the embedded default (local OTLP-JSON
   files, here in a temporary directory), so spans, metrics and logs are really exported;
-* ``on_without_mcp`` - the same with ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=cde_mcp``: the
-  domain instrumentation and logging without the MCP layer, to tell the two costs apart;
-* ``on_logs_warning`` - ``on`` with ``CDE_OTEL_LOG_LEVEL=warning``: without the per-operation
-  start/end log events, to show their share.
+* ``floor`` - the same signals hand-written on the plain SDK (``_floor_server``, none of our
+  code), stock OTLP-JSON file exporters;
+* ``on_otlp`` / ``floor_otlp`` - the same two exporting OTLP/HTTP to a real Collector on loopback;
+* ``on_without_mcp`` (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=cde_mcp``) and ``on_logs_warning``
+  (``CDE_OTEL_LOG_LEVEL=warning``): context, to tell the MCP layer's and the log events' shares.
 
 One official ``mcp`` client (this process) holds a stdio session with each and sends the same
-entity-touching tool calls to all three, interleaved: each round times ``calls`` round trips
-per server (a cycle of ``cde_startFeature`` and two ``cde_submitWork``) in a fresh random
-order, and the ratio is the median over rounds of the per-round ratio of median round trips
-(see ``_timing`` for why). ``our_server`` repeats the on/off pair for ``cde-otel mcp``
-(official SDK 2.x, whose span is adopted) for context.
+entity-touching tool calls to all, interleaved: each round times ``calls`` round trips per
+server (a cycle of ``cde_startFeature`` and two ``cde_submitWork``) in a fresh random order, so
+every project grows to hundreds of features. **Every result is checked** (not an error, the
+feature id, the next phase): a failing server cannot look cheap.
+
+* Round trip: the median over rounds of the per-round ratio of median round trips (``_timing``).
+* Server CPU per call: utime + stime of the server process (every thread, export included) from
+  ``/proc/<pid>/stat``, from after the warm-up to the end of a settle period that lets the batch
+  processors export what the last calls queued, divided by the timed calls.
+  ``mcp_added_cpu_vs_floor`` = (on - off) / (floor - off): the CPU cde-otel adds per call over
+  what the hand-written floor adds.
+* The floor must emit what we emit: the spans and log records each wrote are counted (files, or
+  the Collector's output by ``service.name``) and must be equal.
+
+``our_server`` repeats the on/off round trip for ``cde-otel mcp`` (official SDK 2.x, whose span
+is adopted) for context. ``--py-spy DIR`` records a py-spy profile of ``on`` and ``floor``
+while they are driven (raw folded stacks, all threads).
 """
 
 from __future__ import annotations
@@ -28,61 +42,62 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
+from _mcp_servers import CLOCK_TICKS, Collector, Server, clean_env, cpu_ticks, emitted, fixture_servers, venv_python
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "mcp_fixtures"
-_ROUNDS = {"full": 41, "quick": 7}
-_CYCLES = {"full": 6, "quick": 4}  # cycles (3 calls) per server per round
+_ROUNDS = {"full": 41, "quick": 3}
+_CYCLES = {"full": 6, "quick": 2}  # cycles (3 calls) per server per round
+_SETTLE_S = 6.0  # > the span processor's 5 s schedule: what the last calls queued is exported
+_NEXT = {"define": "decompose", "decompose": "design"}
 Call = Callable[[Any, str, int], Awaitable[None]]
 
 
-def _venv(name: str) -> Path:
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "mcp-test-venvs.sh")], capture_output=True, text=True, check=True
-    )
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition("=")
-        if key == f"CDE_OTEL_VENV_{name.upper()}":
-            return Path(value) / "bin" / "python"
-    raise RuntimeError(f"no venv {name} in {done.stdout!r}")
+class WrongResult(AssertionError):
+    """A tool call failed or answered something else than the workflow says."""
 
 
-def _env(local: Path, mode: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDE_OTEL_", "OTEL_", "TRACEPARENT", "BAGGAGE"))}
-    env.pop("PYTHONPATH", None)
-    if mode != "off":
-        env.update(CDE_OTEL_ENABLED="true", CDE_OTEL_LOCAL_DIR=str(local / mode))
-    if mode == "on_without_mcp":
-        env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "cde_mcp"
-    if mode == "on_logs_warning":
-        env["CDE_OTEL_LOG_LEVEL"] = "warning"
-    env.update(extra)
-    return env
+def _answer(result: Any, tool: str) -> dict[str, Any]:
+    text = result.content[0].text if result.content else ""
+    if getattr(result, "is_error", None) or getattr(result, "isError", None):  # mcp 2.x / 1.x spelling
+        raise WrongResult(f"{tool} failed: {text[:300]}")
+    answer = json.loads(text)
+    if not isinstance(answer, dict) or answer.get("status") == "error":
+        raise WrongResult(f"{tool} answered an error: {text[:300]}")
+    return answer
 
 
 def _cycle(prompt_key: str, phase_key: str) -> Call:
-    """One cycle of entity-touching calls: start a feature, submit its first two phases. The two
-    servers name the prompt and phase arguments differently (upstream's names, ours)."""
+    """One cycle of entity-touching calls: start a feature, submit its first two phases; every answer
+    checked. The two servers name the prompt and phase arguments differently (upstream's names, ours)."""
 
     async def cycle(session: Any, project: str, i: int) -> None:
-        started = await session.call_tool(
-            "cde_startFeature", {prompt_key: f"Feature {i} of the bench", "project_path": project}
+        started = _answer(
+            await session.call_tool(
+                "cde_startFeature", {prompt_key: f"Feature {i} of the bench", "project_path": project}
+            ),
+            "cde_startFeature",
         )
-        feature_id = json.loads(started.content[0].text)["feature_id"]
+        feature_id = started.get("feature_id")
+        if not isinstance(feature_id, str) or not feature_id:
+            raise WrongResult(f"cde_startFeature gave no feature id: {started}")
         for phase in ("define", "decompose"):
             args = {"feature_id": feature_id, phase_key: phase, "results": {"n": i}, "project_path": project}
-            await session.call_tool("cde_submitWork", args)
+            answer = _answer(await session.call_tool("cde_submitWork", args), "cde_submitWork")
+            now = answer.get("phase", answer.get("current_phase"))
+            if now != _NEXT[phase]:
+                raise WrongResult(f"cde_submitWork({phase}) left the feature in {now!r}: {answer}")
 
     return cycle
 
@@ -91,29 +106,50 @@ _fixture_cycle = _cycle("user_prompt", "phase_id")
 _ours_cycle = _cycle("prompt", "phase")
 
 
-async def _interleaved(
-    servers: dict[str, tuple[str, list[str], dict[str, str]]], cycle: Call, rounds: int, cycles: int, work: Path
-) -> dict[str, list[float]]:
-    """Per round and server: the median round trip (ms) of the ``3 * cycles`` calls it made."""
+class Driven:
+    """What one interleaved run measured: round trips per round, CPU per call, the server pids."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.per_round: dict[str, list[float]] = {name: [] for name in names}
+        self.cpu_ms_per_call: dict[str, float] = {}
+        self.pids: dict[str, int] = {}
+        self.calls = 0
+
+
+async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional arguments only
+    servers: dict[str, Server],
+    cycle: Call,
+    rounds: int,
+    cycles: int,
+    work: Path,
+    profile: Callable[[dict[str, int]], Any] | None = None,
+) -> Driven:
+    """Per round and server: the median round trip (ms) of the ``3 * cycles`` calls it made; the
+    server CPU per call over all rounds."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    per_round: dict[str, list[float]] = {name: [] for name in servers}
+    driven = Driven(list(servers))
+    me = psutil.Process()
     async with AsyncExitStack() as stack:
         sessions: dict[str, tuple[Any, str]] = {}
-        for name, (command, args, env) in servers.items():
+        for name, server in servers.items():
             project_dir = work / f"project-{name}"
             project_dir.mkdir()
             errlog = stack.enter_context((work / f"{name}.stderr").open("w"))
-            read, write = await stack.enter_async_context(
-                stdio_client(StdioServerParameters(command=command, args=args, env=env, cwd=work), errlog=errlog)
-            )
+            before = {child.pid for child in me.children()}
+            params = StdioServerParameters(command=server.command, args=server.args, env=server.env, cwd=work)
+            read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
             session = await stack.enter_async_context(ClientSession(read, write))
             await session.initialize()
+            (pid,) = {child.pid for child in me.children()} - before
+            driven.pids[name] = pid
             sessions[name] = (session, str(project_dir))
         for session, project in sessions.values():  # warm-up: imports, first writes, caches
             for i in range(3):
                 await cycle(session, project, -1 - i)
+        profiling = profile(driven.pids) if profile is not None else None
+        start_ticks = {name: cpu_ticks(pid) for name, pid in driven.pids.items()}
         order = random.Random(20_261_130)
         names = list(sessions)
         counter = 0
@@ -125,8 +161,15 @@ async def _interleaved(
                 for _ in range(cycles):
                     counter += 1
                     trips.append(await _timed_cycle(cycle, session, project, counter))
-                per_round[name].append(statistics.median(trips))
-    return per_round
+                driven.per_round[name].append(statistics.median(trips))
+        await anyio.sleep(_SETTLE_S)
+        driven.calls = 3 * cycles * rounds
+        for name, pid in driven.pids.items():
+            ticks = cpu_ticks(pid) - start_ticks[name]
+            driven.cpu_ms_per_call[name] = ticks * 1e3 / CLOCK_TICKS / driven.calls
+        if profiling is not None:
+            profiling()
+    return driven
 
 
 async def _timed_cycle(cycle: Call, session: Any, project: str, i: int) -> float:
@@ -137,6 +180,45 @@ async def _timed_cycle(cycle: Call, session: Any, project: str, i: int) -> float
 
 def _ratio(per_round: dict[str, list[float]], a: str, b: str) -> float:
     return round(statistics.median(x / y for x, y in zip(per_round[a], per_round[b], strict=True)), 3)
+
+
+def _py_spy(directory: Path, names: tuple[str, ...]) -> Callable[[dict[str, int]], Callable[[], None]]:
+    """Starts ``py-spy record`` on the named servers; the returned callable stops them (files written)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+
+    def start(pids: dict[str, int]) -> Callable[[], None]:
+        directory.mkdir(parents=True, exist_ok=True)
+        procs = [
+            subprocess.Popen(
+                [
+                    str(py_spy),
+                    "record",
+                    "--nonblocking",
+                    "-r",
+                    "200",
+                    "--threads",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(directory / f"{name}.txt"),
+                    "-p",
+                    str(pids[name]),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for name in names
+        ]
+
+        def stop() -> None:
+            for proc in procs:
+                proc.send_signal(signal.SIGINT)
+            for proc in procs:
+                proc.wait(30)
+
+        return stop
+
+    return start
 
 
 def measure_layer(iterations: int = 20_000) -> dict[str, float]:
@@ -194,37 +276,85 @@ def measure_layer(iterations: int = 20_000) -> dict[str, float]:
     return {f"mcp_layer_{path}_us": round(value, 1) for path, value in timings.items()}
 
 
-def measure_mcp(quick: bool = False) -> dict[str, Any]:
+def _cpu_figures(driven: Driven, on: str, floor: str) -> dict[str, float]:
+    cpu = driven.cpu_ms_per_call
+    off = cpu["off"]
+    return {
+        "ratio": round(cpu[on] / off, 3),
+        "ratio_floor": round(cpu[floor] / off, 3),
+        "added_vs_floor": round((cpu[on] - off) / (cpu[floor] - off), 3) if cpu[floor] > off else float("nan"),
+    }
+
+
+def _same_output(counts: dict[str, dict[str, int]], on: str, floor: str) -> None:
+    """The floor is only a floor if it emitted what we emitted (spans and log records)."""
+    if counts[on] != counts[floor] or not all(counts[on].values()):
+        raise AssertionError(f"{on} and {floor} emitted different telemetry: {counts[on]} vs {counts[floor]}")
+
+
+def measure_mcp(quick: bool = False, py_spy: Path | None = None, otlp: bool = True) -> dict[str, Any]:
     mode = "quick" if quick else "full"
     rounds, cycles = _ROUNDS[mode], _CYCLES[mode]
-    fixture_python = str(_venv("fastmcp_2_13"))
+    fixture_python = str(venv_python("fastmcp_2_13"))
     ours = str(Path(sys.executable).with_name("cde-otel"))
-    with tempfile.TemporaryDirectory(prefix="cde-bench-mcp-") as tmp:
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="cde-bench-mcp-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        fixture = {
-            m: (fixture_python, [str(FIXTURES / "orchestrator_server.py")], _env(work, m, PYTHONPATH=str(FIXTURES)))
-            for m in ("off", "on", "on_without_mcp", "on_logs_warning")
-        }
+        collector = stack.enter_context(Collector(work)) if otlp else None
+        fixture = fixture_servers(fixture_python, work, collector.endpoint if collector is not None else None)
         (work / "fixture").mkdir()
-        per_round = anyio.run(_interleaved, fixture, _fixture_cycle, rounds, cycles, work / "fixture")
+        profile = _py_spy(py_spy, ("on", "floor")) if py_spy is not None else None
+        collector_start = collector.cpu_ticks() if collector is not None else 0
+        driven = anyio.run(_interleaved, fixture, _fixture_cycle, rounds, cycles, work / "fixture", profile)
+        collector_ms = 0.0
+        if collector is not None:
+            collector_ms = (collector.cpu_ticks() - collector_start) * 1e3 / CLOCK_TICKS / driven.calls
+        stack.close()  # the Collector writes out what it holds
+        counts: dict[str, dict[str, int]] = {
+            name: emitted(fixture[name], collector.out if collector is not None else None)
+            for name in ("on", "floor", "on_otlp", "floor_otlp")
+            if name in fixture
+        }
         (work / "ours").mkdir()
-        ours_servers = {m: (ours, ["mcp"], _env(work / "ours", m)) for m in ("off", "on")}
+        ours_on = {"CDE_OTEL_ENABLED": "true", "CDE_OTEL_LOCAL_DIR": str(work / "ours-on")}
+        ours_servers = {m: Server(ours, ["mcp"], clean_env(**(ours_on if m == "on" else {}))) for m in ("off", "on")}
         ours_round = anyio.run(_interleaved, ours_servers, _ours_cycle, rounds, cycles, work / "ours")
+    _same_output(counts, "on", "floor")
+    if otlp:
+        _same_output(counts, "on_otlp", "floor_otlp")
+    load_end = [round(v, 2) for v in os.getloadavg()]
+    per_round = driven.per_round
     medians = {name: round(statistics.median(values), 3) for name, values in per_round.items()}
+    files = _cpu_figures(driven, "on", "floor")
+    exported = _cpu_figures(driven, "on_otlp", "floor_otlp") if otlp else dict.fromkeys(files, float("nan"))
     layer = measure_layer(2_000 if quick else 20_000)
     return {
         "mcp_tool_call_ratio": _ratio(per_round, "on", "off"),
+        "mcp_tool_call_ratio_floor": _ratio(per_round, "floor", "off"),
         "mcp_tool_call_ratio_without_mcp_layer": _ratio(per_round, "on_without_mcp", "off"),
         "mcp_tool_call_ratio_logs_warning": _ratio(per_round, "on_logs_warning", "off"),
-        "mcp_tool_call_ratio_cde_otel_mcp": _ratio(ours_round, "on", "off"),
+        "mcp_tool_call_ratio_cde_otel_mcp": _ratio(ours_round.per_round, "on", "off"),
+        "mcp_server_cpu_ratio": files["ratio"],
+        "mcp_server_cpu_ratio_floor": files["ratio_floor"],
+        "mcp_added_cpu_vs_floor": files["added_vs_floor"],
+        "mcp_server_cpu_ratio_otlp": exported["ratio"],
+        "mcp_server_cpu_ratio_floor_otlp": exported["ratio_floor"],
+        "mcp_added_cpu_vs_floor_otlp": exported["added_vs_floor"],
         "mcp": {
-            "server": "orchestrator fixture on fastmcp 2.13.0 (mcp 1.x), stdio",
+            "server": "orchestrator fixture on fastmcp 2.13.0 (mcp 1.x), stdio, upstream's per-call logging",
             "rounds": rounds,
             "calls_per_round_per_server": 3 * cycles,
+            "timed_calls_per_server": driven.calls,
             "median_round_trip_ms": medians,
+            "server_cpu_ms_per_call": {name: round(v, 3) for name, v in driven.cpu_ms_per_call.items()},
+            "collector_cpu_ms_per_call": round(collector_ms, 3),
+            "emitted": counts,
+            "load_average": {"start": load_start, "end": load_end},
             "mcp_layer_ms_per_call": round(medians["on"] - medians["on_without_mcp"], 3),
             **layer,
-            "cde_otel_mcp_median_round_trip_ms": {n: round(statistics.median(v), 3) for n, v in ours_round.items()},
+            "cde_otel_mcp_median_round_trip_ms": {
+                n: round(statistics.median(v), 3) for n, v in ours_round.per_round.items()
+            },
         },
     }
 
@@ -234,6 +364,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layer", action="store_true", help="only the in-process cost of the MCP layer")
     parser.add_argument("--profile", action="store_true", help="cProfile of the in-process MCP layer (top 25)")
+    parser.add_argument("--py-spy", type=Path, help="py-spy profiles of the on and floor servers into this directory")
     options = parser.parse_args()
     if options.profile:
         import cProfile
@@ -245,4 +376,4 @@ if __name__ == "__main__":
     elif options.layer:
         print(json.dumps(measure_layer(), indent=2))
     else:
-        print(json.dumps(measure_mcp(quick=options.quick), indent=2))
+        print(json.dumps(measure_mcp(quick=options.quick, py_spy=options.py_spy), indent=2))

@@ -21,7 +21,8 @@ the wrapper next to a hand-written one on the same providers), ``disabled`` (ben
 connections measured by ApacheBench next to a bare server, 300 stalled connections), ``pipeline``
 (bench_pipeline: export throughput and collector outage against the real Collector), ``scale``
 (bench_scale: zero-drop throughput and CPU per span through agent → one / two gateways), ``mcp``
-(bench_mcp: tool-call round trips through a real stdio client, telemetry on / off), ``scrub``
+(bench_mcp: tool calls through a real stdio client, telemetry on / off and the hand-written
+plain-SDK floor: round trip and server CPU per call, files and OTLP/HTTP to a real Collector), ``scrub``
 (bench_scrub: ``scrub_text`` on a 1 KB message next to one plain ``re.sub`` pass),
 ``input_bounds`` (bench_input_bounds: how fast a 10 MB id, phase or path is refused, through the core
 and through `cde-otel mcp` next to an SDK-only server).
@@ -111,6 +112,13 @@ GOALS: tuple[Goal, ...] = (
     Goal("scale_agent_cpu_us_per_span", "agent CPU per span (µs)", None, None),
     Goal("scale_gateway_cpu_us_per_span", "gateway tier CPU per span (µs)", None, None),
     Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13)", operator.le, 1.15),
+    Goal("mcp_tool_call_ratio_floor", "… the plain-SDK floor (same signals by hand) / off", None, None),
+    Goal("mcp_server_cpu_ratio", "MCP server CPU per call, on / off (embedded default, files)", operator.le, 1.10),
+    Goal("mcp_server_cpu_ratio_floor", "… the plain-SDK floor / off, same run", None, None),
+    Goal("mcp_added_cpu_vs_floor", "CPU added per call: ours / the floor's (files)", operator.le, 1.0),
+    Goal("mcp_server_cpu_ratio_otlp", "MCP server CPU per call, on / off (OTLP/HTTP)", operator.le, 1.10),
+    Goal("mcp_server_cpu_ratio_floor_otlp", "… the plain-SDK floor / off, OTLP/HTTP", None, None),
+    Goal("mcp_added_cpu_vs_floor_otlp", "CPU added per call: ours / the floor's (OTLP/HTTP)", operator.le, 1.0),
     Goal("mcp_tool_call_ratio_without_mcp_layer", "… on without the MCP layer / off", None, None),
     Goal("mcp_tool_call_ratio_logs_warning", "… on with CDE_OTEL_LOG_LEVEL=warning / off", None, None),
     Goal("mcp_tool_call_ratio_cde_otel_mcp", "… cde-otel mcp (SDK 2.x), on / off", None, None),
@@ -160,6 +168,13 @@ KEYS_BY_BENCHMARK = {
     ),
     "mcp": (
         "mcp_tool_call_ratio",
+        "mcp_tool_call_ratio_floor",
+        "mcp_server_cpu_ratio",
+        "mcp_server_cpu_ratio_floor",
+        "mcp_added_cpu_vs_floor",
+        "mcp_server_cpu_ratio_otlp",
+        "mcp_server_cpu_ratio_floor_otlp",
+        "mcp_added_cpu_vs_floor_otlp",
         "mcp_tool_call_ratio_without_mcp_layer",
         "mcp_tool_call_ratio_logs_warning",
         "mcp_tool_call_ratio_cde_otel_mcp",

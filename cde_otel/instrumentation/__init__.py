@@ -20,6 +20,13 @@ Programmatically, with your own providers::
     ...
     CDEInstrumentor().uninstrument()
 
+Your own attributes, contrib style (see :class:`CDEInstrumentor`)::
+
+    def request_hook(span, instance, args, kwargs):
+        span.set_attribute("app.tenant", tenant_of(instance))
+
+    CDEInstrumentor().instrument(request_hook=request_hook, response_hook=None)
+
 What is patched is declared once in :mod:`cde_otel.instrumentation._targets`: the methods of
 ``cde_otel.core`` (``Project.start_feature/activate/archive/transition_status``,
 ``Feature.advance_phase/complete/fail``, ``FileSystemProjectRepository.get_or_create/
@@ -47,20 +54,17 @@ import importlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from cde_otel._exceptions import CDESystemError
-from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation._base import HookedInstrumentor, UserHooks, Wrapper
 from cde_otel.instrumentation._feature_state import ActiveFeatures
 from cde_otel.instrumentation._instruments import duration_histogram, errors_counter, scope_instruments
 from cde_otel.instrumentation._targets import CORE_TARGETS, UPSTREAM_TARGETS, Role, Target, parse_target
-from cde_otel.instrumentation._wrapper import OperationTelemetry, dont_throw
+from cde_otel.instrumentation._wrapper import OperationTelemetry
 from cde_otel.logging import OperationEvents, tell_host
 from cde_otel.semconv import (
     METRIC_FEATURES_ACTIVE,
@@ -72,23 +76,33 @@ from cde_otel.settings import Settings, load_settings
 __all__ = ["CDEInstrumentor", "Role", "Target", "parse_target"]
 
 _log = logging.getLogger("cde_otel.instrumentation")
-_hooked_modules: set[str] = set()
 _reported_targets: set[str] = set()
 
 
-class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Patches CDE operations with spans, metrics and log events (see the module docs)."""
+class CDEInstrumentor(HookedInstrumentor):
+    """Patches CDE operations with spans, metrics and log events (see the module docs).
 
-    _telemetry: OperationTelemetry | None = None
+    ``instrument()`` takes, besides the contrib ones (``tracer_provider``, ``meter_provider``):
+    ``settings``, ``targets`` (more ``module:Class.method`` entries or :class:`Target` objects),
+    ``operation_events``/``log_operations`` (the operation events), and two hooks, contrib style:
+
+    * ``request_hook(span, instance, args, kwargs)``: called when an operation's span has started,
+      with the object the method was called on and the call's arguments;
+    * ``response_hook(span, instance, result)``: called with the return value of an operation
+      that returned, before its span ends.
+
+    A hook that raises is swallowed, logged at debug level and counted in
+    ``cde.instrumentation.failures`` (sites ``hook.request``/``hook.response``); the operation is
+    never affected.
+    """
+
+    _patch_site = "wrapper"
+    _post_import_site = "post_import"
     _features: ActiveFeatures | None = None
-    _patched: list[Target]
-    _pending: list[Target]
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ()
-
-    def _instrument(self, **kwargs: Any) -> None:
+    def _setup(self, kwargs: dict[str, Any]) -> OperationTelemetry:
         settings: Settings = kwargs.get("settings") or load_settings()
+        self._settings = settings
         tracer, meter = scope_instruments(SCOPE_NAME, kwargs)
         telemetry = OperationTelemetry(
             tracer,
@@ -99,6 +113,7 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             events=_operation_events(settings, kwargs),
             capture_content=settings.capture_content,
             capture_max_length=settings.capture_max_length,
+            hooks=UserHooks.from_kwargs(kwargs),
         )
         features = ActiveFeatures()
         meter.create_observable_gauge(
@@ -109,108 +124,78 @@ class CDEInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             "last loaded or saved.",
         )
         self._features = features
-        self._telemetry = telemetry
-        self._patched = []
-        self._pending = []
+        return telemetry
+
+    def _targets(self, kwargs: dict[str, Any]) -> list[Target]:
+        settings = self._settings
         targets = list(CORE_TARGETS)
         if settings.instrument_upstream:
             targets += UPSTREAM_TARGETS
-        targets += user_targets([*settings.targets, *(kwargs.get("targets") or ())])
-        for target in targets:
-            self._patch_or_defer(target)
+        return targets + user_targets([*settings.targets, *(kwargs.get("targets") or ())])
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        telemetry = self._telemetry
-        if telemetry is not None:
-            telemetry.active = False  # disarms wrappers installed later by post-import hooks, too
+    def _teardown(self, state: OperationTelemetry) -> None:
+        state.active = False  # disarms wrappers installed later by post-import hooks, too
         if self._features is not None:
             self._features.active = False
+        self._features = None
+
+    def _uninstrument(self, **kwargs: Any) -> None:
         for target in self._pending:
             if target.role is Role.CUSTOM:
                 report_bad_target(target.spec, f"module {target.module!r} was never imported")
-        for target in self._patched:
-            module = sys.modules.get(target.module)
-            cls = getattr(module, target.cls, None)
-            if cls is not None:
-                unwrap(cls, target.method)
-        self._patched = []
-        self._pending = []
-        self._telemetry = None
-        self._features = None
+        super()._uninstrument(**kwargs)
 
     # -- patching -------------------------------------------------------------------
-    def _patch_or_defer(self, target: Target) -> None:
-        if target.module in sys.modules or (target.role is not Role.CUSTOM and target.module.startswith("cde_otel.")):
-            self._patch(target)
-            return
-        if target.role is Role.CUSTOM and _module_importable(target.module):
-            # User targets are imported now, so that a typo shows at start-up rather than never.
+    def _patch_now(self, target: Target) -> bool:
+        if target.module in sys.modules:
+            return True
+        if target.role is not Role.CUSTOM:
+            if not target.module.startswith("cde_otel."):
+                return False  # e.g. cde_orchestrator: patched if and when it is imported
             try:
                 importlib.import_module(target.module)
-            except Exception as exc:
-                report_bad_target(target.spec, f"importing {target.module!r} failed: {type(exc).__name__}: {exc}")
-                return
-            self._patch(target)
-            return
-        # Not importable yet (telemetry may start before the script's directory is on sys.path):
-        # patched if it is imported later, reported at uninstrument() (exit) if it never was.
-        self._pending.append(target)
-        if target.module not in _hooked_modules:
-            _hooked_modules.add(target.module)
-            wrapt.register_post_import_hook(_on_import, target.module)
+            except Exception:
+                return False
+            return True
+        if not _module_importable(target.module):
+            # Not importable yet (telemetry may start before the script's directory is on sys.path):
+            # patched if it is imported later, reported at uninstrument() (exit) if it never was.
+            return False
+        # User targets are imported now, so that a typo shows at start-up rather than never.
+        try:
+            importlib.import_module(target.module)
+        except Exception as exc:
+            report_bad_target(target.spec, f"importing {target.module!r} failed: {type(exc).__name__}: {exc}")
+        return True
 
-    @dont_throw
-    def _patch(self, target: Target) -> None:
-        telemetry = self._telemetry
-        if telemetry is None or target in self._patched:
-            return
-        module = importlib.import_module(target.module)
+    def _hook(self, target: Target, current: Any) -> Wrapper | None:
+        telemetry: OperationTelemetry = self._state
+        module = sys.modules.get(target.module)
         cls = getattr(module, target.cls, None)
-        func = getattr(cls, target.method, None) if isinstance(cls, type) else None
-        problem = _not_a_method(target, cls, func)
+        problem = _not_a_method(target, cls, current)
         if problem is not None:
             if target.role is Role.CUSTOM:
                 report_bad_target(target.spec, problem)
-            return
-        if func is None or isinstance(func, wrapt.ObjectProxy):  # already wrapped by an earlier instrumentor
-            return
-        wrapper = telemetry.wrapper_for(target, func)
-        if target.role is Role.STORE and self._features is not None:
-            wrapper = self._features.observing(target, func, wrapper)  # cde.features.active
-        try:
-            wrapt.wrap_function_wrapper(module, target.qualname, wrapper)
-        except (TypeError, AttributeError) as exc:  # e.g. a method of a built-in type
-            report_bad_target(target.spec, f"it cannot be patched ({exc})")
-            return
-        self._patched.append(target)
+            return None
+        wrapper = telemetry.wrapper_for(target, current)
+        if (target.role is Role.STORE or target.settles) and self._features is not None:
+            wrapper = self._features.observing(target, current, wrapper)  # cde.features.active
+        return wrapper
 
-    def _on_module_imported(self, name: str) -> None:
-        if self._telemetry is None:  # not instrumented (the flag on the base class is set only after _instrument)
-            return
-        for target in [t for t in self._pending if t.module == name]:
-            self._pending.remove(target)
-            self._patch(target)
+    def _patch_failed(self, target: Target, exc: Exception) -> None:
+        if isinstance(exc, TypeError | AttributeError):  # e.g. a method of a built-in type
+            report_bad_target(target.spec, f"it cannot be patched ({exc})")
+        else:
+            super()._patch_failed(target, exc)
 
     @property
     def patched_targets(self) -> list[Target]:
         return list(getattr(self, "_patched", []))
 
     @property
-    def is_active(self) -> bool:
-        """Instrumented, or being instrumented right now (``instrument()`` is running)."""
-        return self._telemetry is not None
-
-    @property
     def operation_telemetry(self) -> OperationTelemetry | None:
-        return self._telemetry
-
-
-def _on_import(module: Any) -> None:
-    _hooked_modules.discard(module.__name__)  # wrapt forgets a hook once it fired: so do we
-    try:
-        CDEInstrumentor()._on_module_imported(module.__name__)
-    except Exception:
-        swallowed("post_import", _log, "cde-otel: post-import instrumentation of %s failed", module.__name__)
+        telemetry: OperationTelemetry | None = self._state
+        return telemetry
 
 
 def user_targets(specs: Iterable[str | Target]) -> list[Target]:

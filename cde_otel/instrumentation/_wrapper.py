@@ -1,7 +1,7 @@
 """The wrapper put around every target: one span, one histogram record, the operation events.
 
 It never raises into the application and never changes a return value or an
-exception: telemetry failures are swallowed, logged and counted (``_safe_begin``/``_safe_end``, ``dont_throw``;
+exception: telemetry failures are swallowed, logged and counted (``_safe_begin``/``_safe_end``;
 see :mod:`cde_otel._swallowed`).
 
 **The span and the histogram measure the same interval**: one pair of ``time.time_ns()``
@@ -22,12 +22,11 @@ a requested next phase that is not a phase is recorded as ``invalid``, never as 
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
@@ -37,67 +36,37 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from cde_otel._correlation import clean_correlation_id
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation._base import UserHooks
+from cde_otel.instrumentation._extractors import is_feature, is_project, object_id
 from cde_otel.instrumentation._targets import Role, Target
 from cde_otel.logging import OperationEvents
-from cde_otel.redaction import capture_text, scrub_exception
+from cde_otel.redaction import scrub_exception
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
     ATTR_CORRELATION_ID,
     ATTR_ERROR_RECOVERABLE,
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
-    ATTR_FEATURE_NEXT_PHASE,
     ATTR_FEATURE_PHASE,
     ATTR_OPERATION,
     ATTR_OUTCOME,
     ATTR_PROJECT_ID,
-    ATTR_PROMPT,
-    ATTR_PROMPT_LENGTH,
     CORRELATION_KEY,
-    FEATURE_PHASES,
-    INVALID_PHASE,
     LOG_FIELDS,
     OUTCOME_ERROR,
     OUTCOME_OK,
 )
 
 _log = logging.getLogger("cde_otel.instrumentation")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def dont_throw(func: F) -> F:
-    """Telemetry code must never break the host application."""
-
-    @functools.wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except Exception:
-            swallowed("wrapper", _log, "cde-otel telemetry failed inside %s", func.__qualname__)
-            return None
-
-    return guarded  # type: ignore[return-value]
-
-
-def _id(obj: Any) -> str | None:
-    value = getattr(obj, "id", None)
-    return None if value is None else str(value)
-
-
-def _is_feature(obj: Any) -> bool:
-    return hasattr(obj, "current_phase") and hasattr(obj, "project_id")
-
-
-def _is_project(obj: Any) -> bool:
-    return hasattr(obj, "features") and hasattr(obj, "id")
 
 
 class _Operation:
-    __slots__ = ("attrs", "cpu_ns", "span", "start_ns", "token")
+    __slots__ = ("attrs", "cpu_ns", "instance", "span", "start_ns", "token")
 
     def __init__(
         self, span: trace.Span, token: object, attrs: dict[str, Any], start_ns: int, cpu_ns: int | None
     ) -> None:
+        self.instance: Any = None  # kept only for a user's response_hook
         self.span = span
         self.token = token
         self.attrs = attrs
@@ -127,8 +96,10 @@ class OperationTelemetry:
         events: OperationEvents | None = None,
         capture_content: bool = False,
         capture_max_length: int = 256,
+        hooks: UserHooks | None = None,
     ) -> None:
         self.tracer = tracer
+        self.hooks = hooks
         self.duration = duration
         self.errors = errors
         self.events = events
@@ -146,35 +117,12 @@ class OperationTelemetry:
         self, target: Target, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         attrs: dict[str, Any] = {ATTR_OPERATION: target.qualname, ATTR_CODE_FUNCTION_NAME: target.spec}
-        role = target.role
-        if role is Role.PROJECT:
-            attrs[ATTR_PROJECT_ID] = _id(instance)
-            prompt = (args[0] if args else kwargs.get("prompt")) if target.method == "start_feature" else None
-            if isinstance(prompt, str):
-                attrs[ATTR_PROMPT_LENGTH] = len(prompt)
-                if self.capture_content:
-                    attrs[ATTR_PROMPT] = capture_text(prompt, self.capture_max_length)
-        elif role is Role.FEATURE:
-            attrs[ATTR_FEATURE_ID] = _id(instance)
-            attrs[ATTR_PROJECT_ID] = str(instance.project_id)
-            attrs[ATTR_FEATURE_PHASE] = str(instance.current_phase)
-            if target.method == "advance_phase":
-                nxt = args[0] if args else kwargs.get("next_phase")
-                if isinstance(nxt, str):  # user input: recorded only when it names a phase
-                    attrs[ATTR_FEATURE_NEXT_PHASE] = nxt if nxt in FEATURE_PHASES else INVALID_PHASE
-        else:
-            for candidate in (*args, *kwargs.values()) if role is Role.STORE else (instance, *args):
-                if _is_project(candidate):
-                    attrs[ATTR_PROJECT_ID] = _id(candidate)
-                    break
-                if _is_feature(candidate):
-                    attrs[ATTR_FEATURE_ID] = _id(candidate)
-                    attrs[ATTR_PROJECT_ID] = str(candidate.project_id)
-                    break
+        for extract in target.begin_extractors:  # the role's, then the method's (declared with the target)
+            extract(self, attrs, instance, args, kwargs)
         project_id = attrs.get(ATTR_PROJECT_ID)
         if project_id is None:
             attrs.pop(ATTR_PROJECT_ID, None)
-        elif ATTR_FEATURE_ID not in attrs and role is Role.STORE:
+        elif ATTR_FEATURE_ID not in attrs and target.role is Role.STORE:
             touched = self.touched.get(project_id)
             if touched is not None:
                 attrs[ATTR_FEATURE_ID] = touched
@@ -186,17 +134,19 @@ class OperationTelemetry:
     ) -> _Operation:
         attrs = self._begin_attrs(target, instance, args, kwargs)
         parent = context.get_current()
+        cid = clean_correlation_id(baggage.get_baggage(CORRELATION_KEY, parent))  # baggage may be a client's
+        if isinstance(cid, str):  # known before the span starts: one of its starting attributes
+            attrs[ATTR_CORRELATION_ID] = cid
         start_ns = time.time_ns()  # t0
         span = self.tracer.start_span(target.qualname, parent, SpanKind.INTERNAL, attrs, start_time=start_ns)
-        cid = clean_correlation_id(baggage.get_baggage(CORRELATION_KEY, parent))  # baggage may be a client's
         ctx = trace.set_span_in_context(span, parent)
         if not isinstance(cid, str):
             # A top-level operation without a correlation id gets its trace id as one:
             # free, unique, and a log line carrying it leads straight to the trace.
             cid = trace.format_trace_id(span.get_span_context().trace_id)
             ctx = baggage.set_baggage(CORRELATION_KEY, cid, ctx)
-        span.set_attribute(ATTR_CORRELATION_ID, cid)
-        attrs[ATTR_CORRELATION_ID] = cid
+            span.set_attribute(ATTR_CORRELATION_ID, cid)
+            attrs[ATTR_CORRELATION_ID] = cid
         token = context.attach(ctx)
         cpu_ns = None
         events = self.events
@@ -205,7 +155,12 @@ class OperationTelemetry:
                 events.started(target.qualname, span, start_ns, _log_ids(attrs))
             if cpu and target.spec in self.slow_targets:
                 cpu_ns = time.thread_time_ns()
-        return _Operation(span, token, attrs, start_ns, cpu_ns)
+        op = _Operation(span, token, attrs, start_ns, cpu_ns)
+        hooks = self.hooks
+        if hooks is not None:
+            op.instance = instance
+            hooks.on_request(span, instance, args, kwargs)
+        return op
 
     def end(self, target: Target, op: _Operation, result: Any = None, error: BaseException | None = None) -> None:
         end_ns = time.time_ns()  # t1
@@ -217,6 +172,8 @@ class OperationTelemetry:
             if error is None:
                 metric_attrs[ATTR_OUTCOME] = OUTCOME_OK
                 self._note_result(target, attrs, span, result)
+                if self.hooks is not None:
+                    self.hooks.on_response(span, op.instance, result)
             else:
                 code = getattr(error, "code", None)
                 error_code = code if isinstance(code, str) else type(error).__name__
@@ -265,20 +222,20 @@ class OperationTelemetry:
                 self.touched[project_id] = feature_id
             return
         if result is None:
-            if role is Role.STORE and target.method in ("save", "save_state"):
+            if target.writes:
                 project_id = attrs.get(ATTR_PROJECT_ID)
                 if project_id is not None and self.touched.get(project_id) == attrs.get(ATTR_FEATURE_ID):
                     self.touched.pop(project_id, None)
             return
-        if _is_feature(result):
-            feature_id = _id(result)
+        if is_feature(result):
+            feature_id = object_id(result)
             if feature_id is not None:
                 span.set_attribute(ATTR_FEATURE_ID, feature_id)
                 span.set_attribute(ATTR_FEATURE_PHASE, str(result.current_phase))
                 attrs[ATTR_FEATURE_ID] = feature_id
                 self.touched[str(result.project_id)] = feature_id
-        elif _is_project(result) and ATTR_PROJECT_ID not in attrs:
-            project_id = _id(result)
+        elif is_project(result) and ATTR_PROJECT_ID not in attrs:
+            project_id = object_id(result)
             if project_id is not None:
                 span.set_attribute(ATTR_PROJECT_ID, project_id)
                 attrs[ATTR_PROJECT_ID] = project_id

@@ -34,11 +34,13 @@ from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._processors import otel_attribute_value
 from cde_otel.redaction import bounded_stack, bounded_text, redact_value
-from cde_otel.semconv import RECORD_STAMPS
+from cde_otel.semconv import RECORD_CORRELATION_ID, RECORD_STAMPS
 
 _OWN_LOGGERS = ("opentelemetry",)
 # Attributes every bridged record carries in its own fields (trace context) or that only echo it.
 _NOT_ATTRIBUTES = frozenset({"logger", "trace_id", "span_id", *RECORD_STAMPS})
+# Set by the contrib handler from the record's own fields (where it was logged), never the host's data.
+_CODE_ATTRIBUTES = frozenset({"code.file.path", "code.function.name", "code.line.number"})
 
 
 def _attributes(raw: dict[str, Any], redact_keys: tuple[str, ...], content_max_length: int | None) -> dict[str, Any]:
@@ -47,14 +49,17 @@ def _attributes(raw: dict[str, Any], redact_keys: tuple[str, ...], content_max_l
     for key, value in raw.items():
         if value is None or key.startswith("_") or key in _NOT_ATTRIBUTES:
             continue
-        if key == "exception.stacktrace":
+        if key in _CODE_ATTRIBUTES:
+            cleaned[key] = value
+        elif key == "exception.stacktrace":
             cleaned[key] = bounded_stack(str(value))
         elif key == "exception.message":
             cleaned[key] = bounded_text(str(value))
         else:
             cleaned[key] = otel_attribute_value(redact_value(key, value, redact_keys, content_max_length))
-    correlation_id = current_correlation_id()
-    if correlation_id is not None:
+    stamped = raw.get(RECORD_CORRELATION_ID)  # a stdlib record's stamp: the id when it was logged
+    correlation_id = stamped if isinstance(stamped, str) else current_correlation_id()
+    if correlation_id:
         cleaned.setdefault("correlation_id", correlation_id)
     return cleaned
 
@@ -123,6 +128,7 @@ class ForeignRecordBridge(LoggingHandler):
         self.setFormatter(_ScrubbedMessage())
         self._redact_keys = tuple(redact_keys)
         self._content_max_length = content_max_length
+        self._loggers: dict[str, Logger] = {}  # per logger name: the host's names are few and fixed
 
     def filter(self, record: logging.LogRecord) -> bool:
         if is_structlog_record(record) or record.name.startswith(_OWN_LOGGERS):
@@ -137,9 +143,15 @@ class ForeignRecordBridge(LoggingHandler):
         return _attributes(raw, self._redact_keys, self._content_max_length), event_name
 
     def emit(self, record: logging.LogRecord) -> None:
+        # The contrib emit() without its per-record logger lookup and re-entry context variable: the
+        # re-entry guard stops any record logged meanwhile before it reaches a handler of ours.
         was_active, GUARD.active = GUARD.active, True  # what translating calls is never recorded
         try:
-            super().emit(record)
+            otel_logger = self._loggers.get(record.name)
+            if otel_logger is None:
+                otel_logger = self._loggers[record.name] = self._logger_provider.get_logger(record.name)
+            if not isinstance(otel_logger, NoOpLogger):
+                otel_logger.emit(self._translate(record))
         except Exception:
             self.handleError(record)
         finally:

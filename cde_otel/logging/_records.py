@@ -29,12 +29,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from opentelemetry import baggage, context
 from opentelemetry.trace import get_current_span
 
-from cde_otel._correlation import current_correlation_id
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel.semconv import (
+    CORRELATION_KEY,
     RECORD_CORRELATION_ID,
     RECORD_SERVICE_NAME,
     RECORD_SPAN_ID,
@@ -95,24 +96,39 @@ def records_bridged() -> bool:
 def _stamped_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _previous_factory(*args, **kwargs)  # type: ignore[misc]  # set before this is installed
     if _stamping:
-        span_context = get_current_span().get_span_context()
-        if span_context.is_valid:
-            setattr(record, RECORD_TRACE_ID, format(span_context.trace_id, "032x"))
-            setattr(record, RECORD_SPAN_ID, format(span_context.span_id, "016x"))
-            setattr(record, RECORD_TRACE_SAMPLED, span_context.trace_flags.sampled)
-        else:
-            setattr(record, RECORD_TRACE_ID, "0")
-            setattr(record, RECORD_SPAN_ID, "0")
-            setattr(record, RECORD_TRACE_SAMPLED, False)
-        setattr(record, RECORD_SERVICE_NAME, _service_name)
-        setattr(record, RECORD_CORRELATION_ID, current_correlation_id() or "")
+        ctx = context.get_current()
+        cached = _last_stamps
+        if cached[0] is not ctx:
+            cached = _stamps_in(ctx)
+        record.__dict__.update(cached[1])
     return record
+
+
+# The stamps of the last context seen: records logged in a row in one span (the usual case) share one
+# immutable Context object, so its ids are formatted once. Replaced whole, never mutated: thread-safe.
+_last_stamps: tuple[object, dict[str, Any]] = (None, {})
+
+
+def _stamps_in(ctx: context.Context) -> tuple[object, dict[str, Any]]:
+    global _last_stamps
+    span_context = get_current_span(ctx).get_span_context()
+    correlation_id = baggage.get_baggage(CORRELATION_KEY, ctx)
+    stamps: dict[str, Any] = {
+        RECORD_TRACE_ID: format(span_context.trace_id, "032x") if span_context.is_valid else "0",
+        RECORD_SPAN_ID: format(span_context.span_id, "016x") if span_context.is_valid else "0",
+        RECORD_TRACE_SAMPLED: span_context.trace_flags.sampled if span_context.is_valid else False,
+        RECORD_SERVICE_NAME: _service_name,
+        RECORD_CORRELATION_ID: correlation_id if isinstance(correlation_id, str) else "",
+    }
+    _last_stamps = (ctx, stamps)
+    return _last_stamps
 
 
 def stamp_records(on: bool, service_name: str = "") -> None:
     """Starts (or stops) stamping every new stdlib record with the current trace and correlation ids."""
-    global _previous_factory, _service_name, _stamping
+    global _previous_factory, _service_name, _stamping, _last_stamps
     _service_name, _stamping = service_name, on
+    _last_stamps = (None, {})  # the service name may have changed
     if on and _previous_factory is None:
         _previous_factory = logging.getLogRecordFactory()
         logging.setLogRecordFactory(_stamped_record)

@@ -7,8 +7,14 @@ issue 9 promise. The pipeline part needs the real Collector: ``tests/e2e/test_be
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import anyio
+import pytest
 
 NUMBER = (int, float)
 BenchRunner = Callable[..., dict[str, Any]]
@@ -95,17 +101,62 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
 def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     keys = [
         "mcp_tool_call_ratio",
+        "mcp_tool_call_ratio_floor",
         "mcp_tool_call_ratio_without_mcp_layer",
         "mcp_tool_call_ratio_logs_warning",
         "mcp_tool_call_ratio_cde_otel_mcp",
+        "mcp_server_cpu_ratio",
+        "mcp_server_cpu_ratio_floor",
+        "mcp_added_cpu_vs_floor",
+        "mcp_server_cpu_ratio_otlp",
+        "mcp_server_cpu_ratio_floor_otlp",
+        "mcp_added_cpu_vs_floor_otlp",
     ]
     result = run_bench("mcp", keys)
     for key in keys:
         assert result[key] > 0, key  # a number (run_bench)
-    medians = result["mcp"]["median_round_trip_ms"]
-    assert set(medians) == {"off", "on", "on_without_mcp", "on_logs_warning"}
-    assert isinstance(result["mcp"]["mcp_layer_owned_us"], NUMBER)
-    assert all(isinstance(v, NUMBER) and v > 0 for v in medians.values())
+    mcp = result["mcp"]
+    servers = {"off", "on", "floor", "on_otlp", "floor_otlp", "on_without_mcp", "on_logs_warning"}
+    assert set(mcp["median_round_trip_ms"]) == servers
+    assert all(isinstance(v, NUMBER) and v > 0 for v in mcp["median_round_trip_ms"].values())
+    cpu = mcp["server_cpu_ms_per_call"]
+    assert set(cpu) == servers
+    # From the per-call CPU reported beside them (rounded to µs there, hence approx).
+    assert result["mcp_server_cpu_ratio"] == pytest.approx(cpu["on"] / cpu["off"], rel=0.01)
+    added = (cpu["on"] - cpu["off"]) / (cpu["floor"] - cpu["off"])
+    assert result["mcp_added_cpu_vs_floor"] == pytest.approx(added, rel=0.01)
+    # The floor emitted exactly what we emitted, in both export modes, and something was emitted.
+    emitted = mcp["emitted"]
+    assert emitted["on"] == emitted["floor"] and emitted["on_otlp"] == emitted["floor_otlp"]
+    assert (
+        min(emitted["on"]["spans"], emitted["on"]["logs"], emitted["on_otlp"]["spans"]) > mcp["timed_calls_per_server"]
+    )
+    assert len(mcp["load_average"]["start"]) == 3
+    assert isinstance(mcp["mcp_layer_owned_us"], NUMBER)
+
+
+def test_the_mcp_benchmark_refuses_a_failed_or_wrong_tool_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that answers errors must fail the benchmark, not look cheap."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    bench_mcp = importlib.import_module("bench_mcp")
+
+    def result(text: str, *, error: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(content=[SimpleNamespace(text=text)], is_error=error)
+
+    assert bench_mcp._answer(result('{"status": "ok", "phase": "design"}'), "t") == {"status": "ok", "phase": "design"}
+    with pytest.raises(bench_mcp.WrongResult, match="failed"):
+        bench_mcp._answer(result("boom", error=True), "t")
+    with pytest.raises(bench_mcp.WrongResult, match="answered an error"):
+        bench_mcp._answer(result('{"status": "error", "error_code": "E101"}'), "t")
+
+    class Session:
+        async def call_tool(self, name: str, args: dict[str, Any]) -> SimpleNamespace:
+            if name == "cde_startFeature":
+                return result('{"status": "success", "feature_id": "f1"}')
+            return result('{"status": "ok", "phase": "define"}')  # never advances
+
+    with pytest.raises(bench_mcp.WrongResult, match="left the feature in 'define'"):
+        anyio.run(bench_mcp._fixture_cycle, Session(), "/p", 1)
 
 
 def test_scrub_and_input_bounds_benchmarks_report_their_keys(run_bench: BenchRunner) -> None:

@@ -15,14 +15,14 @@ import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
 from cde_otel.core import FileSystemProjectRepository
-from cde_otel.instrumentation import CDEInstrumentor
-from cde_otel.instrumentation._feature_state import count_active
+from cde_otel.instrumentation import CDEInstrumentor, Role, Target
+from cde_otel.instrumentation._feature_state import ActiveFeatures, count_active
 from cde_otel.semconv import METRIC_FEATURES_ACTIVE
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
@@ -217,3 +217,82 @@ def test_active_features_are_counted_from_a_snapshot() -> None:
     project.features["f0"] = _FeatureStartedMeanwhile(project)
     assert count_active(project.features) == 1  # not "dictionary changed size during iteration"
     assert len(project.features) == 2
+
+
+class _ReadCounted:
+    """A feature that counts how often its status is read."""
+
+    reads = 0
+
+    def __init__(self, status: str) -> None:
+        self._status = status
+
+    @property
+    def status(self) -> str:
+        _ReadCounted.reads += 1
+        return self._status
+
+
+class _Loaded:
+    def __init__(self, features: list[_ReadCounted]) -> None:
+        self.id, self.path, self.features = "p1", "/p1", features
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.path = "p"
+
+    def load(self) -> None: ...
+
+    def save(self) -> None: ...
+
+
+def test_a_save_of_what_was_loaded_reads_only_the_change() -> None:
+    """The bookkeeping is incremental: a project of 300 features loaded, one added, saved - the save
+    reads one status, not 301; a settled feature makes the next count a full one."""
+    features = ActiveFeatures()
+    load, save = Target("m", "Store", "load", Role.STORE), Target("m", "Store", "save", Role.STORE)
+    project = _Loaded([_ReadCounted("defining") for _ in range(300)])
+    project.features[0]._status = "completed"
+    _ReadCounted.reads = 0
+    features.observe(load, _Store(), (), {}, project)
+    assert (features.total(), _ReadCounted.reads) == (299, 300)
+    features.observe(load, _Store(), (), {}, project)  # the nested load of the same call: nothing read
+    assert (features.total(), _ReadCounted.reads) == (299, 300)
+
+    project.features.append(_ReadCounted("defining"))
+    features.observe(save, _Store(), (project,), {}, None)
+    assert (features.total(), _ReadCounted.reads) == (300, 301)
+
+    project.features[1]._status = "failed"
+    features.settled(SimpleNamespace(project_id="p1"))  # what Feature.fail's wrapper reports
+    features.observe(save, _Store(), (project,), {}, None)
+    assert (features.total(), _ReadCounted.reads) == (299, 602)
+
+    reloaded = _Loaded(list(project.features))  # read from disk again
+    features.observe(load, _Store(), (), {}, reloaded)
+    assert (features.total(), _ReadCounted.reads) == (299, 903)
+
+
+def test_the_upstream_server_shape_counts_completed_features_through_the_wrappers(
+    otel: CapturedTelemetry, upstream: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    """Load, complete, save the same object in one call: the settled feature is not counted."""
+    repository_class: Any = upstream["projects"].FileSystemProjectRepository
+
+    async def call(complete: str | None = None) -> str:
+        repository = repository_class()
+        project = await repository.get_or_create(str(tmp_path))
+        if complete is None:
+            feature_id: str = project.start_feature("p").id
+        else:
+            project.get_feature(complete).complete()
+            feature_id = complete
+        await repository.save(project)
+        return feature_id
+
+    first = asyncio.run(call())
+    asyncio.run(call())
+    assert active(otel) == 2
+    asyncio.run(call(complete=first))
+    assert active(otel) == 1

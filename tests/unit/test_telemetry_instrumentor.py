@@ -442,3 +442,94 @@ def walk(spans: list[ReadableSpan]) -> Iterator[tuple[int, ReadableSpan]]:
             yield from visit(s.context.span_id, depth + 1)
 
     yield from visit(None, 0)
+
+
+def test_request_and_response_hooks_see_the_span_the_call_and_its_result(project: Project) -> None:
+    seen: list[tuple[str, object]] = []
+
+    def request_hook(span: trace.Span, instance: object, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        span.set_attribute("app.arguments", len(args) + len(kwargs))
+        seen.append(("request", instance))
+
+    def response_hook(span: trace.Span, instance: object, result: object) -> None:
+        span.set_attribute("app.result", type(result).__name__)
+        seen.append(("response", result))
+
+    telemetry = capture_telemetry()
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        log_operations=False,
+        request_hook=request_hook,
+        response_hook=response_hook,
+    )
+    try:
+        project.activate()
+        feature = project.start_feature("hooked", "default")
+    finally:
+        CDEInstrumentor().uninstrument()
+    [start] = telemetry.spans("Project.start_feature")
+    assert start.attributes is not None
+    assert (start.attributes["app.arguments"], start.attributes["app.result"]) == (2, "Feature")
+    assert ("request", project) in seen and ("response", feature) in seen
+
+
+def test_a_raising_hook_is_swallowed_and_counted(project: Project) -> None:
+    def broken(span: trace.Span, *call: object) -> None:
+        raise ValueError("the user's hook is broken")
+
+    telemetry = capture_telemetry()
+    before = {site: swallowed_counts().get(site, 0) for site in ("hook.request", "hook.response")}
+    CDEInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        log_operations=False,
+        request_hook=broken,
+        response_hook=broken,
+    )
+    try:
+        project.activate()
+        feature = project.start_feature("still works")
+    finally:
+        CDEInstrumentor().uninstrument()
+    assert feature.current_phase == "define"
+    assert telemetry.spans("Project.start_feature")[0].status.status_code is StatusCode.UNSET
+    counts = swallowed_counts()
+    assert counts["hook.request"] >= before["hook.request"] + 3  # activate, transition_status, start_feature
+    assert counts["hook.response"] >= before["hook.response"] + 3
+
+
+def test_mcp_request_and_response_hooks(otel: CapturedTelemetry) -> None:
+    from cde_otel.instrumentation.mcp import MCPInstrumentor
+
+    calls: list[tuple[object, ...]] = []
+
+    def request_hook(span: trace.Span, method: str, params: dict[str, object] | None) -> None:
+        span.set_attribute("app.method", method)
+        calls.append((method, params))
+
+    def response_hook(span: trace.Span, result: object) -> None:
+        calls.append(("result", result))
+        raise RuntimeError("and then it breaks")
+
+    before = swallowed_counts().get("hook.response", 0)
+    MCPInstrumentor().instrument(
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+        request_hook=request_hook,
+        response_hook=response_hook,
+    )
+    try:
+        mcp = MCPInstrumentor().mcp_telemetry
+        assert mcp is not None
+        params = {"name": "cde_submitWork", "arguments": {"phase_id": "define"}}
+        call = mcp.begin("tools/call", params, request_id=7, transport="pipe")
+        call.result = {"content": [{"type": "text", "text": "{}"}], "isError": False}
+        mcp.end(call)
+    finally:
+        MCPInstrumentor().uninstrument()
+    [span] = otel.spans("tools/call cde_submitWork")
+    assert span.attributes is not None and span.attributes["app.method"] == "tools/call"
+    assert calls == [("tools/call", params), ("result", call.result)]
+    assert span.status.status_code is StatusCode.UNSET  # the failed hook changed nothing
+    assert swallowed_counts()["hook.response"] == before + 1

@@ -14,6 +14,9 @@ imported before or after: modules imported later are patched on import. Programm
     ...
     MCPInstrumentor().uninstrument()
 
+    # your own attributes, contrib style (see MCPInstrumentor):
+    MCPInstrumentor().instrument(request_hook=lambda span, method, params: ..., response_hook=None)
+
 Covered: the official ``mcp`` SDK 1.x low-level server (so its FastMCP and standalone
 ``fastmcp`` 2.x, e.g. the CDE orchestrator's ``fastmcp==2.13.0``), which emit no spans: the
 instrumentation creates them; the ``mcp`` SDK 2.x (low-level ``Server`` and ``MCPServer``) and
@@ -53,19 +56,13 @@ requests and responses are never changed.
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Collection
+from collections.abc import Mapping
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
-
-from cde_otel._swallowed import swallowed
+from cde_otel.instrumentation._base import HookedInstrumentor, UserHooks, Wrapper
 from cde_otel.instrumentation._instruments import duration_histogram, errors_counter, scope_instruments
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
-from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
+from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry
 from cde_otel.semconv import (
     MCP_SCOPE_NAME,
     MCP_SESSION_BOUNDARIES_S,
@@ -76,24 +73,33 @@ from cde_otel.settings import Settings, load_settings
 
 __all__ = ["MCP_TARGETS", "MCPInstrumentor", "MCPTarget"]
 
-_log = logging.getLogger("cde_otel.instrumentation.mcp")
-_hooked_modules: set[str] = set()
 
+class MCPInstrumentor(HookedInstrumentor):
+    """Spans, the duration histogram and error counts for MCP server requests (see the module docs).
 
-class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Spans, the duration histogram and error counts for MCP server requests (see the module docs)."""
+    ``instrument()`` takes, besides the contrib ones (``tracer_provider``, ``meter_provider``):
+    ``settings``, and two hooks, contrib style:
 
-    _telemetry: MCPTelemetry | None = None
-    _patched: list[MCPTarget]
+    * ``request_hook(span, method, params)``: called when a request's span has started (or a
+      framework's span was adopted), with the JSON-RPC method and what the span was made from:
+      ``name``, ``arguments``, ``uri`` of the request's params (or None);
+    * ``response_hook(span, result)``: called with the request's result (None when it raised)
+      once the outcome is on the span, before it ends.
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        # Nothing required: each family is patched if and when its library is imported.
-        return ()
+    A hook that raises is swallowed, logged at debug level and counted in
+    ``cde.instrumentation.failures`` (sites ``hook.request``/``hook.response``); the request and
+    its response are never affected.
+    """
 
-    def _instrument(self, **kwargs: Any) -> None:
+    _patch_site = "mcp.patch"
+    _post_import_site = "mcp.post_import"
+
+    def _setup(self, kwargs: dict[str, Any]) -> MCPTelemetry:
         settings: Settings = kwargs.get("settings") or load_settings()
         tracer, meter = scope_instruments(MCP_SCOPE_NAME, kwargs)
-        self._telemetry = MCPTelemetry(
+        hooks = UserHooks.from_kwargs(kwargs)
+        telemetry_class = MCPTelemetry if hooks is None else _HookedMCPTelemetry
+        telemetry = telemetry_class(
             tracer,
             duration_histogram(
                 meter,
@@ -111,73 +117,37 @@ class MCPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             capture_max_length=settings.capture_max_length,
             redact_keys=tuple(settings.redact_keys),
         )
-        self._patched = []
-        for target in MCP_TARGETS:
-            if target.module in sys.modules:
-                self._patch(target)
-            elif target.module not in _hooked_modules:
-                _hooked_modules.add(target.module)
-                wrapt.register_post_import_hook(_on_import, target.module)
+        if isinstance(telemetry, _HookedMCPTelemetry) and hooks is not None:
+            telemetry.hooks = hooks
+        return telemetry
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        telemetry = self._telemetry
-        if telemetry is not None:
-            telemetry.active = False  # disarms wrappers a post-import hook installs later, too
-        for target in self._patched:
-            owner, name = _owner(target)
-            if owner is not None:
-                unwrap(owner, name)
-        self._patched = []
-        self._telemetry = None
+    def _targets(self, kwargs: dict[str, Any]) -> tuple[MCPTarget, ...]:
+        return MCP_TARGETS
 
-    def _patch(self, target: MCPTarget) -> None:
-        telemetry = self._telemetry
-        if telemetry is None or target in self._patched:
-            return
-        try:
-            owner, name = _owner(target)
-            current = getattr(owner, name, None) if owner is not None else None
-            if current is None or isinstance(current, wrapt.ObjectProxy):
-                return  # not in this version of the library, or already wrapped
-            wrapt.wrap_function_wrapper(target.module, target.attribute, target.hook(telemetry))
-            self._patched.append(target)
-        except Exception:
-            swallowed("mcp.patch", _log, "cde-otel: instrumenting %s failed; skipped", target.spec)
-
-    def _on_module_imported(self, name: str) -> None:
-        if self._telemetry is None:
-            return
-        for target in MCP_TARGETS:
-            if target.module == name:
-                self._patch(target)
+    def _hook(self, target: MCPTarget, current: Any) -> Wrapper | None:
+        return None if current is None else target.hook(self._state)
 
     @property
     def patched_targets(self) -> list[MCPTarget]:
         return list(getattr(self, "_patched", []))
 
     @property
-    def is_active(self) -> bool:
-        """Instrumented, or being instrumented right now (``instrument()`` is running)."""
-        return self._telemetry is not None
-
-    @property
     def mcp_telemetry(self) -> MCPTelemetry | None:
-        return self._telemetry
+        telemetry: MCPTelemetry | None = self._state
+        return telemetry
 
 
-def _owner(target: MCPTarget) -> tuple[Any, str]:
-    """(the class or module holding the attribute, its name); (None, name) when absent."""
-    module = sys.modules.get(target.module)
-    *path, name = target.attribute.split(".")
-    owner: Any = module
-    for part in path:
-        owner = getattr(owner, part, None) if owner is not None else None
-    return owner, name
+class _HookedMCPTelemetry(MCPTelemetry):
+    """MCPTelemetry that also calls the user's hooks (only made when the user gave some)."""
 
+    hooks: UserHooks = UserHooks()
 
-def _on_import(module: Any) -> None:
-    _hooked_modules.discard(module.__name__)  # wrapt forgets a hook once it fired: so do we
-    try:
-        MCPInstrumentor()._on_module_imported(module.__name__)
-    except Exception:
-        swallowed("mcp.post_import", _log, "cde-otel: post-import MCP instrumentation of %s failed", module.__name__)
+    def begin(self, method: str, params: Mapping[str, Any] | None, **kwargs: Any) -> MCPCall:
+        call = super().begin(method, params, **kwargs)
+        self.hooks.on_request(call.span, method, params)
+        return call
+
+    def settle(self, call: MCPCall) -> str | None:
+        error_type = super().settle(call)
+        self.hooks.on_response(call.span, call.result)
+        return error_type
