@@ -229,17 +229,10 @@ def _require_grpc_extra() -> None:
         )
 
 
-def _local_exporter(signal: str, directory: Path) -> Any:
-    from opentelemetry.exporter.otlp.json.file import FileMetricExporter, FileSpanExporter
-    from opentelemetry.exporter.otlp.json.file._log_exporter import FileLogExporter
+def _local_exporter(signal: str, directory: Path, max_mb: float) -> Any:
+    from cde_otel.telemetry._local_files import local_exporter
 
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{signal}.jsonl"
-    if signal == "traces":
-        return FileSpanExporter(path)
-    if signal == "metrics":
-        return FileMetricExporter(path)
-    return FileLogExporter(path)
+    return local_exporter(signal, directory, max_mb)
 
 
 def _console_exporter(signal: str) -> Any:
@@ -297,7 +290,7 @@ def select_exporters(
             described[signal] = f"otlp ({_protocol(signal, environ)})"
         else:
             directory = local_telemetry_dir(settings, service)
-            exporters[signal] = _local_exporter(signal, directory)
+            exporters[signal] = _local_exporter(signal, directory, settings.local_max_mb)
             described[signal] = f"local OTLP-JSON file {directory / (signal + '.jsonl')}"
             kept_in = directory
     return exporters, described, kept_in

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opentelemetry.exporter.otlp.json.file import FileSpanExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
@@ -20,6 +19,7 @@ from cde_otel.semconv import (
     METRIC_SYSTEM_MEMORY_UTILIZATION,
 )
 from cde_otel.settings import load_settings
+from cde_otel.telemetry._local_files import LocalSpanExporter
 from cde_otel.telemetry._pipeline import (
     DEFAULT_SERVICE_NAME,
     build_pipeline,
@@ -33,7 +33,7 @@ from cde_otel.testing import metric_points
 def test_no_endpoint_means_local_otlp_json_files(tmp_path: Path) -> None:
     settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
     exporters, described, local_dir = select_exporters(settings, {})
-    assert isinstance(exporters["traces"], FileSpanExporter)
+    assert isinstance(exporters["traces"], LocalSpanExporter)
     assert local_dir == tmp_path.resolve()
     assert described["metrics"].endswith("metrics.jsonl")
 
