@@ -86,8 +86,7 @@ def _logs(count: int) -> Sequence[ReadableLogRecord]:
             body=f"Processing request of type CallToolRequest {n}",
             severity_number=SeverityNumber.INFO,
             severity_text="INFO",
-            attributes={"code.file.path": "server.py", "code.line.number": 42, "logger": "mcp", "n": n, "x": 0.5,
-                        "cde.correlation_id": "c0ffee"},  # fmt: skip
+            attributes={"code.file.path": "server.py", "code.line.number": 42, "n": n, "cde.correlation_id": "c0"},
         )
     provider.shutdown()
     return list(exporter.get_finished_logs())
@@ -156,6 +155,15 @@ def _items_written(path: Path, signal: str) -> int:
     return count
 
 
+def _loop(exporter: Any, batches: list[Any], exports: dict[str, int], name: str) -> Callable[[int], None]:
+    def loop(n: int) -> None:
+        exports[name] += n
+        for i in range(n):
+            exporter.export(batches[i % len(batches)])
+
+    return loop
+
+
 def measure_local_export(quick: bool = False) -> dict[str, Any]:
     rounds, iterations = (5, 10) if quick else (15, 40)
     items = {"traces": _spans(BATCH * 5), "logs": _logs(BATCH * 4)}
@@ -167,24 +175,9 @@ def measure_local_export(quick: bool = False) -> dict[str, Any]:
             variants = _variants(directory, signal)
             batches = [data[i : i + BATCH] for i in range(0, len(data) - BATCH + 1, BATCH)]
 
-            def loop_for(exporter: Any) -> Callable[[int], None]:
-                def loop(n: int) -> None:
-                    for i in range(n):
-                        exporter.export(batches[i % len(batches)])
-
-                return loop
-
-            exports = {name: 0 for name in variants}
-
-            def counted(name: str, loop: Callable[[int], None]) -> Callable[[int], None]:
-                def run(n: int) -> None:
-                    exports[name] += n
-                    loop(n)
-
-                return run
-
+            exports = dict.fromkeys(variants, 0)
             timings = interleave(
-                {name: counted(name, loop_for(exporter)) for name, exporter in variants.items()},
+                {name: _loop(exporter, batches, exports, name) for name, exporter in variants.items()},
                 rounds=rounds,
                 iterations=iterations,
                 warmup=5,
