@@ -22,6 +22,13 @@ declare -A PINS=(
   [fastmcp_2_13]="fastmcp==2.13.0 mcp==1.30.0"
   [fastmcp_4]="fastmcp==4.1.6 mcp==2.3.0"
 )
+# CDE_OTEL_MCP_NEWEST=1 (scripts/test-newest.sh): no constraints file and the newest releases -- of
+# FastMCP too -- in venvs of their own (per Python, remade by that script on every run).
+NEWEST="${CDE_OTEL_MCP_NEWEST:-}"
+if [ "$NEWEST" = 1 ]; then
+  PINS=([fastmcp_2_13]="fastmcp==2.13.0" [fastmcp_4]="fastmcp>=4")
+  CHECKOUT="$CHECKOUT-newest-$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+fi
 
 # What a reinstall of cde-otel depends on: the package sources, pyproject.toml and the .pth.
 package_stamp() {
@@ -31,6 +38,7 @@ package_stamp() {
 
 # constraints.txt without the packages a venv pins itself (its framework's own versions win).
 constraints_for() {
+  [ "$NEWEST" = 1 ] && return 0
   local names
   names="$(printf '%s\n' $1 | sed 's/==.*//' | tr 'A-Z_.' 'a-z--' | paste -sd'|')"
   grep -v '^#' "$ROOT/constraints.txt" | awk -F'==' -v skip="^($names)\$" \
@@ -88,10 +96,10 @@ def key(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 installed = {key(d.metadata["Name"]): d.version for d in distributions()}
-wanted = dict(p.split("==", 1) for p in sys.argv[2:])
+wanted = dict(p.split("==", 1) for p in sys.argv[2:] if "==" in p)
 wanted.update(line.strip().split("==", 1) for line in open(sys.argv[1]) if "==" in line)
 wrong = {n: (v, installed[key(n)]) for n, v in wanted.items() if key(n) in installed and installed[key(n)] != v}
-missing = [p for p in sys.argv[2:] if key(p.split("==")[0]) not in installed]
+missing = [p for p in sys.argv[2:] if key(re.split("[=<>]", p)[0]) not in installed]
 sys.exit(f"not as pinned (wanted, installed): {wrong} {missing}" if wrong or missing else 0)
 EOF
   echo "CDE_OTEL_VENV_${name^^}=$venv"

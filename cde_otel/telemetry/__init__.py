@@ -75,7 +75,7 @@ from cde_otel.telemetry._providers import (
     disabled_instrumentations,
     is_active,
     is_set,
-    launcher_active,
+    launcher_instruments,
 )
 from cde_otel.telemetry._startup import startup_line
 
@@ -209,13 +209,14 @@ def _set_globals(pipeline: Pipeline) -> None:
 
 def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env: Mapping[str, str]) -> None:
     global _attached
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
     from cde_otel.instrumentation import CDEInstrumentor
     from cde_otel.logging import OperationEvents, attach_logging
     from cde_otel.telemetry._system_metrics import register_system_metrics
+    from cde_otel.telemetry._thread_context import ThreadContextInstrumentor
 
-    _instrument_once("threading", ThreadingInstrumentor(), env)  # carries the context (and correlation id) into threads
+    _instrument_once(
+        "threading", ThreadContextInstrumentor(), env
+    )  # carries the context (and correlation id) into threads
     if logging_setup:
         _attached = attach_logging(pipeline.logger_provider, settings)
     _instrument_once(
@@ -245,7 +246,7 @@ def _instrument_once(name: str, instrumentor: BaseInstrumentor, env: Mapping[str
     (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``), ``opentelemetry-instrument`` instruments every
     entry point itself, or it is instrumented already -- or being instrumented: an ``instrument()``
     that imports the core fires the start-up hook, which runs this ``configure()``."""
-    if name in disabled_instrumentations(env) or launcher_active() or is_active(instrumentor):
+    if name in disabled_instrumentations(env) or launcher_instruments(name) or is_active(instrumentor):
         return
     instrumentor.instrument(**kwargs)
     _instrumented.append(instrumentor)

@@ -105,6 +105,16 @@ def launcher_active() -> bool:
     return _LAUNCHER in sys.modules
 
 
+def launcher_instruments(name: str) -> bool:
+    """Whether ``opentelemetry-instrument`` instruments the entry point ``name`` in this process: it is
+    active and the entry point is installed (``threading`` is only with contrib's package)."""
+    if not launcher_active():
+        return False
+    from importlib.metadata import entry_points
+
+    return any(True for _ in entry_points(group="opentelemetry_instrumentor", name=name))
+
+
 def disabled_instrumentations(environ: Mapping[str, str]) -> set[str]:
     """The entry point names the standard ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` turns off."""
     return {name.strip() for name in environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
