@@ -122,7 +122,7 @@ def test_classic_histogram_setting_switches_the_view(tmp_path: Path) -> None:
 
 
 def test_log_queue_has_room_for_two_records_per_span_unless_configured() -> None:
-    from cde_otel.telemetry._pipeline import _log_batch_sizes
+    from cde_otel.telemetry._environment import log_batch_sizes as _log_batch_sizes
 
     queue, batch = _log_batch_sizes({})
     assert queue is not None and batch is not None and queue >= 2 * 2048 and batch >= 2 * 512
