@@ -79,6 +79,21 @@ def is_proxy_logger_provider(provider: Any) -> bool:
     return isinstance(provider, ProxyLoggerProvider)
 
 
+def cardinality_limit_kwargs(reader_class: type, limit: int) -> dict[str, Any]:
+    """``cardinality_limits`` for a metric reader's constructor: ``limit`` attribute sets per metric
+    stream of every instrument class, the rest going to the ``otel.metric.overflow`` point. Empty when
+    the SDK has no such limit (before 1.45.2): no backstop there, the bounded attributes remain."""
+    import inspect
+
+    if "cardinality_limits" not in inspect.signature(reader_class).parameters:
+        return {}
+    from opentelemetry.sdk import metrics
+
+    names = ("Counter", "UpDownCounter", "Histogram", "Gauge", "ObservableCounter", "ObservableUpDownCounter")
+    kinds = [getattr(metrics, name) for name in (*names, "ObservableGauge") if hasattr(metrics, name)]
+    return {"cardinality_limits": dict.fromkeys(kinds, limit)}
+
+
 def logging_handler_has_attribute_hook() -> bool:
     """Whether contrib's ``LoggingHandler`` still builds a record's attributes in ``_get_attributes``
     (the bridge overrides it to redact them and add the correlation id)."""

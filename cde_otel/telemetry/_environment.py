@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cde_otel._exceptions import CDESystemError
 from cde_otel.settings import Settings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanLimits
+
 SIGNALS = ("traces", "metrics", "logs")
+#: Span attribute values are cut at this many characters unless OTEL_(SPAN_)ATTRIBUTE_VALUE_LENGTH_LIMIT
+#: says otherwise (the SDK's default is no limit: one 10 MB argument made a 10 MB span).
+SPAN_ATTRIBUTE_LENGTH = 4096
+#: Event and link attribute values (exception stack traces among them): a larger default cut.
+EVENT_ATTRIBUTE_LENGTH = 16384
 
 
 def exporter_choice(signal: str, environ: Mapping[str, str]) -> str:
@@ -94,3 +103,15 @@ def log_batch_sizes(environ: Mapping[str, str]) -> tuple[int | None, int | None]
     queue = None if environ.get("OTEL_BLRP_MAX_QUEUE_SIZE") else 8192
     batch = None if environ.get("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE") else 1024
     return queue, batch
+
+
+def span_limits(environ: Mapping[str, str]) -> SpanLimits:
+    """The SDK's limits with attribute value lengths bounded by default; the standard variables win."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    general = environ.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+    specific = environ.get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+    return SpanLimits(
+        max_attribute_length=None if general else EVENT_ATTRIBUTE_LENGTH,
+        max_span_attribute_length=None if general or specific else SPAN_ATTRIBUTE_LENGTH,
+    )

@@ -35,3 +35,8 @@ def duration_views(kind: str, max_size: int) -> list[View]:
         View(instrument_name=name, aggregation=duration_aggregation(kind, max_size))
         for name in (METRIC_OPERATION_DURATION, METRIC_MCP_SERVER_OPERATION_DURATION)
     ]
+
+
+#: Attribute sets per metric stream (instrument) our readers aggregate; further ones go to the one
+#: ``otel.metric.overflow=true`` point. A backstop: the attributes we record are bounded already.
+METRIC_CARDINALITY_LIMIT = 1000

@@ -36,6 +36,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.semconv import CORRELATION_KEY
 from cde_otel.settings import Settings
 from cde_otel.telemetry._environment import (
@@ -53,6 +54,7 @@ from cde_otel.telemetry._environment import (
 from cde_otel.telemetry._environment import (
     otlp_endpoints as _otlp_endpoints,
 )
+from cde_otel.telemetry._environment import span_limits
 from cde_otel.telemetry._export_status import (
     ExportStatus,
     TrackedLogExporter,
@@ -66,7 +68,7 @@ from cde_otel.telemetry._exporters import (
     select_exporters,
 )
 from cde_otel.telemetry._health_view import ExportingReaderView, cumulative
-from cde_otel.telemetry._histograms import duration_views
+from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT, duration_views
 from cde_otel.telemetry._providers import AppProviders
 from cde_otel.telemetry._resource import DEFAULT_SERVICE_NAME, build_resource, configured_service_name
 from cde_otel.telemetry._shutdown import ShutdownReport, flush, shutdown_pipeline
@@ -133,7 +135,9 @@ def build_pipeline(
     processors: dict[str, Any] = {}
     # shutdown_on_exit=False: the SDK's own atexit hooks are unbounded (retries up to the OTLP timeout
     # per batch) and raise from atexit; configure() registers one bounded shutdown instead.
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # sampler: OTEL_TRACES_SAMPLER
+    tracer_provider = TracerProvider(  # sampler: OTEL_TRACES_SAMPLER
+        resource=resource, shutdown_on_exit=False, span_limits=span_limits(env)
+    )
     from opentelemetry.processor.baggage import BaggageSpanProcessor
 
     # Copies the correlation id onto spans other instrumentations start, too.
@@ -149,12 +153,16 @@ def build_pipeline(
     metric_exporter: MetricExporter | None = exporters["metrics"]
     if metric_exporter is not None:
         tracked.append(TrackedMetricExporter(metric_exporter, status))
-        exporting = PeriodicExportingMetricReader(tracked[-1], export_interval_millis=export_interval_ms)
+        exporting = PeriodicExportingMetricReader(
+            tracked[-1],
+            export_interval_millis=export_interval_ms,
+            **cardinality_limit_kwargs(PeriodicExportingMetricReader, METRIC_CARDINALITY_LIMIT),
+        )
         readers.append(exporting)
         if cumulative(exporting):
             health_reader = ExportingReaderView(exporting)
     if health_reader is None:  # nothing exported, or delta temporality: health needs a reader of its own
-        health_reader = InMemoryMetricReader()
+        health_reader = InMemoryMetricReader(**cardinality_limit_kwargs(InMemoryMetricReader, METRIC_CARDINALITY_LIMIT))
         readers.append(health_reader)
     meter_provider = MeterProvider(
         resource=resource,

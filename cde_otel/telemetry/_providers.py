@@ -47,8 +47,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.metrics.view import DropAggregation
 from opentelemetry.sdk.resources import Resource
 
+from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.settings import Settings
-from cde_otel.telemetry._histograms import duration_aggregation
+from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT, duration_aggregation
 
 #: What ``telemetry_export`` reads when every signal goes through the application's providers.
 APPLICATION_EXPORT = "application"
@@ -139,7 +140,8 @@ def add_health_reader(meter_provider: Any, settings: Settings) -> MetricReader |
             ObservableCounter: drop,
             ObservableUpDownCounter: drop,
             ObservableGauge: drop,
-        }
+        },
+        **cardinality_limit_kwargs(InMemoryMetricReader, METRIC_CARDINALITY_LIMIT),
     )
     add(reader)
     return reader

@@ -252,3 +252,45 @@ def test_health_gets_its_own_reader_when_nothing_is_exported_or_temporality_is_d
             assert isinstance(pipeline.health_reader, InMemoryMetricReader), env
         finally:
             shutdown_pipeline(pipeline, 0.5)
+
+
+def test_span_attribute_values_are_bounded_by_default_and_the_standard_variables_win(tmp_path: Path) -> None:
+    from cde_otel.telemetry._environment import EVENT_ATTRIBUTE_LENGTH, SPAN_ATTRIBUTE_LENGTH
+    from cde_otel.telemetry._pipeline import shutdown_pipeline
+
+    settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
+    pipeline = build_pipeline(settings, {})
+    try:
+        span = pipeline.tracer_provider.get_tracer("t").start_span("s", attributes={"big": "x" * 1_000_000})
+        span.add_event("e", {"exception.stacktrace": "y" * 1_000_000})
+        span.end()
+        assert len(span.attributes["big"]) == SPAN_ATTRIBUTE_LENGTH  # type: ignore[attr-defined]
+        assert len(span.events[0].attributes["exception.stacktrace"]) == EVENT_ATTRIBUTE_LENGTH  # type: ignore[attr-defined]
+    finally:
+        shutdown_pipeline(pipeline)
+    limits = build_pipeline(settings, {"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "10"}).tracer_provider._span_limits
+    assert limits.max_span_attribute_length is None or limits.max_span_attribute_length != SPAN_ATTRIBUTE_LENGTH
+
+
+def test_a_metric_stream_keeps_at_most_the_cardinality_limit_where_the_sdk_supports_one(tmp_path: Path) -> None:
+    import inspect
+
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT
+    from cde_otel.telemetry._pipeline import shutdown_pipeline
+
+    pipeline = build_pipeline(load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)}), {})
+    try:
+        counter = pipeline.meter_provider.get_meter("t").create_counter("cde.test.names")
+        for n in range(METRIC_CARDINALITY_LIMIT + 500):
+            counter.add(1, {"name": f"n{n}"})
+        points = [p for p in metric_points(pipeline.health_reader, "cde.test.names")]
+    finally:
+        shutdown_pipeline(pipeline)
+    if "cardinality_limits" in inspect.signature(PeriodicExportingMetricReader).parameters:  # SDK >= 1.45.2
+        assert len(points) <= METRIC_CARDINALITY_LIMIT + 1
+        assert len([p for p in points if p.attributes.get("otel.metric.overflow")]) == 1
+        assert sum(getattr(p, "value", 0) for p in points) == METRIC_CARDINALITY_LIMIT + 500  # merged, not lost
+    else:  # older SDKs have no limit to set: every attribute set is kept (the bounded attributes are the guard)
+        assert len(points) == METRIC_CARDINALITY_LIMIT + 500
