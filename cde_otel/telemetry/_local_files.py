@@ -108,7 +108,7 @@ class RotatingLines:
             try:
                 with self._file_lock.held():
                     fd = self._current_fd()
-                    size = os.fstat(fd).st_size
+                    size = _whole_lines(fd, os.fstat(fd).st_size)
                     if size and size + len(line) > self.segment_bytes:
                         self._rotate()
                         self._prune(keep_free=max(self.segment_bytes, len(line)))
@@ -138,7 +138,7 @@ class RotatingLines:
                 os.close(self._fd)
                 self._fd = None
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
             self._ino = os.fstat(self._fd).st_ino
         return self._fd
 
@@ -208,6 +208,23 @@ class _InterProcessLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _whole_lines(fd: int, size: int) -> int:
+    """The file's size once a partial last line (a write cut short: disk full) is cut off, so the
+    next line starts on a line of its own and only the live file's last line can ever be partial."""
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    end = size
+    while end > 0:
+        start = max(0, end - 65_536)
+        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        if cut >= 0:
+            end = start + cut + 1
+            break
+        end = start
+    os.ftruncate(fd, end)
+    return end
 
 
 def _size(path: Path) -> int:

@@ -59,6 +59,16 @@ def test_a_line_larger_than_the_signals_share_is_refused_not_split(tmp_path: Pat
     assert (tmp_path / "logs.jsonl").read_bytes() == b"small\n"
 
 
+def test_a_partial_last_line_left_by_a_cut_write_is_dropped_before_the_next_line(tmp_path: Path) -> None:
+    (tmp_path / "logs.jsonl").write_bytes(b'{"whole":1}\n{"cut sh')  # e.g. the disk was full
+    files = RotatingLines(tmp_path, "logs", max_bytes=10_000)
+    assert files.write(b'{"next":2}\n')
+    assert (tmp_path / "logs.jsonl").read_bytes() == b'{"whole":1}\n{"next":2}\n'
+    (tmp_path / "traces.jsonl").write_bytes(b"no newline at all")
+    assert RotatingLines(tmp_path, "traces", max_bytes=10_000).write(b"{}\n")
+    assert (tmp_path / "traces.jsonl").read_bytes() == b"{}\n"
+
+
 def test_a_file_rotated_by_another_writer_is_never_written_again(tmp_path: Path) -> None:
     first = RotatingLines(tmp_path, "metrics", max_bytes=400)  # 100-byte segments
     second = RotatingLines(tmp_path, "metrics", max_bytes=400)
