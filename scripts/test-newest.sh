@@ -34,6 +34,7 @@ find_python() {
   return 1
 }
 
+FAILED=()
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 cd "$ROOT"
@@ -66,10 +67,19 @@ EOF2
     grep -iE '^(fastmcp|mcp|opentelemetry-(api|sdk|instrumentation|exporter-otlp-proto-http)|protobuf|structlog)==' |
     paste -sd' ' >&2
   # The constraints test checks the locked venv only; the bench smoke belongs to the locked run.
-  CDE_OTEL_FAIL_ON_SKIP=1 CDE_OTEL_MCP_NEWEST=1 CDE_OTEL_VENVS_CACHE="$TMP/mcp-venvs" PYTHON="$PY" \
+  # Every Python runs even when one fails: the report names each that failed.
+  if CDE_OTEL_FAIL_ON_SKIP=1 CDE_OTEL_MCP_NEWEST=1 CDE_OTEL_VENVS_CACHE="$TMP/mcp-venvs" PYTHON="$PY" \
     "$venv/bin/python" -m pytest -p no:cacheprovider -q \
     "${@:-tests/unit}" \
     --deselect tests/unit/test_dependencies.py::test_constraints_pin_every_installed_package \
-    --deselect tests/unit/test_bench_smoke.py
-  echo "==> Python $version: newest releases passed in $((SECONDS - started)) s" >&2
+    --deselect tests/unit/test_bench_smoke.py; then
+    echo "==> Python $version: newest releases passed in $((SECONDS - started)) s" >&2
+  else
+    echo "==> Python $version: newest releases FAILED after $((SECONDS - started)) s" >&2
+    FAILED+=("$version")
+  fi
 done
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  echo "test-newest: failed on Python ${FAILED[*]}" >&2
+  exit 1
+fi
