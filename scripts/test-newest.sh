@@ -22,7 +22,7 @@ find_python() {
   for root in "${roots[@]}"; do
     [ -n "$root" ] || continue
     for dir in "$root"/versions/"$want"*/; do
-      [ -x "$dir/bin/python$want" ] && candidates+=("$dir/bin/python$want")
+      [ -x "${dir%/}/bin/python$want" ] && candidates+=("${dir%/}/bin/python$want")
     done
   done
   for candidate in "${candidates[@]}"; do
