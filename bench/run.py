@@ -96,6 +96,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("shutdown_after_work_s", "exit after the work, collector unreachable (worst run)", operator.le, 2.0, " s"),
     Goal("export_spans_per_s_zero_drop", "spans/s, zero drop, default logging (INFO)", operator.ge, 10_000, "", 0),
     Goal("export_spans_per_s_zero_drop_floor", "… the plain-SDK floor on the same machine, same run", None, None),
+    Goal("export_zero_drop_ratio_vs_floor", "zero-drop rate / the floor's, same run, 5 % steps", operator.ge, 0.95),
     Goal("collector_down_latency_ratio", "op p99 collector down / up", operator.le, 1.10),
     Goal("collector_down_rss_growth_second_half_mb", "RSS growth, 2nd half of long outage", operator.lt, 5.0, " MB", 0),
     Goal("health_p99_ms", "/health/ready p99 at 200 req/s", operator.lt, 5.0, " ms", 0),
@@ -157,6 +158,7 @@ KEYS_BY_BENCHMARK = {
     "pipeline": (
         "export_spans_per_s_zero_drop",
         "export_spans_per_s_zero_drop_floor",
+        "export_zero_drop_ratio_vs_floor",
         "collector_down_latency_ratio",
         "collector_down_rss_growth_second_half_mb",
     ),

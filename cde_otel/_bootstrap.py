@@ -50,7 +50,7 @@ def _default_service_name(wrapped: Any, instance: Any, args: tuple[Any, ...], kw
     try:
         given = kwargs.get("resource_attributes")
         if not (isinstance(given, dict) and "service.name" in given):
-            from cde_otel.telemetry._pipeline import DEFAULT_SERVICE_NAME, configured_service_name
+            from cde_otel.telemetry._resource import DEFAULT_SERVICE_NAME, configured_service_name
 
             if configured_service_name(os.environ) == DEFAULT_SERVICE_NAME:
                 kwargs = {**kwargs, "resource_attributes": {**(given or {}), "service.name": DEFAULT_SERVICE_NAME}}

@@ -151,6 +151,12 @@ class Settings:
         "user's state directory, `$XDG_STATE_HOME/cde-otel/<service.name>/`, i.e. "
         "`~/.local/state/cde-otel/<service.name>/`; never the working directory).",
     )
+    local_max_mb: float = _setting(
+        100.0,
+        _float,
+        "Most disk space the embedded default's files take, in MB, over all signals (a third each): each "
+        "signal's file rolls over at a quarter of its share and the oldest rotated files are deleted first.",
+    )
     slow_operation_ms: float = _setting(
         1000.0,
         _float,

@@ -44,6 +44,20 @@ declare -A FREE=(
   [fastmcp_newest]="opentelemetry-.*"
   [unconstrained]="*"
 )
+# Venvs that are another's directory under another name (printed, not built).
+declare -A SAME_AS=()
+# CDE_OTEL_MCP_NEWEST=1 (scripts/test-newest.sh): no constraints file and the newest releases -- of
+# FastMCP and the launcher's instrumentations too -- in venvs of their own (per Python, remade by that
+# script on every run). There the newest FastMCP venv is also the unconstrained one.
+NEWEST_MODE="${CDE_OTEL_MCP_NEWEST:-}"
+if [ "$NEWEST_MODE" = 1 ]; then
+  LAUNCHER="opentelemetry-distro opentelemetry-instrumentation-starlette opentelemetry-instrumentation-asgi"
+  PINS=([fastmcp_2_13]="fastmcp==2.13.0 $LAUNCHER" [fastmcp_4]="fastmcp>=4 $LAUNCHER")
+  FREE=([fastmcp_2_13]="*" [fastmcp_4]="*")
+  NEWEST=([fastmcp_4]="fastmcp")
+  SAME_AS=([fastmcp_newest]=fastmcp_4 [unconstrained]=fastmcp_4)
+  CHECKOUT="$CHECKOUT-newest-$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+fi
 
 # What a reinstall of cde-otel depends on: the package sources, pyproject.toml and the .pth.
 package_stamp() {
@@ -146,7 +160,7 @@ pins = sys.argv[2:]
 wanted = dict(p.split("==", 1) for p in pins if "==" in p)
 wanted.update(line.strip().split("==", 1) for line in open(sys.argv[1]) if "==" in line)
 wrong = {n: (v, installed[key(n)]) for n, v in wanted.items() if key(n) in installed and installed[key(n)] != v}
-missing = [p for p in pins if key(p.split("==")[0]) not in installed]
+missing = [p for p in pins if key(re.split("[=<>]", p)[0]) not in installed]
 sys.exit(f"not as pinned (wanted, installed): {wrong} {missing}" if wrong or missing else 0)
 EOF
 }
@@ -163,6 +177,9 @@ for name in $(printf '%s\n' "${!PINS[@]}" | sort); do
     echo "==> venv $name could NOT be made (see above)" >&2
     failed+=("$name")
   fi
+done
+for name in "${!SAME_AS[@]}"; do
+  [[ " ${failed[*]} " == *" ${SAME_AS[$name]} "* ]] || echo "CDE_OTEL_VENV_${name^^}=$CHECKOUT/${SAME_AS[$name]}"
 done
 # Every venv that could be made is printed; the exit status says whether one could not.
 [ "${#failed[@]}" -eq 0 ] || { echo "==> failed: ${failed[*]}" >&2; exit 3; }

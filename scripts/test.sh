@@ -4,7 +4,9 @@
 # the current FastMCP, cached outside the repo), then runs every check: ruff, mypy, the collector
 # and Prometheus config validators, promtool rule unit tests, docker-compose.yml through the real Compose
 # (both profiles; no Docker engine needed), and pytest — unit, reliability and
-# end-to-end tests. Any failure, and any skipped test, fails the run. Extra arguments go to pytest.
+# end-to-end tests; then the unit tests again with the newest release of every dependency, no constraints
+# file, on Python 3.11 and 3.13 (scripts/test-newest.sh). Any failure, and any skipped test, fails the
+# run. Extra arguments go to the main pytest.
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 cd "$ROOT"
@@ -39,3 +41,6 @@ echo "==> docker-compose.yml (default and scale profiles)" >&2
 
 echo "==> pytest" >&2
 pytest -p no:cacheprovider "$@"  # skips and xfails fail the run (tests/conftest.py)
+
+echo "==> the newest release of every dependency, no constraints: Python 3.11 and 3.13 (scripts/test-newest.sh)" >&2
+bash scripts/test-newest.sh

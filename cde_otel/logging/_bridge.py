@@ -1,9 +1,9 @@
-"""Bridge to OpenTelemetry logs with the contrib libraries, one LogRecord per event.
+"""Bridge to OpenTelemetry logs, one LogRecord per event.
 
 Two paths, disjoint by construction, so nothing is emitted twice:
 
-* structlog events: ``StructlogBridge`` (``StructlogProcessor`` of
-  opentelemetry-instrumentation-structlog) sits in the structlog chain — the application's own,
+* structlog events: ``StructlogBridge`` (contrib's ``StructlogProcessor`` translation, kept in
+  :mod:`cde_otel._structlog_otel`) sits in the structlog chain — the application's own,
   right before its renderer — and emits while the event is still a dict. It never changes the
   event: what the application prints stays what it was.
 * stdlib records: ``ForeignRecordBridge`` (``LoggingHandler`` of opentelemetry-instrumentation-logging)
@@ -26,11 +26,11 @@ from typing import Any
 
 from opentelemetry._logs import Logger, LoggerProvider, LogRecord, NoOpLogger
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from opentelemetry.instrumentation.structlog import StructlogProcessor
 from structlog.typing import WrappedLogger
 
 from cde_otel._correlation import current_correlation_id
 from cde_otel._reentry import GUARD
+from cde_otel._structlog_otel import StructlogProcessor
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._processors import otel_attribute_value
 from cde_otel.redaction import bounded_stack, bounded_text, redact_value
@@ -73,7 +73,7 @@ class StructlogBridge(StructlogProcessor):
     def __init__(
         self, logger_provider: LoggerProvider, redact_keys: Iterable[str] = (), content_max_length: int | None = None
     ) -> None:
-        super().__init__(logger_provider=logger_provider)  # type: ignore[no-untyped-call]  # untyped contrib
+        super().__init__(logger_provider=logger_provider)
         self._redact_keys = tuple(redact_keys)
         self._content_max_length = content_max_length
         self._loggers: dict[str, Logger] = {}

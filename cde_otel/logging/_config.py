@@ -235,10 +235,11 @@ def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool 
     if logger_provider is not None:
         return logger_provider
     from opentelemetry._logs import NoOpLoggerProvider, get_logger_provider
-    from opentelemetry._logs._internal import ProxyLoggerProvider
+
+    from cde_otel._otel_compat import is_proxy_logger_provider
 
     global_provider = get_logger_provider()
-    configured = not isinstance(global_provider, NoOpLoggerProvider | ProxyLoggerProvider)
+    configured = not isinstance(global_provider, NoOpLoggerProvider) and not is_proxy_logger_provider(global_provider)
     return global_provider if configured or otel else None
 
 

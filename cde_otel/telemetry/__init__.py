@@ -44,10 +44,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
-import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context, propagate
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -75,20 +73,20 @@ from cde_otel.telemetry._providers import (
     disabled_instrumentations,
     is_active,
     is_set,
-    launcher_active,
+    launcher_instruments,
 )
+from cde_otel.telemetry._runtime import STATE, Runtime
 from cde_otel.telemetry._startup import startup_line
-
-if TYPE_CHECKING:
-    from cde_otel.logging import Attached
 
 __all__ = [
     "CORRELATION_KEY",
     "Pipeline",
+    "Runtime",
     "ShutdownReport",
     "configure",
     "correlation",
     "current_correlation_id",
+    "current_runtime",
     "export_status",
     "force_flush",
     "health_metric_reader",
@@ -100,18 +98,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("cde_otel.telemetry")
-_lock = threading.RLock()
-_pipeline: Pipeline | None = None
-# True while configure() runs: instrumenting imports the core, whose post-import hook
-# (the .pth bootstrap) calls configure() again on this thread; that call must do nothing.
-_configuring = False
-_env_context_token: object | None = None
-_atexit_registered = False
-_attached: Attached | None = None  # what configure() added to logging, removed by shutdown()
-# The providers configure() built (so a later configure() never mistakes them for the
-# application's), and the instrumentors it instrumented itself (shutdown() undoes only those).
-_built: weakref.WeakSet[object] = weakref.WeakSet()
-_instrumented: list[BaseInstrumentor] = []
 
 
 def configure(
@@ -123,39 +109,41 @@ def configure(
     set_global: bool = True,
     logging_setup: bool = True,
     environ: Mapping[str, str] | None = None,
-) -> Pipeline | None:
-    """Sets up telemetry once; later calls return the same pipeline. None when the SDK is disabled.
+) -> Runtime | None:
+    """Sets up telemetry once; later calls return the same runtime. None when the SDK is disabled.
+
+    The :class:`Runtime` holds everything it made (providers, processors, exporters, the hooks it
+    installed); :func:`shutdown` tears exactly that down.
 
     Providers passed in -- or the global ones the application set before -- serve their signals
     (nothing is built, exported or shut down by cde-otel for those); the others are built from
     the settings. A call made while ``configure()`` is already running on this thread (from an
     import hook) returns None and changes nothing.
     """
-    global _pipeline, _atexit_registered, _configuring
     env = os.environ if environ is None else environ
     if sdk_disabled(env):
         return None
-    with _lock:
-        if _pipeline is not None or _configuring:
-            return _pipeline
+    with STATE.lock:
+        if STATE.current is not None or STATE.configuring:
+            return STATE.current
         from cde_otel.logging import has_handler, tell_host
 
         settings = settings or load_settings(env)
         host_listens = has_handler(_log, logging.INFO)  # the host's own logging, before ours is attached
-        _configuring = True
+        STATE.configuring = True
         try:
-            pipeline = _configure(settings, env, tracer_provider, meter_provider,
-                                  logger_provider, set_global=set_global, logging_setup=logging_setup)  # fmt: skip
+            runtime = _configure(settings, env, tracer_provider, meter_provider,
+                                 logger_provider, set_global=set_global, logging_setup=logging_setup)  # fmt: skip
         finally:
-            _configuring = False
-        _pipeline = pipeline
-        if not _atexit_registered:
+            STATE.configuring = False
+        STATE.current = runtime
+        if not STATE.exit_hook_registered:
             register_finalizers_exit_hook()  # runs after shutdown: see its docs
             atexit.register(shutdown)
-            _atexit_registered = True
+            STATE.exit_hook_registered = True
         if settings.startup_line:
-            tell_host(_log, startup_line(pipeline, env), logging.INFO, host_listens=host_listens)
-        return pipeline
+            tell_host(_log, startup_line(runtime, env), logging.INFO, host_listens=host_listens)
+        return runtime
 
 
 def _configure(
@@ -167,28 +155,30 @@ def _configure(
     *,
     set_global: bool,
     logging_setup: bool,
-) -> Pipeline:
+) -> Runtime:
     """Builds a pipeline around the application's providers, instruments, then sets the globals; all or nothing."""
-    app = app_providers(tracer_provider, meter_provider, logger_provider, ours=_built)
-    pipeline = build_pipeline(settings, env, app)
-    providers = (pipeline.tracer_provider, pipeline.meter_provider, pipeline.logger_provider)
-    _built.update(provider for signal, provider in zip(SIGNALS, providers, strict=True) if signal not in app.signals)
+    app = app_providers(tracer_provider, meter_provider, logger_provider, ours=STATE.built)
+    runtime = Runtime.around(build_pipeline(settings, env, app))
+    providers = (runtime.tracer_provider, runtime.meter_provider, runtime.logger_provider)
+    STATE.built.update(
+        provider for signal, provider in zip(SIGNALS, providers, strict=True) if signal not in app.signals
+    )
     try:
         if app.meter is not None:
-            pipeline.health_reader = add_health_reader(app.meter, settings)
-        _instrument(pipeline, settings, logging_setup, env)
+            runtime.health_reader = add_health_reader(app.meter, settings)
+        _instrument(runtime, settings, logging_setup, env)
     except BaseException:
-        _undo(pipeline)
+        _undo(runtime)
         raise
     if set_global:
-        _set_globals(pipeline)
-    _attach_context_from_environment(env)
+        _set_globals(runtime)
+    runtime.context_token = _attach_context_from_environment(env)
     from cde_otel.health.sources import register_telemetry
 
-    status = pipeline.export_status
-    probe = status.status if status else (_application_export if pipeline.app_signals else None)
-    register_telemetry(metric_reader=pipeline.health_reader, export_status=probe)
-    return pipeline
+    status = runtime.export_status
+    probe = status.status if status else (_application_export if runtime.app_signals else None)
+    register_telemetry(metric_reader=runtime.health_reader, export_status=probe)
+    return runtime
 
 
 def _application_export() -> str:
@@ -207,62 +197,66 @@ def _set_globals(pipeline: Pipeline) -> None:
         _logs.set_logger_provider(pipeline.logger_provider)
 
 
-def _instrument(pipeline: Pipeline, settings: Settings, logging_setup: bool, env: Mapping[str, str]) -> None:
-    global _attached
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
+def _instrument(runtime: Runtime, settings: Settings, logging_setup: bool, env: Mapping[str, str]) -> None:
     from cde_otel.instrumentation import CDEInstrumentor
     from cde_otel.logging import OperationEvents, attach_logging
     from cde_otel.telemetry._system_metrics import register_system_metrics
+    from cde_otel.telemetry._thread_context import ThreadContextInstrumentor
 
-    _instrument_once("threading", ThreadingInstrumentor(), env)  # carries the context (and correlation id) into threads
+    _instrument_once(runtime, "threading", ThreadContextInstrumentor(), env)  # the context into threads
     if logging_setup:
-        _attached = attach_logging(pipeline.logger_provider, settings)
+        runtime.attached = attach_logging(runtime.logger_provider, settings)
     _instrument_once(
+        runtime,
         "cde",
         CDEInstrumentor(),
         env,
-        tracer_provider=pipeline.tracer_provider,
-        meter_provider=pipeline.meter_provider,
+        tracer_provider=runtime.tracer_provider,
+        meter_provider=runtime.meter_provider,
         settings=settings,
         operation_events=(
-            _attached.events
-            if _attached is not None
-            else OperationEvents.from_settings(settings, logger_provider=pipeline.logger_provider)
+            runtime.attached.events
+            if runtime.attached is not None
+            else OperationEvents.from_settings(settings, logger_provider=runtime.logger_provider)
         ),
     )
-    from cde_otel.instrumentation.mcp import MCPInstrumentor  # MCP server requests as SERVER spans (issue 13)
+    from cde_otel.instrumentation.mcp import MCPInstrumentor  # MCP server requests as SERVER spans
 
     _instrument_once(
-        "cde_mcp", MCPInstrumentor(), env, tracer_provider=pipeline.tracer_provider,
-        meter_provider=pipeline.meter_provider, settings=settings,
+        runtime, "cde_mcp", MCPInstrumentor(), env, tracer_provider=runtime.tracer_provider,
+        meter_provider=runtime.meter_provider, settings=settings,
     )  # fmt: skip
-    register_system_metrics(pipeline.meter_provider)
+    register_system_metrics(runtime.meter_provider)
 
 
-def _instrument_once(name: str, instrumentor: BaseInstrumentor, env: Mapping[str, str], **kwargs: Any) -> None:
+def _instrument_once(
+    runtime: Runtime, name: str, instrumentor: BaseInstrumentor, env: Mapping[str, str], **kwargs: Any
+) -> None:
     """Instruments unless it is not ours to do: the standard opt-out names its entry point
     (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``), ``opentelemetry-instrument`` instruments every
     entry point itself, or it is instrumented already -- or being instrumented: an ``instrument()``
     that imports the core fires the start-up hook, which runs this ``configure()``."""
-    if name in disabled_instrumentations(env) or launcher_active() or is_active(instrumentor):
+    if name in disabled_instrumentations(env) or launcher_instruments(name) or is_active(instrumentor):
         return
     instrumentor.instrument(**kwargs)
-    _instrumented.append(instrumentor)
+    runtime.instrumented.append(instrumentor)
 
 
-def _undo(pipeline: Pipeline) -> None:
+def _undo(runtime: Runtime) -> None:
     """A configure() that failed half-way leaves nothing behind: hooks removed, exporter threads stopped."""
-    _uninstrument()
-    shutdown_pipeline(pipeline, min(pipeline.shutdown_timeout_s, 1.0))
+    _uninstrument(runtime)
+    shutdown_pipeline(runtime, min(runtime.shutdown_timeout_s, 1.0))
 
 
-def _attach_context_from_environment(environ: Mapping[str, str]) -> None:
-    """Continues the trace and correlation id of a parent process (TRACEPARENT/BAGGAGE variables)."""
-    global _env_context_token
+def _attach_context_from_environment(environ: Mapping[str, str]) -> object | None:
+    """Continues the trace and correlation id of a parent process (TRACEPARENT/BAGGAGE variables),
+    once per process: the context stays attached on this thread (detaching it from the exit hook's
+    thread is not possible), and a later runtime finds it there."""
     carrier = {k.lower(): environ[k] for k in ("TRACEPARENT", "TRACESTATE", "BAGGAGE") if environ.get(k)}
-    if carrier and _env_context_token is None:
-        _env_context_token = context.attach(propagate.extract(carrier))
+    if not carrier or STATE.context_attached:
+        return None
+    STATE.context_attached = True
+    return context.attach(propagate.extract(carrier))
 
 
 def propagation_env() -> dict[str, str]:
@@ -273,18 +267,24 @@ def propagation_env() -> dict[str, str]:
 
 
 def is_configured() -> bool:
-    return _pipeline is not None
+    return STATE.current is not None
+
+
+def current_runtime() -> Runtime | None:
+    """What the last ``configure()`` made, until ``shutdown()``."""
+    return STATE.current
 
 
 def health_metric_reader() -> MetricReader | None:
     """The pull reader on the configured MeterProvider (for health percentiles), if any."""
-    return _pipeline.health_reader if _pipeline is not None else None
+    runtime = STATE.current
+    return runtime.health_reader if runtime is not None else None
 
 
 def export_status() -> str:
     """ "ok", "failing" (the last export of some signal failed), "disabled" (nothing is exported) or
     "application" (the application's providers export, which cde-otel cannot see)."""
-    pipeline = _pipeline
+    pipeline = STATE.current
     if pipeline is None:
         return "disabled"
     if pipeline.export_status is None:
@@ -293,8 +293,9 @@ def export_status() -> str:
 
 
 def force_flush(timeout_millis: int = 10_000) -> None:
-    if _pipeline is not None:
-        flush(_pipeline, timeout_millis)
+    runtime = STATE.current
+    if runtime is not None:
+        flush(runtime, timeout_millis)
 
 
 def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
@@ -304,14 +305,13 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
     What could not be sent by then is counted and reported once (see the module docs); the report
     is returned too (None when there was nothing to shut down).
     """
-    global _pipeline
     try:
-        with _lock:
-            pipeline, _pipeline = _pipeline, None
-            if pipeline is None:
+        with STATE.lock:
+            runtime, STATE.current = STATE.current, None
+            if runtime is None:
                 return None
-            _uninstrument()
-            report = shutdown_pipeline(pipeline, timeout_s)
+            _uninstrument(runtime)
+            report = shutdown_pipeline(runtime, timeout_s)
         message = report.warning()
         if message is not None:
             from cde_otel.logging import tell_host
@@ -323,25 +323,19 @@ def shutdown(timeout_s: float | None = None) -> ShutdownReport | None:
         return None
 
 
-def _uninstrument() -> None:
+def _uninstrument(runtime: Runtime) -> None:
     from cde_otel.health.sources import unregister_telemetry
 
-    ours = [instrumentor.uninstrument for instrumentor in reversed(_instrumented)]  # MCP first
-    _instrumented.clear()
+    ours = [instrumentor.uninstrument for instrumentor in reversed(runtime.instrumented)]  # MCP first
+    runtime.instrumented.clear()
+    attached, runtime.attached = runtime.attached, None
     undo_steps = (
         unregister_telemetry,
         *ours,  # only what configure() instrumented, before the providers it records into shut down
-        _detach_logging,  # writes the pending operation lines, before the providers shut down
+        *([attached.detach] if attached is not None else []),  # pending operation lines, before the providers
     )
     for undo in undo_steps:
         try:
             undo()
         except Exception:
             _log.debug("cde-otel: %s failed during shutdown", getattr(undo, "__qualname__", undo), exc_info=True)
-
-
-def _detach_logging() -> None:
-    global _attached
-    attached, _attached = _attached, None
-    if attached is not None:
-        attached.detach()

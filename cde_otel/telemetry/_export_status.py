@@ -32,22 +32,13 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
+from cde_otel._otel_compat import EXPORT_LOGGERS, exporter_preferences
 from cde_otel.redaction import bounded_stack, bounded_text
 
 _log = logging.getLogger("cde_otel.telemetry")
 # Set while one of our exporters runs in this thread: the shutdown filter below only ever
 # touches records that our own exports produce, never the host's exporters'.
 _in_our_export = threading.local()
-# Loggers the OTel exporters and batch processors report retries and failures on.
-EXPORT_LOGGERS = (
-    "opentelemetry.exporter.otlp.common.http",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.sdk._shared_internal",
-    "opentelemetry.sdk.metrics._internal.export",
-)
 
 
 class ExportStatus:
@@ -266,10 +257,8 @@ class TrackedLogExporter(_Tracked, LogRecordExporter):
 class TrackedMetricExporter(_Tracked, MetricExporter):
     def __init__(self, inner: MetricExporter, status: ExportStatus) -> None:
         # Keep the wrapped exporter's temporality and aggregation preferences (cumulative by default).
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
+        temporality, aggregation = exporter_preferences(inner)
+        super().__init__(preferred_temporality=temporality, preferred_aggregation=aggregation)
         self._inner, self._status = inner, status
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:

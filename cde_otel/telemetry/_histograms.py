@@ -45,3 +45,8 @@ def duration_views(kind: str, max_size: int) -> list[View]:
             View(instrument_name=METRIC_MCP_SERVER_SESSION_DURATION, aggregation=duration_aggregation(kind, max_size))
         )
     return views
+
+
+#: Attribute sets per metric stream (instrument) our readers aggregate; further ones go to the one
+#: ``otel.metric.overflow=true`` point. A backstop: the attributes we record are bounded already.
+METRIC_CARDINALITY_LIMIT = 1000

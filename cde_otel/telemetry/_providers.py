@@ -47,8 +47,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.metrics.view import DropAggregation
 from opentelemetry.sdk.resources import Resource
 
+from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.settings import Settings
-from cde_otel.telemetry._histograms import duration_aggregation
+from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT, duration_aggregation
 
 #: What ``telemetry_export`` reads when every signal goes through the application's providers.
 APPLICATION_EXPORT = "application"
@@ -105,6 +106,16 @@ def launcher_active() -> bool:
     return _LAUNCHER in sys.modules
 
 
+def launcher_instruments(name: str) -> bool:
+    """Whether ``opentelemetry-instrument`` instruments the entry point ``name`` in this process: it is
+    active and the entry point is installed (``threading`` is only with contrib's package)."""
+    if not launcher_active():
+        return False
+    from importlib.metadata import entry_points
+
+    return any(True for _ in entry_points(group="opentelemetry_instrumentor", name=name))
+
+
 def disabled_instrumentations(environ: Mapping[str, str]) -> set[str]:
     """The entry point names the standard ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` turns off."""
     return {name.strip() for name in environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
@@ -129,7 +140,8 @@ def add_health_reader(meter_provider: Any, settings: Settings) -> MetricReader |
             ObservableCounter: drop,
             ObservableUpDownCounter: drop,
             ObservableGauge: drop,
-        }
+        },
+        **cardinality_limit_kwargs(InMemoryMetricReader, METRIC_CARDINALITY_LIMIT),
     )
     add(reader)
     return reader

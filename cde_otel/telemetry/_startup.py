@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cde_otel.telemetry._pipeline import APPLICATION_PROVIDER, Pipeline
-from cde_otel.telemetry._providers import disabled_instrumentations, is_active, launcher_active
+from cde_otel.telemetry._exporters import APPLICATION_PROVIDER
+from cde_otel.telemetry._pipeline import Pipeline
+from cde_otel.telemetry._providers import disabled_instrumentations, is_active, launcher_active, launcher_instruments
 
 #: The instrumentations configure() may turn on, by entry point name, as the line names them.
 INSTRUMENTATIONS = {"cde": "CDE operations", "cde_mcp": "MCP requests", "threading": "thread context"}
@@ -25,15 +26,18 @@ _SIGNALS = ("traces", "metrics", "logs")
 
 def startup_line(pipeline: Pipeline, environ: Mapping[str, str]) -> str:
     """The line for this process, once ``configure()`` instrumented (or left it to the launcher)."""
-    from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-
     from cde_otel.instrumentation import CDEInstrumentor
     from cde_otel.instrumentation.mcp import MCPInstrumentor
+    from cde_otel.telemetry._thread_context import ThreadContextInstrumentor
 
     by_launcher = launcher_active()
     off = disabled_instrumentations(environ)
-    instrumentors = {"cde": CDEInstrumentor(), "cde_mcp": MCPInstrumentor(), "threading": ThreadingInstrumentor()}
-    on = [name for name, found in instrumentors.items() if name not in off and (by_launcher or is_active(found))]
+    instrumentors = {"cde": CDEInstrumentor(), "cde_mcp": MCPInstrumentor(), "threading": ThreadContextInstrumentor()}
+    on = [
+        name
+        for name, found in instrumentors.items()
+        if name not in off and (launcher_instruments(name) or is_active(found))
+    ]
     return describe(pipeline, environ, on, by_launcher=by_launcher)
 
 

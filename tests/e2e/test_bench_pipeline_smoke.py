@@ -18,6 +18,7 @@ def test_pipeline_benchmarks_report_their_keys(run_bench: Callable[..., dict[str
     keys = [
         "export_spans_per_s_zero_drop",
         "export_spans_per_s_zero_drop_floor",
+        "export_zero_drop_ratio_vs_floor",
         "collector_down_latency_ratio",
         "collector_down_rss_growth_second_half_mb",
     ]
@@ -25,6 +26,8 @@ def test_pipeline_benchmarks_report_their_keys(run_bench: Callable[..., dict[str
 
     for step in checked_steps(result["export"], ("default_logging", "plain_sdk_floor")):
         assert isinstance(step["collector_accepted"], int)
+    zero_drop = result["zero_drop"]
+    assert zero_drop["fine_step"] == 0.05 and len(zero_drop["load_average_before"]) == 3
     down = result["collector_down"]
     assert len(down["pair_ratios"]) >= 1
     assert down["long_down_ops"] > 0

@@ -9,11 +9,11 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.instrumentation.threading import ThreadingInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
@@ -43,6 +43,7 @@ from cde_otel.semconv import (
 )
 from cde_otel.settings import load_settings
 from cde_otel.telemetry import correlation
+from cde_otel.telemetry._thread_context import ThreadContextInstrumentor
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
 
@@ -273,22 +274,34 @@ def test_advisory_boundaries_serve_a_users_own_meter_provider(project: Project) 
 
 
 def test_correlation_follows_threads_and_asyncio_tasks(otel: CapturedTelemetry, project: Project) -> None:
-    ThreadingInstrumentor().instrument()
+    ThreadContextInstrumentor().instrument()
     try:
         project.activate()
         with correlation("req-42"):
             thread = threading.Thread(target=lambda: project.start_feature("from a thread"))
             thread.start()
             thread.join()
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(project.start_feature, "from a pool").result()
+            timer = threading.Timer(0, lambda: project.start_feature("from a timer"))
+            timer.start()
+            timer.join()
 
             async def in_task() -> None:
                 await asyncio.gather(asyncio.create_task(_advance(project)))
 
             asyncio.run(in_task())
     finally:
-        ThreadingInstrumentor().uninstrument()
+        ThreadContextInstrumentor().uninstrument()
     tagged = [s for s in otel.spans() if s.attributes.get(ATTR_CORRELATION_ID) == "req-42"]
     assert {s.name for s in tagged} == {"Project.start_feature", "Feature.advance_phase"}
+    assert sum(s.name == "Project.start_feature" for s in tagged) == 3  # thread, pool and timer
+    # Uninstrumented, a new thread starts in an empty context again.
+    with correlation("req-43"):
+        thread = threading.Thread(target=lambda: project.start_feature("after"))
+        thread.start()
+        thread.join()
+    assert not [s for s in otel.spans() if s.attributes.get(ATTR_CORRELATION_ID) == "req-43"]
 
 
 async def _advance(project: Project) -> None:

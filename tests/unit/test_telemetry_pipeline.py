@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opentelemetry.exporter.otlp.json.file import FileSpanExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
@@ -20,6 +19,7 @@ from cde_otel.semconv import (
     METRIC_SYSTEM_MEMORY_UTILIZATION,
 )
 from cde_otel.settings import load_settings
+from cde_otel.telemetry._local_files import LocalSpanExporter
 from cde_otel.telemetry._pipeline import (
     build_pipeline,
     build_resource,
@@ -34,7 +34,7 @@ DOCUMENTED_SERVICE_NAME = "cde-orchestrator"  # docs/configuration.md: the defau
 def test_no_endpoint_means_local_otlp_json_files(tmp_path: Path) -> None:
     settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
     exporters, described, local_dir = select_exporters(settings, {})
-    assert isinstance(exporters["traces"], FileSpanExporter)
+    assert isinstance(exporters["traces"], LocalSpanExporter)
     assert local_dir == tmp_path.resolve()
     assert described["metrics"].endswith("metrics.jsonl")
 
@@ -123,7 +123,7 @@ def test_classic_histogram_setting_switches_the_view(tmp_path: Path) -> None:
 
 
 def test_log_queue_has_room_for_two_records_per_span_unless_configured() -> None:
-    from cde_otel.telemetry._pipeline import _log_batch_sizes
+    from cde_otel.telemetry._environment import log_batch_sizes as _log_batch_sizes
 
     queue, batch = _log_batch_sizes({})
     assert queue is not None and batch is not None and queue >= 2 * 2048 and batch >= 2 * 512
@@ -253,3 +253,45 @@ def test_health_gets_its_own_reader_when_nothing_is_exported_or_temporality_is_d
             assert isinstance(pipeline.health_reader, InMemoryMetricReader), env
         finally:
             shutdown_pipeline(pipeline, 0.5)
+
+
+def test_span_attribute_values_are_bounded_by_default_and_the_standard_variables_win(tmp_path: Path) -> None:
+    from cde_otel.telemetry._environment import EVENT_ATTRIBUTE_LENGTH, SPAN_ATTRIBUTE_LENGTH
+    from cde_otel.telemetry._pipeline import shutdown_pipeline
+
+    settings = load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)})
+    pipeline = build_pipeline(settings, {})
+    try:
+        span = pipeline.tracer_provider.get_tracer("t").start_span("s", attributes={"big": "x" * 1_000_000})
+        span.add_event("e", {"exception.stacktrace": "y" * 1_000_000})
+        span.end()
+        assert len(span.attributes["big"]) == SPAN_ATTRIBUTE_LENGTH  # type: ignore[attr-defined]
+        assert len(span.events[0].attributes["exception.stacktrace"]) == EVENT_ATTRIBUTE_LENGTH  # type: ignore[attr-defined]
+    finally:
+        shutdown_pipeline(pipeline)
+    limits = build_pipeline(settings, {"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "10"}).tracer_provider._span_limits
+    assert limits.max_span_attribute_length is None or limits.max_span_attribute_length != SPAN_ATTRIBUTE_LENGTH
+
+
+def test_a_metric_stream_keeps_at_most_the_cardinality_limit_where_the_sdk_supports_one(tmp_path: Path) -> None:
+    import inspect
+
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT
+    from cde_otel.telemetry._pipeline import shutdown_pipeline
+
+    pipeline = build_pipeline(load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)}), {})
+    try:
+        counter = pipeline.meter_provider.get_meter("t").create_counter("cde.test.names")
+        for n in range(METRIC_CARDINALITY_LIMIT + 500):
+            counter.add(1, {"name": f"n{n}"})
+        points = [p for p in metric_points(pipeline.health_reader, "cde.test.names")]
+    finally:
+        shutdown_pipeline(pipeline)
+    if "cardinality_limits" in inspect.signature(PeriodicExportingMetricReader).parameters:  # SDK >= 1.45.2
+        assert len(points) <= METRIC_CARDINALITY_LIMIT + 1
+        assert len([p for p in points if p.attributes.get("otel.metric.overflow")]) == 1
+        assert sum(getattr(p, "value", 0) for p in points) == METRIC_CARDINALITY_LIMIT + 500  # merged, not lost
+    else:  # older SDKs have no limit to set: every attribute set is kept (the bounded attributes are the guard)
+        assert len(points) == METRIC_CARDINALITY_LIMIT + 500

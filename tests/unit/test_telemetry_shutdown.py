@@ -168,7 +168,8 @@ def test_providers_have_no_unbounded_exit_hooks_of_their_own(clean_env: EnvFacto
 
 
 def test_a_refusing_collector_is_recognised_at_once_and_a_listening_one_is_not(silent_collector: str) -> None:
-    from cde_otel.telemetry._pipeline import _otlp_endpoints, _refused
+    from cde_otel.telemetry._environment import otlp_endpoints as _otlp_endpoints
+    from cde_otel.telemetry._shutdown import _refused
 
     described = {"traces": "otlp (http/protobuf)", "metrics": "otlp (http/protobuf)", "logs": "none"}
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": DEAD_COLLECTOR, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": silent_collector}

@@ -1,0 +1,77 @@
+"""The private SDK/contrib surfaces: found on the installed releases, and a safe fallback when moved.
+
+The first test fails when an SDK release moves one of them (then ``_otel_compat`` needs updating);
+the second shows what cde-otel does meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry._logs import NoOpLoggerProvider, get_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    ConsoleMetricExporter,
+    InMemoryMetricReader,
+    MetricsData,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from cde_otel import _otel_compat as compat
+from cde_otel.telemetry._local_files import metric_preferences
+
+
+def test_every_private_surface_is_found_on_the_installed_releases() -> None:
+    host = compat.host_resource_detector()
+    assert host is not None and "host.name" in host.detect().attributes
+
+    reader = InMemoryMetricReader()
+    assert compat.reader_collect(reader) is None  # not registered yet
+    provider = MeterProvider(metric_readers=[reader])
+    provider.get_meter("m").create_counter("c").add(1)
+    collect = compat.reader_collect(reader)
+    assert collect is not None
+    assert isinstance(collect(reader, timeout_millis=1_000), MetricsData)
+    temporalities = compat.reader_temporalities(reader)
+    assert any(issubclass(kind, Counter) for kind in temporalities)
+    assert set(temporalities.values()) == {AggregationTemporality.CUMULATIVE}
+    provider.shutdown()
+
+    temporality, aggregation = metric_preferences({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"})
+    exporter = ConsoleMetricExporter(preferred_temporality=temporality, preferred_aggregation=aggregation)
+    found_temporality, found_aggregation = compat.exporter_preferences(exporter)
+    assert found_temporality is not None and found_temporality[Histogram] is AggregationTemporality.DELTA
+    assert found_aggregation is not None and Histogram in found_aggregation
+
+    tracer_provider = TracerProvider()
+    processor = BatchSpanProcessor(InMemorySpanExporter(), schedule_delay_millis=60_000)
+    tracer_provider.add_span_processor(processor)
+    for _ in range(3):
+        tracer_provider.get_tracer("t").start_span("s").end()
+    assert compat.queued_items(processor) == 3
+    tracer_provider.shutdown()
+
+    assert compat.is_proxy_logger_provider(get_logger_provider()) or isinstance(
+        get_logger_provider(), LoggerProvider | NoOpLoggerProvider
+    )
+    assert not compat.is_proxy_logger_provider(LoggerProvider())
+    assert compat.logging_handler_has_attribute_hook()
+    assert all(logging.getLogger(name) for name in compat.EXPORT_LOGGERS)
+
+
+class _Moved:
+    """An object of a release where the private attribute is gone."""
+
+
+def test_a_moved_surface_degrades_to_its_documented_fallback() -> None:
+    moved: Any = _Moved()
+    assert compat.reader_collect(moved) is None
+    assert compat.reader_temporalities(moved) == {}
+    assert compat.exporter_preferences(moved) == (None, None)
+    assert compat.queued_items(moved) == 0
+    assert not compat.is_proxy_logger_provider(moved)
