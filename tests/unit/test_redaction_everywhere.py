@@ -72,7 +72,7 @@ HOST = textwrap.dedent(
     project.activate()
     feature = project.start_feature("Add login")
     try:
-        feature.advance_phase("decompose " + SECRET)  # E303: the coded message quotes the user's text
+        feature.advance_phase("decompose password=hunter2")  # E303: the coded message quotes the user's text
     except Exception as error:
         assert error.code == "E303"
     with trace.get_tracer("some.other.instrumentation").start_as_current_span("foreign") as span:
