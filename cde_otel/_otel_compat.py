@@ -95,10 +95,10 @@ def cardinality_limit_kwargs(reader_class: type, limit: int) -> dict[str, Any]:
 
 
 def logging_handler_has_attribute_hook() -> bool:
-    """Whether contrib's ``LoggingHandler`` still builds a record's attributes in ``_get_attributes``
-    (the bridge overrides it to redact them and add the correlation id)."""
+    """Whether contrib's ``LoggingHandler`` still builds a record in ``_translate`` and its attributes
+    in ``_get_attributes`` (the bridge overrides the latter to redact them and add the correlation id)."""
     try:
         from opentelemetry.instrumentation.logging.handler import LoggingHandler
     except ImportError:
         return False
-    return callable(getattr(LoggingHandler, "_get_attributes", None))
+    return all(callable(getattr(LoggingHandler, name, None)) for name in ("_translate", "_get_attributes"))

@@ -29,6 +29,7 @@ from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from structlog.typing import WrappedLogger
 
 from cde_otel._correlation import current_correlation_id
+from cde_otel._otel_compat import logging_handler_has_attribute_hook
 from cde_otel._reentry import GUARD
 from cde_otel._structlog_otel import StructlogProcessor
 from cde_otel._swallowed import swallowed
@@ -129,9 +130,14 @@ class ForeignRecordBridge(LoggingHandler):
         self._redact_keys = tuple(redact_keys)
         self._content_max_length = content_max_length
         self._loggers: dict[str, Logger] = {}  # per logger name: the host's names are few and fixed
+        # A contrib release without the hooks this bridge overrides would export the records
+        # unredacted: then none is bridged, and the failure is counted once.
+        self._supported = logging_handler_has_attribute_hook()
+        if not self._supported:
+            swallowed("logging.bridge_unsupported", logging.getLogger(__name__), "stdlib records not bridged to OTel")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if is_structlog_record(record) or record.name.startswith(_OWN_LOGGERS):
+        if not self._supported or is_structlog_record(record) or record.name.startswith(_OWN_LOGGERS):
             return False
         # Checked per record: opentelemetry-instrument adds its handler after configure() ran.
         if otel_handler_on_root_takes(record):

@@ -75,3 +75,32 @@ def test_a_moved_surface_degrades_to_its_documented_fallback() -> None:
     assert compat.exporter_preferences(moved) == (None, None)
     assert compat.queued_items(moved) == 0
     assert not compat.is_proxy_logger_provider(moved)
+
+
+def test_a_logging_handler_without_the_attribute_hook_bridges_nothing_rather_than_unredacted(
+    monkeypatch: Any,
+) -> None:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    from cde_otel._swallowed import swallowed_counts
+    from cde_otel.logging._bridge import ForeignRecordBridge
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    record = logging.LogRecord("app", logging.WARNING, __file__, 1, "password=%s", ("hunter2",), None)
+
+    supported = ForeignRecordBridge(provider)
+    supported.handle(record)
+    (exported,) = exporter.get_finished_logs()
+    assert "hunter2" not in str(exported.log_record.body)  # the hook redacts
+
+    exporter.clear()
+    before = swallowed_counts().get("logging.bridge_unsupported", 0)
+    monkeypatch.delattr(LoggingHandler, "_get_attributes")  # a release where the hook moved
+    assert not compat.logging_handler_has_attribute_hook()
+    moved = ForeignRecordBridge(provider)
+    moved.handle(record)
+    assert exporter.get_finished_logs() == ()  # not bridged at all, never unredacted
+    assert swallowed_counts()["logging.bridge_unsupported"] == before + 1
