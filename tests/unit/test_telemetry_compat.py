@@ -86,7 +86,7 @@ def test_a_logging_handler_without_the_attribute_hook_bridges_nothing_rather_tha
     from cde_otel._swallowed import swallowed_counts
     from cde_otel.logging._bridge import ForeignRecordBridge
 
-    exporter = InMemoryLogRecordExporter()
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     record = logging.LogRecord("app", logging.WARNING, __file__, 1, "password=%s", ("hunter2",), None)
