@@ -108,7 +108,7 @@ def test_record_operation_takes_error_type_and_code_and_the_older_keyword() -> N
     telemetry.record_operation("Project.pause", 0.5)
 
     attributes = {
-        str(p.attributes[ATTR_OPERATION]): dict(p.attributes)
+        str(p.attributes[ATTR_OPERATION]): dict(p.attributes or {})
         for p in metric_points(telemetry.metric_reader, METRIC_OPERATION_DURATION)
     }
     assert attributes["Project.activate"] == {
