@@ -40,15 +40,15 @@ MCP_SCOPE_NAME = "cde_otel.mcp"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 
 # -- metrics ------------------------------------------------------------------------------
-#: Histogram (s) of every instrumented operation; attributes: operation, outcome, error.type.
+#: Histogram (s) of every instrumented operation; attributes: operation, outcome, error.type, cde.error.code.
 METRIC_OPERATION_DURATION = "cde.operation.duration"
-#: Counter of failed operations; attributes: error.type (the CDE code), operation.
+#: Counter of failed operations; attributes: error.type (the conventions' value), cde.error.code, operation.
 METRIC_ERRORS = "cde.errors"
 #: Counter of failures cde-otel swallowed inside its own wrappers and hooks; attribute: the site.
 METRIC_INSTRUMENTATION_FAILURES = "cde.instrumentation.failures"
 #: Gauge of features started and neither completed nor failed.
 METRIC_FEATURES_ACTIVE = "cde.features.active"
-#: Counter of re-attempts of transiently failing operations; attributes: operation, error.type.
+#: Counter of re-attempts of transiently failing operations; attributes: operation, error.type, cde.error.code.
 METRIC_RETRY_ATTEMPTS = "cde.retry.attempts"
 #: Gauge of every live circuit breaker (0 closed, 1 half_open, 2 open); attribute: breaker name.
 METRIC_CIRCUIT_BREAKER_STATE = "cde.circuit_breaker.state"
@@ -68,8 +68,6 @@ ATTR_FEATURE_ID = "cde.feature.id"
 ATTR_FEATURE_PHASE = "cde.feature.phase"
 ATTR_FEATURE_NEXT_PHASE = "cde.feature.next_phase"
 ATTR_ERROR_RECOVERABLE = "cde.error.recoverable"
-#: Our E-code of a failure (``error.type`` keeps the conventions' value).
-ATTR_ERROR_CODE = "cde.error.code"
 #: Recorded only with ``CDE_OTEL_CAPTURE_CONTENT=true``; the length always.
 ATTR_PROMPT = "cde.prompt"
 ATTR_PROMPT_LENGTH = "cde.prompt.length"
@@ -155,8 +153,8 @@ ATTR_CLIENT_ADDRESS = "client.address"
 ATTR_CLIENT_PORT = "client.port"
 #: Ours: the project directory a tool call names.
 ATTR_PROJECT_PATH = "cde.project.path"
-#: Ours: the CDE code of a failed request (``E104``; also the upstream orchestrator's ``error_code``),
-#: beside the conventions' ``error.type`` (``tool_error``, a JSON-RPC code, an exception class).
+#: Ours: the CDE code of a failed request or operation (``E104``; also the upstream orchestrator's
+#: ``error_code``), beside the conventions' ``error.type`` (``tool_error``, a JSON-RPC code, an exception class).
 ATTR_ERROR_CODE = "cde.error.code"
 #: Ours (the MCP conventions name none): the calling client's ``clientInfo`` name and version,
 #: on every span of its session and (bounded) on the session metric.

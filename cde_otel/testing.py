@@ -69,6 +69,7 @@ from cde_otel.core import storage
 from cde_otel.health import MIB, DiskReading, MemoryReading, metric_points
 from cde_otel.logging import OperationEvents
 from cde_otel.semconv import (
+    ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
     ATTR_OPERATION,
     ATTR_OUTCOME,
@@ -143,15 +144,33 @@ class CapturedTelemetry:
         """The current data points of ``metric`` (collected now)."""
         return list(metric_points(self.metric_reader, metric))
 
-    def record_operation(self, operation: str, seconds: float, *, error: str | None = None) -> None:
-        """Records one ``cde.operation.duration`` value as the instrumentation would."""
+    def record_operation(
+        self,
+        operation: str,
+        seconds: float,
+        *,
+        error: str | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        """Records one ``cde.operation.duration`` value as the instrumentation would.
+
+        A failed operation has ``error_type`` (``error.type``: the exception's class name, e.g.
+        ``"StateError"``) and, when coded, ``error_code`` (``cde.error.code``, e.g. ``"E201"``).
+        ``error`` is the older spelling of ``error_type``, kept working (the value goes in ``error.type``
+        as given). Any of them marks the operation failed (``cde.outcome=error``).
+        """
         if self._histogram is None:
             self._histogram = self.meter_provider.get_meter(SCOPE_NAME).create_histogram(
                 METRIC_OPERATION_DURATION, unit="s"
             )
-        attributes = {ATTR_OPERATION: operation, ATTR_OUTCOME: OUTCOME_ERROR if error else OUTCOME_OK}
-        if error:
-            attributes[ATTR_ERROR_TYPE] = error
+        kind = error_type or error
+        failed = bool(kind or error_code)
+        attributes = {ATTR_OPERATION: operation, ATTR_OUTCOME: OUTCOME_ERROR if failed else OUTCOME_OK}
+        if failed:
+            attributes[ATTR_ERROR_TYPE] = kind or "_OTHER"
+        if error_code:
+            attributes[ATTR_ERROR_CODE] = error_code
         self._histogram.record(seconds, attributes)
 
     def shutdown(self) -> None:

@@ -144,8 +144,8 @@ _FAQ: tuple[tuple[str, str], ...] = (
      "version. A non-recoverable error needs a manual step first (a restore, an upgrade, a new project)."),
     ("Where is the traceback?",
      "Never in the message users see. The CLI logs it on the `cde_otel.cli` logger, the instrumentation records "
-     "it on the failing span (`error.type` is the error code), and `CDEError.to_dict()` has it with the state "
-     "snapshot and the operations that led to the error."),
+     "it on the failing span (`cde.error.code` is the error code, `error.type` its class), and "
+     "`CDEError.to_dict()` has it with the state snapshot and the operations that led to the error."),
     ("How do tools such as MCP clients get errors?",
      "`ErrorFormatter.to_json(error)` returns code, name, title, severity, message, details, suggestions, docs, "
      "recoverable and context, and never the traceback. `ErrorFormatter.format_json(error)` returns it as a "

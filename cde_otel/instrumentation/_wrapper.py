@@ -44,6 +44,7 @@ from cde_otel.redaction import scrub_exception
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
     ATTR_CORRELATION_ID,
+    ATTR_ERROR_CODE,
     ATTR_ERROR_RECOVERABLE,
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
@@ -72,6 +73,15 @@ class _Operation:
         self.attrs = attrs
         self.start_ns = start_ns  # t0: the span's start time
         self.cpu_ns = cpu_ns  # the thread's CPU clock at t0, read only for targets that were slow before
+
+
+def failure_attributes(error: BaseException) -> dict[str, str]:
+    """``error.type`` (the exception's class name) and, for a coded error, ``cde.error.code`` (``E104``)."""
+    attributes = {ATTR_ERROR_TYPE: type(error).__name__}
+    code = getattr(error, "code", None)
+    if isinstance(code, str):
+        attributes[ATTR_ERROR_CODE] = code
+    return attributes
 
 
 def record_exception_scrubbed(span: trace.Span, error: BaseException) -> str:
@@ -175,17 +185,18 @@ class OperationTelemetry:
                 if self.hooks is not None:
                     self.hooks.on_response(span, op.instance, result)
             else:
-                code = getattr(error, "code", None)
-                error_code = code if isinstance(code, str) else type(error).__name__
+                # The conventions' error.type is the exception class; our E-code rides beside it.
+                failure = failure_attributes(error)
+                error_code = failure.get(ATTR_ERROR_CODE, failure[ATTR_ERROR_TYPE])
                 metric_attrs[ATTR_OUTCOME] = OUTCOME_ERROR
-                metric_attrs[ATTR_ERROR_TYPE] = error_code
-                span.set_attribute(ATTR_ERROR_TYPE, error_code)
+                metric_attrs.update(failure)
+                span.set_attributes(failure)
                 recoverable = getattr(error, "recoverable", None)
                 if isinstance(recoverable, bool):
                     span.set_attribute(ATTR_ERROR_RECOVERABLE, recoverable)
                 message = record_exception_scrubbed(span, error)
                 span.set_status(Status(StatusCode.ERROR, f"{error_code}: {message}"[:256]))
-                self.errors.add(1, {ATTR_ERROR_TYPE: error_code, ATTR_OPERATION: target.qualname})
+                self.errors.add(1, {**failure, ATTR_OPERATION: target.qualname})
             # Recorded while the span is still current, so the exemplar carries its trace and span ids.
             self.duration.record(max(end_ns - op.start_ns, 0) / 1e9, metric_attrs)
             span.end(end_time=end_ns)

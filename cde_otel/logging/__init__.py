@@ -2,7 +2,7 @@
 
 What goes where, with ``CDE_OTEL_ENABLED=true`` (``configure()`` calls :func:`attach_logging`):
 
-* **The span** is the record of every operation: outcome (``cde.outcome``, ``error.type``), ids,
+* **The span** is the record of every operation: outcome (``cde.outcome``, ``error.type``, ``cde.error.code``), ids,
   duration (its own start and end times — the same interval the ``cde.operation.duration``
   histogram records).
 * **A JSON line** per operation (:class:`OperationEvents`) where a log file

@@ -5,7 +5,8 @@ ETIMEDOUT, a lock timeout E206, or a raw ``OSError`` with one of those errnos.
 Everything else (conflicts, validation, a full or read-only disk) fails at once.
 
 Each failed attempt that is retried adds a ``cde.retry`` event to the current span and
-counts one ``cde.retry.attempts`` (attributes ``cde.operation``, ``error.type``); giving
+counts one ``cde.retry.attempts`` (attributes ``cde.operation``, ``error.type`` - the exception's class - and, for a
+coded error, ``cde.error.code``); giving
 up adds ``cde.retry.exhausted``. ``sleep`` is injectable so tests do not wait.
 """
 
@@ -20,9 +21,8 @@ from opentelemetry.metrics import MeterProvider
 
 from cde_otel._exceptions import StateError
 from cde_otel.core import storage
-from cde_otel.resilience._telemetry import add_span_event, count_retry, error_type
+from cde_otel.resilience._telemetry import add_span_event, count_retry, error_attributes
 from cde_otel.semconv import (
-    ATTR_ERROR_TYPE,
     ATTR_OPERATION,
     ATTR_RETRY_ATTEMPT,
     ATTR_RETRY_ATTEMPTS,
@@ -85,23 +85,22 @@ class TransientRetry:
             if is_transient(exc):
                 add_span_event(
                     EVENT_RETRY_EXHAUSTED,
-                    {ATTR_OPERATION: self.operation, ATTR_RETRY_ATTEMPTS: self.attempts,
-                     ATTR_ERROR_TYPE: error_type(exc)},
+                    {ATTR_OPERATION: self.operation, ATTR_RETRY_ATTEMPTS: self.attempts, **error_attributes(exc)},
                 )  # fmt: skip
             raise
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        kind = error_type(exc) if exc is not None else "unknown"
+        failure = error_attributes(exc)
         errno_name = exc.context.get("errno") if isinstance(exc, StateError) else None
         attributes: dict[str, str | int | float] = {
             ATTR_OPERATION: self.operation,
             ATTR_RETRY_ATTEMPT: state.attempt_number,
             ATTR_RETRY_WAIT_S: round(state.upcoming_sleep, 6),
-            ATTR_ERROR_TYPE: kind,
+            **failure,
         }
         if isinstance(errno_name, str):
             attributes[ATTR_RETRY_ERRNO] = errno_name
         add_span_event(EVENT_RETRY, attributes)
-        count_retry(self.meter_provider, {ATTR_OPERATION: self.operation, ATTR_ERROR_TYPE: kind})
+        count_retry(self.meter_provider, {ATTR_OPERATION: self.operation, **failure})

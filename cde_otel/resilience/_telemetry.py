@@ -18,6 +18,8 @@ from opentelemetry.util.types import AttributeValue
 
 from cde_otel.semconv import (
     ATTR_BREAKER_NAME,
+    ATTR_ERROR_CODE,
+    ATTR_ERROR_TYPE,
     BREAKER_STATE_VALUES,
     METRIC_CIRCUIT_BREAKER_STATE,
     METRIC_RETRY_ATTEMPTS,
@@ -75,6 +77,13 @@ def observe_breakers(meter_provider: MeterProvider | None, states: Callable[[], 
         _gauges[id(meter_provider)] = meter_provider
 
 
-def error_type(exc: BaseException) -> str:
+def error_attributes(exc: BaseException | None) -> dict[str, str]:
+    """``error.type`` (the conventions' value: the exception's class name) and, for a coded error,
+    our E-code in ``cde.error.code``."""
+    if exc is None:
+        return {ATTR_ERROR_TYPE: "unknown"}
+    attributes = {ATTR_ERROR_TYPE: type(exc).__name__}
     code: Any = getattr(exc, "code", None)
-    return code if isinstance(code, str) else type(exc).__name__
+    if isinstance(code, str):
+        attributes[ATTR_ERROR_CODE] = code
+    return attributes

@@ -158,8 +158,12 @@ def test_prometheus_percentiles_match_exact_values(backends: Backends, demo_run:
 
 def test_error_counts_by_code_are_queryable(backends: Backends, demo_run: DemoRun) -> None:
     def errors() -> dict[str, float] | None:
-        rows = backends.prom_query(f'sum by (error_type) (cde_errors_total{{service_name="{demo_run.service}"}})')
-        found = {r["metric"]["error_type"]: float(r["value"][1]) for r in rows}
+        selector = f'cde_errors_total{{service_name="{demo_run.service}"}}'
+        rows = backends.prom_query(f"sum by (cde_error_code, error_type) ({selector})")
+        # Our code is cde.error.code; error.type is the conventions' value: the exception's class.
+        assert all(r["metric"].get("error_type") for r in rows), rows
+        assert not [r for r in rows if r["metric"].get("error_type", "").startswith("E")], rows
+        found = {r["metric"]["cde_error_code"]: float(r["value"][1]) for r in rows if "cde_error_code" in r["metric"]}
         complete = all(found.get(code, 0) >= times for code, times in demo_run.output["refused"].items())
         return found if complete else None
 

@@ -299,6 +299,10 @@ def _traces(run: ScaleRun) -> dict[str, dict[str, Any]]:
     return {t["traceID"].rjust(32, "0"): t for t in doc.get("data") or []}
 
 
+def _tags(span: dict[str, Any]) -> dict[str, Any]:
+    return {t["key"]: t["value"] for t in span["tags"]}
+
+
 def _gateways_of(trace: dict[str, Any]) -> set[str]:
     found: set[str] = set()
     for span in trace["spans"]:
@@ -403,7 +407,9 @@ def test_every_error_and_slow_trace_is_kept(scale_run: ScaleRun, jaeger_traces: 
         assert not missing, f"{len(missing)} of {len(calls)} {kind} traces dropped: {missing[:5]}"
     for r in (r for r in clean if r["kind"] == "error"):
         spans = jaeger_traces[r["trace_id"]]["spans"]
-        failed = [s for s in spans if any(t["key"] == "error.type" and t["value"] == "E102" for t in s["tags"])]
+        failed = [
+            s for s in spans if {"error.type": "FeatureError", "cde.error.code": "E102"}.items() <= _tags(s).items()
+        ]
         assert [s["operationName"] for s in failed] == ["Feature.advance_phase"], r["trace_id"]
     for r in (r for r in clean if r["kind"] == "slow"):
         slow = [s for s in jaeger_traces[r["trace_id"]]["spans"] if s["operationName"] == "SlowStep.wait"]

@@ -44,7 +44,7 @@ def test_dashboard_covers_the_required_views() -> None:
 
     for quantile in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}, sum by (cde_operation) (rate(cde_operation_duration_seconds[" in exprs
-    assert "sum by (error_type, cde_error_code) (rate(cde_errors_total[" in exprs
+    assert "sum by (cde_error_code, error_type) (rate(cde_errors_total[" in exprs
     assert "mcp_server_operation_duration_seconds" in exprs and "mcp_server_session_duration_seconds" in exprs
     assert "histogram_count(rate(cde_operation_duration_seconds[" in exprs  # throughput
     assert "cde_features_active" in exprs

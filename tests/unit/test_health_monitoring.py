@@ -76,8 +76,10 @@ def test_metrics_calculation_accurate(project: Path, kind: HistogramKind, make_m
     rng = random.Random(20251118)
     durations = [rng.lognormvariate(math.log(0.02), 1.2) for _ in range(5000)]
     for index, seconds in enumerate(durations):
-        error = "E202" if index % 10 == 0 else None
-        recorder.record_operation("FileSystemProjectRepository.save", seconds, error=error)
+        code = "E202" if index % 10 == 0 else None
+        recorder.record_operation(
+            "FileSystemProjectRepository.save", seconds, error_type="StateError" if code else None, error_code=code
+        )
     recorder.record_operation("Project.activate", 0.003)
     monitor = make_monitor(project, recorder)
 
@@ -109,7 +111,7 @@ def test_error_rate_and_throughput_come_from_the_histogram(
     recorder = capture_telemetry()
     monitor = make_monitor(project, recorder)
     for index in range(100):
-        recorder.record_operation("Project.start_feature", 0.01, error="E101" if index < 10 else None)
+        recorder.record_operation("Project.start_feature", 0.01, error_type="FeatureError" if index < 10 else None)
     clock.advance(10)
 
     first = monitor.get_status()["metrics"]
@@ -213,7 +215,9 @@ def test_alert_thresholds_work(project: Path, make_monitor: MonitorFactory, host
     recorder.record_operation("Feature.advance_phase", 0.9)
     recorder.record_operation("Feature.advance_phase", 0.9)  # 2 of 101 -> P99 in the 0.9 s bucket
     for _ in range(30):
-        recorder.record_operation("Project.start_feature", 0.01, error="E101")  # 30 / 230 = 13 % < 20 %
+        recorder.record_operation(
+            "Project.start_feature", 0.01, error_type="FeatureError", error_code="E101"
+        )  # 30 / 230 = 13 % < 20 %
 
     status = monitor.get_status()
 
@@ -225,7 +229,9 @@ def test_alert_thresholds_work(project: Path, make_monitor: MonitorFactory, host
     assert status["status"] == "degraded"
 
     for _ in range(40):
-        recorder.record_operation("Project.start_feature", 0.01, error="E101")  # 70 / 270 = 26 % > 20 %
+        recorder.record_operation(
+            "Project.start_feature", 0.01, error_type="FeatureError", error_code="E101"
+        )  # 70 / 270 = 26 % > 20 %
     host.free_mb = 99
     host.memory_percent = 81
     clock.advance(2)
@@ -260,7 +266,7 @@ def test_default_thresholds_match_the_seed(project: Path, make_monitor: MonitorF
     monitor = make_monitor(project, recorder)
     for index in range(100):
         # exactly 5 % errors, P99 < 1 s
-        recorder.record_operation("Project.archive", 0.99, error="E003" if index < 5 else None)
+        recorder.record_operation("Project.archive", 0.99, error_type="ProjectError" if index < 5 else None)
 
     assert monitor.get_status()["alerts"] == []  # every value sits exactly at (not above) its threshold
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cde_otel.redaction import MASK, is_content_key, is_sensitive_key, redact_mapping, scrub_exception, scrub_text
-from cde_otel.semconv import ATTR_ERROR_TYPE, ATTR_PROJECT_ID, ATTR_PROMPT_LENGTH
+from cde_otel.semconv import ATTR_ERROR_CODE, ATTR_ERROR_TYPE, ATTR_PROJECT_ID, ATTR_PROMPT_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -56,6 +56,7 @@ def test_sensitive_keys(key: str) -> None:
         "duration_ms",
         "author",
         ATTR_ERROR_TYPE,
+        ATTR_ERROR_CODE,
         "event",
     ],
 )

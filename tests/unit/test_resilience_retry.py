@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from cde_otel.errors import StateError, ValidationError
 from cde_otel.resilience import TransientRetry, is_transient
 from cde_otel.semconv import (
+    ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
     ATTR_OPERATION,
     ATTR_RETRY_ATTEMPT,
@@ -120,7 +121,10 @@ def test_each_retry_is_a_span_event_and_counted() -> None:
     (span,) = exporter.get_finished_spans()
     retries = [dict(e.attributes or {}) for e in span.events if e.name == EVENT_RETRY]
     assert [r[ATTR_RETRY_ATTEMPT] for r in retries] == [1, 2]
-    assert [r[ATTR_ERROR_TYPE] for r in retries] == ["E201", "E206"]
+    assert [(r[ATTR_ERROR_TYPE], r[ATTR_ERROR_CODE]) for r in retries] == [
+        ("StateError", "E201"),
+        ("StateError", "E206"),
+    ]
     assert retries[0][ATTR_RETRY_ERRNO] == "EAGAIN"
     assert all(r[ATTR_OPERATION] == "op.save" for r in retries)
     points = {
@@ -128,8 +132,8 @@ def test_each_retry_is_a_span_event_and_counted() -> None:
         for p in metric_points(reader, METRIC_RETRY_ATTEMPTS)
     }
     assert points == {
-        ((ATTR_OPERATION, "op.save"), (ATTR_ERROR_TYPE, "E201")): 1,
-        ((ATTR_OPERATION, "op.save"), (ATTR_ERROR_TYPE, "E206")): 1,
+        ((ATTR_ERROR_CODE, "E201"), (ATTR_OPERATION, "op.save"), (ATTR_ERROR_TYPE, "StateError")): 1,
+        ((ATTR_ERROR_CODE, "E206"), (ATTR_OPERATION, "op.save"), (ATTR_ERROR_TYPE, "StateError")): 1,
     }
 
 
@@ -145,3 +149,5 @@ def test_exhaustion_is_a_span_event() -> None:
         TransientRetry(attempts=2, sleep=lambda _s: None)(operation)
     (span,) = exporter.get_finished_spans()
     assert [e.name for e in span.events] == [EVENT_RETRY, EVENT_RETRY_EXHAUSTED]
+    exhausted = dict(span.events[-1].attributes or {})
+    assert (exhausted[ATTR_ERROR_TYPE], exhausted[ATTR_ERROR_CODE]) == ("StateError", "E201")

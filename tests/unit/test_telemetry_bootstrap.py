@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 
-from cde_otel.semconv import ATTR_CORRELATION_ID, ATTR_ERROR_TYPE, METRIC_OPERATION_DURATION
+from cde_otel.semconv import ATTR_CORRELATION_ID, ATTR_ERROR_CODE, ATTR_ERROR_TYPE, METRIC_OPERATION_DURATION
 from cde_otel.telemetry import correlation, propagation_env
 from cde_otel.testing import capture_telemetry
 
@@ -81,7 +81,8 @@ def test_one_environment_variable_turns_everything_on(
     # The span is the record of an operation's outcome: status unset (0) when ok, ERROR (2) with its code.
     assert {s["status"].get("code", 0) for s in spans if s["name"] == "Project.activate"} == {0}
     (refused,) = [s for s in spans if s["name"] == "Feature.advance_phase" and s["attrs"].get(ATTR_ERROR_TYPE)]
-    assert refused["attrs"][ATTR_ERROR_TYPE] == "E102" and refused["status"]["code"] == 2
+    assert refused["attrs"][ATTR_ERROR_TYPE] == "FeatureError" and refused["attrs"][ATTR_ERROR_CODE] == "E102"
+    assert refused["status"]["code"] == 2
     # metrics and logs were flushed at exit too; a failed operation is also a log record
     assert METRIC_OPERATION_DURATION in (local / "metrics.jsonl").read_text()
     logs = (local / "logs.jsonl").read_text()

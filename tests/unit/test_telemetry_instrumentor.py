@@ -24,6 +24,7 @@ from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.semconv import (
     ATTR_CODE_FUNCTION_NAME,
     ATTR_CORRELATION_ID,
+    ATTR_ERROR_CODE,
     ATTR_ERROR_RECOVERABLE,
     ATTR_ERROR_TYPE,
     ATTR_FEATURE_ID,
@@ -151,17 +152,48 @@ def test_user_text_in_errors_and_phases_is_never_recorded_verbatim(otel: Capture
     assert "Traceback (most recent call last)" in str(event.attributes["exception.stacktrace"])
 
 
-def test_error_spans_carry_code_and_recoverability(otel: CapturedTelemetry, project: Project) -> None:
+def test_coded_failure_has_class_error_type_and_cde_error_code(otel: CapturedTelemetry, project: Project) -> None:
+    """error.type is the conventions' value (the class); our E-code is cde.error.code, on all three signals."""
     with pytest.raises(FeatureError) as raised:
         project.start_feature("too early")
+    assert raised.value.code == "E101"
     span = otel.spans("Project.start_feature")[0]
     assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes[ATTR_ERROR_TYPE] == raised.value.code == "E101"
+    assert (span.attributes[ATTR_ERROR_TYPE], span.attributes[ATTR_ERROR_CODE]) == ("FeatureError", "E101")
+    assert str(span.status.description).startswith("E101: ")
     assert span.attributes[ATTR_ERROR_RECOVERABLE] is True
     assert [e.name for e in span.events] == ["exception"]
+    [failed] = [p for p in otel.points(METRIC_OPERATION_DURATION) if p.attributes[ATTR_OUTCOME] == "error"]
+    assert dict(failed.attributes) == {
+        ATTR_OPERATION: "Project.start_feature",
+        ATTR_OUTCOME: "error",
+        ATTR_ERROR_TYPE: "FeatureError",
+        ATTR_ERROR_CODE: "E101",
+    }
     errors = otel.points(METRIC_ERRORS)
     assert [(dict(p.attributes), p.value) for p in errors] == [
-        ({ATTR_ERROR_TYPE: "E101", ATTR_OPERATION: "Project.start_feature"}, 1)
+        ({ATTR_ERROR_TYPE: "FeatureError", ATTR_ERROR_CODE: "E101", ATTR_OPERATION: "Project.start_feature"}, 1)
+    ]
+
+
+def test_uncoded_failure_has_only_error_type(
+    otel: CapturedTelemetry, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = FileSystemProjectRepository()
+
+    def broken(project: Project) -> None:
+        raise KeyError("gone")
+
+    monkeypatch.setattr(repo, "ensure_writable", broken)
+    with pytest.raises(KeyError):
+        repo.save(project)
+    [span] = otel.spans("FileSystemProjectRepository.save")
+    assert span.attributes[ATTR_ERROR_TYPE] == "KeyError" and ATTR_ERROR_CODE not in span.attributes
+    assert str(span.status.description).startswith("KeyError: ")
+    [failed] = otel.points(METRIC_OPERATION_DURATION)
+    assert failed.attributes[ATTR_ERROR_TYPE] == "KeyError" and ATTR_ERROR_CODE not in failed.attributes
+    assert [dict(p.attributes) for p in otel.points(METRIC_ERRORS)] == [
+        {ATTR_ERROR_TYPE: "KeyError", ATTR_OPERATION: "FileSystemProjectRepository.save"}
     ]
 
 
@@ -253,7 +285,7 @@ def test_duration_histogram_records_seconds_with_outcome(otel: CapturedTelemetry
     ok = points[("Project.activate", "ok")]
     assert ok.count == 1 and 0 < ok.sum < 1.0  # seconds, not milliseconds
     failed = points[("Feature.complete", "error")]
-    assert failed.attributes[ATTR_ERROR_TYPE] == "E105"
+    assert (failed.attributes[ATTR_ERROR_TYPE], failed.attributes[ATTR_ERROR_CODE]) == ("FeatureError", "E105")
     assert type(ok).__name__ == "ExponentialHistogramDataPoint"
 
 

@@ -12,7 +12,7 @@ from cde_otel.core import FileSystemProjectRepository
 from cde_otel.errors import StateError
 from cde_otel.health import HealthMonitor
 from cde_otel.instrumentation import CDEInstrumentor
-from cde_otel.semconv import ATTR_OUTCOME, METRIC_OPERATION_DURATION
+from cde_otel.semconv import ATTR_ERROR_CODE, ATTR_ERROR_TYPE, ATTR_OPERATION, ATTR_OUTCOME, METRIC_OPERATION_DURATION
 from cde_otel.settings import load_settings
 from cde_otel.testing import (
     FakeHost,
@@ -76,7 +76,7 @@ def test_storage_faults_fail_the_chosen_number_of_writes_then_stop(tmp_path: Pat
 def test_metric_points_reads_a_reader_or_collected_data_and_nothing() -> None:
     telemetry = capture_telemetry("classic")
     telemetry.record_operation("Project.activate", 0.25)
-    telemetry.record_operation("Project.activate", 0.5, error="E003")
+    telemetry.record_operation("Project.activate", 0.5, error_type="ProjectError", error_code="E003")
 
     points = metric_points(telemetry.metric_reader, METRIC_OPERATION_DURATION)
     data = telemetry.metric_reader.get_metrics_data()
@@ -99,3 +99,27 @@ def test_fake_host_readings_reach_the_monitor(tmp_path: Path) -> None:
     host.free_mb = 10_000
     clock.advance(2)  # past the monitor's probe cache
     assert monitor.readiness() == (True, [])
+
+
+def test_record_operation_takes_error_type_and_code_and_the_older_keyword() -> None:
+    telemetry = capture_telemetry("classic")
+    telemetry.record_operation("Project.activate", 0.5, error_type="ProjectError", error_code="E003")
+    telemetry.record_operation("Project.archive", 0.5, error="KeyError")  # the older keyword: error.type
+    telemetry.record_operation("Project.pause", 0.5)
+
+    attributes = {
+        str(p.attributes[ATTR_OPERATION]): dict(p.attributes or {})
+        for p in metric_points(telemetry.metric_reader, METRIC_OPERATION_DURATION)
+    }
+    assert attributes["Project.activate"] == {
+        ATTR_OPERATION: "Project.activate",
+        ATTR_OUTCOME: "error",
+        ATTR_ERROR_TYPE: "ProjectError",
+        ATTR_ERROR_CODE: "E003",
+    }
+    assert attributes["Project.archive"] == {
+        ATTR_OPERATION: "Project.archive",
+        ATTR_OUTCOME: "error",
+        ATTR_ERROR_TYPE: "KeyError",
+    }
+    assert attributes["Project.pause"] == {ATTR_OPERATION: "Project.pause", ATTR_OUTCOME: "ok"}

@@ -42,10 +42,10 @@ What a request gets, following the OpenTelemetry semantic conventions for MCP:
   redacted arguments and the result (``gen_ai.tool.call.arguments``/``.result``) only with
   ``CDE_OTEL_CAPTURE_CONTENT=true``;
 * a failed call - an exception, a JSON-RPC error, or a tool result with ``isError`` - is status
-  ERROR with ``error.type`` = the CDE code (from the exception chain, from an
-  ``ErrorFormatter.to_json`` payload, or from the upstream orchestrator's
-  ``{"status": "error", "error_code": ...}`` envelope), else the JSON-RPC code, else the
-  exception class, else ``tool_error``; counted in ``cde.errors``;
+  ERROR with the conventions' ``error.type`` (the JSON-RPC code, ``tool_error`` for an ``isError``
+  result, or the exception class) and ``cde.error.code`` = the CDE code when there is one (from the exception
+  chain, from an ``ErrorFormatter.to_json`` payload, or from the upstream orchestrator's
+  ``{"status": "error", "error_code": ...}`` envelope); counted in ``cde.errors``;
 * a record in the ``mcp.server.operation.duration`` histogram (seconds; for spans we create,
   exactly the span's duration) by method, tool or prompt, transport and error type.
 

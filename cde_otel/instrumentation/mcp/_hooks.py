@@ -10,7 +10,7 @@ Three families, three ways to get one SERVER span per request:
   middleware ``__call__`` names the request and observes what ``call_next`` returns or raises;
   the framework's span context manager (``otel_span``/``seam_span``) is where we adopt its span
   on entry and settle the outcome just before it ends - after the framework set its own
-  ``error.type``, so the CDE code wins. No second span.
+  ``error.type``, so ours (and ``cde.error.code``) win. No second span.
 * **capture**: the high-level ``call_tool`` of MCPServer/FastMCP, where a tool's exception is
   still visible before the framework turns it into an ``isError`` result.
 
