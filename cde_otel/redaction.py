@@ -19,7 +19,8 @@ Free text in telemetry is also bounded (:func:`bounded_text`, :data:`TEXT_LIMIT`
 may be kept deliberately (``CDE_OTEL_CAPTURE_CONTENT``): pass ``content_max_length`` and
 values under content keys are scrubbed, then truncated, instead of masked.
 
-Pure standard library and cheap: key decisions are cached.
+Cheap: key decisions are cached, and one Aho-Corasick pass (``pyahocorasick``) tells ordinary text,
+which has none of the rules' anchor words, from text worth the rules.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
+
+import ahocorasick
 
 MASK = "[REDACTED]"
 
@@ -117,6 +120,18 @@ _RULES: tuple[tuple[str, str, tuple[re.Pattern[str], ...]], ...] = (
     *(("A", shape, (_TOKEN_SHAPE,)) for shape in ("akia", "asia", "aiza")),  # upper-case in the text
     *((".", shape, (_TOKEN_SHAPE,)) for shape in ("sg.", "eyj")),
 )
+
+
+def _anchor_automaton() -> Any:
+    automaton = ahocorasick.Automaton()
+    for _, anchor, _ in _RULES:
+        automaton.add_word(anchor, anchor)
+    automaton.make_automaton()
+    return automaton
+
+
+# Every anchor in one C pass: ordinary text (the common case) costs one scan, not one per anchor.
+_ANCHORS = _anchor_automaton()
 #: Free text (exception messages, log bodies, status descriptions, captured content) is cut to this
 #: many characters in telemetry; stack traces to :data:`STACK_LIMIT` (their end is kept).
 TEXT_LIMIT = 4096
@@ -158,6 +173,8 @@ def scrub_text(text: str) -> str:
     lowered = text.lower()
     if len(lowered) != len(text):  # "İ" lower-cases to two characters: keep the offsets aligned
         lowered = text.replace("\u0130", "i").lower()
+    if next(_ANCHORS.iter(lowered), None) is None:  # no anchor anywhere: nothing can match
+        return text
     # The first occurrence of each anchor, then a sweep in text order: a match consumes its span
     # (anchors inside it are never tried), so the work stays linear whatever the text holds.
     heap: list[tuple[int, int]] = []

@@ -82,7 +82,7 @@ def test_every_runtime_dependency_is_imported() -> None:
             str(f.parent if f.name == "__init__.py" else f.with_suffix("")).replace("/", ".")
             for f in files
             if f.suffix == ".py" and ".dist-info" not in str(f) and "__pycache__" not in str(f)
-        }
+        } | {f.name.split(".")[0] for f in files if f.suffix in (".so", ".pyd") and "/" not in str(f)}  # C modules
         used = {module for module in imported if any(module == p or module.startswith(p + ".") for p in provided)}
         assert used, f"{name} is declared but cde_otel never imports it"
 
