@@ -11,7 +11,6 @@ here (:mod:`._attributes`); the outcome rules are in :mod:`._errors`, sessions i
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import re
 import time
@@ -34,6 +33,7 @@ from cde_otel.instrumentation.mcp._attributes import (
     capped,
     registered,
 )
+from cde_otel.instrumentation.mcp._call import MCPCall, current_call
 from cde_otel.instrumentation.mcp._context import ContextChoice, choose
 from cde_otel.instrumentation.mcp._errors import Failure, exception_attributes, failure_of, scrubbed_prefix
 from cde_otel.instrumentation.mcp._results import first_text, result_ids
@@ -78,45 +78,6 @@ _METRIC_TRANSPORT_ATTRS = (
     ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_MCP_PROTOCOL_VERSION,
 )
-
-
-class MCPCall:
-    """What one request has shown so far; finished by :meth:`MCPTelemetry.end`."""
-
-    __slots__ = (
-        "attrs",
-        "exception",
-        "method",
-        "metric_attrs",
-        "name",
-        "owned",
-        "result",
-        "span",
-        "start_ns",
-        "start_perf",
-        "target",
-        "token",
-        "var_token",
-    )
-
-    def __init__(self, span: trace.Span, name: str, attrs: dict[str, Any], metric_attrs: dict[str, Any]) -> None:
-        self.span = span
-        self.name = name
-        self.attrs = attrs
-        self.metric_attrs = metric_attrs
-        self.method = ""  # as the client sent it, capped
-        self.target: str | None = None  # the tool or prompt name as sent, capped
-        self.owned = False
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        self.start_ns = 0
-        self.start_perf = 0.0
-        self.token: object | None = None
-        self.var_token: contextvars.Token[MCPCall | None] | None = None
-
-
-#: The request being served in this context (hooks that only observe look it up here).
-current_call: contextvars.ContextVar[MCPCall | None] = contextvars.ContextVar("cde_otel_mcp_call", default=None)
 
 
 class MCPTelemetry:
