@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cde_otel._exceptions import StateError
+from cde_otel._exceptions import ReadOnlyModeError, StateError
 from cde_otel.core.model import Project
 
 _log = logging.getLogger("cde_otel.state")
@@ -26,6 +26,18 @@ def project_key(project: Project) -> str:
 def reason_of(error: StateError) -> str:
     """A one-line reason from a storage error's context: ``ENOSPC (No space left...) on /path``."""
     return f"{error.context.get('errno')} ({error.context.get('reason')}) on {error.context.get('path')}"
+
+
+def read_only_error(project: Project, cause: StateError, reason: str) -> ReadOnlyModeError:
+    """The E207 a save refused by the storage raises (``cause``: the E210), with the project's snapshot."""
+    return ReadOnlyModeError(
+        f"storage refused to save project {project.name!r} ({reason}); the project is now read-only: "
+        "queries work, mutations are refused until a probe write succeeds",
+        "E207",
+        {"project_id": project.id, "path": project.path, "operation": "save", "reason": reason,
+         "errno": cause.context.get("errno")},
+        snapshot=project.snapshot(),
+    )  # fmt: skip
 
 
 class ReadOnlyTracker:

@@ -2,7 +2,8 @@
 
 The repository coordinates; the parts live beside it: the document format and file
 layout (:mod:`~cde_otel.core.state`), crash-safe writes (:mod:`~cde_otel.core.storage`),
-backups (``_backups``), read-only bookkeeping (``_read_only``) and recovery (``_recovery``).
+backups (``_backups``), the versions rollback returns to (``_last_good``), read-only
+bookkeeping (``_read_only``) and recovery (``_recovery``).
 
 * Writes are atomic and durable (:func:`cde_otel.core.storage.atomic_write`).
 * A file lock serialises writers; a revision number detects lost updates: saving a
@@ -39,18 +40,17 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from cde_otel import breadcrumbs
 from cde_otel._exceptions import CDEError, ProjectError, ReadOnlyModeError, StateError, ValidationError
 from cde_otel.core import state, storage
 from cde_otel.core._backups import BackupInfo, BackupStore
-from cde_otel.core._read_only import ReadOnlyTracker, reason_of
+from cde_otel.core._last_good import LastGoodVersions
+from cde_otel.core._read_only import ReadOnlyTracker, read_only_error, reason_of
 from cde_otel.core._recovery import CORRUPT_LABEL, RECOVERABLE_LOAD_CODES, StateRecovery
 from cde_otel.core._validation import MAX_REVISION, validate_name
 from cde_otel.core.model import Project
@@ -91,19 +91,16 @@ class FileSystemProjectRepository:
         self.persistence_guard: PersistenceGuard = persistence_guard or _unguarded
         self.recover_from_backups = recover_from_backups
         self._backups = BackupStore(backup_retention)
+        self._last_good = LastGoodVersions()
         self._read_only = ReadOnlyTracker(clock, readonly_probe_s)
         self._recovery = StateRecovery(
             self._backups,
-            remember=self._remember,
+            remember=self._last_good.remember,
             enter_read_only=self._mark_read_only,
             refuse=lambda root, reason: self._read_only.refuse(str(root), reason),
         )
         #: E208 warnings, oldest first, one per automatic recovery from a backup (bounded).
         self.recoveries: list[StateError] = self._recovery.recoveries
-        self._guard = threading.Lock()
-        self._last_good: dict[int, tuple[weakref.ref[Project], bytes]] = {}
-        #: project directory -> the id of the project last loaded or saved there (tells its backups from others').
-        self._known_ids: dict[str, str] = {}
 
     @property
     def backup_retention(self) -> int:
@@ -134,11 +131,10 @@ class FileSystemProjectRepository:
         """
         state_dir, _, _ = state_paths(project.path)
         self._read_only.probing(project)
-        with self._guard:
-            good = self._last_good.get(id(project))
+        size = self._last_good.size_of(project)
         try:
             state_dir.mkdir(exist_ok=True)  # a new project that never saved has no .cde yet
-            storage.probe_write(state_dir, size=len(good[1]) if good else 4096)
+            storage.probe_write(state_dir, size=4096 if size is None else size)
         except OSError as exc:
             if storage.is_storage_unavailable(exc):
                 error = storage.state_error(exc, path=state_dir, operation="probe write")
@@ -161,14 +157,7 @@ class FileSystemProjectRepository:
 
         False when the repository never loaded or saved this object (nothing to go back to).
         """
-        with self._guard:
-            entry = self._last_good.get(id(project))
-        if entry is None or entry[0]() is not project:
-            return False
-        good, revision = state.decode(entry[1], source="last good version")
-        project.restore_from(good)
-        project.revision = revision
-        return True
+        return self._last_good.rollback(project)
 
     # -- queries ------------------------------------------------------------
     def get_by_path(self, path: str | os.PathLike[str]) -> Project | None:
@@ -228,8 +217,7 @@ class FileSystemProjectRepository:
             owner = state.project_id_in(state.read_regular(state_file))
         except (OSError, StateError):
             owner = None
-        with self._guard:
-            owner = owner or self._known_ids.get(str(root))
+        owner = owner or self._last_good.known_id(str(root))
         found, _ = self._backups.newest_valid_of(self._backups.scan(backup_dir), owner, root)
         return found[0] if found else None
 
@@ -311,7 +299,7 @@ class FileSystemProjectRepository:
             self.rollback(project)
             raise
         project.revision = revision
-        self._remember(project, data)
+        self._last_good.remember(project, data)
         self._read_only.saved(project)
 
     def _write_locked(self, project: Project, force: bool) -> tuple[int, bytes]:
@@ -320,7 +308,7 @@ class FileSystemProjectRepository:
             state_dir.mkdir(exist_ok=True)
             with state.state_lock(state_dir, self.lock_timeout):
                 try:
-                    on_disk = self._disk_revision(state_file)
+                    on_disk = state.revision_on_disk(state_file)
                 except StateError:
                     if not force and not self._recovery.pending_for(state_file, project):
                         raise
@@ -358,15 +346,6 @@ class FileSystemProjectRepository:
         except OSError as exc:
             raise storage.state_error(exc, path=state_file, operation="save") from exc
 
-    @staticmethod
-    def _disk_revision(state_file: Path) -> int:
-        try:
-            raw = state.read_regular(state_file)
-        except FileNotFoundError:
-            return 0
-        _, revision = state.decode(raw, source=str(state_file))
-        return revision
-
     # -- loading and recovery -------------------------------------------------
     def _load(self, root: Path) -> Project | None:
         _, state_file, backup_dir = state_paths(root)
@@ -391,32 +370,19 @@ class FileSystemProjectRepository:
             return self._recover(root, exc)
         state.relocated(project, root)
         project.revision = revision
-        self._remember(project, raw)
+        self._last_good.remember(project, raw)
         return project
 
     def _recover(self, root: Path, cause: StateError) -> Project:
         state_dir, state_file, backup_dir = state_paths(root)
         try:
             with state.state_lock(state_dir, self.lock_timeout):
-                with self._guard:
-                    known_id = self._known_ids.get(str(root))
+                known_id = self._last_good.known_id(str(root))
                 return self._recovery.recover_locked(state_file, backup_dir, cause, known_id)
         except OSError as exc:
             raise storage.state_error(exc, path=state_file, operation="recover") from exc
 
-    # -- rollback and read-only bookkeeping -----------------------------------------
-    def _remember(self, project: Project, data: bytes) -> None:
-        """Keeps ``data`` as the version ``rollback(project)`` returns to, while the object lives."""
-        key = id(project)
-        with self._guard:
-            self._known_ids[project.path] = project.id
-
-        def forget(_ref: weakref.ref[Project], key: int = key, registry: dict[Any, Any] = self._last_good) -> None:
-            registry.pop(key, None)
-
-        with self._guard:
-            self._last_good[key] = (weakref.ref(project, forget), data)
-
+    # -- read-only bookkeeping -----------------------------------------------------
     def _mark_read_only(self, project: Project, reason: str) -> None:
         # A direct mutation of the project may end read-only mode too, through the same rate-limited probe.
         self._read_only.enter(project, reason, self.ensure_writable)
@@ -424,11 +390,4 @@ class FileSystemProjectRepository:
     def _enter_read_only(self, project: Project, cause: StateError) -> ReadOnlyModeError:
         reason = reason_of(cause)
         self._mark_read_only(project, reason)
-        return ReadOnlyModeError(
-            f"storage refused to save project {project.name!r} ({reason}); the project is now read-only: "
-            "queries work, mutations are refused until a probe write succeeds",
-            "E207",
-            {"project_id": project.id, "path": project.path, "operation": "save", "reason": reason,
-             "errno": cause.context.get("errno")},
-            snapshot=project.snapshot(),
-        )  # fmt: skip
+        return read_only_error(project, cause, reason)

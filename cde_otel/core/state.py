@@ -262,6 +262,16 @@ def read_regular(path: Path) -> bytes:
         os.close(fd)
 
 
+def revision_on_disk(state_file: Path) -> int:
+    """The revision of the project saved in ``state_file``; 0 when there is none."""
+    try:
+        raw = read_regular(state_file)
+    except FileNotFoundError:
+        return 0
+    _, revision = decode(raw, source=str(state_file))
+    return revision
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip

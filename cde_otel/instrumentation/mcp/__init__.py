@@ -61,8 +61,9 @@ from typing import Any
 
 from cde_otel.instrumentation._base import HookedInstrumentor, UserHooks, Wrapper
 from cde_otel.instrumentation._instruments import duration_histogram, errors_counter, scope_instruments
+from cde_otel.instrumentation.mcp._call import MCPCall
 from cde_otel.instrumentation.mcp._targets import MCP_TARGETS, MCPTarget
-from cde_otel.instrumentation.mcp._telemetry import MCPCall, MCPTelemetry
+from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     MCP_SCOPE_NAME,
     MCP_SESSION_BOUNDARIES_S,

@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from opentelemetry import trace
+
 from cde_otel.semconv import OTHER_VALUE
 
 #: The conventions' fallback for a value outside a bounded set.
@@ -189,3 +191,12 @@ def _owner_of(lowlevel: Any) -> Any:
                 break
     _high_level[lowlevel] = owner
     return owner
+
+
+def cap_attributes(span: trace.Span) -> None:
+    """Caps every string attribute already on ``span`` (an adopted span: what the framework set on it)."""
+    attributes = getattr(span, "attributes", None)  # the SDK's span
+    if isinstance(attributes, Mapping):
+        for key, value in list(attributes.items()):
+            if isinstance(value, str) and len(value) > MAX_VALUE:
+                span.set_attribute(key, value[:MAX_VALUE])

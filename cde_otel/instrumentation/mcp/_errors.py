@@ -18,12 +18,15 @@ description is the error's message, scrubbed of secrets and cut at 256 character
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry import trace
 
 from cde_otel.instrumentation.mcp._attributes import MAX_VALUE, capped
 from cde_otel.instrumentation.mcp._results import first_text, tool_result_parts
@@ -206,3 +209,13 @@ def _coded(payload: Mapping[str, Any]) -> tuple[str, str] | None:
         if isinstance(upstream, str) and upstream:
             return capped(upstream, 32), str(payload.get("message") or payload.get("error_type") or "")
     return None
+
+
+def cancelled(error: BaseException | None) -> bool:
+    """A request the client cancelled (or a server shutting down) ended, it did not fail."""
+    return error is not None and (isinstance(error, asyncio.CancelledError) or type(error).__name__ == "Cancelled")
+
+
+def has_exception_event(span: trace.Span) -> bool:
+    events = getattr(span, "events", None)  # the SDK's span; another API implementation: record ours
+    return bool(events) and any(getattr(e, "name", None) == "exception" for e in events)  # type: ignore[union-attr]

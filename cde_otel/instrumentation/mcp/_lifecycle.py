@@ -1,5 +1,6 @@
-"""Hooks at the edges of a request: the HTTP transport it came on, the session's end, and the
-framework's own error bookkeeping on a span we adopted (used by :mod:`._hooks`, listed in
+"""Hooks at the edges of a request: the HTTP transport it came on (its peer, session id and
+context, where the transport receives it), the session's end, and the framework's own error
+bookkeeping on a span we adopted (used by :mod:`._hooks_own` and :mod:`._hooks_adopt`, listed in
 :mod:`._targets`)."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cde_otel._swallowed import swallowed
-from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry, current_call
+from cde_otel.instrumentation.mcp import _context
+from cde_otel.instrumentation.mcp._call import current_call
+from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     ATTR_CLIENT_ADDRESS,
     ATTR_CLIENT_PORT,
@@ -60,6 +63,23 @@ def v1_http_connect(telemetry: MCPTelemetry) -> Wrapper:
         if isinstance(session_id, str) and telemetry.active:
             http_session_id.set(session_id)
         return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+def http_post_request(telemetry: MCPTelemetry) -> Wrapper:
+    """``StreamableHTTPServerTransport._handle_post_request(scope, request, receive, send)``: runs in
+    the HTTP request's own task (under its server span, if an HTTP instrumentation made one)."""
+
+    async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if telemetry.active:
+            try:
+                request = _arg(args, kwargs, 1, "request")
+                if request is not None:
+                    _context.note_http_request(request)
+            except Exception:
+                swallowed("mcp.http_context", _log, "cde-otel: keeping an HTTP request's context failed")
+        return await wrapped(*args, **kwargs)
 
     return wrapper
 

@@ -1,18 +1,16 @@
 """One MCP request as telemetry: its SERVER span, correlation id, outcome and duration record.
 
-Framework hooks (:mod:`cde_otel.instrumentation.mcp._hooks`) call :meth:`MCPTelemetry.begin`
-either to start our own span (servers that emit none: mcp 1.x, standalone fastmcp 2.x) or to
-adopt the span the framework already opened (mcp 2.x, FastMCP 3+), then note what they see
+Framework hooks (:mod:`cde_otel.instrumentation.mcp._hooks` and the modules it names) call
+:meth:`MCPTelemetry.begin` either to start our own span (servers that emit none: mcp 1.x,
+standalone fastmcp 2.x) or to adopt the span the framework already opened (mcp 2.x, FastMCP 3+), then note what they see
 (the response, an exception the framework turned into an ``isError`` result) and call
 :meth:`MCPTelemetry.end`. Only the OpenTelemetry API is used. What a client sends is bounded
-here (:mod:`._attributes`); the outcome rules are in :mod:`._errors`, sessions in :mod:`._session`.
+here (:mod:`._attributes`, :mod:`._request`); the outcome rules are in :mod:`._errors`, sessions in
+:mod:`._session`, the request in flight (:class:`MCPCall`) in :mod:`._call`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -24,51 +22,45 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._correlation import client_correlation_id
 from cde_otel.instrumentation.mcp._attributes import (
-    MAX_VALUE,
     OTHER,
-    PROMPT,
     TOOL,
     BoundedValues,
     KnownNames,
     bounded_method,
+    cap_attributes,
     capped,
     registered,
 )
+from cde_otel.instrumentation.mcp._call import MCPCall, current_call
 from cde_otel.instrumentation.mcp._context import ContextChoice, choose
-from cde_otel.instrumentation.mcp._errors import Failure, exception_attributes, failure_of, scrubbed_prefix
+from cde_otel.instrumentation.mcp._errors import (
+    Failure,
+    cancelled,
+    exception_attributes,
+    failure_of,
+    has_exception_event,
+    scrubbed_prefix,
+)
+from cde_otel.instrumentation.mcp._request import TARGET_ATTRS, request_attrs, request_target, span_name
 from cde_otel.instrumentation.mcp._results import first_text, result_ids
 from cde_otel.instrumentation.mcp._session import CLIENT_INFO_META_KEY, MCPSession, Sessions
-from cde_otel.redaction import is_content_key, is_sensitive_key, redact_mapping
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
     ATTR_ERROR_CODE,
     ATTR_ERROR_TYPE,
-    ATTR_FEATURE_PHASE,
     ATTR_GEN_AI_OPERATION_NAME,
-    ATTR_GEN_AI_PROMPT_NAME,
-    ATTR_GEN_AI_TOOL_CALL_ARGUMENTS,
     ATTR_GEN_AI_TOOL_CALL_RESULT,
-    ATTR_GEN_AI_TOOL_NAME,
-    ATTR_JSONRPC_REQUEST_ID,
     ATTR_MCP_METHOD_NAME,
     ATTR_MCP_PROTOCOL_VERSION,
-    ATTR_MCP_RESOURCE_URI,
-    ATTR_MCP_SESSION_ID,
     ATTR_NETWORK_PROTOCOL_NAME,
     ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
-    ATTR_PROMPT_LENGTH,
     ATTR_RPC_RESPONSE_STATUS_CODE,
     CORRELATION_KEY,
     EXECUTE_TOOL,
-    FEATURE_PHASES,
-    INVALID_PHASE,
-    WORK_ARGUMENTS,
 )
 
-_RESOURCE_METHODS = frozenset({"resources/read", "resources/subscribe", "resources/unsubscribe"})
-_TARGET_ATTRS = {TOOL: ATTR_GEN_AI_TOOL_NAME, PROMPT: ATTR_GEN_AI_PROMPT_NAME}
 # A protocol version as the specification spells them (a date); anything else is _OTHER on metrics.
 _PROTOCOL_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Attributes of the transport a metric may carry (the rest of a request's attributes are per-request).
@@ -78,45 +70,6 @@ _METRIC_TRANSPORT_ATTRS = (
     ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_MCP_PROTOCOL_VERSION,
 )
-
-
-class MCPCall:
-    """What one request has shown so far; finished by :meth:`MCPTelemetry.end`."""
-
-    __slots__ = (
-        "attrs",
-        "exception",
-        "method",
-        "metric_attrs",
-        "name",
-        "owned",
-        "result",
-        "span",
-        "start_ns",
-        "start_perf",
-        "target",
-        "token",
-        "var_token",
-    )
-
-    def __init__(self, span: trace.Span, name: str, attrs: dict[str, Any], metric_attrs: dict[str, Any]) -> None:
-        self.span = span
-        self.name = name
-        self.attrs = attrs
-        self.metric_attrs = metric_attrs
-        self.method = ""  # as the client sent it, capped
-        self.target: str | None = None  # the tool or prompt name as sent, capped
-        self.owned = False
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        self.start_ns = 0
-        self.start_perf = 0.0
-        self.token: object | None = None
-        self.var_token: contextvars.Token[MCPCall | None] | None = None
-
-
-#: The request being served in this context (hooks that only observe look it up here).
-current_call: contextvars.ContextVar[MCPCall | None] = contextvars.ContextVar("cde_otel_mcp_call", default=None)
 
 
 class MCPTelemetry:
@@ -176,17 +129,26 @@ class MCPTelemetry:
         (``network.protocol.*``, ``client.address``/``.port``), ``server`` the framework's server
         (its registry tells a registered tool from a name the client made up).
         """
-        target = _target(method, params)
+        target = request_target(method, params)
         if target is not None and server is not None:
             self.note_registered(server, method, target)
         known = target is not None and self.known.knows(method, target)
-        name = _span_name(method, target if known else None)
+        name = span_name(method, target if known else None)
         metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: bounded_method(method)}
         if method == TOOL:
             metric_attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
         transport_attrs = self._transport_attrs(transport, peer, protocol_version)
         metric_attrs.update((k, v) for k, v in transport_attrs.items() if k in _METRIC_TRANSPORT_ATTRS)
-        attrs = self._request_attrs(method, params, target, request_id, session_id)
+        attrs = request_attrs(
+            method,
+            params,
+            target,
+            request_id,
+            session_id,
+            redact_keys=self.redact_keys,
+            capture_content=self.capture_content,
+            capture_max_length=self.capture_max_length,
+        )
         attrs.update(transport_attrs)
         mcp_session = self.sessions.get(session, opens=session_opens or method == "initialize")
         if mcp_session is not None:
@@ -226,28 +188,6 @@ class MCPTelemetry:
         if not self.known.knows(method, name) and registered(server, method, name):
             self.known.learn(method, (name,))
 
-    def _request_attrs(
-        self, method: str, params: Mapping[str, Any] | None, target: str | None, request_id: Any, session_id: Any
-    ) -> dict[str, Any]:
-        attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: capped(method)}
-        if method == TOOL:
-            attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
-        if target is not None:
-            attrs[_TARGET_ATTRS[method]] = target
-        if request_id is not None:
-            attrs[ATTR_JSONRPC_REQUEST_ID] = capped(request_id)
-        if session_id:
-            attrs[ATTR_MCP_SESSION_ID] = capped(session_id)
-        if params:
-            if method in _RESOURCE_METHODS:
-                uri = params.get("uri")
-                if uri is not None:
-                    attrs[ATTR_MCP_RESOURCE_URI] = scrubbed_prefix(str(uri))  # ?token=... never recorded
-            arguments = params.get("arguments")
-            if isinstance(arguments, Mapping) and arguments:
-                self._argument_attrs(arguments, attrs)
-        return attrs
-
     def _transport_attrs(
         self, transport: str | None, peer: Mapping[str, Any] | None, protocol_version: Any
     ) -> dict[str, Any]:
@@ -276,22 +216,6 @@ class MCPTelemetry:
         elif meta and CLIENT_INFO_META_KEY in meta:
             session.note_client(meta[CLIENT_INFO_META_KEY])
 
-    def _argument_attrs(self, arguments: Mapping[str, Any], attrs: dict[str, Any]) -> None:
-        extra = self.redact_keys
-        for key, value in arguments.items():
-            attr = WORK_ARGUMENTS.get(key)
-            if attr is not None:
-                if isinstance(value, str | int) and not is_sensitive_key(key, extra):
-                    if attr == ATTR_FEATURE_PHASE and value not in FEATURE_PHASES:
-                        attrs[attr] = INVALID_PHASE  # never the client's text as given
-                    else:
-                        attrs[attr] = scrubbed_prefix(str(value))
-            elif isinstance(value, str) and is_content_key(key):
-                attrs[ATTR_PROMPT_LENGTH] = len(value)
-        if self.capture_content:
-            redacted = redact_mapping(arguments, extra, content_max_length=self.capture_max_length)
-            attrs[ATTR_GEN_AI_TOOL_CALL_ARGUMENTS] = json.dumps(redacted, default=str)[: self.capture_max_length * 8]
-
     # -- end ----------------------------------------------------------------------
     def end(self, call: MCPCall) -> None:
         """Finishes an owned span: outcome, duration record (exactly the span's), end, context restored."""
@@ -314,7 +238,7 @@ class MCPTelemetry:
         is_tool_call = method == TOOL
         if call.result is not None:
             self.known.learn_listed(method, call.result)  # the server's own tools/list, prompts/list
-        failure = None if _cancelled(call.exception) else failure_of(call.result, call.exception, is_tool_call)
+        failure = None if cancelled(call.exception) else failure_of(call.result, call.exception, is_tool_call)
         if failure is None and call.target is not None and call.result is not None:
             self.known.learn(method, (call.target,))  # only a registered tool or prompt answers
         self._bound_target(call)
@@ -334,13 +258,13 @@ class MCPTelemetry:
         framework may have renamed it after the raw name since."""
         known = call.target is not None and self.known.knows(call.method, call.target)
         if call.target is not None:
-            call.metric_attrs[_TARGET_ATTRS[call.method]] = call.target if known else OTHER
-        name = _span_name(call.method, call.target if known else None)
+            call.metric_attrs[TARGET_ATTRS[call.method]] = call.target if known else OTHER
+        name = span_name(call.method, call.target if known else None)
         if name != call.name or not call.owned:
             call.name = name
             call.span.update_name(name)
         if not call.owned:
-            _cap_attributes(call.span)
+            cap_attributes(call.span)
 
     def _fail(self, call: MCPCall, failure: Failure) -> str:
         span = call.span
@@ -354,7 +278,7 @@ class MCPTelemetry:
             span.set_attribute(ATTR_ERROR_CODE, failure.code)
             call.metric_attrs[ATTR_ERROR_CODE] = self._codes(failure.code) or OTHER
         error = call.exception
-        if error is not None and not _has_exception_event(span):
+        if error is not None and not has_exception_event(span):
             span.record_exception(error, attributes=exception_attributes(error))
         span.set_status(Status(StatusCode.ERROR, failure.description))
         return error_type
@@ -379,38 +303,6 @@ class MCPTelemetry:
         if call.token is not None:
             context.detach(call.token)  # type: ignore[arg-type]
             call.token = None
-
-
-def _span_name(method: str, target: str | None) -> str:
-    bounded = bounded_method(method)
-    return f"{bounded} {target}" if target else bounded
-
-
-def _cap_attributes(span: trace.Span) -> None:
-    attributes = getattr(span, "attributes", None)  # the SDK's span: what the framework set on it
-    if isinstance(attributes, Mapping):
-        for key, value in list(attributes.items()):
-            if isinstance(value, str) and len(value) > MAX_VALUE:
-                span.set_attribute(key, value[:MAX_VALUE])
-
-
-def _cancelled(error: BaseException | None) -> bool:
-    """A request the client cancelled (or a server shutting down) ended, it did not fail."""
-    return error is not None and (isinstance(error, asyncio.CancelledError) or type(error).__name__ == "Cancelled")
-
-
-def _has_exception_event(span: trace.Span) -> bool:
-    events = getattr(span, "events", None)  # the SDK's span; another API implementation: record ours
-    return bool(events) and any(getattr(e, "name", None) == "exception" for e in events)  # type: ignore[union-attr]
-
-
-# -- request inspection -------------------------------------------------------------
-def _target(method: str, params: Mapping[str, Any] | None) -> str | None:
-    if params and method in ("tools/call", "prompts/get"):
-        name = params.get("name")
-        if isinstance(name, str) and name:
-            return capped(name)
-    return None
 
 
 def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
