@@ -439,6 +439,7 @@ def record_mcp_sessions(
             OTEL_SERVICE_NAME=service,
             OTEL_METRIC_EXPORT_INTERVAL="300",
             OTEL_BSP_SCHEDULE_DELAY="100",
+            OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8",  # many lines per file, whatever the machine's speed
         )
         env.pop("PYTHONPATH", None)
         env.update(extra)

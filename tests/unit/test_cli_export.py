@@ -130,6 +130,7 @@ def test_one_run_sends_every_line_and_reports_it(local: Path, endpoint: Endpoint
 def test_resume_survives_a_rotation_and_sends_only_new_lines(local: Path, endpoint: Endpoint) -> None:
     live = local / "traces.jsonl"
     lines = live.read_bytes().splitlines(keepends=True)
+    assert len(lines) >= 5, "the recorded session wrote too few export lines for this scenario"
     live.write_bytes(b"".join(lines[:2]))
     assert json.loads(_export(local, endpoint.url, "--signal", "traces").stdout)["complete"]
     before = len(endpoint.received)
