@@ -17,6 +17,7 @@
 #                   from constraints.txt
 #   unconstrained   `pip install fastmcp <this checkout>` with no constraints at all: what a new user
 #                   gets; proves the two resolve together
+# fastmcp_2_13 also gets the contrib OTLP-JSON file exporter (bench/_floor_server.py's baseline).
 # The first two also get what `opentelemetry-instrument` needs to trace the HTTP transport (the
 # distro and the Starlette/ASGI instrumentations; the Starlette one pins the 0.66b1 SDK family, so
 # it cannot go beside fastmcp 4.2.3 today).
@@ -28,8 +29,10 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
 LAUNCHER="opentelemetry-distro==0.66b1 opentelemetry-instrumentation-starlette==0.66b1 opentelemetry-instrumentation-asgi==0.66b1"
+# The MCP benchmark's hand-written floor exports with the stock contrib OTLP-JSON file exporter.
+FLOOR_EXPORTER="opentelemetry-exporter-otlp-json-file==0.66b1"
 declare -A PINS=(
-  [fastmcp_2_13]="fastmcp==2.13.0 mcp==1.30.0 $LAUNCHER"
+  [fastmcp_2_13]="fastmcp==2.13.0 mcp==1.30.0 $LAUNCHER $FLOOR_EXPORTER"
   [fastmcp_4]="fastmcp==4.1.7 mcp==2.3.0 $LAUNCHER"
   [fastmcp_newest]="fastmcp==4.2.3"
   [unconstrained]="fastmcp"
