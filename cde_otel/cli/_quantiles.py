@@ -194,15 +194,6 @@ def to_point(raw: Mapping[str, Any]) -> HistogramPoint:
     return HistogramDataPoint(attributes, start, at, count, total, _counts(raw.get("bucketCounts")), bounds, low, high)
 
 
-def _exponential_counts(point: ExponentialHistogramDataPoint) -> ExponentialCounts:
-    counts = ExponentialCounts(point.scale, point.zero_count)
-    for buckets, target in ((point.positive, counts.positive), (point.negative, counts.negative)):
-        for position, count in enumerate(buckets.bucket_counts):
-            if count:
-                target[buckets.offset + position] = count
-    return counts
-
-
 def _buckets(counts: Mapping[int, int]) -> Buckets:
     if not counts:
         return Buckets(0, [])
@@ -219,7 +210,10 @@ def subtract(last: HistogramPoint, baseline: HistogramPoint) -> HistogramPoint:
     count, total = max(last.count - baseline.count, 0), last.sum - baseline.sum
     if isinstance(last, ExponentialHistogramDataPoint) and isinstance(baseline, ExponentialHistogramDataPoint):
         scale = min(last.scale, baseline.scale)  # the SDK only ever lowers a series' scale
-        now, before = _exponential_counts(last).downscaled(scale), _exponential_counts(baseline).downscaled(scale)
+        now, before = (
+            ExponentialCounts.from_point(last).downscaled(scale),
+            ExponentialCounts.from_point(baseline).downscaled(scale),
+        )
         positive = {i: c - before.positive.get(i, 0) for i, c in now.positive.items()}
         negative = {i: c - before.negative.get(i, 0) for i, c in now.negative.items()}
         return ExponentialHistogramDataPoint(

@@ -41,6 +41,16 @@ class ExponentialCounts:
     positive: dict[int, int] = field(default_factory=dict)
     negative: dict[int, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_point(cls, point: ExponentialHistogramDataPoint) -> ExponentialCounts:
+        """The non-zero buckets of one OTel data point, keyed by bucket index."""
+        counts = cls(point.scale, point.zero_count)
+        for buckets, target in ((point.positive, counts.positive), (point.negative, counts.negative)):
+            for position, count in enumerate(buckets.bucket_counts):
+                if count:
+                    target[buckets.offset + position] = count
+        return counts
+
     def downscaled(self, scale: int) -> ExponentialCounts:
         shift = self.scale - scale
         if shift <= 0:
@@ -63,17 +73,8 @@ class ExponentialCounts:
         return 2.0 ** (index * width), 2.0 ** ((index + 1) * width)
 
 
-def _from_point(point: ExponentialHistogramDataPoint) -> ExponentialCounts:
-    counts = ExponentialCounts(point.scale, point.zero_count)
-    for buckets, target in ((point.positive, counts.positive), (point.negative, counts.negative)):
-        for position, count in enumerate(buckets.bucket_counts):
-            if count:
-                target[buckets.offset + position] = count
-    return counts
-
-
 def merge_exponential(points: Iterable[ExponentialHistogramDataPoint]) -> ExponentialCounts | None:
-    parts = [_from_point(p) for p in points]
+    parts = [ExponentialCounts.from_point(p) for p in points]
     if not parts:
         return None
     scale = min(part.scale for part in parts)

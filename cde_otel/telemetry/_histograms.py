@@ -14,6 +14,14 @@ precise enough for P50/P95/P99 in seconds.
 
 from __future__ import annotations
 
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
 from opentelemetry.sdk.metrics.view import (
     Aggregation,
     ExplicitBucketHistogramAggregation,
@@ -26,6 +34,16 @@ from cde_otel.semconv import (
     METRIC_MCP_SERVER_OPERATION_DURATION,
     METRIC_MCP_SERVER_SESSION_DURATION,
     METRIC_OPERATION_DURATION,
+)
+
+#: Every SDK instrument class a metric reader takes a temporality or an aggregation for.
+SDK_INSTRUMENTS: tuple[type, ...] = (
+    Counter,
+    UpDownCounter,
+    Histogram,
+    ObservableCounter,
+    ObservableUpDownCounter,
+    ObservableGauge,
 )
 
 

@@ -26,14 +26,7 @@ from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
+from opentelemetry.sdk.metrics import Counter, Histogram, ObservableCounter
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     MetricExporter,
@@ -49,6 +42,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from cde_otel.telemetry import _otlp_json as otlp_json
+from cde_otel.telemetry._histograms import SDK_INSTRUMENTS
 from cde_otel.telemetry._otlp_json_metrics import encode_metrics
 from cde_otel.telemetry._rotating_lines import RotatingLines, rotated_files
 
@@ -132,7 +126,6 @@ class LocalMetricExporter(_LocalExporter, MetricExporter):
         self.files.close()
 
 
-_INSTRUMENTS = (Counter, UpDownCounter, Histogram, ObservableCounter, ObservableUpDownCounter, ObservableGauge)
 # Per the OTLP exporter specification: DELTA and LOWMEMORY keep up-down counters and gauges cumulative.
 _DELTA = {
     "DELTA": (Counter, Histogram, ObservableCounter),
@@ -150,7 +143,7 @@ def metric_preferences(
     delta = _DELTA.get(preference, ())
     temporality: dict[type, AggregationTemporality] = {
         kind: AggregationTemporality.DELTA if kind in delta else AggregationTemporality.CUMULATIVE
-        for kind in _INSTRUMENTS
+        for kind in SDK_INSTRUMENTS
     }
     histogram = env.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "").strip().lower()
     aggregation: Aggregation = (

@@ -35,21 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
-from opentelemetry.sdk.metrics import (
-    Counter,
-    Histogram,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
+from opentelemetry.sdk.metrics import Histogram
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.metrics.view import DropAggregation
 from opentelemetry.sdk.resources import Resource
 
 from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.settings import Settings
-from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT, duration_aggregation
+from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT, SDK_INSTRUMENTS, duration_aggregation
 
 #: What ``telemetry_export`` reads when every signal goes through the application's providers.
 APPLICATION_EXPORT = "application"
@@ -134,12 +127,8 @@ def add_health_reader(meter_provider: Any, settings: Settings) -> MetricReader |
     drop = DropAggregation()
     reader = InMemoryMetricReader(
         preferred_aggregation={
+            **dict.fromkeys(SDK_INSTRUMENTS, drop),
             Histogram: duration_aggregation(settings.histogram, settings.histogram_max_size),
-            Counter: drop,
-            UpDownCounter: drop,
-            ObservableCounter: drop,
-            ObservableUpDownCounter: drop,
-            ObservableGauge: drop,
         },
         **cardinality_limit_kwargs(InMemoryMetricReader, METRIC_CARDINALITY_LIMIT),
     )
