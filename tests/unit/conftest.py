@@ -8,6 +8,11 @@
   span whose context it injects into ``params._meta``), so the tests that look at those spans
   share it. Clear its spans first (``global_telemetry.span_exporter.clear()``).
 
+* ``exporter``, ``provider`` — an in-memory log record exporter and a LoggerProvider that exports
+  each record to it at once (shut down after the test).
+
+* ``logging_reset_after`` — ``reset_logging()`` after the test (``pytest.mark.usefixtures``).
+
 * ``health_serve`` — ``with health_serve(cli, project, env) as process``: ``cli health serve --port 0
   --path project`` as a subprocess with ``env`` on top of this environment, announced on stdout and
   ready (``GET /health/ready`` is 200); killed on the way out if it still runs.
@@ -25,8 +30,11 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
 from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.logging import reset_logging
 from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
 
@@ -54,6 +62,25 @@ def global_telemetry() -> Iterator[CapturedTelemetry]:
     assert trace.get_tracer_provider() is captured.tracer_provider, "a global tracer provider was set earlier"
     yield captured
     captured.shutdown()
+
+
+@pytest.fixture
+def exporter() -> InMemoryLogRecordExporter:
+    return InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped SDK constructor
+
+
+@pytest.fixture
+def provider(exporter: InMemoryLogRecordExporter) -> Iterator[LoggerProvider]:
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    yield lp
+    lp.shutdown()
+
+
+@pytest.fixture
+def logging_reset_after() -> Iterator[None]:
+    yield
+    reset_logging()
 
 
 HealthServe = Callable[[list[str], Path, dict[str, str]], AbstractContextManager["subprocess.Popen[str]"]]

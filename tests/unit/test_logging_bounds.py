@@ -11,18 +11,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
 from cde_otel.instrumentation._wrapper import record_exception_scrubbed
-from cde_otel.logging import get_logger, reset_logging, setup_logging
+from cde_otel.logging import get_logger, setup_logging
 from cde_otel.redaction import STACK_LIMIT, TEXT_LIMIT, scrub_exception
 from cde_otel.telemetry._export_status import scrub_span
 
@@ -31,23 +30,7 @@ HUGE = "password=hunter2 " + "x" * 10_000_000
 SLACK = 64
 
 
-@pytest.fixture(autouse=True)
-def _reset() -> Iterator[None]:
-    yield
-    reset_logging()
-
-
-@pytest.fixture
-def exporter() -> InMemoryLogRecordExporter:
-    return InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped SDK constructor
-
-
-@pytest.fixture
-def provider(exporter: InMemoryLogRecordExporter) -> Iterator[LoggerProvider]:
-    lp = LoggerProvider(shutdown_on_exit=False)
-    lp.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    yield lp
-    lp.shutdown()
+pytestmark = pytest.mark.usefixtures("logging_reset_after")
 
 
 def test_huge_log_messages_are_cut_in_otel_records_and_lines(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import structlog
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel.logging import get_logger, reset_logging, setup_logging
@@ -22,23 +22,7 @@ from cde_otel.telemetry import correlation
 STRUCTLOG_PLUMBING = {"_record", "_logger", "_name", "_from_structlog", "logger", "positional_args", "stack_info"}
 
 
-@pytest.fixture(autouse=True)
-def _reset() -> Iterator[None]:
-    yield
-    reset_logging()
-
-
-@pytest.fixture
-def exporter() -> InMemoryLogRecordExporter:
-    return InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped SDK constructor
-
-
-@pytest.fixture
-def provider(exporter: InMemoryLogRecordExporter) -> Iterator[LoggerProvider]:
-    lp = LoggerProvider(shutdown_on_exit=False)
-    lp.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    yield lp
-    lp.shutdown()
+pytestmark = pytest.mark.usefixtures("logging_reset_after")
 
 
 def exported(exporter: InMemoryLogRecordExporter) -> list[ReadableLogRecord]:

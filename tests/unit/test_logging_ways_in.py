@@ -10,12 +10,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 from cde_otel.core import Project
 from cde_otel.instrumentation import CDEInstrumentor
@@ -24,19 +23,6 @@ from cde_otel.logging import attach_logging, handler, reset_logging, setup_loggi
 from cde_otel.redaction import MASK
 from cde_otel.settings import load_settings
 from cde_otel.testing import capture_telemetry
-
-
-@pytest.fixture
-def exporter() -> InMemoryLogRecordExporter:
-    return InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]  # untyped SDK constructor
-
-
-@pytest.fixture
-def provider(exporter: InMemoryLogRecordExporter) -> Iterator[LoggerProvider]:
-    lp = LoggerProvider(shutdown_on_exit=False)
-    lp.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-    yield lp
-    lp.shutdown()
 
 
 def test_an_application_attaches_logging_with_one_call(tmp_path: Path, provider: LoggerProvider) -> None:
