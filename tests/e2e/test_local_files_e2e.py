@@ -11,15 +11,13 @@ span id), Prometheus (the operation histogram) and the Collector's log file (eve
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 from backends import Backends, poll_until
+from cli_demo import run_demo
 
 from cde_otel.telemetry._local_files import rotated_files
 
@@ -41,8 +39,9 @@ def _requests(directory: Path, signal: str) -> list[dict[str, Any]]:
 def test_every_line_of_the_local_files_is_accepted_whole_by_the_collector(backends: Backends, tmp_path: Path) -> None:
     service = f"cde-local-{uuid.uuid4().hex[:8]}"
     local = tmp_path / "local"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CDE_OTEL_"))}
-    env.update(
+    run_demo(
+        tmp_path,
+        12,
         OTEL_SERVICE_NAME=service,
         CDE_OTEL_LOCAL_DIR=str(local),
         CDE_OTEL_LOCAL_MAX_MB="0.6",  # 200 KB per signal, rolling over at 50 KB
@@ -50,16 +49,6 @@ def test_every_line_of_the_local_files_is_accepted_whole_by_the_collector(backen
         OTEL_BLRP_SCHEDULE_DELAY="50",
         OTEL_METRIC_EXPORT_INTERVAL="200",
     )
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("cde-otel")), "demo", "--features", "12"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert rotated_files(local, "traces"), "the demo's spans should have rotated the traces file"
 
     sent: dict[str, list[dict[str, Any]]] = {signal: _requests(local, signal) for signal in PATHS}

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from backends import Backends, poll_until
+from cli_demo import run_demo
 from quantile_oracle import exact_quantile
 
 from cde_otel.semconv import ATTR_CORRELATION_ID, ATTR_FEATURE_ID
@@ -295,22 +296,13 @@ def test_every_dashboard_panel_query_has_data(backends: Backends, demo_run: Demo
 
 def test_demo_command_ships_to_the_collector_when_an_endpoint_is_set(backends: Backends, tmp_path: Path) -> None:
     service = f"cde-demo-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CDE_OTEL_"))}
-    env.update(
+    done = run_demo(
+        tmp_path,
+        3,
         OTEL_SERVICE_NAME=service,
         OTEL_EXPORTER_OTLP_ENDPOINT=backends.otlp_http_endpoint,
         CDE_OTEL_LOCAL_DIR=str(tmp_path / "local"),
     )
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("cde-otel")), "demo", "--features", "3"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     assert "otlp (http/protobuf)" in done.stdout
     assert not (tmp_path / "local" / "traces.jsonl").exists()  # shipped, not kept locally
 
