@@ -98,7 +98,7 @@ print_env() {
   printf 'CDE_OTEL_PROMTOOL_BIN=%s\n' "${PROMTOOL_BIN}"
   printf 'CDE_OTEL_COMPOSE_BIN=%s\n' "${COMPOSE_BIN}"
   printf 'CDE_OTEL_AB_BIN=%s\n' "${AB_BIN}"
-  printf 'CDE_OTEL_BACKENDS_VERSIONS=otelcol=%s,jaeger=%s(%s),prometheus=%s\n' \
+  printf 'CDE_OTEL_BACKENDS_VERSIONS=otelcol=%s,jaeger=%s+module-%s,prometheus=%s\n' \
     "${OTELCOL_VERSION}" "${JAEGER_RELEASE}" "${JAEGER_MODULE_VERSION}" "${PROMETHEUS_VERSION:-unknown}"
 }
 
