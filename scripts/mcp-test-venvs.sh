@@ -51,14 +51,16 @@ declare -A FREE=(
 declare -A SAME_AS=()
 # CDE_OTEL_MCP_NEWEST=1 (scripts/test-newest.sh): no constraints file and the newest releases -- of
 # FastMCP and the launcher's instrumentations too -- in venvs of their own (per Python, remade by that
-# script on every run). There the newest FastMCP venv is also the unconstrained one.
+# script on every run). There the newest FastMCP venv is the unconstrained one.
 NEWEST_MODE="${CDE_OTEL_MCP_NEWEST:-}"
 if [ "$NEWEST_MODE" = 1 ]; then
   LAUNCHER="opentelemetry-distro opentelemetry-instrumentation-starlette opentelemetry-instrumentation-asgi"
-  PINS=([fastmcp_2_13]="fastmcp==2.13.0 $LAUNCHER" [fastmcp_4]="fastmcp>=4 $LAUNCHER")
-  FREE=([fastmcp_2_13]="*" [fastmcp_4]="*")
-  NEWEST=([fastmcp_4]="fastmcp")
-  SAME_AS=([fastmcp_newest]=fastmcp_4 [unconstrained]=fastmcp_4)
+  # The launcher's newest Starlette instrumentation may lag the newest FastMCP: fastmcp_4 is the newest
+  # FastMCP that installs beside it, `unconstrained` the newest FastMCP, which must not be held back.
+  PINS=([fastmcp_2_13]="fastmcp==2.13.0 $LAUNCHER" [fastmcp_4]="fastmcp>=4 $LAUNCHER" [unconstrained]="fastmcp")
+  FREE=([fastmcp_2_13]="*" [fastmcp_4]="*" [unconstrained]="*")
+  NEWEST=([unconstrained]="fastmcp")
+  SAME_AS=([fastmcp_newest]=unconstrained)
   CHECKOUT="$CHECKOUT-newest-$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 fi
 
