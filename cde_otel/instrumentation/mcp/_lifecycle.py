@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cde_otel._swallowed import swallowed
 from cde_otel.instrumentation.mcp import _context
 from cde_otel.instrumentation.mcp._call import current_call
+from cde_otel.instrumentation.mcp._hooks import Wrapper, arg
 from cde_otel.instrumentation.mcp._telemetry import MCPTelemetry
 from cde_otel.semconv import (
     ATTR_CLIENT_ADDRESS,
@@ -23,12 +24,6 @@ from cde_otel.semconv import (
 )
 
 _log = logging.getLogger("cde_otel.instrumentation.mcp")
-
-Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
-    return args[index] if len(args) > index else kwargs.get(name)
 
 
 # -- the HTTP transport ----------------------------------------------------------------------
@@ -74,7 +69,7 @@ def http_post_request(telemetry: MCPTelemetry) -> Wrapper:
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if telemetry.active:
             try:
-                request = _arg(args, kwargs, 1, "request")
+                request = arg(args, kwargs, 1, "request")
                 if request is not None:
                     _context.note_http_request(request)
             except Exception:
@@ -104,7 +99,7 @@ def connection_closed(telemetry: MCPTelemetry) -> Wrapper:
         try:
             return await wrapped(*args, **kwargs)
         finally:
-            _close_session(telemetry, _arg(args, kwargs, 0, "connection"))
+            _close_session(telemetry, arg(args, kwargs, 0, "connection"))
 
     return wrapper
 
@@ -126,7 +121,7 @@ def framework_exception(telemetry: MCPTelemetry) -> Wrapper:
     JSON-RPC code, and record the exception a second time)."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        span = _arg(args, kwargs, 0, "span")
+        span = arg(args, kwargs, 0, "span")
         call = current_call.get()
         if telemetry.active and span is not None and (settled_span.get() is span or (call and call.span is span)):
             return None
