@@ -188,18 +188,24 @@ def test_collector_received_logs_that_point_at_jaeger_spans(backends: Backends, 
         ]
         return records or None
 
+    def both_kinds_seen(records: list[dict[str, Any]]) -> bool:
+        bodies = json.dumps(records)
+        # An ok operation's record is its span; failed and slow ones are also log records, in their span:
+        # the workload's E101 refusals, and the controlled durations over 1 s.
+        return "Project.start_feature failed" in bodies and (
+            "ControlledOperation.run succeeded" in bodies and '"slow"' in bodies
+        )
+
     def matched_records() -> list[dict[str, Any]] | None:
         records = log_records() or []
         spans = {(t["traceID"], s["spanID"]) for t in _traces(backends, demo_run.service) for s in t["spans"]}
         matched = [r for r in records if (r["traceId"], r["spanId"]) in spans]
-        # Every log record written inside an operation points at a span Jaeger has.
-        return matched if records and len(matched) == len(records) else None
+        # The Collector's file exporter may hold the later batches a while: wait for both kinds of record.
+        return matched if both_kinds_seen(records) and len(matched) == len(records) else None
 
-    matched = poll_until(matched_records, timeout=DEADLINE_S, what="log records matching Jaeger spans")
-    bodies = json.dumps(matched)
-    # An ok operation's record is its span; failed and slow ones are also log records, in their span.
-    assert "Project.start_feature failed" in bodies  # the workload's E101 refusals
-    assert "ControlledOperation.run succeeded" in bodies and '"slow"' in bodies  # controlled durations > 1 s
+    matched = poll_until(matched_records, timeout=DEADLINE_S, what="failed and slow log records matching Jaeger spans")
+    # Every log record written inside an operation points at a span Jaeger has.
+    assert {(r["traceId"], r["spanId"]) for r in matched} and both_kinds_seen(matched)
 
 
 class Driver:
