@@ -8,7 +8,7 @@ cde-otel on: ``CDE_OTEL_ENABLED=true`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (OTLP
 default protocol), batch span processor tuned with the standard ``OTEL_BSP_*`` variables.
 Their stderr goes to ``/dev/null`` (cde-otel prints nothing there by default).
 
-``export_spans_per_s_zero_drop`` (goal ≥ 10,000 on 2 cores, issue 14): an open-loop ramp of the offered
+``export_spans_per_s_zero_drop`` (goal ≥ 10,000 on 2 cores): an open-loop ramp of the offered
 rate, split over ``workers`` processes. A step passes when the workers kept the schedule
 (achieved ≥ 97 % of the offered rate), the final flush drained in ≤ 1 s (no backlog hidden
 in the queue), the SDK counted no dropped span, and the collector's own counters moved by

@@ -103,7 +103,7 @@ class Pipeline:
     service_name: str = DEFAULT_SERVICE_NAME
     app_signals: frozenset[str] = frozenset()  # served by the application's providers: not ours to shut down
     export_status: ExportStatus | None = None
-    # -- bounded shutdown (issue 14) --
+    # -- bounded shutdown --
     shutdown_timeout_s: float = 2.0
     destination: str = ""  # where telemetry goes, for the one "could not send" warning
     tracked_exporters: list[TrackedSpanExporter | TrackedLogExporter | TrackedMetricExporter] = field(

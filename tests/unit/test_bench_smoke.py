@@ -1,8 +1,8 @@
 """Smoke test of ``bench/run.py``: a quick run produces the documented JSON keys with the right types.
 
 No timing is asserted here (speed goals live in the benchmarks themselves): the test only
-proves that every benchmark runs end to end and reports what ``docs/benchmarks.md`` and
-issue 9 promise. The pipeline part needs the real Collector: ``tests/e2e/test_bench_pipeline_smoke.py``.
+proves that every benchmark runs end to end and reports what ``docs/benchmarks.md``
+promises. The pipeline part needs the real Collector: ``tests/e2e/test_bench_pipeline_smoke.py``.
 """
 
 from __future__ import annotations

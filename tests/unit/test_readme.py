@@ -102,3 +102,25 @@ def test_every_setting_is_read_through_the_table() -> None:
         for match in re.finditer(r"environ(?:\.get)?\(?\[?[\"'](CDE_OTEL_\w+)", path.read_text()):
             offenders.append(f"{path.relative_to(ROOT)}: {match.group(1)}")
     assert offenders == []
+
+
+ISSUE_REFERENCE = re.compile(r"\bissues? ?#?\d+|\bitem \d+ of\b", re.I)
+
+
+def test_code_tests_and_docs_say_what_and_why_not_an_issue_number() -> None:
+    sources = [
+        path
+        for folder in ("cde_otel", "tests", "bench", "scripts", "docs", "examples", "collector-config")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".md", ".sh", ".toml", ".yml", ".yaml"}
+    ]
+    sources += [*PAGES[:3], ROOT / "pyproject.toml", ROOT / "docker-compose.yml"]
+    this_file = Path(__file__).resolve()
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sources
+        if path.resolve() != this_file
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if ISSUE_REFERENCE.search(line)
+    ]
+    assert not found, found

@@ -1,4 +1,4 @@
-"""No re-entry, and bad targets skipped (issue 14 item 6), in real host processes.
+"""No re-entry, and bad targets skipped in real host processes.
 
 * An instrumented method that cde-otel's own recording calls — ``json.JSONEncoder.encode``, which
   structlog's JSON renderer (our log file and console lines) uses — records the host's calls,

@@ -1,4 +1,4 @@
-"""Start-up (issue 13 item 3): the application's providers are used, not replaced; one line says so.
+"""Start-up: the application's providers are used, not replaced; one line says so.
 
 Real processes with ``CDE_OTEL_ENABLED=true``: under the real ``opentelemetry-instrument`` (its
 distro sets the providers up, its loader instruments our entry points), and an application that

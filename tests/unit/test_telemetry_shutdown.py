@@ -1,4 +1,4 @@
-"""Bounded shutdown (issue 14): a dead or silent collector never holds the host's exit hostage.
+"""Bounded shutdown: a dead or silent collector never holds the host's exit hostage.
 
 Real processes (``CDE_OTEL_ENABLED=true``, the .pth start-up) export to a loopback port where
 nothing listens (``127.0.0.1:9``) or where a socket listens but never answers. Each script
