@@ -32,7 +32,7 @@ feature id, the next phase): a failing server cannot look cheap.
   the Collector's output by ``service.name``) and must be equal.
 
 ``our_server`` repeats the on/off round trip for ``cde-otel mcp`` (official SDK 2.x, whose span
-is adopted) for context. ``--py-spy DIR`` records a py-spy profile of ``on`` and ``floor``
+is adopted) for context. ``--py-spy DIR`` records a py-spy profile of ``on`` and ``floor`` (``--py-spy-servers`` others)
 while they are driven (raw folded stacks, all threads).
 """
 
@@ -292,7 +292,9 @@ def _same_output(counts: dict[str, dict[str, int]], on: str, floor: str) -> None
         raise AssertionError(f"{on} and {floor} emitted different telemetry: {counts[on]} vs {counts[floor]}")
 
 
-def measure_mcp(quick: bool = False, py_spy: Path | None = None, otlp: bool = True) -> dict[str, Any]:
+def measure_mcp(
+    quick: bool = False, py_spy: Path | None = None, otlp: bool = True, profiled: tuple[str, ...] = ("on", "floor")
+) -> dict[str, Any]:
     mode = "quick" if quick else "full"
     rounds, cycles = _ROUNDS[mode], _CYCLES[mode]
     fixture_python = str(venv_python("fastmcp_2_13"))
@@ -303,7 +305,7 @@ def measure_mcp(quick: bool = False, py_spy: Path | None = None, otlp: bool = Tr
         collector = stack.enter_context(Collector(work)) if otlp else None
         fixture = fixture_servers(fixture_python, work, collector.endpoint if collector is not None else None)
         (work / "fixture").mkdir()
-        profile = _py_spy(py_spy, ("on", "floor")) if py_spy is not None else None
+        profile = _py_spy(py_spy, profiled) if py_spy is not None else None
         collector_start = collector.cpu_ticks() if collector is not None else 0
         driven = anyio.run(_interleaved, fixture, _fixture_cycle, rounds, cycles, work / "fixture", profile)
         collector_ms = 0.0
@@ -365,6 +367,9 @@ if __name__ == "__main__":
     parser.add_argument("--layer", action="store_true", help="only the in-process cost of the MCP layer")
     parser.add_argument("--profile", action="store_true", help="cProfile of the in-process MCP layer (top 25)")
     parser.add_argument("--py-spy", type=Path, help="py-spy profiles of the on and floor servers into this directory")
+    parser.add_argument(
+        "--py-spy-servers", default="on,floor", help="which servers --py-spy profiles (e.g. on_otlp,floor_otlp)"
+    )
     options = parser.parse_args()
     if options.profile:
         import cProfile
@@ -376,4 +381,11 @@ if __name__ == "__main__":
     elif options.layer:
         print(json.dumps(measure_layer(), indent=2))
     else:
-        print(json.dumps(measure_mcp(quick=options.quick, py_spy=options.py_spy), indent=2))
+        print(
+            json.dumps(
+                measure_mcp(
+                    quick=options.quick, py_spy=options.py_spy, profiled=tuple(options.py_spy_servers.split(","))
+                ),
+                indent=2,
+            )
+        )
