@@ -45,16 +45,10 @@ from cde_otel._correlation import PROPAGATION_LOGGERS, CappedArguments, current_
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._config import formatter, record_pre_chain, wants_console
 from cde_otel.logging._handlers import file_handler
-from cde_otel.logging._operations import (
-    HandlerSink,
-    LineSink,
-    OperationEvents,
-    StreamSink,
-    follow_setup,
-    stop_following,
-)
+from cde_otel.logging._operations import OperationEvents
 from cde_otel.logging._processors import add_trace_context, correlation_id_adder, redactor
 from cde_otel.logging._records import Delivery, Stamping, deliver_to, stamp_records
+from cde_otel.logging._sinks import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.settings import LogLevel, Settings, load_settings
 
 if TYPE_CHECKING:
