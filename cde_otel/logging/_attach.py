@@ -47,7 +47,7 @@ from cde_otel.logging._config import formatter, record_pre_chain, wants_console
 from cde_otel.logging._handlers import file_handler
 from cde_otel.logging._operations import OperationEvents
 from cde_otel.logging._processors import add_trace_context, correlation_id_adder, redactor
-from cde_otel.logging._records import Delivery, Stamping, deliver_to, stamp_records
+from cde_otel.logging._records import Delivery, Stamping
 from cde_otel.logging._sinks import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.settings import LogLevel, Settings, load_settings
 
@@ -175,12 +175,12 @@ def attach_logging(
     attached.capped = CappedArguments()
     for name in PROPAGATION_LOGGERS:
         logging.getLogger(name).addFilter(attached.capped)
-    attached.delivery = deliver_to(handlers, bridged=bridged)  # in place of an earlier attachment's
+    attached.delivery = Delivery.replace(handlers, bridged=bridged)  # in place of an earlier attachment's
     # A standalone instrumentor (no configure()) writes its operation lines here too.
     follow_setup(sinks, logging.getLevelNamesMapping()[cfg.log_level.upper()])
     if cfg.log_record_ids:
         resource = getattr(logger_provider, "resource", None)
-        attached.stamping = stamp_records(True, str(getattr(resource, "attributes", {}).get("service.name", "")))
+        attached.stamping = Stamping.replace(True, str(getattr(resource, "attributes", {}).get("service.name", "")))
     return attached
 
 

@@ -81,6 +81,18 @@ class Delivery:
         owner = _owner(logging.Logger.callHandlers)
         return owner if isinstance(owner, Delivery) else None
 
+    @classmethod
+    def replace(cls, handlers: Sequence[logging.Handler], *, bridged: bool) -> Delivery | None:
+        """Removes the installed delivery, and installs one for ``handlers`` if any (returned)."""
+        current = cls.installed()
+        if current is not None:
+            current.remove()
+        if not handlers:
+            return None
+        delivery = cls(handlers, bridged=bridged)
+        delivery.install()
+        return delivery
+
     def install(self) -> None:
         if self.active:
             return
@@ -121,17 +133,10 @@ def records_bridged() -> bool:
     return current is not None and current.bridged
 
 
-def deliver_to(handlers: Sequence[logging.Handler], *, bridged: bool) -> Delivery | None:
-    """Makes ``handlers`` see every record the process's loggers handle, in place of the installed
-    delivery (``()``: none). Returns the new delivery; :class:`Delivery` is what an attachment holds."""
-    current = Delivery.installed()
-    if current is not None:
-        current.remove()
-    if not handlers:
-        return None
-    delivery = Delivery(handlers, bridged=bridged)
-    delivery.install()
-    return delivery
+def deliver_to(handlers: Sequence[logging.Handler], *, bridged: bool) -> None:
+    """Makes ``handlers`` see every record the process's loggers handle (``()``: none), in place of the
+    installed delivery. For wiring by hand; an attachment holds its :class:`Delivery` (``replace``)."""
+    Delivery.replace(handlers, bridged=bridged)
 
 
 # -- stamping --------------------------------------------------------------------------------------
@@ -187,6 +192,18 @@ class Stamping:
         owner = _owner(logging.getLogRecordFactory())
         return owner if isinstance(owner, Stamping) else None
 
+    @classmethod
+    def replace(cls, on: bool, service_name: str = "") -> Stamping | None:
+        """Removes the installed stamping, and installs a new one if ``on`` (returned)."""
+        current = cls.installed()
+        if current is not None:
+            current.remove()
+        if not on:
+            return None
+        stamping = cls(service_name)
+        stamping.install()
+        return stamping
+
     def install(self) -> None:
         if self.active:
             return
@@ -207,23 +224,16 @@ class Stamping:
         self.active = self.stamping = False
 
 
-def stamp_records(on: bool, service_name: str = "") -> Stamping | None:
-    """Starts stamping every new stdlib record with the current trace and correlation ids, in place
-    of the installed stamping (or stops it). Returns the new stamping."""
-    current = Stamping.installed()
-    if current is not None:
-        current.remove()
-    if not on:
-        return None
-    stamping = Stamping(service_name)
-    stamping.install()
-    return stamping
+def stamp_records(on: bool, service_name: str = "") -> None:
+    """Starts stamping every new stdlib record with the current trace and correlation ids, in place of
+    the installed stamping (or stops it). For wiring by hand; an attachment holds its :class:`Stamping`."""
+    Stamping.replace(on, service_name)
 
 
 def _owner(hook: object) -> object | None:
     """The Delivery or Stamping a hook belongs to, looking through ``functools.wraps`` wrappers."""
     for _ in range(8):  # a wrapper chain is short; never loop on a cyclic __wrapped__
-        owner = getattr(hook, "cde_otel_owner", None)
+        owner: object | None = getattr(hook, "cde_otel_owner", None)
         if owner is not None:
             return owner
         hook = getattr(hook, "__wrapped__", None)
