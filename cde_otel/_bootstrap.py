@@ -16,22 +16,27 @@ import os
 import sys
 from typing import Any
 
-_running = False
+
+class _ConfigureOnce:
+    """The post-import hook: configures telemetry, unless it is running already (the hook is process-wide)."""
+
+    running = False
+
+    def __call__(self, _module: object) -> None:
+        if self.running:  # a watched module imported while this very hook sets telemetry up: that call configures
+            return
+        self.running = True
+        try:
+            from cde_otel.telemetry import configure
+
+            configure()
+        except Exception as exc:  # start-up must never fail because of telemetry
+            sys.stderr.write(f"cde-otel: telemetry was not enabled: {exc}\n")
+        finally:
+            self.running = False
 
 
-def _configure_once(_module: object) -> None:
-    global _running
-    if _running:  # a watched module imported while this very hook sets telemetry up: that call configures
-        return
-    _running = True
-    try:
-        from cde_otel.telemetry import configure
-
-        configure()
-    except Exception as exc:  # start-up must never fail because of telemetry
-        sys.stderr.write(f"cde-otel: telemetry was not enabled: {exc}\n")
-    finally:
-        _running = False
+_configure_once = _ConfigureOnce()
 
 
 def _watched_modules() -> list[str]:

@@ -23,7 +23,7 @@ import time
 from http import HTTPStatus
 from typing import Protocol
 
-from cde_otel.health._http import HTTPError, Request, RequestReader, error_body, response
+from cde_otel.health._http import HTTPError, KnownReads, Request, RequestReader, ResponseHeads, error_body
 
 _log = logging.getLogger("cde_otel.health")
 
@@ -32,6 +32,9 @@ RECV_BYTES = 16 * 1024
 
 class ConnectionOwner(Protocol):
     """What a connection needs from its server."""
+
+    heads: ResponseHeads  # the server's cache of response heads
+    known_reads: KnownReads  # the server's reads known to be one whole request
 
     @property
     def stopping(self) -> bool: ...
@@ -70,7 +73,7 @@ class Connection:
         self._owner = owner
         self.last_active = time.monotonic()
         self.head_started: float | None = None
-        self.reader = RequestReader()
+        self.reader = RequestReader(owner.known_reads)
         self.output = b""  # answer not yet sent
         self.busy = False  # a worker is answering its request
         self.reading = False  # registered with the loop for reading
@@ -153,7 +156,9 @@ class Connection:
     ) -> None:
         """Sends an answer: what the socket takes now, the rest when it is writable (the caller carries on)."""
         self.close_after = not keep_alive
-        self.output = response(status, body, keep_alive=keep_alive, send_body=send_body, headers=headers)
+        self.output = self._owner.heads.response(
+            status, body, keep_alive=keep_alive, send_body=send_body, headers=headers
+        )
         self._flush()
 
     def answered(self, status: HTTPStatus, body: bytes, keep_alive: bool, send_body: bool) -> None:

@@ -25,8 +25,8 @@ HTTP/1.1 as RFC 9110 §7.8 allows, and then the connection closes: llhttp reads 
 it. A read that llhttp took as exactly one whole request is remembered (256 reads of up to 1 KiB):
 a health checker sends the same bytes every time, and from a request boundary they parse the same
 way, so the same read again skips the parser. Responses are rendered here: a status line and five
-header lines, cached for the second of their Date. No I/O: :mod:`cde_otel.health._connection` does
-the sockets.
+header lines, which each server caches for the second of their Date (:class:`ResponseHeads`). No
+I/O: :mod:`cde_otel.health._connection` does the sockets.
 """
 
 from __future__ import annotations
@@ -74,25 +74,29 @@ def _length(value: bytes) -> int:
 
 #: The parser of a reader that has none (yet, or any more): it takes no callbacks.
 _NO_PARSER = httptools.HttpRequestParser(None)
-#: Reads that llhttp took as exactly one whole request, from a message boundary: a health checker sends the
-#: same bytes every time, and the same bytes from the same state parse the same way. Small reads only.
-_KNOWN: dict[bytes, Request] = {}
 _KNOWN_MAX = 256
 _KNOWN_MAX_BYTES = 1024
+
+
+#: Reads that llhttp took as exactly one whole request, from a message boundary: a health checker sends the
+#: same bytes every time, and the same bytes from the same state parse the same way. Small reads only.
+KnownReads = dict[bytes, Request]
 
 
 class RequestReader:
     """The requests of one connection: :meth:`feed` it the bytes received, pop ``requests`` from the left.
 
     After an :class:`HTTPError` is queued the reader takes nothing more (the connection is closing). A read
-    that llhttp already took as one whole request is answered from ``_KNOWN`` without running the parser
+    that llhttp already took as one whole request is answered from ``known`` without running the parser
     again, which costs a connection's worth of CPU each time (~15-20 µs in the server, most of it callbacks).
+    ``known`` is the server's, shared by its connections (default: this reader's own).
     """
 
-    __slots__ = ("_done", "_fed", "_head_bytes", "_head_start", "_in_head", "_in_message", "_parser", "_read_start",
-                 "_refusal", "_url", "requests")  # fmt: skip
+    __slots__ = ("_done", "_fed", "_head_bytes", "_head_start", "_in_head", "_in_message", "_known", "_parser",
+                 "_read_start", "_refusal", "_url", "requests")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, known: KnownReads | None = None) -> None:
+        self._known: KnownReads = known if known is not None else {}
         self.requests: deque[Request | HTTPError] = deque()
         self._parser = _NO_PARSER  # made at the first read not already known
         self._url = b""
@@ -109,7 +113,7 @@ class RequestReader:
         if self._done:
             return
         at_boundary = not self._in_message
-        if at_boundary and (known := _KNOWN.get(data)) is not None:
+        if at_boundary and (known := self._known.get(data)) is not None:
             self._fed += len(data)
             self.requests.append(known)
             self._done = not known.keep_alive
@@ -119,9 +123,9 @@ class RequestReader:
         if plain and at_boundary and not self._in_message and len(self.requests) == queued + 1:
             request = self.requests[-1]
             if isinstance(request, Request) and len(data) <= _KNOWN_MAX_BYTES:
-                if len(_KNOWN) >= _KNOWN_MAX:
-                    _KNOWN.clear()  # start over: atomic, where evicting one could race another server's loop
-                _KNOWN[data] = request
+                if len(self._known) >= _KNOWN_MAX:
+                    self._known.clear()  # start over: atomic, where evicting one could race another thread
+                self._known[data] = request
 
     def _parse(self, data: bytes) -> bool:
         """Feeds llhttp; False if the read ended in a refusal or an upgrade."""
@@ -224,8 +228,36 @@ def error_body(message: str) -> bytes:
     return json_body({"status": "error", "error": {"message": message}})
 
 
-_second = 0
-_heads: dict[tuple[HTTPStatus, int, bool, tuple[tuple[str, str], ...]], bytes] = {}
+_HeadKey = tuple[HTTPStatus, int, bool, tuple[tuple[str, str], ...]]
+
+
+class ResponseHeads:
+    """Complete JSON responses whose heads are built once per second for each status, length and
+    connection (a head's Date changes each second). One per server: the cache is the server's."""
+
+    def __init__(self) -> None:
+        self._heads: tuple[int, dict[_HeadKey, bytes]] = (0, {})  # replaced whole each second
+
+    def response(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        *,
+        keep_alive: bool,
+        send_body: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> bytes:
+        """:func:`response`, with the head from this second's cache."""
+        now = int(time.time())
+        second, heads = self._heads
+        if now != second:
+            heads = {}
+            self._heads = (now, heads)
+        key = (status, len(body), keep_alive, headers)
+        head = heads.get(key)
+        if head is None:
+            head = heads[key] = _head(key, now)
+        return head + body if send_body else head
 
 
 def response(
@@ -236,27 +268,22 @@ def response(
     send_body: bool = True,
     headers: tuple[tuple[str, str], ...] = (),
 ) -> bytes:
-    """A complete JSON response; ``send_body=False`` (HEAD) keeps the headers, Content-Length included.
-
-    A head is built once per second for each status, length and connection (its Date changes each second).
-    """
-    global _second, _heads
-    now = int(time.time())
-    if now != _second:
-        _second, _heads = now, {}
-    key = (status, len(body), keep_alive, headers)
-    head = _heads.get(key)
-    if head is None:
-        lines = [
-            f"HTTP/1.1 {status.value} {status.phrase}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(body)}",
-            "Cache-Control: no-store",
-            f"Date: {formatdate(now, usegmt=True)}",
-            *(f"{name}: {value}" for name, value in headers),
-            "Connection: keep-alive" if keep_alive else "Connection: close",
-            "",
-            "",
-        ]
-        head = _heads[key] = "\r\n".join(lines).encode("latin-1")
+    """A complete JSON response; ``send_body=False`` (HEAD) keeps the headers, Content-Length included."""
+    head = _head((status, len(body), keep_alive, headers), int(time.time()))
     return head + body if send_body else head
+
+
+def _head(key: _HeadKey, now: int) -> bytes:
+    status, length, keep_alive, headers = key
+    lines = [
+        f"HTTP/1.1 {status.value} {status.phrase}",
+        "Content-Type: application/json",
+        f"Content-Length: {length}",
+        "Cache-Control: no-store",
+        f"Date: {formatdate(now, usegmt=True)}",
+        *(f"{name}: {value}" for name, value in headers),
+        "Connection: keep-alive" if keep_alive else "Connection: close",
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode("latin-1")

@@ -27,22 +27,40 @@ from cde_otel.health._monitor import HealthMonitor
 #: Process-wide monitors kept (one per project path, least recently used dropped first).
 MAX_DEFAULT_MONITORS = 32
 
-_monitors: OrderedDict[Path, HealthMonitor] = OrderedDict()
-_monitors_lock = threading.Lock()
+
+class DefaultMonitors:
+    """The process-wide monitors, one per project path, the least recently used dropped beyond ``limit``.
+
+    One per process (:data:`DEFAULT_MONITORS`): ``cde_getHealth`` is a plain function an MCP server
+    registers, with nowhere else to keep a monitor's alert history between calls. A monitor holds
+    nothing of a telemetry runtime: it reads the current one through :mod:`cde_otel.health.sources`
+    at each call.
+    """
+
+    def __init__(self, limit: int = MAX_DEFAULT_MONITORS) -> None:
+        self.limit = limit
+        self._monitors: OrderedDict[Path, HealthMonitor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, project_path: str | os.PathLike[str] | None = None) -> HealthMonitor:
+        path = Path(project_path if project_path is not None else os.getcwd()).expanduser().resolve()
+        with self._lock:
+            monitor = self._monitors.get(path)
+            if monitor is None:
+                monitor = self._monitors[path] = HealthMonitor(path)
+                while len(self._monitors) > self.limit:
+                    self._monitors.popitem(last=False)
+            else:
+                self._monitors.move_to_end(path)
+            return monitor
+
+
+DEFAULT_MONITORS = DefaultMonitors()
 
 
 def default_monitor(project_path: str | os.PathLike[str] | None = None) -> HealthMonitor:
     """The process-wide monitor of ``project_path`` (default: the current directory)."""
-    path = Path(project_path if project_path is not None else os.getcwd()).expanduser().resolve()
-    with _monitors_lock:
-        monitor = _monitors.get(path)
-        if monitor is None:
-            monitor = _monitors[path] = HealthMonitor(path)
-            while len(_monitors) > MAX_DEFAULT_MONITORS:
-                _monitors.popitem(last=False)
-        else:
-            _monitors.move_to_end(path)
-        return monitor
+    return DEFAULT_MONITORS.get(project_path)
 
 
 def get_health_status(project_path: str | os.PathLike[str] | None = None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from typing import Any
 from cde_otel._exceptions import ValidationError
 from cde_otel.health._connection import Connection
 from cde_otel.health._endpoints import Endpoints
-from cde_otel.health._http import Request
+from cde_otel.health._http import KnownReads, Request, ResponseHeads
 from cde_otel.health._mcp_tool import default_monitor
 from cde_otel.health._monitor import HealthMonitor
 from cde_otel.health._workers import Workers
@@ -157,6 +157,8 @@ class HealthServer:
         self._loop.set_exception_handler(self._loop_error)
         self._workers = Workers(self.workers)
         self._endpoints = Endpoints(monitor, self._loop, self._workers.submit)
+        self.heads = ResponseHeads()  # the response heads of this second
+        self.known_reads: KnownReads = {}  # the reads known to be one whole request (see RequestReader)
         self._thread = threading.Thread(target=self._run, name="cde-otel-health", daemon=True)
         self._thread.start()
 

@@ -1,14 +1,15 @@
 """What health reads from the layers around it: registered from above, imported from below.
 
 Health never imports :mod:`cde_otel.telemetry` (the layer above it). Instead
-``cde_otel.telemetry.configure()`` registers what health needs of the pipeline it built,
-and ``shutdown()`` withdraws it::
+``cde_otel.telemetry.configure()`` registers what health needs of the pipeline it built; the
+runtime holds the :class:`TelemetrySource` it got back, and ``shutdown()`` withdraws exactly
+that one (a later registration stays)::
 
     from cde_otel.health.sources import register_telemetry, unregister_telemetry
 
-    register_telemetry(metric_reader=pull_reader, export_status=status.status)
+    source = register_telemetry(metric_reader=pull_reader, export_status=status.status)
     ...
-    unregister_telemetry()
+    unregister_telemetry(source)
 
 * ``metric_reader`` — a pull reader on the configured MeterProvider; health computes
   percentiles and rates from the same ``cde.operation.duration`` histogram the exporters
@@ -34,38 +35,62 @@ ExportStatus = Callable[[], str]
 
 
 @dataclass(frozen=True, slots=True)
-class _Telemetry:
+class TelemetrySource:
+    """What one telemetry pipeline offers health."""
+
     metric_reader: MetricReader | None
     export_status: ExportStatus | None
 
 
-_NOTHING = _Telemetry(None, None)
-_lock = threading.Lock()
-_registered = _NOTHING
+_NOTHING = TelemetrySource(None, None)
 
 
-def register_telemetry(*, metric_reader: MetricReader | None, export_status: ExportStatus | None) -> None:
+class TelemetrySlot:
+    """Where health finds the process's telemetry: the source registered last, until it is withdrawn.
+
+    One per process (:data:`TELEMETRY`): monitors are made by the MCP tool, the CLI or an embedder,
+    none of which has the runtime at hand, and health may not ask the layer above for it; so the
+    runtime puts its source here, and takes it back. The slot holds a reference only.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current = _NOTHING
+
+    def register(self, source: TelemetrySource) -> TelemetrySource:
+        with self._lock:
+            self.current = source
+        return source
+
+    def withdraw(self, source: TelemetrySource | None = None) -> None:
+        """Back to "no telemetry", if ``source`` (default: whatever is registered) is the current one."""
+        with self._lock:
+            if source is None or self.current is source:
+                self.current = _NOTHING
+
+
+TELEMETRY = TelemetrySlot()
+
+
+def register_telemetry(*, metric_reader: MetricReader | None, export_status: ExportStatus | None) -> TelemetrySource:
     """Makes the process's telemetry visible to health (replaces what was registered before)."""
-    global _registered
-    with _lock:
-        _registered = _Telemetry(metric_reader, export_status)
+    return TELEMETRY.register(TelemetrySource(metric_reader, export_status))
 
 
-def unregister_telemetry() -> None:
-    """Health goes back to "no telemetry": no operation metrics, export ``disabled``."""
-    global _registered
-    with _lock:
-        _registered = _NOTHING
+def unregister_telemetry(source: TelemetrySource | None = None) -> None:
+    """Health goes back to "no telemetry" (no operation metrics, export ``disabled``) -- unless
+    ``source`` is given and another one was registered since."""
+    TELEMETRY.withdraw(source)
 
 
 def telemetry_metric_reader() -> MetricReader | None:
     """The registered pull reader, or None while telemetry is not configured."""
-    return _registered.metric_reader
+    return TELEMETRY.current.metric_reader
 
 
 def telemetry_export_status() -> str:
     """``"ok"``/``"failing"`` from the registered pipeline; ``"disabled"`` when nothing exports."""
-    status = _registered.export_status
+    status = TELEMETRY.current.export_status
     return "disabled" if status is None else status()
 
 

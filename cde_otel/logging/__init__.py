@@ -43,7 +43,8 @@ from structlog.contextvars import bound_contextvars as bound_context
 from cde_otel.logging._attach import Attached, attach_logging, bridge, handler, processors
 from cde_otel.logging._config import get_logger, is_configured, log_file_handlers, reset_logging, setup_logging
 from cde_otel.logging._host import has_handler, tell_host
-from cde_otel.logging._operations import OPERATIONS_LOGGER, HandlerSink, LineSink, OperationEvents, StreamSink
+from cde_otel.logging._operations import OperationEvents
+from cde_otel.logging._sinks import OPERATIONS_LOGGER, HandlerSink, LineSink, StreamSink
 
 __all__ = [
     "OPERATIONS_LOGGER",

@@ -3,9 +3,9 @@
 The host's logging stays the host's: no root level changed, no handler removed or added to
 ``root.handlers``, no structlog processor dropped, nothing printed unless asked. Added:
 
-* the stdlib record hooks of :mod:`cde_otel.logging._records`: every record stamped with the
-  trace/span/correlation ids, and seen by cde-otel's handlers (below) even after the host
-  replaced its root handlers;
+* the stdlib record hooks of :mod:`cde_otel.logging._records` (held by ``Attached.delivery`` and
+  ``Attached.stamping``): every record stamped with the trace/span/correlation ids, and seen by
+  cde-otel's handlers (below) even after the host replaced its root handlers;
 * the OpenTelemetry logs bridge (``CDE_OTEL_LOGS_BRIDGE``, on by default): stdlib records through
   ``ForeignRecordBridge`` — except while an OpenTelemetry ``LoggingHandler`` is on the root
   logger (``opentelemetry-instrument``'s), which sends them already — and structlog events
@@ -45,16 +45,10 @@ from cde_otel._correlation import PROPAGATION_LOGGERS, CappedArguments, current_
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._config import formatter, record_pre_chain, wants_console
 from cde_otel.logging._handlers import file_handler
-from cde_otel.logging._operations import (
-    HandlerSink,
-    LineSink,
-    OperationEvents,
-    StreamSink,
-    follow_setup,
-    stop_following,
-)
+from cde_otel.logging._operations import OperationEvents
 from cde_otel.logging._processors import add_trace_context, correlation_id_adder, redactor
-from cde_otel.logging._records import deliver_to, stamp_records
+from cde_otel.logging._records import Delivery, Stamping
+from cde_otel.logging._sinks import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.settings import LogLevel, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -76,6 +70,8 @@ class Attached:
     structlog_was_configured: bool = True
     capped: CappedArguments | None = None  # on OpenTelemetry's propagation loggers
     line_sinks: list[LineSink] = field(default_factory=list)  # also a standalone instrumentor's
+    delivery: Delivery | None = None  # the Logger.callHandlers hook: our handlers see the host's records
+    stamping: Stamping | None = None  # the record factory: the ids on every record
 
     def detach(self) -> None:
         """Writes the pending operation lines, removes every hook, closes our files. Never raises."""
@@ -90,8 +86,9 @@ class Attached:
         if self.capped is not None:
             for name in PROPAGATION_LOGGERS:
                 logging.getLogger(name).removeFilter(self.capped)
-        deliver_to((), bridged=False)
-        stamp_records(False)
+        for hook in (self.delivery, self.stamping):
+            if hook is not None:
+                hook.remove()
         for handler in self.handlers:
             handler.close()  # closes our log file; never the console stream
 
@@ -178,12 +175,12 @@ def attach_logging(
     attached.capped = CappedArguments()
     for name in PROPAGATION_LOGGERS:
         logging.getLogger(name).addFilter(attached.capped)
-    deliver_to(handlers, bridged=bridged)
+    attached.delivery = Delivery.replace(handlers, bridged=bridged)  # in place of an earlier attachment's
     # A standalone instrumentor (no configure()) writes its operation lines here too.
     follow_setup(sinks, logging.getLevelNamesMapping()[cfg.log_level.upper()])
     if cfg.log_record_ids:
         resource = getattr(logger_provider, "resource", None)
-        stamp_records(True, str(getattr(resource, "attributes", {}).get("service.name", "")))
+        attached.stamping = Stamping.replace(True, str(getattr(resource, "attributes", {}).get("service.name", "")))
     return attached
 
 

@@ -20,7 +20,6 @@ import structlog
 from cde_otel._correlation import current_correlation_id
 from cde_otel._exceptions import CDESystemError
 from cde_otel.logging._handlers import file_handler
-from cde_otel.logging._operations import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.logging._processors import (
     add_trace_context,
     correlation_id_adder,
@@ -31,6 +30,7 @@ from cde_otel.logging._processors import (
     scrub_rendered_exception,
 )
 from cde_otel.logging._records import records_bridged
+from cde_otel.logging._sinks import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.settings import LogFormat, LogRotation, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -50,11 +50,17 @@ class _Installed:
     line_sinks: list[LineSink] = field(default_factory=list)  # what standalone operation lines follow
 
 
-_installed: _Installed | None = None
+class _SetupState:
+    """The active ``setup_logging`` call's changes: one object, as there is one root logger it changes."""
+
+    installed: _Installed | None = None
+
+
+_SETUP = _SetupState()
 
 
 def is_configured() -> bool:
-    return _installed is not None
+    return _SETUP.installed is not None
 
 
 def parse_level(level: str | int) -> int:
@@ -136,7 +142,6 @@ def setup_logging(
     file. OpenTelemetry logs: bridged to ``logger_provider``, or to the global provider when one is
     configured; ``otel=False`` turns the bridge off.
     """
-    global _installed
     warnings.warn(
         "cde_otel.logging.setup_logging is deprecated: use attach_logging() (it adds to your logging set-up "
         "instead of replacing it), or processors()/bridge()/handler() in a set-up of your own",
@@ -207,7 +212,7 @@ def setup_logging(
         handlers.append(bridge)
 
     root = logging.getLogger()
-    previous_root_level = _installed.previous_root_level if _installed is not None else root.level
+    previous_root_level = _SETUP.installed.previous_root_level if _SETUP.installed is not None else root.level
     _uninstall(root)
     if provider is not None:
         _remove_foreign_otel_handlers(root)
@@ -224,7 +229,7 @@ def setup_logging(
         # from structlog.testing.capture_logs.
         cache_logger_on_first_use=False,
     )
-    _installed = _Installed(handlers, previous_root_level, line_sinks)
+    _SETUP.installed = _Installed(handlers, previous_root_level, line_sinks)
     follow_setup(line_sinks, root_level)
 
 
@@ -252,24 +257,23 @@ def _remove_foreign_otel_handlers(root: logging.Logger) -> None:
 
 
 def _uninstall(root: logging.Logger) -> None:
-    if _installed is None:
+    if _SETUP.installed is None:
         return
-    stop_following(_installed.line_sinks)  # pending operation lines written first, then none to these
-    for handler in _installed.handlers:
+    stop_following(_SETUP.installed.line_sinks)  # pending operation lines written first, then none to these
+    for handler in _SETUP.installed.handlers:
         root.removeHandler(handler)
         handler.close()  # closes our files; never the caller's stream, never the LoggerProvider
 
 
 def reset_logging() -> None:
     """Undoes ``setup_logging``: removes its handlers, restores the root level and structlog's defaults."""
-    global _installed
-    if _installed is None:
+    if _SETUP.installed is None:
         return
     root = logging.getLogger()
     _uninstall(root)
-    root.setLevel(_installed.previous_root_level)
+    root.setLevel(_SETUP.installed.previous_root_level)
     structlog.reset_defaults()
-    _installed = None
+    _SETUP.installed = None
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdlib.BoundLogger:
@@ -287,6 +291,6 @@ def get_logger(name: str | None = None, **initial_values: Any) -> structlog.stdl
 
 def log_file_handlers() -> list[logging.FileHandler]:
     """The file handlers the active setup installed (for tests and ``cde-otel`` diagnostics)."""
-    if _installed is None:
+    if _SETUP.installed is None:
         return []
-    return [h for h in _installed.handlers if isinstance(h, logging.FileHandler)]
+    return [h for h in _SETUP.installed.handlers if isinstance(h, logging.FileHandler)]

@@ -28,13 +28,11 @@ codes, numbers, operation names), so the lines need no scrubbing::
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -42,6 +40,11 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel._version import __version__
+from cde_otel.logging._sinks import (
+    FOLLOWED,
+    OPERATIONS_LOGGER,
+    LineSink,
+)
 from cde_otel.semconv import OUTCOME_ERROR, OUTCOME_OK, SCHEMA_URL
 
 if TYPE_CHECKING:
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
 
     from cde_otel.settings import Settings
 
-OPERATIONS_LOGGER = "cde_otel.operations"
 _log = logging.getLogger("cde_otel.logging")
 
 try:
@@ -67,75 +69,7 @@ except ImportError:  # pragma: no cover - orjson has wheels for every mainstream
         return (json.dumps({**line, "timestamp": stamp}, separators=(",", ":")) + "\n").encode()
 
 
-class LineSink(Protocol):
-    """Where a batch of complete JSON lines goes."""
-
-    def write_lines(self, data: str) -> None: ...
-
-
-class StreamSink:
-    """A text stream (the opt-in console: ``sys.stderr``): one ``write()`` and a flush per batch."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def write_lines(self, data: str) -> None:
-        self.stream.write(data)
-        self.stream.flush()
-
-
-class _PreRendered(logging.Formatter):
-    """The handler's own formatter, except for a batch of operation lines: those are written as they are."""
-
-    def __init__(self, inner: logging.Formatter | None) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def format(self, record: logging.LogRecord) -> str:
-        if getattr(record, "cde_otel_lines", False):
-            return str(record.msg)
-        return self.inner.format(record) if self.inner is not None else super().format(record)
-
-
-class HandlerSink:
-    """A logging handler (the rotating log file): one ``handle()`` per batch, so its inter-process
-    lock and rollover check run once per batch, not once per line. A rolled file may therefore
-    exceed ``CDE_OTEL_LOG_MAX_BYTES`` by one batch (at most 64 KiB)."""
-
-    def __init__(self, handler: logging.Handler) -> None:
-        self.handler = handler
-        if not isinstance(handler.formatter, _PreRendered):
-            handler.setFormatter(_PreRendered(handler.formatter))
-
-    def write_lines(self, data: str) -> None:
-        record = logging.LogRecord(OPERATIONS_LOGGER, logging.INFO, __file__, 0, data.removesuffix("\n"), None, None)
-        record.cde_otel_lines = True
-        self.handler.handle(record)
-
-
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
-_writers: weakref.WeakSet[OperationEvents] = weakref.WeakSet()
-# setup_logging's outputs and level, shared by every writer that follows them.
-_setup: tuple[tuple[LineSink, ...], int] = ((), logging.INFO)
-
-
-def follow_setup(sinks: Sequence[LineSink], level: int = logging.INFO) -> None:
-    """Makes ``sinks`` (``setup_logging``'s file, its console) the outputs of every writer that
-    follows the setup, now and later; ``()`` when the setup is undone. Pending lines go to the
-    outputs they were taken for first."""
-    global _setup
-    followers = [writer for writer in list(_writers) if writer.follows_setup]
-    for writer in followers:
-        writer.flush()
-    _setup = (tuple(sinks), level)
-    for writer in followers:
-        writer._use(*_setup)
-
-
-def stop_following(sinks: Sequence[LineSink]) -> None:
-    """Undoes ``follow_setup(sinks)``, unless another set-up has replaced those sinks since."""
-    if sinks and _setup[0] == tuple(sinks):
-        follow_setup(())
 
 
 class OperationEvents:
@@ -163,7 +97,7 @@ class OperationEvents:
         self.sinks: tuple[LineSink, ...] = ()
         self.start_on = self.ok_lines = self._warn_lines = False
         if follows_setup:
-            self._use(*_setup)
+            self._use(FOLLOWED.sinks, FOLLOWED.level)
         else:
             self._use((), level)
         self._otel = None
@@ -181,7 +115,7 @@ class OperationEvents:
         self._flusher: threading.Thread | None = None
         self._closed = False
         self._process: Any = None  # psutil.Process, created on the first slow operation
-        _writers.add(self)
+        FOLLOWED.writers.add(self)
 
     @classmethod
     def from_settings(
@@ -358,11 +292,3 @@ def _line(level: int, event: str, time_ns: int, span: Span, fields: Mapping[str,
         line["trace_id"] = format(span_context.trace_id, "032x")
         line["span_id"] = format(span_context.span_id, "016x")
     return line
-
-
-def _reset_after_fork() -> None:
-    for writer in list(_writers):
-        writer._after_fork()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)

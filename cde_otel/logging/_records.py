@@ -2,8 +2,10 @@
 host does with its own handlers (upstream's ``configure_logging`` replaces the root
 handlers after cde-otel has started).
 
-Two process-wide hooks, installed by :func:`cde_otel.logging.attach_logging` and removed by its
-``detach()``:
+Two hooks, each held by an object of its own (:class:`Stamping`, :class:`Delivery`) that the
+attachment owns: :func:`cde_otel.logging.attach_logging` installs them, its ``detach()`` removes
+them. The hooks are closures over those objects; the stdlib keeps the one current hook of each
+kind (a process has one record factory and one ``Logger.callHandlers``), so nothing else does:
 
 * **Stamping** — a log record factory (``logging.setLogRecordFactory``, wrapping the one in
   place) sets ``otelTraceID``, ``otelSpanID``, ``otelTraceSampled``, ``otelServiceName`` (the names
@@ -43,22 +45,73 @@ from cde_otel.semconv import (
     RECORD_TRACE_SAMPLED,
 )
 
-_ours: tuple[logging.Handler, ...] = ()
-_bridged = False
-_original_call_handlers: Callable[[logging.Logger, logging.LogRecord], None] | None = None
-_previous_factory: Callable[..., logging.LogRecord] | None = None
-_service_name = ""
-_stamping = False
-
 
 # -- delivery --------------------------------------------------------------------------------------
-def _call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
-    try:
-        _original_call_handlers(self, record)  # type: ignore[misc]  # set before this is installed
-    finally:
-        handlers = _ours
-        if handlers and not GUARD.active:
-            _deliver(handlers, record)
+class Delivery:
+    """The ``Logger.callHandlers`` hook of one attachment: its handlers see every record handled.
+
+    The hook is a closure over this object; the process-wide "current one" is the stdlib's own
+    ``logging.Logger.callHandlers`` (a process has one), so :meth:`installed` reads it there.
+    Installing while another attachment's hook is on top takes that one's place (its handlers
+    stop seeing records): one set of our handlers at a time, so nothing is bridged twice.
+    """
+
+    def __init__(self, handlers: Sequence[logging.Handler], *, bridged: bool) -> None:
+        self.handlers = tuple(handlers)
+        self.bridged = bridged and bool(self.handlers)  # every stdlib record reaches OpenTelemetry logs
+        self.original: Callable[[logging.Logger, logging.LogRecord], None] | None = None
+        self.active = False  # its hook is in the chain, and restores ``original`` when removed
+        self.hook = self._make_hook()
+
+    def _make_hook(self) -> Callable[[logging.Logger, logging.LogRecord], None]:
+        def call_handlers(logger: logging.Logger, record: logging.LogRecord) -> None:
+            try:
+                self.original(logger, record)  # type: ignore[misc]  # set before this is installed
+            finally:
+                handlers = self.handlers
+                if handlers and not GUARD.active:
+                    _deliver(handlers, record)
+
+        call_handlers.cde_otel_owner = self  # type: ignore[attr-defined]  # how installed() finds it
+        return call_handlers
+
+    @staticmethod
+    def installed() -> Delivery | None:
+        """The delivery whose hook is ``Logger.callHandlers`` now (through ``__wrapped__`` wrappers)."""
+        owner = _owner(logging.Logger.callHandlers)
+        return owner if isinstance(owner, Delivery) else None
+
+    @classmethod
+    def replace(cls, handlers: Sequence[logging.Handler], *, bridged: bool) -> Delivery | None:
+        """Removes the installed delivery, and installs one for ``handlers`` if any (returned)."""
+        current = cls.installed()
+        if current is not None:
+            current.remove()
+        if not handlers:
+            return None
+        delivery = cls(handlers, bridged=bridged)
+        delivery.install()
+        return delivery
+
+    def install(self) -> None:
+        if self.active:
+            return
+        current = Delivery.installed()
+        if current is not None:
+            current.handlers, current.bridged = (), False  # one set of our handlers at a time
+        if current is not None and current.active and logging.Logger.callHandlers is current.hook:
+            self.original, current.active = current.original, False  # takes its place in the chain
+        else:
+            self.original = logging.Logger.callHandlers
+        logging.Logger.callHandlers = self.hook  # type: ignore[method-assign,assignment]
+        self.active = True
+
+    def remove(self) -> None:
+        """Restores the hook found at :meth:`install`; when wrapped since, ours stays in the chain, inert."""
+        if self.active and logging.Logger.callHandlers is self.hook:
+            logging.Logger.callHandlers = self.original  # type: ignore[method-assign,assignment]
+        self.active = False
+        self.handlers, self.bridged = (), False
 
 
 def _deliver(handlers: Sequence[logging.Handler], record: logging.LogRecord) -> None:
@@ -74,65 +127,116 @@ def _deliver(handlers: Sequence[logging.Handler], record: logging.LogRecord) -> 
         GUARD.active = False
 
 
-def deliver_to(handlers: Sequence[logging.Handler], *, bridged: bool) -> None:
-    """Makes ``handlers`` see every record the process's loggers handle (``()``: none)."""
-    global _ours, _bridged, _original_call_handlers
-    _ours, _bridged = tuple(handlers), bridged and bool(handlers)
-    if _ours and _original_call_handlers is None:
-        _original_call_handlers = logging.Logger.callHandlers
-        logging.Logger.callHandlers = _call_handlers  # type: ignore[method-assign]
-    elif not _ours and _original_call_handlers is not None and logging.Logger.callHandlers is _call_handlers:
-        logging.Logger.callHandlers = _original_call_handlers  # type: ignore[method-assign,assignment]
-        _original_call_handlers = None
-    # Someone wrapped our hook since: it stays in the chain, delivering to nothing.
-
-
 def records_bridged() -> bool:
     """True while every stdlib record reaches OpenTelemetry logs through a handler of ours."""
-    return _bridged
+    current = Delivery.installed()
+    return current is not None and current.bridged
+
+
+def deliver_to(handlers: Sequence[logging.Handler], *, bridged: bool) -> None:
+    """Makes ``handlers`` see every record the process's loggers handle (``()``: none), in place of the
+    installed delivery. For wiring by hand; an attachment holds its :class:`Delivery` (``replace``)."""
+    Delivery.replace(handlers, bridged=bridged)
 
 
 # -- stamping --------------------------------------------------------------------------------------
-def _stamped_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record = _previous_factory(*args, **kwargs)  # type: ignore[misc]  # set before this is installed
-    if _stamping:
-        ctx = context.get_current()
-        cached = _last_stamps
-        if cached[0] is not ctx:
-            cached = _stamps_in(ctx)
-        record.__dict__.update(cached[1])
-    return record
+class Stamping:
+    """The log record factory of one attachment: it stamps the ids on every new record.
 
+    Like :class:`Delivery`, the factory is a closure over this object, and the current one is the
+    stdlib's (``logging.getLogRecordFactory()``, one per process).
+    """
 
-# The stamps of the last context seen: records logged in a row in one span (the usual case) share one
-# immutable Context object, so its ids are formatted once. Replaced whole, never mutated: thread-safe.
-_last_stamps: tuple[object, dict[str, Any]] = (None, {})
+    def __init__(self, service_name: str = "") -> None:
+        self.service_name = service_name
+        self.stamping = True
+        self.previous: Callable[..., logging.LogRecord] | None = None
+        self.active = False  # its factory is in the chain, and restores ``previous`` when removed
+        # The stamps of the last context seen: records logged in a row in one span (the usual case)
+        # share one immutable Context object, so its ids are formatted once. Replaced whole, never
+        # mutated: thread-safe.
+        self._last: tuple[object, dict[str, Any]] = (None, {})
+        self.factory = self._make_factory()
 
+    def _make_factory(self) -> Callable[..., logging.LogRecord]:
+        def stamped_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = self.previous(*args, **kwargs)  # type: ignore[misc]  # set before this is installed
+            if self.stamping:
+                ctx = context.get_current()
+                cached = self._last
+                if cached[0] is not ctx:
+                    cached = self._stamps_in(ctx)
+                record.__dict__.update(cached[1])
+            return record
 
-def _stamps_in(ctx: context.Context) -> tuple[object, dict[str, Any]]:
-    global _last_stamps
-    span_context = get_current_span(ctx).get_span_context()
-    correlation_id = baggage.get_baggage(CORRELATION_KEY, ctx)
-    stamps: dict[str, Any] = {
-        RECORD_TRACE_ID: format(span_context.trace_id, "032x") if span_context.is_valid else "0",
-        RECORD_SPAN_ID: format(span_context.span_id, "016x") if span_context.is_valid else "0",
-        RECORD_TRACE_SAMPLED: span_context.trace_flags.sampled if span_context.is_valid else False,
-        RECORD_SERVICE_NAME: _service_name,
-        RECORD_CORRELATION_ID: correlation_id if isinstance(correlation_id, str) else "",
-    }
-    _last_stamps = (ctx, stamps)
-    return _last_stamps
+        stamped_record.cde_otel_owner = self  # type: ignore[attr-defined]  # how installed() finds it
+        return stamped_record
+
+    def _stamps_in(self, ctx: context.Context) -> tuple[object, dict[str, Any]]:
+        span_context = get_current_span(ctx).get_span_context()
+        correlation_id = baggage.get_baggage(CORRELATION_KEY, ctx)
+        valid = span_context.is_valid
+        stamps: dict[str, Any] = {
+            RECORD_TRACE_ID: format(span_context.trace_id, "032x") if valid else "0",
+            RECORD_SPAN_ID: format(span_context.span_id, "016x") if valid else "0",
+            RECORD_TRACE_SAMPLED: span_context.trace_flags.sampled if valid else False,
+            RECORD_SERVICE_NAME: self.service_name,
+            RECORD_CORRELATION_ID: correlation_id if isinstance(correlation_id, str) else "",
+        }
+        self._last = (ctx, stamps)
+        return self._last
+
+    @staticmethod
+    def installed() -> Stamping | None:
+        """The stamping whose factory is the process's log record factory now."""
+        owner = _owner(logging.getLogRecordFactory())
+        return owner if isinstance(owner, Stamping) else None
+
+    @classmethod
+    def replace(cls, on: bool, service_name: str = "") -> Stamping | None:
+        """Removes the installed stamping, and installs a new one if ``on`` (returned)."""
+        current = cls.installed()
+        if current is not None:
+            current.remove()
+        if not on:
+            return None
+        stamping = cls(service_name)
+        stamping.install()
+        return stamping
+
+    def install(self) -> None:
+        if self.active:
+            return
+        current = Stamping.installed()
+        if current is not None:
+            current.stamping = False  # one stamping at a time
+        if current is not None and current.active and logging.getLogRecordFactory() is current.factory:
+            self.previous, current.active = current.previous, False  # takes its place in the chain
+        else:
+            self.previous = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(self.factory)
+        self.active = True
+
+    def remove(self) -> None:
+        """Restores the factory found at :meth:`install`; when wrapped since, ours stays in the chain, inert."""
+        if self.active and self.previous is not None and logging.getLogRecordFactory() is self.factory:
+            logging.setLogRecordFactory(self.previous)
+        self.active = self.stamping = False
 
 
 def stamp_records(on: bool, service_name: str = "") -> None:
-    """Starts (or stops) stamping every new stdlib record with the current trace and correlation ids."""
-    global _previous_factory, _service_name, _stamping, _last_stamps
-    _service_name, _stamping = service_name, on
-    _last_stamps = (None, {})  # the service name may have changed
-    if on and _previous_factory is None:
-        _previous_factory = logging.getLogRecordFactory()
-        logging.setLogRecordFactory(_stamped_record)
-    elif not on and _previous_factory is not None and logging.getLogRecordFactory() is _stamped_record:
-        logging.setLogRecordFactory(_previous_factory)
-        _previous_factory = None
-    # Someone wrapped our factory since: it stays in the chain, stamping nothing.
+    """Starts stamping every new stdlib record with the current trace and correlation ids, in place of
+    the installed stamping (or stops it). For wiring by hand; an attachment holds its :class:`Stamping`."""
+    Stamping.replace(on, service_name)
+
+
+def _owner(hook: object) -> object | None:
+    """The Delivery or Stamping a hook belongs to, looking through ``functools.wraps`` wrappers."""
+    for _ in range(8):  # a wrapper chain is short; never loop on a cyclic __wrapped__
+        owner: object | None = getattr(hook, "cde_otel_owner", None)
+        if owner is not None:
+            return owner
+        hook = getattr(hook, "__wrapped__", None)
+        if hook is None:
+            return None
+    return None

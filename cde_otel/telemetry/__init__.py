@@ -42,6 +42,7 @@ line on stderr.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -177,7 +178,7 @@ def _configure(
 
     status = runtime.export_status
     probe = status.status if status else (_application_export if runtime.app_signals else None)
-    register_telemetry(metric_reader=runtime.health_reader, export_status=probe)
+    runtime.health_source = register_telemetry(metric_reader=runtime.health_reader, export_status=probe)
     return runtime
 
 
@@ -329,8 +330,9 @@ def _uninstrument(runtime: Runtime) -> None:
     ours = [instrumentor.uninstrument for instrumentor in reversed(runtime.instrumented)]  # MCP first
     runtime.instrumented.clear()
     attached, runtime.attached = runtime.attached, None
+    source, runtime.health_source = runtime.health_source, None
     undo_steps = (
-        unregister_telemetry,
+        *([functools.partial(unregister_telemetry, source)] if source is not None else []),
         *ours,  # only what configure() instrumented, before the providers it records into shut down
         *([attached.detach] if attached is not None else []),  # pending operation lines, before the providers
     )

@@ -20,6 +20,7 @@ from cde_otel.telemetry._pipeline import Pipeline
 if TYPE_CHECKING:
     from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+    from cde_otel.health.sources import TelemetrySource
     from cde_otel.logging import Attached
 
 
@@ -30,6 +31,7 @@ class Runtime(Pipeline):
     instrumented: list[BaseInstrumentor] = field(default_factory=list)  # undone by shutdown(), MCP first
     attached: Attached | None = None  # what was added to logging
     context_token: object | None = None  # the TRACEPARENT/BAGGAGE context attached at start-up
+    health_source: TelemetrySource | None = None  # what health reads of it, withdrawn by shutdown()
 
     @classmethod
     def around(cls, pipeline: Pipeline) -> Runtime:

@@ -13,12 +13,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cde_otel.health._http import MAX_BODY_BYTES, MAX_HEAD_BYTES, HTTPError, Request, RequestReader, response
+from cde_otel.health._http import (
+    MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
+    HTTPError,
+    KnownReads,
+    Request,
+    RequestReader,
+    ResponseHeads,
+    response,
+)
 
 
-def read(*pieces: bytes) -> list[Request | HTTPError]:
-    """What a reader queues when fed ``pieces``, one read each."""
-    reader = RequestReader()
+def read(*pieces: bytes, known: KnownReads | None = None) -> list[Request | HTTPError]:
+    """What a reader queues when fed ``pieces``, one read each (``known``: the server's known reads)."""
+    reader = RequestReader(known)
     for piece in pieces:
         reader.feed(piece)
     return list(reader.requests)
@@ -185,13 +194,17 @@ def test_a_bug_in_a_callback_is_raised_as_itself(monkeypatch: pytest.MonkeyPatch
 
 def test_a_read_seen_before_reads_the_same_and_only_at_a_request_boundary() -> None:
     get = b"GET /health/ready HTTP/1.1\r\nHost: known\r\n\r\n"
-    assert read(get) == read(get) == [Request("GET", "/health/ready", keep_alive=True)]
+    known: KnownReads = {}
+    assert read(get, known=known) == [Request("GET", "/health/ready", keep_alive=True)]
+    assert list(known) == [get]  # remembered by the server's (here: this test's) known reads
+    assert read(get, known=known) == read(get) == [Request("GET", "/health/ready", keep_alive=True)]
 
     # The same bytes as the body of another request are that body, not a request.
     body_first = b"POST /health HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(get)
-    assert read(body_first, get, get) == [Request("POST", "/health", keep_alive=True), *read(get)]
+    assert read(body_first, get, get, known=known) == [Request("POST", "/health", keep_alive=True), *read(get)]
     # ... and after half a request, they are the rest of its head.
     assert refusal(b"GET /x HTTP/1.1\r\n", get) == 400  # "GET /health/ready HTTP/1.1" is no header line
+    assert isinstance(read(b"GET /x HTTP/1.1\r\n", get, known=known)[-1], HTTPError)  # not taken from known
 
 
 def test_nothing_is_read_after_a_request_not_kept_alive() -> None:
@@ -255,3 +268,20 @@ def test_extra_headers_are_included() -> None:
     payload = response(HTTPStatus.METHOD_NOT_ALLOWED, b"{}", keep_alive=True, headers=(("Allow", "GET, HEAD"),))
 
     assert b"\r\nAllow: GET, HEAD\r\n" in payload
+
+
+def test_response_heads_are_cached_per_server_and_match_the_uncached_response() -> None:
+    body = b'{"status": "ready"}'
+    heads, other = ResponseHeads(), ResponseHeads()
+
+    first = heads.response(HTTPStatus.OK, body, keep_alive=True)
+    again = heads.response(HTTPStatus.OK, body, keep_alive=True, send_body=False)
+
+    assert first == again + body
+    assert list(heads._heads[1].values()) == [again]  # built once for both answers
+    assert other._heads == (0, {})  # another server's cache saw nothing of it
+
+    def without_date(payload: bytes) -> list[bytes]:
+        return [line for line in payload.split(b"\r\n") if not line.startswith(b"Date: ")]
+
+    assert without_date(first) == without_date(response(HTTPStatus.OK, body, keep_alive=True))

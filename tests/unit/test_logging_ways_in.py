@@ -76,3 +76,30 @@ def test_the_documented_ways_in_are_public() -> None:
     text = (Path(__file__).parents[2] / "docs" / "logging.md").read_text()
     for name in ("CDE_OTEL_ENABLED", "attach_logging(", "processors()", "bridge()", "handler()"):
         assert name in text, name
+
+
+def test_a_second_attachment_takes_the_first_ones_place_and_each_detaches_only_its_own(tmp_path: Path) -> None:
+    """The stdlib hooks are held by each attachment: one set of our handlers sees records at a time,
+    detaching the replaced one changes nothing, detaching the last one restores the originals."""
+    factory, call_handlers = logging.getLogRecordFactory(), logging.Logger.callHandlers
+    log = logging.getLogger("app.twice")
+    log.setLevel(logging.INFO)
+    settings = load_settings({})
+    first = attach_logging(None, settings, log_file=tmp_path / "first.log", level="info")
+    log.info("one")
+    second = attach_logging(None, settings, log_file=tmp_path / "second.log", level="info")
+    try:
+        assert first.delivery is not None and second.delivery is not None and first.delivery is not second.delivery
+        assert logging.Logger.callHandlers is second.delivery.hook
+        assert second.stamping is not None and logging.getLogRecordFactory() is second.stamping.factory
+        log.info("two")
+        first.detach()
+        log.info("three")
+        assert logging.Logger.callHandlers is second.delivery.hook  # the first one's detach left it alone
+    finally:
+        second.detach()
+    log.info("four")
+    assert (logging.getLogRecordFactory(), logging.Logger.callHandlers) == (factory, call_handlers)
+    lines = {name: (tmp_path / f"{name}.log").read_text() for name in ("first", "second")}
+    assert [word for word in ("one", "two", "three", "four") if f'"{word}"' in lines["first"]] == ["one"]
+    assert [word for word in ("one", "two", "three", "four") if f'"{word}"' in lines["second"]] == ["two", "three"]
