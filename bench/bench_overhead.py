@@ -80,21 +80,20 @@ class _NullLogExporter:
 
 def configure_like_default() -> Any:
     """``configure()`` with its default pipeline shape and logging, and no-op exporters."""
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from cde_otel.semconv import CORRELATION_KEY
     from cde_otel.settings import load_settings
     from cde_otel.telemetry import configure
+    from cde_otel.telemetry._correlation_spans import CorrelationIdSpanProcessor
     from cde_otel.telemetry._pipeline import build_resource
 
     settings = load_settings({})  # defaults, whatever the caller's environment says
     resource = build_resource({})
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
+    tracer_provider.add_span_processor(CorrelationIdSpanProcessor())
     tracer_provider.add_span_processor(BatchSpanProcessor(_NullSpanExporter()))  # type: ignore[arg-type]
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(_NullLogExporter()))  # type: ignore[arg-type]

@@ -37,8 +37,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from cde_otel._otel_compat import cardinality_limit_kwargs
-from cde_otel.semconv import CORRELATION_KEY
 from cde_otel.settings import Settings
+from cde_otel.telemetry._correlation_spans import CorrelationIdSpanProcessor
 from cde_otel.telemetry._environment import (
     SIGNALS as _SIGNALS,
 )
@@ -138,10 +138,7 @@ def build_pipeline(
     tracer_provider = TracerProvider(  # sampler: OTEL_TRACES_SAMPLER
         resource=resource, shutdown_on_exit=False, span_limits=span_limits(env)
     )
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
-
-    # Copies the correlation id onto spans other instrumentations start, too.
-    tracer_provider.add_span_processor(BaggageSpanProcessor(lambda key: key == CORRELATION_KEY))
+    tracer_provider.add_span_processor(CorrelationIdSpanProcessor())  # onto spans others start, too
     span_exporter: SpanExporter | None = exporters["traces"]
     if span_exporter is not None:
         tracked.append(TrackedSpanExporter(span_exporter, status))
