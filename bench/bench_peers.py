@@ -345,12 +345,14 @@ def measure_peers(*, quick: bool = False, rounds: int | None = None, iterations:
         del os.environ[key]
     os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "3600000"
     os.environ["CDE_OTEL_LOCAL_DIR"] = str(work / "cde-otel")
+    os.environ["CDE_OTEL_LOCAL_MAX_MB"] = "4000"  # rotated, never pruned: every record is counted below
     os.chdir(work)
     with _StderrToFile(work / "stderr.log"):
         timings, variants = _run(work, rounds, iterations)
     lines = sum(1 for _ in (work / "stderr.log").open())
     ours, theirs = _event_lines(work / "stderr.log")
-    records = _log_records(work / "cde-otel" / "logs.jsonl", "bench.ours"), _log_records(work / "peer" / "logs.jsonl")
+    ours_files = sorted((work / "cde-otel").glob("logs*.jsonl"))  # the live file and the rotated ones
+    records = sum(_log_records(f, "bench.ours") for f in ours_files), _log_records(work / "peer" / "logs.jsonl")
     if ours != theirs or not ours or records != (ours, theirs):
         raise RuntimeError(f"unequal work: event lines (ours, peer's) {ours, theirs}, OTel log records {records}")
     return _result(timings, variants, rounds, iterations, lines)
