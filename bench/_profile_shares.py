@@ -37,6 +37,8 @@ HOST = (
     "referencing/",
     "starlette/",
     "runpy",
+    # The stdlib's Logger.callHandlers, called by our hook: the host's own handlers run below it.
+    "callHandlers (logging/__init__.py",
 )
 CATEGORIES = (  # (name, markers in a frame's file path or function), first match wins
     (
@@ -50,6 +52,9 @@ CATEGORIES = (  # (name, markers in a frame's file path or function), first matc
             "_shared_internal",
             "_export_status.py",
             "otlp/",
+            "telemetry/_otlp_json",  # cde-otel's own writer for the embedded default
+            "telemetry/_local_files.py",
+            "telemetry/_rotating_lines.py",
         ),
     ),
     ("feature-state bookkeeping", ("_feature_state.py",)),
