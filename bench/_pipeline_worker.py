@@ -11,7 +11,8 @@ the number of operations.
 With ``CDE_PIPELINE_FLOOR=1`` (and ``CDE_OTEL_ENABLED`` off) the worker is the **plain-SDK floor**
 instead: no cde-otel code, a hand-written span + histogram record around the same operation, the
 SDK's own ``BatchSpanProcessor`` (reading the same ``OTEL_BSP_*`` variables) and OTLP/HTTP
-exporters — what the same machine can export with nothing of ours in the process.
+exporters, with cde-otel's metric interval and exponential histograms — what the same machine can
+export with nothing of ours in the process.
 
 Modes (one JSON line on stdout per answer):
 
@@ -140,8 +141,9 @@ def _floor() -> Any:
     from opentelemetry import metrics, trace
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics import Histogram, MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -149,8 +151,13 @@ def _floor() -> Any:
     resource = Resource.create()  # OTEL_SERVICE_NAME, as the workers set it
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # cde-otel's schedule and histogram, so the two workers differ in code only: its 5 s metric
+    # interval (unless OTEL_METRIC_EXPORT_INTERVAL says otherwise) and exponential histograms.
+    interval = None if os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") else 5000
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)
+    exponential = View(instrument_type=Histogram, aggregation=ExponentialBucketHistogramAggregation(max_size=750))
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())], shutdown_on_exit=False
+        resource=resource, metric_readers=[reader], views=[exponential], shutdown_on_exit=False
     )
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
