@@ -27,8 +27,7 @@ feature id, the next phase): a failing server cannot look cheap.
   ``/proc/<pid>/stat``, from after the warm-up to the end of a settle period that lets the batch
   processors export what the last calls queued, divided by the timed calls.
   ``mcp_added_cpu_vs_floor`` = (on - off) / (floor - off): the CPU cde-otel adds per call over
-  what the hand-written floor adds. The details also give that ratio per block of 5 rounds and
-  its median (``added_cpu_vs_floor_by_block``): a burst of other load moves one block, not the median.
+  what the hand-written floor adds.
 * The floor must emit what we emit: the spans and log records each wrote are counted (files, or
   the Collector's output by ``service.name``) and must be equal.
 
@@ -61,7 +60,6 @@ from _mcp_servers import CLOCK_TICKS, Collector, Server, clean_env, cpu_ticks, e
 _ROUNDS = {"full": 41, "quick": 3}
 _CYCLES = {"full": 6, "quick": 2}  # cycles (3 calls) per server per round
 _SETTLE_S = 6.0  # > the span processor's 5 s schedule: what the last calls queued is exported
-_BLOCK_ROUNDS = 5  # CPU is also read per block of rounds: a burst of load elsewhere moves one block, not the median
 _NEXT = {"define": "decompose", "decompose": "design"}
 Call = Callable[[Any, str, int], Awaitable[None]]
 
@@ -114,7 +112,6 @@ class Driven:
     def __init__(self, names: list[str]) -> None:
         self.per_round: dict[str, list[float]] = {name: [] for name in names}
         self.cpu_ms_per_call: dict[str, float] = {}
-        self.block_cpu_ms_per_call: dict[str, list[float]] = {name: [] for name in names}
         self.pids: dict[str, int] = {}
         self.calls = 0
 
@@ -153,11 +150,10 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
                 await cycle(session, project, -1 - i)
         profiling = profile(driven.pids) if profile is not None else None
         start_ticks = {name: cpu_ticks(pid) for name, pid in driven.pids.items()}
-        block_start, block_calls = dict(start_ticks), 0
         order = random.Random(20_261_130)
         names = list(sessions)
         counter = 0
-        for done in range(1, rounds + 1):
+        for _ in range(rounds):
             order.shuffle(names)
             for name in names:
                 session, project = sessions[name]
@@ -166,12 +162,7 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
                     counter += 1
                     trips.append(await _timed_cycle(cycle, session, project, counter))
                 driven.per_round[name].append(statistics.median(trips))
-            block_calls += 3 * cycles
-            if done % _BLOCK_ROUNDS == 0 and rounds - done >= _BLOCK_ROUNDS:  # the last block takes the rest
-                block_start = _close_block(driven, block_start, block_calls)
-                block_calls = 0
         await anyio.sleep(_SETTLE_S)
-        _close_block(driven, block_start, block_calls)
         driven.calls = 3 * cycles * rounds
         for name, pid in driven.pids.items():
             ticks = cpu_ticks(pid) - start_ticks[name]
@@ -179,14 +170,6 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
         if profiling is not None:
             profiling()
     return driven
-
-
-def _close_block(driven: Driven, start: dict[str, int], calls: int) -> dict[str, int]:
-    """Each server's CPU per call over the block that ends now; returns the ticks the next one starts at."""
-    now = {name: cpu_ticks(pid) for name, pid in driven.pids.items()}
-    for name, ticks in now.items():
-        driven.block_cpu_ms_per_call[name].append((ticks - start[name]) * 1e3 / CLOCK_TICKS / calls)
-    return now
 
 
 async def _timed_cycle(cycle: Call, session: Any, project: str, i: int) -> float:
@@ -303,18 +286,6 @@ def _cpu_figures(driven: Driven, on: str, floor: str) -> dict[str, float]:
     }
 
 
-def _added_by_block(driven: Driven, on: str, floor: str) -> dict[str, Any]:
-    """(on - off) / (floor - off) per block of rounds, and their median: one run's figure that a
-    burst of other load on the machine moves less than the whole-run ratio."""
-    blocks = driven.block_cpu_ms_per_call
-    ratios = [
-        round((o - off) / (f - off), 3)
-        for o, f, off in zip(blocks[on], blocks[floor], blocks["off"], strict=True)
-        if f > off
-    ]
-    return {"median": round(statistics.median(ratios), 3) if ratios else float("nan"), "blocks": ratios}
-
-
 def _same_output(counts: dict[str, dict[str, int]], on: str, floor: str) -> None:
     """The floor is only a floor if it emitted what we emitted (spans and log records)."""
     if counts[on] != counts[floor] or not all(counts[on].values()):
@@ -378,11 +349,6 @@ def measure_mcp(
             "timed_calls_per_server": driven.calls,
             "median_round_trip_ms": medians,
             "server_cpu_ms_per_call": {name: round(v, 3) for name, v in driven.cpu_ms_per_call.items()},
-            "added_cpu_vs_floor_by_block": {
-                "rounds_per_block": _BLOCK_ROUNDS,
-                "files": _added_by_block(driven, "on", "floor"),
-                **({"otlp": _added_by_block(driven, "on_otlp", "floor_otlp")} if otlp else {}),
-            },
             "collector_cpu_ms_per_call": round(collector_ms, 3),
             "emitted": counts,
             "load_average": {"start": load_start, "end": load_end},
