@@ -21,9 +21,12 @@ class CorrelationIdSpanProcessor(SpanProcessor):
     """Copies the cleaned ``cde.correlation_id`` baggage entry onto every span that starts without it."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        attributes = span.attributes
-        if attributes is not None and ATTR_CORRELATION_ID in attributes:
+        value = baggage.get_baggage(CORRELATION_KEY, parent_context)
+        if value is None:  # a root operation's span: nothing to copy
             return
-        correlation_id = clean_correlation_id(baggage.get_baggage(CORRELATION_KEY, parent_context))
+        attributes = span.attributes  # .get: a missing key would raise and catch KeyError in Mapping.__contains__
+        if attributes is not None and attributes.get(ATTR_CORRELATION_ID) is not None:
+            return
+        correlation_id = clean_correlation_id(value)
         if correlation_id is not None:
             span.set_attribute(ATTR_CORRELATION_ID, correlation_id)
