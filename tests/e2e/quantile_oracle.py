@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 def exact_quantile(values: list[float], q: float) -> float:
@@ -12,3 +13,16 @@ def exact_quantile(values: list[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def bucket_of_rank(histogram: dict[str, Any], values: list[float], q: float) -> tuple[float, float] | None:
+    """The bounds of the bucket of a Prometheus native histogram (an instant query's ``histogram``)
+    that holds the observation of rank ``ceil(q * n)``: where ``histogram_quantile`` must place
+    the q-quantile, at whatever resolution the (summed) histogram has there."""
+    ordered = sorted(values)
+    observation = ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+    for _rule, lower, upper, _count in histogram.get("buckets", []):
+        low, high = float(lower), float(upper)
+        if low <= observation <= high:
+            return low, high
+    return None

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from backends import Backends, poll_until
-from quantile_oracle import exact_quantile
+from quantile_oracle import bucket_of_rank, exact_quantile
 
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
@@ -178,11 +178,17 @@ def test_prometheus_per_tool_percentiles_match_the_span_durations(
         return values if len(values) == expected else None
 
     exact = poll_until(durations, timeout=DEADLINE_S, what=f"all {tool} spans in Jaeger")
+    [summed] = backends.prom_query(f"sum({selector})")
     for q in (0.5, 0.95, 0.99):
         [sample] = backends.prom_query(f"histogram_quantile({q}, sum({selector}))")
         estimated = float(sample["value"][1])
         truth = exact_quantile(exact, q)
-        assert abs(estimated - truth) / truth <= 0.02, (tool, q, estimated, truth)
+        # Within 2 %; at the tail of a few hundred calls, where neighbouring calls are further apart
+        # than that, at least in the bucket that holds the observation of that rank (the best a
+        # histogram can do, at the resolution of the summed series there).
+        bucket = bucket_of_rank(summed["histogram"][1], exact, q)
+        in_bucket = bucket is not None and bucket[0] <= estimated <= bucket[1]
+        assert abs(estimated - truth) / truth <= 0.02 or in_bucket, (tool, q, estimated, truth, bucket)
 
 
 def test_cde_otel_mcp_ships_one_trace_per_tool_call(
