@@ -247,7 +247,8 @@ class ResponseHeads:
         send_body: bool = True,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> bytes:
-        """:func:`response`, with the head from this second's cache."""
+        """A complete JSON response, its head from this second's cache; ``send_body=False`` (HEAD)
+        keeps the headers, Content-Length included."""
         now = int(time.time())
         second, heads = self._heads
         if now != second:
@@ -258,19 +259,6 @@ class ResponseHeads:
         if head is None:
             head = heads[key] = _head(key, now)
         return head + body if send_body else head
-
-
-def response(
-    status: HTTPStatus,
-    body: bytes,
-    *,
-    keep_alive: bool,
-    send_body: bool = True,
-    headers: tuple[tuple[str, str], ...] = (),
-) -> bytes:
-    """A complete JSON response; ``send_body=False`` (HEAD) keeps the headers, Content-Length included."""
-    head = _head((status, len(body), keep_alive, headers), int(time.time()))
-    return head + body if send_body else head
 
 
 def _head(key: _HeadKey, now: int) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from http import HTTPStatus
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,8 +22,12 @@ from cde_otel.health._http import (
     Request,
     RequestReader,
     ResponseHeads,
-    response,
 )
+
+
+def response(status: HTTPStatus, body: bytes, **options: Any) -> bytes:
+    """An answer built afresh: a new server's cache holds nothing yet."""
+    return ResponseHeads().response(status, body, **options)
 
 
 def read(*pieces: bytes, known: KnownReads | None = None) -> list[Request | HTTPError]:
