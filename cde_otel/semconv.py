@@ -107,6 +107,9 @@ RECORD_STAMPS: tuple[str, ...] = (
     RECORD_CORRELATION_ID,
 )
 
+#: The OpenTelemetry signals, in the order they are named everywhere (settings, files, start-up line).
+SIGNALS = ("traces", "metrics", "logs")
+
 # -- correlation --------------------------------------------------------------------------
 #: Baggage key of the correlation id; spans carry it under the same attribute key.
 CORRELATION_KEY = "cde.correlation_id"

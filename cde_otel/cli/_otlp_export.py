@@ -23,7 +23,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from cde_otel.cli._export_state import ExportState, FileIdentity
 from cde_otel.cli._http import UNAVAILABLE_STATUSES, HttpStatusError, backend_error, request
-from cde_otel.cli._otlp_files import SIGNALS
+from cde_otel.semconv import SIGNALS
 
 _ITEMS = {"traces": ("resourceSpans", "scopeSpans", "spans"),
           "metrics": ("resourceMetrics", "scopeMetrics", "metrics"),

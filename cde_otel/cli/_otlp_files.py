@@ -21,8 +21,6 @@ import orjson
 
 from cde_otel._exceptions import error_for
 
-SIGNALS = ("traces", "metrics", "logs")
-
 
 @dataclass(slots=True)
 class ReadStats:

@@ -15,7 +15,8 @@ from cde_otel.cli._error_handling import handle_errors
 from cde_otel.cli._export_state import LOCK_FILE, STATE_FILE
 from cde_otel.cli._local_options import DirOption, JsonOption, ServiceOption, print_json, resolve_dir
 from cde_otel.cli._otlp_export import Exporter, ExportReport
-from cde_otel.cli._otlp_files import SIGNALS, check_directory, signal_files
+from cde_otel.cli._otlp_files import check_directory, signal_files
+from cde_otel.semconv import SIGNALS
 
 app = typer.Typer(help="Ship the local telemetry files to a collector (OTLP/HTTP); resumable, no duplicates.")
 

@@ -56,6 +56,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel._correlation import CORRELATION_KEY, correlation, current_correlation_id, new_correlation_id
+from cde_otel.semconv import SIGNALS
 from cde_otel.settings import Settings, load_settings, sdk_disabled
 from cde_otel.telemetry._exit_hooks import register_finalizers_exit_hook
 from cde_otel.telemetry._pipeline import (
@@ -68,7 +69,6 @@ from cde_otel.telemetry._pipeline import (
 )
 from cde_otel.telemetry._providers import (
     APPLICATION_EXPORT,
-    SIGNALS,
     add_health_reader,
     app_providers,
     disabled_instrumentations,

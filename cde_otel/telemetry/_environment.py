@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cde_otel._exceptions import CDESystemError
+from cde_otel.semconv import SIGNALS
 from cde_otel.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanLimits
 
-SIGNALS = ("traces", "metrics", "logs")
 #: Span attribute values are cut at this many characters unless OTEL_(SPAN_)ATTRIBUTE_VALUE_LENGTH_LIMIT
 #: says otherwise (the SDK's default is no limit: one 10 MB argument made a 10 MB span).
 SPAN_ATTRIBUTE_LENGTH = 4096

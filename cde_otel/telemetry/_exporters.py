@@ -15,8 +15,9 @@ from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
 from cde_otel._exceptions import CDESystemError
+from cde_otel.semconv import SIGNALS
 from cde_otel.settings import Settings
-from cde_otel.telemetry._environment import SIGNALS, exporter_choice, otlp_endpoint_configured, protocol
+from cde_otel.telemetry._environment import exporter_choice, otlp_endpoint_configured, protocol
 from cde_otel.telemetry._resource import DEFAULT_SERVICE_NAME, configured_service_name
 
 APPLICATION_PROVIDER = "the application's provider"

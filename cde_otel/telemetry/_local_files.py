@@ -41,13 +41,13 @@ from opentelemetry.sdk.metrics.view import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from cde_otel.semconv import SIGNALS
 from cde_otel.telemetry import _otlp_json as otlp_json
 from cde_otel.telemetry._histograms import SDK_INSTRUMENTS
 from cde_otel.telemetry._otlp_json_metrics import encode_metrics
 from cde_otel.telemetry._rotating_lines import RotatingLines, rotated_files
 
 _log = logging.getLogger("cde_otel.telemetry")
-SIGNALS = ("traces", "metrics", "logs")
 __all__ = [
     "DEFAULT_MAX_MB",
     "SIGNALS",

@@ -37,11 +37,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from cde_otel._otel_compat import cardinality_limit_kwargs
+from cde_otel.semconv import SIGNALS as _SIGNALS
 from cde_otel.settings import Settings
 from cde_otel.telemetry._correlation_spans import CorrelationIdSpanProcessor
-from cde_otel.telemetry._environment import (
-    SIGNALS as _SIGNALS,
-)
 from cde_otel.telemetry._environment import (
     destination as _destination,
 )

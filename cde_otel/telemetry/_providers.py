@@ -41,12 +41,12 @@ from opentelemetry.sdk.metrics.view import DropAggregation
 from opentelemetry.sdk.resources import Resource
 
 from cde_otel._otel_compat import cardinality_limit_kwargs
+from cde_otel.semconv import SIGNALS
 from cde_otel.settings import Settings
 from cde_otel.telemetry._histograms import METRIC_CARDINALITY_LIMIT, SDK_INSTRUMENTS, duration_aggregation
 
 #: What ``telemetry_export`` reads when every signal goes through the application's providers.
 APPLICATION_EXPORT = "application"
-SIGNALS = ("traces", "metrics", "logs")
 _LAUNCHER = "opentelemetry.instrumentation.auto_instrumentation"
 
 

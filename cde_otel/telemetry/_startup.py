@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from cde_otel.semconv import SIGNALS as _SIGNALS
 from cde_otel.telemetry._exporters import APPLICATION_PROVIDER
 from cde_otel.telemetry._pipeline import Pipeline
 from cde_otel.telemetry._providers import disabled_instrumentations, is_active, launcher_active, launcher_instruments
 
 #: The instrumentations configure() may turn on, by entry point name, as the line names them.
 INSTRUMENTATIONS = {"cde": "CDE operations", "cde_mcp": "MCP requests", "threading": "thread context"}
-_SIGNALS = ("traces", "metrics", "logs")
 
 
 def startup_line(pipeline: Pipeline, environ: Mapping[str, str]) -> str:
