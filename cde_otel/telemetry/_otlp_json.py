@@ -186,18 +186,19 @@ def _span(span: ReadableSpan) -> JSON:
     if parent is not None:
         encoded["parentSpanId"] = f"{parent.span_id:016x}"
     _with_attributes(encoded, span.attributes, span.dropped_attributes)
-    if span.events:
+    events, links, status_of = span.events, span.links, span.status  # events and links: a new tuple per access
+    if events:
         encoded["events"] = [
             _with_attributes(
                 {"timeUnixNano": str(event.timestamp), **({"name": event.name} if event.name else {})},
                 event.attributes,
                 event.dropped_attributes,
             )
-            for event in span.events
+            for event in events
         ]
     if span.dropped_events:
         encoded["droppedEventsCount"] = span.dropped_events
-    if span.links:
+    if links:
         encoded["links"] = [
             _with_attributes(
                 {
@@ -208,15 +209,15 @@ def _span(span: ReadableSpan) -> JSON:
                 link.attributes,
                 link.dropped_attributes,
             )
-            for link in span.links
+            for link in links
         ]
     if span.dropped_links:
         encoded["droppedLinksCount"] = span.dropped_links
     status: JSON = {}
-    if span.status.status_code.value:
-        status["code"] = span.status.status_code.value
-    if span.status.description:
-        status["message"] = span.status.description
+    if status_of.status_code.value:
+        status["code"] = status_of.status_code.value
+    if status_of.description:
+        status["message"] = status_of.description
     encoded["status"] = status
     return encoded
 
