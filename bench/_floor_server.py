@@ -6,15 +6,19 @@ on the plain OpenTelemetry SDK, sharing none of cde-otel's code.
 What a careful user would write by hand to get what cde-otel emits:
 
 * a span per domain operation (the same methods cde-otel patches: ``Project``/``Feature``
-  workflow methods and the repository's), each ``tracer.start_as_current_span`` with about the
-  attributes cde-otel records (operation, function, project and feature ids, phase, correlation
-  id), and a ``cde.operation.duration`` record;
-* a SERVER span around each MCP request (mcp 1.x ``Server._handle_request``), its parent taken
-  from the request's ``_meta`` (``traceparent`` & co.), the method, tool, request id, the
-  arguments that identify the work and a correlation id (the trace id), and an
+  workflow methods and the repository's), each ``tracer.start_as_current_span`` with the
+  attributes cde-otel records (operation, function, project and feature ids - from the arguments,
+  the result, or the feature last changed in the project a save writes -, phase, next phase,
+  prompt length, correlation id), and a ``cde.operation.duration`` record;
+* a SERVER span around each MCP request (mcp 1.x ``Server._handle_request``, and ``initialize``),
+  its parent taken from the request's ``_meta`` (``traceparent`` & co.), the method, tool, request
+  id, the arguments that identify the work, the protocol version and the client's name and
+  version, the feature a tool started, and a correlation id (the trace id); an
   ``mcp.server.operation.duration`` record;
 * every host record through the SDK's ``LoggingHandler`` on the root logger (and on ``fastmcp``'s,
-  which does not propagate), put back after the server's ``logging.basicConfig(force=True)`` removed it;
+  which does not propagate), put back after the server's ``logging.basicConfig(force=True)`` removed it,
+  with the attribute cde-otel's bridge gives a record (its correlation id) instead of the handler's
+  three ``code.*`` ones;
 * the stock exporters: the contrib OTLP-JSON file exporters (``opentelemetry-exporter-otlp-json-file``)
   into ``CDE_FLOOR_DIR``, or OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; batch
   processors and the periodic metric reader with cde-otel's default sizes and interval, and the
@@ -62,6 +66,12 @@ DOMAIN_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
 _WORK_ARGUMENTS = {"feature_id": "cde.feature.id", "project_path": "cde.project.path", "phase_id": "cde.feature.phase"}
 #: The request's correlation id (its trace id), for the spans inside it.
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("floor_correlation_id", default=None)
+#: The request's SERVER span, which names the feature a tool started.
+_request_span: contextvars.ContextVar[tuple[trace.Span, dict[str, Any]] | None] = contextvars.ContextVar(
+    "floor_request_span", default=None
+)
+#: Project id -> the feature last changed in it, so the save that persists the change names it too.
+_touched: dict[str, str] = {}
 
 
 def _exporters() -> tuple[Any, Any, Any]:
@@ -100,24 +110,49 @@ def _providers() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
     return tracer_provider, meter_provider, logger_provider
 
 
+def _operation_attributes(name: str, function: str, instance: Any, args: tuple[Any, ...]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"cde.operation": name, "code.function.name": function}
+    for candidate in (instance, *args):
+        if hasattr(candidate, "current_phase"):  # a Feature
+            attrs["cde.feature.id"] = str(candidate.id)
+            attrs["cde.project.id"] = str(candidate.project_id)
+            attrs["cde.feature.phase"] = str(candidate.current_phase)
+            break
+        if hasattr(candidate, "features"):  # a Project
+            attrs["cde.project.id"] = str(candidate.id)
+            touched = _touched.get(attrs["cde.project.id"])
+            if touched is not None and not hasattr(instance, "features"):  # a save of what changed
+                attrs["cde.feature.id"] = touched
+            break
+    if name == "Feature.advance_phase" and args and isinstance(args[0], str):
+        attrs["cde.feature.next_phase"] = args[0]
+    elif name == "Project.start_feature" and args and isinstance(args[0], str):
+        attrs["cde.prompt.length"] = len(args[0])
+    correlation_id = _correlation_id.get()
+    if correlation_id:
+        attrs["cde.correlation_id"] = correlation_id
+    return attrs
+
+
+def _note_result(name: str, span: trace.Span, attrs: dict[str, Any], result: Any) -> None:
+    if hasattr(result, "current_phase"):  # a Feature: the span and the request's span name it
+        feature_id = str(result.id)
+        span.set_attributes({"cde.feature.id": feature_id, "cde.feature.phase": str(result.current_phase)})
+        _touched[str(result.project_id)] = feature_id
+        request = _request_span.get()
+        if request is not None and "cde.feature.id" not in request[1]:
+            request[1]["cde.feature.id"] = feature_id
+            request[0].set_attribute("cde.feature.id", feature_id)
+    elif hasattr(result, "features") and "cde.project.id" not in attrs:  # a Project loaded
+        span.set_attribute("cde.project.id", str(result.id))
+    elif name.endswith(".advance_phase") and "cde.feature.id" in attrs:
+        _touched[attrs["cde.project.id"]] = attrs["cde.feature.id"]
+    elif name.endswith(".save") and "cde.feature.id" in attrs:
+        _touched.pop(attrs["cde.project.id"], None)  # persisted: the next save names it only if changed again
+
+
 def _traced(tracer: trace.Tracer, histogram: Any, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     function = f"{func.__module__}:{func.__qualname__}"
-
-    def attributes(instance: Any, args: tuple[Any, ...]) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"cde.operation": name, "code.function.name": function}
-        for candidate in (instance, *args):
-            if hasattr(candidate, "current_phase"):  # a Feature
-                attrs["cde.feature.id"] = str(candidate.id)
-                attrs["cde.project.id"] = str(candidate.project_id)
-                attrs["cde.feature.phase"] = str(candidate.current_phase)
-                break
-            if hasattr(candidate, "features"):  # a Project
-                attrs["cde.project.id"] = str(candidate.id)
-                break
-        correlation_id = _correlation_id.get()
-        if correlation_id:
-            attrs["cde.correlation_id"] = correlation_id
-        return attrs
 
     if inspect.iscoroutinefunction(func):
 
@@ -125,9 +160,12 @@ def _traced(tracer: trace.Tracer, histogram: Any, name: str, func: Callable[...,
         async def async_traced(self: Any, *args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             outcome = "ok"
-            with tracer.start_as_current_span(name, attributes=attributes(self, args)):
+            attrs = _operation_attributes(name, function, self, args)
+            with tracer.start_as_current_span(name, attributes=attrs) as span:
                 try:
-                    return await func(self, *args, **kwargs)
+                    result = await func(self, *args, **kwargs)
+                    _note_result(name, span, attrs, result)
+                    return result
                 except Exception:
                     outcome = "error"
                     raise
@@ -140,9 +178,12 @@ def _traced(tracer: trace.Tracer, histogram: Any, name: str, func: Callable[...,
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         outcome = "ok"
-        with tracer.start_as_current_span(name, attributes=attributes(self, args)):
+        attrs = _operation_attributes(name, function, self, args)
+        with tracer.start_as_current_span(name, attributes=attrs) as span:
             try:
-                return func(self, *args, **kwargs)
+                result = func(self, *args, **kwargs)
+                _note_result(name, span, attrs, result)
+                return result
             except Exception:
                 outcome = "error"
                 raise
@@ -185,6 +226,9 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
             for key, attr in _WORK_ARGUMENTS.items():
                 if isinstance(arguments.get(key), str):
                     attrs[attr] = arguments[key]
+            if isinstance(arguments.get("user_prompt"), str):
+                attrs["cde.prompt.length"] = len(arguments["user_prompt"])
+        attrs.update(_client_attributes(getattr(args[0] if args else None, "client_params", None)))
         start = time.perf_counter()
         error = None
         name = f"{method} {tool}" if tool else method
@@ -192,6 +236,7 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
             correlation_id = format(span.get_span_context().trace_id, "032x")
             span.set_attribute("cde.correlation_id", correlation_id)
             token = _correlation_id.set(correlation_id)
+            span_token = _request_span.set((span, attrs))
             try:
                 return await handle(self, message, req, *args, **kwargs)
             except Exception as exc:
@@ -199,6 +244,7 @@ def _trace_requests(tracer: trace.Tracer, meter: Any) -> None:
                 span.set_status(StatusCode.ERROR)
                 raise
             finally:
+                _request_span.reset(span_token)
                 _correlation_id.reset(token)
                 metric = {"mcp.method.name": method, "network.transport": "pipe"}
                 if tool:
@@ -222,19 +268,53 @@ def _trace_initialize(tracer: trace.Tracer, histogram: Any) -> None:
         if method != "initialize":
             return await received(self, responder)
         start = time.perf_counter()
-        attrs = {"mcp.method.name": method, "network.transport": "pipe"}
-        with tracer.start_as_current_span(method, kind=SpanKind.SERVER, attributes=attrs):
+        attrs: dict[str, Any] = {"mcp.method.name": method, "network.transport": "pipe"}
+        metric = dict(attrs)
+        attrs["jsonrpc.request.id"] = str(responder.request_id)
+        attrs.update(_client_attributes(getattr(responder.request.root, "params", None)))
+        with tracer.start_as_current_span(method, kind=SpanKind.SERVER, attributes=attrs) as span:
+            span.set_attribute("cde.correlation_id", format(span.get_span_context().trace_id, "032x"))
             try:
                 return await received(self, responder)
             finally:
-                histogram.record(time.perf_counter() - start, attrs)
+                histogram.record(time.perf_counter() - start, metric)
 
     session_class._received_request = initialize_traced
 
 
+def _client_attributes(params: Any) -> dict[str, str]:
+    """The protocol version and the client's name and version, from ``initialize``'s parameters."""
+    attrs = {}
+    version = getattr(params, "protocolVersion", None)
+    if isinstance(version, str):
+        attrs["mcp.protocol.version"] = version
+    info = getattr(params, "clientInfo", None)
+    for key in ("name", "version"):
+        value = getattr(info, key, None)
+        if isinstance(value, str):
+            attrs[f"cde.mcp.client.{key}"] = value
+    return attrs
+
+
+class _CorrelatedHandler(LoggingHandler):
+    """The SDK's handler with the record attributes cde-otel's bridge gives: the correlation id, not ``code.*``."""
+
+    @staticmethod
+    def _get_attributes(record: logging.LogRecord) -> Any:
+        attributes = {
+            key: value
+            for key, value in LoggingHandler._get_attributes(record).items()  # type: ignore[union-attr]
+            if not key.startswith("code.")
+        }
+        correlation_id = _correlation_id.get()
+        if correlation_id:
+            attributes["correlation_id"] = correlation_id
+        return attributes
+
+
 def _log_through(logger_provider: LoggerProvider) -> None:
     """Every host record to the LoggingHandler, also after ``basicConfig(force=True)`` reset root."""
-    handler = LoggingHandler(logger_provider=logger_provider)
+    handler = _CorrelatedHandler(logger_provider=logger_provider)
     root = logging.getLogger()
     root.addHandler(handler)
     importlib.import_module("fastmcp")  # configures its logger on import: ours is added after

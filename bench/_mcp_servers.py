@@ -109,17 +109,26 @@ def _service(resource: dict[str, Any]) -> str:
     return "?"
 
 
+#: (what is counted, the request's key, the scope's key, the items' key)
+_SIGNALS = (("spans", "resourceSpans", "scopeSpans", "spans"), ("logs", "resourceLogs", "scopeLogs", "logRecords"))
+
+
 def count_items(paths: list[Path]) -> dict[str, Counter[str]]:
-    """Spans and log records in OTLP-JSON files (one export request a line), by service.name."""
-    counts: dict[str, Counter[str]] = {"spans": Counter(), "logs": Counter()}
+    """Spans and log records in OTLP-JSON files (one export request a line), and the attributes they
+    carry (``span_attributes``, ``log_attributes``), by service.name."""
+    counts: dict[str, Counter[str]] = {
+        kind: Counter() for kind in ("spans", "logs", "span_attributes", "log_attributes")
+    }
     for path in paths:
         for request in _requests(path):
-            for resource in request.get("resourceSpans", ()):
-                service = _service(resource.get("resource", {}))
-                counts["spans"][service] += sum(len(s.get("spans", ())) for s in resource.get("scopeSpans", ()))
-            for resource in request.get("resourceLogs", ()):
-                service = _service(resource.get("resource", {}))
-                counts["logs"][service] += sum(len(s.get("logRecords", ())) for s in resource.get("scopeLogs", ()))
+            for kind, resources_key, scopes_key, items_key in _SIGNALS:
+                attributes = counts[f"{kind[:-1]}_attributes"]
+                for resource in request.get(resources_key, ()):
+                    service = _service(resource.get("resource", {}))
+                    for scope in resource.get(scopes_key, ()):
+                        items = scope.get(items_key, ())
+                        counts[kind][service] += len(items)
+                        attributes[service] += sum(len(item.get("attributes", ())) for item in items)
     return counts
 
 

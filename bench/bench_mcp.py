@@ -28,8 +28,8 @@ feature id, the next phase): a failing server cannot look cheap.
   processors export what the last calls queued, divided by the timed calls.
   ``mcp_added_cpu_vs_floor`` = (on - off) / (floor - off): the CPU cde-otel adds per call over
   what the hand-written floor adds.
-* The floor must emit what we emit: the spans and log records each wrote are counted (files, or
-  the Collector's output by ``service.name``) and must be equal.
+* The floor must emit what we emit: the spans and log records each wrote, and the attributes they
+  carry, are counted (files, or the Collector's output by ``service.name``) and must be equal.
 
 ``our_server`` repeats the on/off round trip for ``cde-otel mcp`` (official SDK 2.x, whose span
 is adopted) for context. ``--py-spy DIR`` records a py-spy profile of ``on`` and ``floor`` (``--py-spy-servers`` others)
@@ -287,7 +287,8 @@ def _cpu_figures(driven: Driven, on: str, floor: str) -> dict[str, float]:
 
 
 def _same_output(counts: dict[str, dict[str, int]], on: str, floor: str) -> None:
-    """The floor is only a floor if it emitted what we emitted (spans and log records)."""
+    """The floor is only a floor if it emitted what we emitted: the same spans and log records,
+    carrying the same number of attributes."""
     if counts[on] != counts[floor] or not all(counts[on].values()):
         raise AssertionError(f"{on} and {floor} emitted different telemetry: {counts[on]} vs {counts[floor]}")
 

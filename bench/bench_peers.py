@@ -13,9 +13,10 @@ Periodic metric export is off for every variant (``OTEL_METRIC_EXPORT_INTERVAL``
 a 5 s export is noise per operation, and would land on whichever variant runs at that moment.
 
 * ``bare`` — the uninstrumented method.
-* ``floor`` — plain SDK, hand-written: a span (``start_as_current_span``, three attributes) and
-  one record on an explicit-bucket histogram, with ``BatchSpanProcessor`` + the OTLP-JSON file
-  exporters (``opentelemetry-exporter-otlp-json-file``). No cde-otel code.
+* ``floor`` — plain SDK, hand-written: a span (``start_as_current_span``, the four attributes
+  cde-otel records, see :func:`floor_method`) and one record on an explicit-bucket histogram,
+  with ``BatchSpanProcessor`` + the OTLP-JSON file exporters
+  (``opentelemetry-exporter-otlp-json-file``). No cde-otel code.
 * ``peer`` — ``floor`` plus two structlog JSON lines per operation (start, end), bridged to
   OTel logs by ``opentelemetry-instrumentation-structlog`` (``BatchLogRecordProcessor`` + the
   OTLP-JSON log file exporter), with trace/span ids added to each line; the lines go to the
@@ -119,10 +120,14 @@ class _Baseline:
 
 
 def floor_method(original: Callable[..., Any], tracer_provider: Any, meter_provider: Any) -> Callable[..., Any]:
-    """The plain-SDK floor around ``original``: a span with three attributes and one histogram record.
+    """The plain-SDK floor around ``original``: a span with the four attributes cde-otel records on
+    this operation (the operation, its function, the project id and the correlation id, which for a
+    top-level operation is its trace id) and one histogram record.
 
     Also the pipeline benchmark's floor worker (``_pipeline_worker.py``), so both measure the same floor.
     """
+    from opentelemetry.trace import format_trace_id
+
     tracer = tracer_provider.get_tracer("bench.floor")
     duration = meter_provider.get_meter("bench.floor").create_histogram("operation.duration", unit="s")
     function = "cde_otel.core.model:Project.transition_status"
@@ -131,7 +136,8 @@ def floor_method(original: Callable[..., Any], tracer_provider: Any, meter_provi
 
     def transition_status(self: Any, target: Any) -> Any:
         attributes = {"operation": OPERATION, "code.function.name": function, "project.id": str(self.id)}
-        with tracer.start_as_current_span(OPERATION, attributes=attributes):
+        with tracer.start_as_current_span(OPERATION, attributes=attributes) as span:
+            span.set_attribute("correlation.id", format_trace_id(span.get_span_context().trace_id))
             start = perf_counter()
             result = original(self, target)
             duration.record(perf_counter() - start, ok)

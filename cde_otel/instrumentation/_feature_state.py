@@ -15,6 +15,7 @@ what it reports.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import threading
@@ -192,4 +193,17 @@ def _status_of(feature: Any) -> Any:
 
 
 def _is_terminal(status: Any) -> bool:
-    return str(getattr(status, "value", status)).lower() in _TERMINAL
+    try:
+        return _TERMINAL_BY_STATUS[status]
+    except (KeyError, TypeError):  # not seen yet, or unhashable
+        terminal = str(getattr(status, "value", status)).lower() in _TERMINAL
+        if len(_TERMINAL_BY_STATUS) < _MAX_STATUSES:
+            with contextlib.suppress(TypeError):
+                _TERMINAL_BY_STATUS[status] = terminal
+        return terminal
+
+
+# A workflow has a handful of statuses (enum members, strings): each is judged once, not per load
+# (an enum's ``.value`` is a property, slow); bounded in case statuses are made up on the fly.
+_TERMINAL_BY_STATUS: dict[Any, bool] = {}
+_MAX_STATUSES = 256

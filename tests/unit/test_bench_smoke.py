@@ -125,9 +125,11 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     assert result["mcp_server_cpu_ratio"] == pytest.approx(cpu["on"] / cpu["off"], rel=0.01)
     added = (cpu["on"] - cpu["off"]) / (cpu["floor"] - cpu["off"])
     assert result["mcp_added_cpu_vs_floor"] == pytest.approx(added, rel=0.01)
-    # The floor emitted exactly what we emitted, in both export modes, and something was emitted.
+    # The floor emitted exactly what we emitted (items and their attributes), in both export modes,
+    # and something was emitted.
     emitted = mcp["emitted"]
     assert emitted["on"] == emitted["floor"] and emitted["on_otlp"] == emitted["floor_otlp"]
+    assert emitted["on"]["span_attributes"] > 3 * emitted["on"]["spans"] and emitted["on"]["log_attributes"] > 0
     assert (
         min(emitted["on"]["spans"], emitted["on"]["logs"], emitted["on_otlp"]["spans"]) > mcp["timed_calls_per_server"]
     )

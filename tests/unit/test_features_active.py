@@ -10,6 +10,7 @@ test_mcp_servers.py.
 from __future__ import annotations
 
 import asyncio
+import enum
 import gc
 import importlib
 import sys
@@ -192,6 +193,25 @@ def test_uninstrument_stops_the_gauge_and_the_bookkeeping(tmp_path: Path) -> Non
 )
 def test_count_active_reads_mappings_lists_and_dict_features(features: Any, expected: int) -> None:
     assert count_active(features) == expected
+
+
+def test_each_status_is_judged_once_and_made_up_statuses_stay_bounded() -> None:
+    """A workflow's statuses are judged once each (an enum's value is a slow property); a host that
+    makes a new status per feature cannot grow the memo without bound."""
+    from cde_otel.instrumentation import _feature_state
+
+    class Status(enum.StrEnum):
+        ACTIVE = "active"
+        DONE = "Completed"
+
+    features = [SimpleNamespace(status=Status.ACTIVE), SimpleNamespace(status=Status.DONE)] * 3
+    assert count_active(features) == 3
+    assert _feature_state._TERMINAL_BY_STATUS[Status.DONE] is True
+    assert _feature_state._TERMINAL_BY_STATUS[Status.ACTIVE] is False
+    made_up = [SimpleNamespace(status=f"custom-{n}") for n in range(3 * _feature_state._MAX_STATUSES)]
+    assert count_active(made_up) == len(made_up)
+    assert len(_feature_state._TERMINAL_BY_STATUS) <= _feature_state._MAX_STATUSES
+    assert count_active([SimpleNamespace(status=["unhashable", "completed"])]) == 1  # judged, not memoised
 
 
 class _Project:
