@@ -45,14 +45,14 @@ def _otlp_exporter(signal: str, environ: Mapping[str, str]) -> Any:
             {"setting": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": chosen, "expected": "grpc|http/protobuf"},
         )
     if signal == "traces":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+        from cde_otel.telemetry._otlp_http import OTLPSpanExporter as HttpSpanExporter
 
         return HttpSpanExporter()
     if signal == "metrics":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 
         return HttpMetricExporter()
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+    from cde_otel.telemetry._otlp_http import OTLPLogExporter as HttpLogExporter
 
     return HttpLogExporter()
 
