@@ -24,41 +24,19 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
-    Link,
     NonRecordingSpan,
     SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
     TraceFlags,
     set_span_in_context,
 )
-from opentelemetry.trace.span import TraceState
+from otlp_samples import ALL_TYPES, RESOURCE, record_sample_spans  # type: ignore[import-not-found]  # by file name, as pytest imports it
 
 from cde_otel.telemetry import _otlp_json as otlp_json
 from cde_otel.telemetry._otlp_json_metrics import encode_metrics
-
-RESOURCE = Resource({"service.name": "svc", "n": 1, "pi": 3.25, "flag": True, "tags": ("a", "b")}, "https://r")
-ALL_TYPES: dict[str, Any] = {
-    "str": "text",
-    "empty": "",
-    "bool": False,
-    "int": -(2**62),
-    "zero": 0,
-    "float": 0.1,
-    "nan": math.nan,
-    "inf": -math.inf,
-    "strs": ["a", ""],
-    "ints": [1, 2],
-    "floats": [1.5],
-    "bools": [True, False],
-    "unicode": 'ünï \u2028 "quoted"',
-}
 
 
 def _hex_ids(value: Any) -> Any:
@@ -85,20 +63,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("scope.a", "1.2", schema_url="https://s", attributes={"scope.attr": "x"})
-    other = provider.get_tracer("scope.b")
-    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v")]))
-    with tracer.start_as_current_span("server", kind=SpanKind.SERVER, attributes=ALL_TYPES) as root:
-        root.add_event("event", {"e": 1, "list": ["x"]})
-        root.add_event("bare")
-        root.set_status(Status(StatusCode.ERROR, "it failed"))
-        with other.start_as_current_span("client", kind=SpanKind.CLIENT, links=[Link(remote, {"why": "because"})]):
-            pass
-    for kind in (SpanKind.PRODUCER, SpanKind.CONSUMER, SpanKind.INTERNAL):
-        with tracer.start_as_current_span(f"k{kind.value}", kind=kind) as span:
-            span.set_status(StatusCode.OK)
-    with tracer.start_as_current_span("child of remote", context=set_span_in_context(NonRecordingSpan(remote))):
-        pass
+    record_sample_spans(provider)
     yield exporter
     provider.shutdown()
 

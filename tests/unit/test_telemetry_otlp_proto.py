@@ -7,7 +7,6 @@ The reference is ``encode_spans(...).SerializePartialToString()`` / ``encode_log
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,38 +22,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import (
-    Link,
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    set_span_in_context,
-)
-from opentelemetry.trace.span import TraceState
+from otlp_samples import ALL_TYPES, RESOURCE, record_sample_spans  # type: ignore[import-not-found]  # by file name, as pytest imports it
 
 from cde_otel.telemetry import _otlp_http, _otlp_proto
 
-RESOURCE = Resource({"service.name": "svc", "n": 1, "pi": 3.25, "flag": True, "tags": ("a", "b")}, "https://r")
-ALL_TYPES: dict[str, Any] = {
-    "str": "text",
-    "empty": "",
-    "bool": False,
-    "int": -(2**62),
-    "zero": 0,
-    "float": 0.1,
-    "nan": math.nan,
-    "inf": -math.inf,
-    "bytes": b"\x00\xff",
-    "strs": ["a", ""],
-    "ints": [1, 2],
-    "floats": [1.5],
-    "bools": [True, False],
-    "unicode": 'ünï \u2028 "quoted" ✓',
-    "long": "x" * 300,  # a length that takes two varint bytes
-}
+# What the JSON mapping cannot carry as such, and a length that takes two varint bytes.
+PROTO_TYPES: dict[str, Any] = {**ALL_TYPES, "bytes": b"\x00\xff", "long": "x" * 300, "check": "✓"}
 
 
 @pytest.fixture
@@ -62,22 +35,10 @@ def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    record_sample_spans(provider, PROTO_TYPES)
     tracer = provider.get_tracer("scope.a", "1.2", schema_url="https://s", attributes={"scope.attr": "x"})
-    other = provider.get_tracer("scope.b")
-    remote = SpanContext(
-        0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v"), ("a", "b")])
-    )
-    with tracer.start_as_current_span("server", kind=SpanKind.SERVER, attributes=ALL_TYPES) as root:
-        root.add_event("event", {"e": 1, "list": ["x"]})
-        root.add_event("")
-        root.set_status(Status(StatusCode.ERROR, "it failed"))
-        with other.start_as_current_span("", kind=SpanKind.CLIENT, links=[Link(remote, {"why": "because"})]):
-            pass
-    for kind in (SpanKind.PRODUCER, SpanKind.CONSUMER, SpanKind.INTERNAL):
-        with tracer.start_as_current_span(f"k{kind.value}", kind=kind) as span:
-            span.set_status(StatusCode.OK)
-    with tracer.start_as_current_span("child of remote", context=set_span_in_context(NonRecordingSpan(remote))):
-        pass
+    with tracer.start_as_current_span("") as unnamed:  # defaults left out: no name, no event name
+        unnamed.add_event("")
     for n in range(40):  # many spans of one scope, as a batch holds them
         with tracer.start_as_current_span(f"op{n}", attributes={"n": n, "cde.operation": "op"}):
             pass
