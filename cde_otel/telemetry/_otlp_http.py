@@ -9,6 +9,7 @@ object), run with its module's ``encode_spans`` / ``encode_logs`` bound to ours:
 
 from __future__ import annotations
 
+import logging
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,7 +19,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as StockLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockSpanExporter
 
+from cde_otel._swallowed import swallowed
 from cde_otel.telemetry import _otlp_proto
+
+_log = logging.getLogger("cde_otel.telemetry")
 
 
 class _Encoded:
@@ -35,6 +39,7 @@ class _Encoded:
         try:
             return self._encode(self._batch)
         except Exception:  # e.g. an int beyond int64: the stock encoder's own handling (and log) decides
+            swallowed("export.encode", _log, "cde-otel: the stock encoder takes an OTLP batch ours could not encode")
             return bytes(self._stock(self._batch).SerializePartialToString())
 
     SerializeToString = SerializePartialToString

@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otlp_samples import ALL_TYPES, RESOURCE, record_sample_spans  # type: ignore[import-not-found]  # by file name, as pytest imports it
 
+from cde_otel._swallowed import swallowed_counts
 from cde_otel.telemetry import _otlp_http, _otlp_proto
 
 # What the JSON mapping cannot carry as such, and a length that takes two varint bytes.
@@ -113,8 +114,10 @@ def test_what_we_cannot_encode_exactly_is_left_to_the_stock_encoder(spans: InMem
     batch = exporter.get_finished_spans()
     with pytest.raises(_otlp_proto.Unencodable):
         _otlp_proto.encode_spans(_otlp_proto.Envelope(), batch)
+    before = swallowed_counts().get("export.encode", 0)
     encoded = _otlp_http._encode_spans(batch)
     assert encoded.SerializePartialToString() == _stock_span_bytes(batch)
+    assert swallowed_counts().get("export.encode", 0) == before + 1  # not hidden: counted
     assert b"huge" not in encoded.SerializePartialToString() and b"ok" in encoded.SerializePartialToString()
 
 
