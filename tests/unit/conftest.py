@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -35,8 +36,19 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 
 from cde_otel.instrumentation import CDEInstrumentor
 from cde_otel.logging import reset_logging
+from cde_otel.resilience import breakers
 from cde_otel.settings import load_settings
 from cde_otel.testing import CapturedTelemetry, capture_telemetry
+
+
+@pytest.fixture(autouse=True)
+def _no_open_breaker_outlives_its_test() -> Iterator[None]:
+    """Health reports every live circuit breaker of the process. One a test opened and dropped stays
+    registered until the garbage collector frees it (a reference cycle), and the next test's health
+    would count it: it is collected as its test ends."""
+    yield
+    if any(state != "closed" for state in breakers().values()):
+        gc.collect()
 
 
 @pytest.fixture
