@@ -53,6 +53,8 @@ CATEGORIES = (  # (name, markers in a frame's file path or function), first matc
             "_export_status.py",
             "otlp/",
             "telemetry/_otlp_json",  # cde-otel's own writer for the embedded default
+            "telemetry/_otlp_proto",  # ... and its OTLP/HTTP request encoding
+            "telemetry/_otlp_http",
             "telemetry/_local_files.py",
             "telemetry/_rotating_lines.py",
         ),
