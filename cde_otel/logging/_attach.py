@@ -81,6 +81,16 @@ class Attached:
             except Exception:
                 _log.debug("cde-otel: detaching logging: %s failed", step, exc_info=True)
 
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Bridges the host's records still waiting for the bridge's thread. Never raises."""
+        for handler in self.handlers:
+            drain = getattr(handler, "drain", None)
+            if drain is not None:
+                try:
+                    drain(timeout_s)
+                except Exception:
+                    _log.debug("cde-otel: draining %r failed", handler, exc_info=True)
+
     def _unhook(self) -> None:
         stop_following(self.line_sinks)
         if self.capped is not None:
@@ -118,6 +128,7 @@ def attach_logging(
     log_file: str | os.PathLike[str] | None = None,
     console: bool | None = None,
     level: LogLevel | None = None,
+    defer_records: bool = False,
 ) -> Attached:
     """Adds cde-otel's logging next to the application's (see the module docs); ``Attached.detach()`` undoes it.
 
@@ -128,7 +139,9 @@ def attach_logging(
 
     ``logger_provider``: where records are bridged (default: the global one; ``None``: no bridge).
     ``log_file``, ``console``, ``level`` override ``CDE_OTEL_LOG_FILE``, ``CDE_OTEL_LOG_CONSOLE``,
-    ``CDE_OTEL_LOG_LEVEL``; ``stream`` is the console (default ``sys.stderr``).
+    ``CDE_OTEL_LOG_LEVEL``; ``stream`` is the console (default ``sys.stderr``). ``defer_records``:
+    the host's records are bridged from a thread of ours, not the caller's - for a provider that
+    batches them anyway, as ``configure()``'s own does (``Attached.drain()`` bridges what waits).
     """
     cfg = settings if settings is not None else load_settings()
     overrides: dict[str, Any] = {"log_file": os.fspath(log_file) if log_file is not None else None}
@@ -160,7 +173,9 @@ def attach_logging(
         content_max_length = cfg.capture_max_length if cfg.capture_content else None
         # Always in place: it stands aside, record by record, while an OpenTelemetry LoggingHandler is
         # on root (opentelemetry-instrument's), and takes over if the host's set-up removes that one.
-        handlers.append(ForeignRecordBridge(logger_provider, cfg.redact_keys, content_max_length))
+        handlers.append(
+            ForeignRecordBridge(logger_provider, cfg.redact_keys, content_max_length, deferred=defer_records)
+        )
         bridged = True
         bridge = StructlogBridge(logger_provider, cfg.redact_keys, content_max_length)
         was_configured = structlog.is_configured()

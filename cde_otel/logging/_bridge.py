@@ -33,6 +33,7 @@ from cde_otel._otel_compat import logging_handler_has_attribute_hook
 from cde_otel._reentry import GUARD
 from cde_otel._structlog_otel import StructlogProcessor
 from cde_otel._swallowed import swallowed
+from cde_otel.logging._deferred import DeferredRecords
 from cde_otel.logging._processors import otel_attribute_value
 from cde_otel.redaction import bounded_stack, bounded_text, redact_value
 from cde_otel.semconv import RECORD_CORRELATION_ID, RECORD_STAMPS
@@ -123,10 +124,17 @@ class ForeignRecordBridge(LoggingHandler):
     """``LoggingHandler`` for stdlib records (not structlog's, nor OpenTelemetry's), redacted, with correlation id."""
 
     def __init__(
-        self, logger_provider: LoggerProvider, redact_keys: Iterable[str] = (), content_max_length: int | None = None
+        self,
+        logger_provider: LoggerProvider,
+        redact_keys: Iterable[str] = (),
+        content_max_length: int | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
         super().__init__(logger_provider=logger_provider)
         self.setFormatter(_ScrubbedMessage())
+        # For a provider that batches anyway: translated off the caller's thread (see ._deferred).
+        self._deferred = DeferredRecords(self._bridge_now) if deferred else None
         self._redact_keys = tuple(redact_keys)
         self._content_max_length = content_max_length
         self._loggers: dict[str, Logger] = {}  # per logger name: the host's names are few and fixed
@@ -149,6 +157,23 @@ class ForeignRecordBridge(LoggingHandler):
         return _attributes(raw, self._redact_keys, self._content_max_length), event_name
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._deferred is None or not self._deferred.add(record):
+            self._bridge_now(record)
+
+    def drain(self, timeout_s: float | None = None) -> bool:
+        """Bridges the records still waiting (deferred); True when none is left."""
+        return self._deferred is None or self._deferred.drain(timeout_s)
+
+    def flush(self) -> None:
+        self.drain()
+        super().flush()
+
+    def close(self) -> None:
+        if self._deferred is not None:
+            self._deferred.close()
+        super().close()
+
+    def _bridge_now(self, record: logging.LogRecord) -> None:
         # The contrib emit() without its per-record logger lookup and re-entry context variable: the
         # re-entry guard stops any record logged meanwhile before it reaches a handler of ours.
         was_active, GUARD.active = GUARD.active, True  # what translating calls is never recorded

@@ -29,8 +29,6 @@ import logging.handlers
 import os
 from pathlib import Path
 
-from concurrent_log_handler import ConcurrentRotatingFileHandler, ConcurrentTimedRotatingFileHandler
-
 from cde_otel._exceptions import CDESystemError
 from cde_otel.settings import LogRotation
 
@@ -58,6 +56,9 @@ def file_handler(
         # Check writability now so that a bad path fails here, with a coded error, not on the first record.
         if not os.access(target if target.exists() else target.parent, os.W_OK):
             raise PermissionError(errno.EACCES, "permission denied", str(target))
+        if rotation != "none":
+            # Imported when used: ~60 modules that every host would otherwise carry (and its GC walk).
+            from concurrent_log_handler import ConcurrentRotatingFileHandler, ConcurrentTimedRotatingFileHandler
         if rotation == "daily":
             return ConcurrentTimedRotatingFileHandler(
                 str(target), when="midnight", utc=True, backupCount=retention, encoding="utf-8"

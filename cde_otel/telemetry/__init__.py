@@ -206,7 +206,9 @@ def _instrument(runtime: Runtime, settings: Settings, logging_setup: bool, env: 
 
     _instrument_once(runtime, "threading", ThreadContextInstrumentor(), env)  # the context into threads
     if logging_setup:
-        runtime.attached = attach_logging(runtime.logger_provider, settings)
+        # Our provider batches the records anyway: they are bridged off the host's thread.
+        ours = "logs" not in runtime.app_signals
+        runtime.attached = attach_logging(runtime.logger_provider, settings, defer_records=ours)
     _instrument_once(
         runtime,
         "cde",
@@ -296,6 +298,8 @@ def export_status() -> str:
 def force_flush(timeout_millis: int = 10_000) -> None:
     runtime = STATE.current
     if runtime is not None:
+        if runtime.attached is not None:
+            runtime.attached.drain(timeout_millis / 1000)  # the host's records, before the providers flush
         flush(runtime, timeout_millis)
 
 

@@ -21,11 +21,11 @@ class CorrelationIdSpanProcessor(SpanProcessor):
     """Copies the cleaned ``cde.correlation_id`` baggage entry onto every span that starts without it."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        value = baggage.get_baggage(CORRELATION_KEY, parent_context)
-        if value is None:  # a root operation's span: nothing to copy
-            return
         attributes = span.attributes  # .get: a missing key would raise and catch KeyError in Mapping.__contains__
         if attributes is not None and attributes.get(ATTR_CORRELATION_ID) is not None:
+            return  # cde-otel's own spans: checked first, it is the cheaper test
+        value = baggage.get_baggage(CORRELATION_KEY, parent_context)
+        if value is None:  # a root operation's span: nothing to copy
             return
         correlation_id = clean_correlation_id(value)
         if correlation_id is not None:
