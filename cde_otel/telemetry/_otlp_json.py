@@ -24,6 +24,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from cde_otel.telemetry._otlp_grouping import Canonical, grouped
+
 JSON = dict[str, Any]
 
 # SpanFlags: the parent's "is remote" bit is known (0x100), and set (0x200) when the parent is remote.
@@ -97,36 +99,18 @@ def _with_attributes(target: JSON, attributes: Mapping[str, Any] | None, dropped
 
 
 class Envelope:
-    """Resource and scope dicts, encoded once per object (both are immutable for the SDK)."""
+    """Resource and scope dicts, encoded once per object (both are immutable for the SDK), and a
+    batch grouped by them (:mod:`._otlp_grouping`)."""
 
     def __init__(self) -> None:
-        # Keyed by id(); the object is kept alive beside its encoding so the id stays its own.
-        self._resources: dict[int, tuple[Resource, JSON]] = {}
-        self._scopes: dict[int, tuple[InstrumentationScope | None, JSON]] = {}
+        self._resources: Canonical[JSON] = Canonical(_resource, 64)
+        self._scopes: Canonical[JSON] = Canonical(_scope, 256)
 
     def resource(self, resource: Resource) -> JSON:
-        found = self._resources.get(id(resource))
-        if found is None:
-            encoded = _with_attributes({}, resource.attributes)
-            if len(self._resources) > 64:  # a process has one or two; never grow without bound
-                self._resources.clear()
-            found = self._resources[id(resource)] = (resource, encoded)
-        return found[1]
+        return self._resources(resource)[1]
 
     def scope(self, scope: InstrumentationScope | None) -> JSON:
-        found = self._scopes.get(id(scope))
-        if found is None:
-            encoded: JSON = {}
-            if scope is not None:
-                if scope.name:
-                    encoded["name"] = scope.name
-                if scope.version:
-                    encoded["version"] = scope.version
-                _with_attributes(encoded, scope.attributes)
-            if len(self._scopes) > 1024:
-                self._scopes.clear()
-            found = self._scopes[id(scope)] = (scope, encoded)
-        return found[1]
+        return self._scopes(scope)[1]
 
     def group(
         self,
@@ -138,30 +122,34 @@ class Envelope:
         items_key: str,
     ) -> JSON:
         """``{resources_key: [{resource, scopes_key: [{scope, items_key: [...]}]}]}``, in first-seen order."""
-        by_resource: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[JSON]]]]] = {}
-        for item in items:
-            resource = item.resource
-            scope = item.instrumentation_scope or None
-            scopes = by_resource.get(id(resource))
-            if scopes is None:
-                scopes = by_resource[id(resource)] = (resource, {})
-            entry = scopes[1].get(id(scope))
-            if entry is None:
-                entry = scopes[1][id(scope)] = (scope, [])
-            entry[1].append(encode(item))
         resources = []
-        for resource, scopes_by_id in by_resource.values():
+        for resource, resource_encoded, scopes in grouped(items, self._resources, self._scopes):
             scoped = []
-            for scope, encoded in scopes_by_id.values():
-                block: JSON = {"scope": self.scope(scope), items_key: encoded}
+            for scope, scope_encoded, scope_items in scopes:
+                block: JSON = {"scope": scope_encoded, items_key: [encode(item) for item in scope_items]}
                 if scope is not None and scope.schema_url:
                     block["schemaUrl"] = scope.schema_url
                 scoped.append(block)
-            resource_block: JSON = {"resource": self.resource(resource), scopes_key: scoped}
+            resource_block: JSON = {"resource": resource_encoded, scopes_key: scoped}
             if resource.schema_url:
                 resource_block["schemaUrl"] = resource.schema_url
             resources.append(resource_block)
         return {resources_key: resources}
+
+
+def _resource(resource: Resource) -> JSON:
+    return _with_attributes({}, resource.attributes)
+
+
+def _scope(scope: InstrumentationScope | None) -> JSON:
+    encoded: JSON = {}
+    if scope is not None:
+        if scope.name:
+            encoded["name"] = scope.name
+        if scope.version:
+            encoded["version"] = scope.version
+        _with_attributes(encoded, scope.attributes)
+    return encoded
 
 
 # -- spans --------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from cde_otel.telemetry._otlp_grouping import Canonical, grouped
+
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -151,73 +153,45 @@ def _string(tag: bytes, value: str | None) -> bytes:
 
 # -- resources and scopes, encoded once per object --------------------------------------------------
 class Envelope:
-    """Groups a batch by resource and scope as the stock encoder does (equal ones together, first
-    seen first), and keeps the encoded resources and scopes: they do not change during a process's
-    life. Objects are looked up by identity: hashing a ``Resource`` serialises its attributes."""
+    """The encoded resources and scopes of a process, and a batch grouped by them as the stock
+    encoder groups it (:mod:`._otlp_grouping`)."""
 
     def __init__(self) -> None:
-        self._resources: dict[int, tuple[Resource, Resource, bytes]] = {}
-        self._scopes: dict[int, tuple[Any, Any, bytes]] = {}
-
-    def _resource(self, resource: Resource) -> tuple[Resource, bytes]:
-        """The first-seen resource equal to this one, and its encoded ``resource`` field."""
-        cached = self._resources.get(id(resource))
-        if cached is None or cached[0] is not resource:
-            equal = next((entry for entry in self._resources.values() if entry[1] == resource), None)
-            if len(self._resources) >= 64:
-                self._resources.clear()
-            encoded = _field(b"\x0a", _attributes(b"\x0a", resource.attributes))
-            cached = self._resources[id(resource)] = (
-                (resource, equal[1], equal[2]) if equal is not None else (resource, resource, encoded)
-            )
-        return cached[1], cached[2]
-
-    def _scope(self, scope: InstrumentationScope | None) -> tuple[Any, bytes]:
-        """The first-seen scope equal to this one, and its encoded ``scope`` field."""
-        cached = self._scopes.get(id(scope))
-        if cached is None or cached[0] is not scope:
-            equal = next((entry for entry in self._scopes.values() if entry[1] == scope), None)
-            if len(self._scopes) >= 256:
-                self._scopes.clear()
-            encoded = b""
-            if scope is not None:
-                encoded = (
-                    _string(b"\x0a", scope.name)
-                    + _string(b"\x12", scope.version)
-                    + _attributes(b"\x1a", scope.attributes)
-                )
-            cached = self._scopes[id(scope)] = (
-                (scope, equal[1], equal[2]) if equal is not None else (scope, scope, _field(b"\x0a", encoded))
-            )
-        return cached[1], cached[2]
+        self._resources: Canonical[bytes] = Canonical(_resource, 64)
+        self._scopes: Canonical[bytes] = Canonical(_scope, 256)
 
     def request(self, items: Iterable[Any], encode: Callable[[Any], bytes]) -> bytes:
         """The ``Export*ServiceRequest``: resources (field 1), each with its scopes (field 2), each
         with its items (field 2) and schema URLs (field 3)."""
-        grouped: dict[int, tuple[Resource, bytes, dict[int, tuple[Any, bytes, list[bytes]]]]] = {}
-        for item in items:
-            resource, resource_field = self._resource(item.resource)
-            by_scope = grouped.get(id(resource))
-            if by_scope is None:
-                by_scope = grouped[id(resource)] = (resource, resource_field, {})
-            scope, scope_field = self._scope(item.instrumentation_scope or None)
-            scoped = by_scope[2].get(id(scope))
-            if scoped is None:
-                scoped = by_scope[2][id(scope)] = (scope, scope_field, [])
-            scoped[2].append(_field(b"\x12", encode(item)))
         out = []
-        for resource, resource_field, scopes in grouped.values():
+        for resource, resource_field, scopes in grouped(items, self._resources, self._scopes):
             encoded_scopes = [
                 _field(
                     b"\x12",
-                    scope_field + b"".join(encoded) + _string(b"\x1a", scope.schema_url if scope else None),
+                    scope_field
+                    + b"".join(_field(b"\x12", encode(item)) for item in scope_items)
+                    + _string(b"\x1a", scope.schema_url if scope else None),
                 )
-                for scope, scope_field, encoded in scopes.values()
+                for scope, scope_field, scope_items in scopes
             ]
             out.append(
                 _field(b"\x0a", resource_field + b"".join(encoded_scopes) + _string(b"\x1a", resource.schema_url))
             )
         return b"".join(out)
+
+
+def _resource(resource: Resource) -> bytes:
+    """The ``resource`` field of a ``Resource*``."""
+    return _field(b"\x0a", _attributes(b"\x0a", resource.attributes))
+
+
+def _scope(scope: InstrumentationScope | None) -> bytes:
+    """The ``scope`` field of a ``Scope*``."""
+    encoded = b""
+    if scope is not None:
+        name, version = _string(b"\x0a", scope.name), _string(b"\x12", scope.version)
+        encoded = name + version + _attributes(b"\x1a", scope.attributes)
+    return _field(b"\x0a", encoded)
 
 
 # -- spans ------------------------------------------------------------------------------------------

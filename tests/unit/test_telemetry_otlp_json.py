@@ -24,6 +24,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -83,6 +84,16 @@ def test_an_envelope_reused_across_batches_encodes_each_batch_alike(spans: InMem
     envelope = otlp_json.new_envelope()
     assert _ours(otlp_json.encode_spans(envelope, finished[:2])) == _reference(proto_spans(finished[:2]))
     assert _ours(otlp_json.encode_spans(envelope, finished[2:])) == _reference(proto_spans(finished[2:]))
+    # Another provider with an equal resource (a new object): grouped with the first, as the stock encoder does.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource(dict(RESOURCE.attributes), RESOURCE.schema_url))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("scope.b").start_as_current_span("elsewhere"):
+        pass
+    mixed = [*finished[:2], *exporter.get_finished_spans(), *finished[2:4]]
+    encoded = _ours(otlp_json.encode_spans(envelope, mixed))
+    assert encoded == _reference(proto_spans(mixed))
+    assert len(encoded["resourceSpans"]) == 1
 
 
 @pytest.mark.parametrize("temporality", [AggregationTemporality.CUMULATIVE, AggregationTemporality.DELTA])
