@@ -2,7 +2,8 @@
 
 * ``fixture_servers``: the orchestrator fixture (through ``_orchestrator_server``) telemetry off,
   on (embedded default: local OTLP-JSON files; and OTLP/HTTP to the Collector), and the floor
-  (``_floor_server``: the same signals on the plain SDK) in both export modes;
+  (``_floor_server``: the same signals on the plain SDK) in both export modes; two processes each
+  of ours and the floor;
 * ``Collector``: the real OpenTelemetry Collector (``scripts/install-backends.sh``) on a free
   loopback port, writing what it receives to a file, so each server's spans and log records can
   be counted by ``service.name``;
@@ -65,6 +66,11 @@ def fixture_servers(python: str, work: Path, otlp_endpoint: str | None) -> dict[
         "off": Server(python, plain, clean_env(**path)),
         "on": Server(python, plain, clean_env(**path, **on, CDE_OTEL_LOCAL_DIR=str(work / "on")), work / "on"),
         "floor": Server(python, floor, clean_env(**path, CDE_FLOOR_DIR=str(work / "floor")), work / "floor"),
+        # A second process of each (started in the mirrored order): two processes of the same code
+        # differ by a few per cent (memory layout, hash seed), which one pair would pass off as a
+        # difference of the code.
+        "floor_2": Server(python, floor, clean_env(**path, CDE_FLOOR_DIR=str(work / "floor_2")), work / "floor_2"),
+        "on_2": Server(python, plain, clean_env(**path, **on, CDE_OTEL_LOCAL_DIR=str(work / "on_2")), work / "on_2"),
         "on_without_mcp": Server(
             python,
             plain,
@@ -78,12 +84,11 @@ def fixture_servers(python: str, work: Path, otlp_endpoint: str | None) -> dict[
     }
     if otlp_endpoint is not None:
         otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
-        servers["on_otlp"] = Server(
-            python, plain, clean_env(**path, **on, **otlp, OTEL_SERVICE_NAME="bench-on-otlp"), service="bench-on-otlp"
-        )
-        servers["floor_otlp"] = Server(
-            python, floor, clean_env(**path, **otlp, OTEL_SERVICE_NAME="bench-floor-otlp"), service="bench-floor-otlp"
-        )
+        for name, command in (("on_otlp", plain), ("floor_otlp", floor), ("floor_otlp_2", floor), ("on_otlp_2", plain)):
+            service = f"bench-{name.replace('_', '-')}"
+            settings = {**on, **otlp} if command is plain else otlp
+            env = clean_env(**path, **settings, OTEL_SERVICE_NAME=service)
+            servers[name] = Server(python, command, env, service=service)
     return servers
 
 

@@ -13,14 +13,18 @@ call) runs on fastmcp 2.13.0 - the upstream orchestrator's pin - from its cached
 * ``floor`` - the same signals hand-written on the plain SDK (``_floor_server``, none of our
   code), stock OTLP-JSON file exporters;
 * ``on_otlp`` / ``floor_otlp`` - the same two exporting OTLP/HTTP to a real Collector on loopback;
+* ``..._2`` - a second process of each of these four: two processes of the same code can be several
+  per cent apart (``mcp_tool_call_ratio_per_process`` shows by how much in a run), so each
+  variant's round trips and CPU are the mean of its two. The servers start in an order drawn from
+  the run's seed: where a process starts among the others shifts its cost too;
 * ``on_without_mcp`` (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=cde_mcp``) and ``on_logs_warning``
   (``CDE_OTEL_LOG_LEVEL=warning``): context, to tell the MCP layer's and the log events' shares.
 
 One official ``mcp`` client (this process) holds a stdio session with each and sends the same
 entity-touching tool calls to all, interleaved: each round times ``calls`` round trips per
-server (a cycle of ``cde_startFeature`` and two ``cde_submitWork``) in a fresh random order, so
-every project grows to hundreds of features. **Every result is checked** (not an error, the
-feature id, the next phase): a failing server cannot look cheap.
+server (a cycle of ``cde_startFeature`` and two ``cde_submitWork``) in a fresh random order (its
+seed new each run, and reported), so every project grows to hundreds of features. **Every result
+is checked** (not an error, the feature id, the next phase): a failing server cannot look cheap.
 
 * Round trip: the median over rounds of the per-round ratio of median round trips (``_timing``).
 * Server CPU per call: utime + stime of the server process (every thread, export included) from
@@ -123,9 +127,10 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
     cycles: int,
     work: Path,
     profile: Callable[[dict[str, int]], Any] | None = None,
+    seed: int = 0,
 ) -> Driven:
     """Per round and server: the median round trip (ms) of the ``3 * cycles`` calls it made; the
-    server CPU per call over all rounds."""
+    server CPU per call over all rounds. ``seed`` draws each round's order of the servers."""
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -150,7 +155,7 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
                 await cycle(session, project, -1 - i)
         profiling = profile(driven.pids) if profile is not None else None
         start_ticks = {name: cpu_ticks(pid) for name, pid in driven.pids.items()}
-        order = random.Random(20_261_130)
+        order = random.Random(seed)
         names = list(sessions)
         counter = 0
         for _ in range(rounds):
@@ -179,7 +184,11 @@ async def _timed_cycle(cycle: Call, session: Any, project: str, i: int) -> float
 
 
 def _ratio(per_round: dict[str, list[float]], a: str, b: str) -> float:
-    return round(statistics.median(x / y for x, y in zip(per_round[a], per_round[b], strict=True)), 3)
+    """The median over rounds of ``a``'s round trip over ``b``'s; ``a`` is every process of its
+    variant (``on`` and ``on_2``), averaged per round."""
+    processes = [name for name in (a, f"{a}_2") if name in per_round]
+    pooled = [statistics.fmean(values) for values in zip(*(per_round[name] for name in processes), strict=True)]
+    return round(statistics.median(x / y for x, y in zip(pooled, per_round[b], strict=True)), 3)
 
 
 def _py_spy(directory: Path, names: tuple[str, ...]) -> Callable[[dict[str, int]], Callable[[], None]]:
@@ -277,12 +286,15 @@ def measure_layer(iterations: int = 20_000) -> dict[str, float]:
 
 
 def _cpu_figures(driven: Driven, on: str, floor: str) -> dict[str, float]:
+    """CPU per call of a variant: the mean of its processes (``on`` and ``on_2``)."""
     cpu = driven.cpu_ms_per_call
     off = cpu["off"]
+    ours = statistics.fmean(cpu[name] for name in (on, f"{on}_2") if name in cpu)
+    theirs = statistics.fmean(cpu[name] for name in (floor, f"{floor}_2") if name in cpu)
     return {
-        "ratio": round(cpu[on] / off, 3),
-        "ratio_floor": round(cpu[floor] / off, 3),
-        "added_vs_floor": round((cpu[on] - off) / (cpu[floor] - off), 3) if cpu[floor] > off else float("nan"),
+        "ratio": round(ours / off, 3),
+        "ratio_floor": round(theirs / off, 3),
+        "added_vs_floor": round((ours - off) / (theirs - off), 3) if theirs > off else float("nan"),
     }
 
 
@@ -294,9 +306,16 @@ def _same_output(counts: dict[str, dict[str, int]], on: str, floor: str) -> None
 
 
 def measure_mcp(
-    quick: bool = False, py_spy: Path | None = None, otlp: bool = True, profiled: tuple[str, ...] = ("on", "floor")
+    quick: bool = False,
+    py_spy: Path | None = None,
+    otlp: bool = True,
+    profiled: tuple[str, ...] = ("on", "floor"),
+    seed: int | None = None,
 ) -> dict[str, Any]:
     mode = "quick" if quick else "full"
+    # A fresh order of the servers every run (reported, --seed repeats one): a fixed one would
+    # give every run the same position effects, which then never average out.
+    seed = random.SystemRandom().randrange(1, 2**31) if seed is None else seed
     rounds, cycles = _ROUNDS[mode], _CYCLES[mode]
     fixture_python = str(venv_python("fastmcp_2_13"))
     ours = str(Path(sys.executable).with_name("cde-otel"))
@@ -305,26 +324,33 @@ def measure_mcp(
         work = Path(tmp)
         collector = stack.enter_context(Collector(work)) if otlp else None
         fixture = fixture_servers(fixture_python, work, collector.endpoint if collector is not None else None)
+        started = list(fixture)
+        random.Random(f"start order {seed}").shuffle(started)
+        fixture = {name: fixture[name] for name in started}
         (work / "fixture").mkdir()
         profile = _py_spy(py_spy, profiled) if py_spy is not None else None
         collector_start = collector.cpu_ticks() if collector is not None else 0
-        driven = anyio.run(_interleaved, fixture, _fixture_cycle, rounds, cycles, work / "fixture", profile)
+        driven = anyio.run(_interleaved, fixture, _fixture_cycle, rounds, cycles, work / "fixture", profile, seed)
         collector_ms = 0.0
         if collector is not None:
             collector_ms = (collector.cpu_ticks() - collector_start) * 1e3 / CLOCK_TICKS / driven.calls
         stack.close()  # the Collector writes out what it holds
         counts: dict[str, dict[str, int]] = {
             name: emitted(fixture[name], collector.out if collector is not None else None)
-            for name in ("on", "floor", "on_otlp", "floor_otlp")
+            for name in ("on", "on_2", "floor", "floor_2", "on_otlp", "on_otlp_2", "floor_otlp", "floor_otlp_2")
             if name in fixture
         }
         (work / "ours").mkdir()
         ours_on = {"CDE_OTEL_ENABLED": "true", "CDE_OTEL_LOCAL_DIR": str(work / "ours-on")}
         ours_servers = {m: Server(ours, ["mcp"], clean_env(**(ours_on if m == "on" else {}))) for m in ("off", "on")}
-        ours_round = anyio.run(_interleaved, ours_servers, _ours_cycle, rounds, cycles, work / "ours")
+        ours_round = anyio.run(_interleaved, ours_servers, _ours_cycle, rounds, cycles, work / "ours", None, seed)
     _same_output(counts, "on", "floor")
+    _same_output(counts, "on", "on_2")
+    _same_output(counts, "floor", "floor_2")
     if otlp:
         _same_output(counts, "on_otlp", "floor_otlp")
+        _same_output(counts, "on_otlp", "on_otlp_2")
+        _same_output(counts, "floor_otlp", "floor_otlp_2")
     load_end = [round(v, 2) for v in os.getloadavg()]
     per_round = driven.per_round
     medians = {name: round(statistics.median(values), 3) for name, values in per_round.items()}
@@ -337,6 +363,11 @@ def measure_mcp(
         "mcp_tool_call_ratio_without_mcp_layer": _ratio(per_round, "on_without_mcp", "off"),
         "mcp_tool_call_ratio_logs_warning": _ratio(per_round, "on_logs_warning", "off"),
         "mcp_tool_call_ratio_cde_otel_mcp": _ratio(ours_round.per_round, "on", "off"),
+        # Each process alone: how far two processes of the same code are apart in this run.
+        "mcp_tool_call_ratio_per_process": {
+            name: round(statistics.median(x / y for x, y in zip(per_round[name], per_round["off"], strict=True)), 3)
+            for name in ("on", "on_2", "floor", "floor_2")
+        },
         "mcp_server_cpu_ratio": files["ratio"],
         "mcp_server_cpu_ratio_floor": files["ratio_floor"],
         "mcp_added_cpu_vs_floor": files["added_vs_floor"],
@@ -346,6 +377,7 @@ def measure_mcp(
         "mcp": {
             "server": "orchestrator fixture on fastmcp 2.13.0 (mcp 1.x), stdio, upstream's per-call logging",
             "rounds": rounds,
+            "round_order_seed": seed,
             "calls_per_round_per_server": 3 * cycles,
             "timed_calls_per_server": driven.calls,
             "median_round_trip_ms": medians,
@@ -367,6 +399,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layer", action="store_true", help="only the in-process cost of the MCP layer")
     parser.add_argument("--profile", action="store_true", help="cProfile of the in-process MCP layer (top 25)")
+    parser.add_argument("--seed", type=int, help="the seed of the servers' order in each round (default: a fresh one)")
     parser.add_argument("--py-spy", type=Path, help="py-spy profiles of the on and floor servers into this directory")
     parser.add_argument(
         "--py-spy-servers", default="on,floor", help="which servers --py-spy profiles (e.g. on_otlp,floor_otlp)"
@@ -385,7 +418,10 @@ if __name__ == "__main__":
         print(
             json.dumps(
                 measure_mcp(
-                    quick=options.quick, py_spy=options.py_spy, profiled=tuple(options.py_spy_servers.split(","))
+                    quick=options.quick,
+                    py_spy=options.py_spy,
+                    profiled=tuple(options.py_spy_servers.split(",")),
+                    seed=options.seed,
                 ),
                 indent=2,
             )

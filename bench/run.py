@@ -112,7 +112,7 @@ GOALS: tuple[Goal, ...] = (
     Goal("scale_spans_per_s_zero_drop_2_gateways", "spans/s, zero drop, agent → 2 gateways", None, None, "", 0),
     Goal("scale_agent_cpu_us_per_span", "agent CPU per span (µs)", None, None),
     Goal("scale_gateway_cpu_us_per_span", "gateway tier CPU per span (µs)", None, None),
-    Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13)", operator.le, 1.15),
+    Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13, 2 processes)", operator.le, 1.15),
     Goal("mcp_tool_call_ratio_floor", "… the plain-SDK floor (same signals by hand) / off", None, None),
     Goal("mcp_server_cpu_ratio", "MCP server CPU per call, on / off (embedded default, files)", operator.le, 1.10),
     Goal("mcp_server_cpu_ratio_floor", "… the plain-SDK floor / off, same run", None, None),
