@@ -8,6 +8,8 @@ from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -56,3 +58,13 @@ def record_sample_spans(provider: TracerProvider, attributes: dict[str, Any] | N
             span.set_status(StatusCode.OK)
     with tracer.start_as_current_span("child of remote", context=set_span_in_context(NonRecordingSpan(remote))):
         pass
+
+
+def spans_under_an_equal_resource() -> list[Any]:
+    """A span of another provider whose resource equals ``RESOURCE`` but is another object."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource(dict(RESOURCE.attributes), RESOURCE.schema_url))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("scope.b").start_as_current_span("elsewhere"):
+        pass
+    return list(exporter.get_finished_spans())

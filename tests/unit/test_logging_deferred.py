@@ -99,15 +99,17 @@ def test_the_thread_bridges_by_itself_in_order(
     assert len(record_threads() - before) == 1
 
 
+def wake_often(monkeypatch: pytest.MonkeyPatch, *, quiet_s: float, max_delay_s: float) -> None:
+    """The thread looks every 20 ms; a pause is ``quiet_s`` long; it waits ``max_delay_s`` at most."""
+    for name, value in (("INTERVAL_S", 0.02), ("QUIET_S", quiet_s), ("MAX_DELAY_S", max_delay_s)):
+        monkeypatch.setattr(_deferred, name, value)
+
+
+@pytest.mark.usefixtures("bridge")
 def test_the_thread_waits_for_the_host_to_pause(
-    bridge: ForeignRecordBridge,
-    exporter: InMemoryLogRecordExporter,
-    host_logger: tuple[logging.Logger, Kept],
-    monkeypatch: pytest.MonkeyPatch,
+    exporter: InMemoryLogRecordExporter, host_logger: tuple[logging.Logger, Kept], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_deferred, "INTERVAL_S", 0.02)
-    monkeypatch.setattr(_deferred, "QUIET_S", 2.0)
-    monkeypatch.setattr(_deferred, "MAX_DELAY_S", 60.0)
+    wake_often(monkeypatch, quiet_s=2.0, max_delay_s=60.0)
     for i in range(25):  # a busy host: a record every 20 ms, never a pause of QUIET_S
         host_logger[0].info("busy %d", i)
         assert exporter.get_finished_logs() == ()
@@ -115,15 +117,11 @@ def test_the_thread_waits_for_the_host_to_pause(
     wait_for(lambda: len(exporter.get_finished_logs()) == 25)  # bridged once it paused
 
 
+@pytest.mark.usefixtures("bridge")
 def test_a_host_that_never_pauses_waits_at_most_the_longest_delay(
-    bridge: ForeignRecordBridge,
-    exporter: InMemoryLogRecordExporter,
-    host_logger: tuple[logging.Logger, Kept],
-    monkeypatch: pytest.MonkeyPatch,
+    exporter: InMemoryLogRecordExporter, host_logger: tuple[logging.Logger, Kept], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_deferred, "INTERVAL_S", 0.02)
-    monkeypatch.setattr(_deferred, "QUIET_S", 3600.0)
-    monkeypatch.setattr(_deferred, "MAX_DELAY_S", 0.2)
+    wake_often(monkeypatch, quiet_s=3600.0, max_delay_s=0.2)
     deadline = time.monotonic() + 10.0
     while not exporter.get_finished_logs():  # logging all the while
         assert time.monotonic() < deadline, "never bridged while the host kept logging"

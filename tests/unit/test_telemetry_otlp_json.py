@@ -24,7 +24,6 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -34,7 +33,12 @@ from opentelemetry.trace import (
     TraceFlags,
     set_span_in_context,
 )
-from otlp_samples import ALL_TYPES, RESOURCE, record_sample_spans  # type: ignore[import-not-found]  # by file name, as pytest imports it
+from otlp_samples import (  # type: ignore[import-not-found]  # by file name, as pytest imports it
+    ALL_TYPES,
+    RESOURCE,
+    record_sample_spans,
+    spans_under_an_equal_resource,
+)
 
 from cde_otel.telemetry import _otlp_json as otlp_json
 from cde_otel.telemetry._otlp_json_metrics import encode_metrics
@@ -85,12 +89,7 @@ def test_an_envelope_reused_across_batches_encodes_each_batch_alike(spans: InMem
     assert _ours(otlp_json.encode_spans(envelope, finished[:2])) == _reference(proto_spans(finished[:2]))
     assert _ours(otlp_json.encode_spans(envelope, finished[2:])) == _reference(proto_spans(finished[2:]))
     # Another provider with an equal resource (a new object): grouped with the first, as the stock encoder does.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource(dict(RESOURCE.attributes), RESOURCE.schema_url))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("scope.b").start_as_current_span("elsewhere"):
-        pass
-    mixed = [*finished[:2], *exporter.get_finished_spans(), *finished[2:4]]
+    mixed = [*finished[:2], *spans_under_an_equal_resource(), *finished[2:4]]
     encoded = _ours(otlp_json.encode_spans(envelope, mixed))
     assert encoded == _reference(proto_spans(mixed))
     assert len(encoded["resourceSpans"]) == 1

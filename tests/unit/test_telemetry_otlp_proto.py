@@ -18,11 +18,15 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otlp_samples import ALL_TYPES, RESOURCE, record_sample_spans  # type: ignore[import-not-found]  # by file name, as pytest imports it
+from otlp_samples import (  # type: ignore[import-not-found]  # by file name, as pytest imports it
+    ALL_TYPES,
+    RESOURCE,
+    record_sample_spans,
+    spans_under_an_equal_resource,
+)
 
 from cde_otel._swallowed import swallowed_counts
 from cde_otel.telemetry import _otlp_http, _otlp_proto
@@ -64,12 +68,7 @@ def test_an_envelope_reused_across_batches_and_resources_encodes_each_batch_alik
     assert _otlp_proto.encode_spans(envelope, finished[:3]) == _stock_span_bytes(finished[:3])
     assert _otlp_proto.encode_spans(envelope, finished[3:]) == _stock_span_bytes(finished[3:])
     # Another provider with an equal resource (a new object): grouped with the first, as the stock encoder does.
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource(dict(RESOURCE.attributes), RESOURCE.schema_url))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("scope.b").start_as_current_span("elsewhere"):
-        pass
-    mixed = [*finished[:2], *exporter.get_finished_spans(), *finished[2:4]]
+    mixed = [*finished[:2], *spans_under_an_equal_resource(), *finished[2:4]]
     assert _otlp_proto.encode_spans(envelope, mixed) == _stock_span_bytes(mixed)
 
 
