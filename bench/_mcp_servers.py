@@ -66,9 +66,8 @@ def fixture_servers(python: str, work: Path, otlp_endpoint: str | None) -> dict[
         "off": Server(python, plain, clean_env(**path)),
         "on": Server(python, plain, clean_env(**path, **on, CDE_OTEL_LOCAL_DIR=str(work / "on")), work / "on"),
         "floor": Server(python, floor, clean_env(**path, CDE_FLOOR_DIR=str(work / "floor")), work / "floor"),
-        # A second process of each (started in the mirrored order): two processes of the same code
-        # differ by a few per cent (memory layout, hash seed), which one pair would pass off as a
-        # difference of the code.
+        # A second process of each: two processes of the same code differ by a few per cent (memory
+        # layout, start position), which one pair would pass off as a difference of the code.
         "floor_2": Server(python, floor, clean_env(**path, CDE_FLOOR_DIR=str(work / "floor_2")), work / "floor_2"),
         "on_2": Server(python, plain, clean_env(**path, **on, CDE_OTEL_LOCAL_DIR=str(work / "on_2")), work / "on_2"),
         "on_without_mcp": Server(
