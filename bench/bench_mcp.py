@@ -183,12 +183,17 @@ async def _timed_cycle(cycle: Call, session: Any, project: str, i: int) -> float
     return (time.perf_counter_ns() - start) / 3 / 1e6  # ms per call (3 calls a cycle)
 
 
-def _ratio(per_round: dict[str, list[float]], a: str, b: str) -> float:
+def _processes(variant: str, measured: dict[str, Any]) -> list[str]:
+    """The servers of a variant that were measured: ``on`` and its second process ``on_2``."""
+    return [name for name in (variant, f"{variant}_2") if name in measured]
+
+
+def _ratio(per_round: dict[str, list[float]], a: str, b: str, *, pooled: bool = True) -> float:
     """The median over rounds of ``a``'s round trip over ``b``'s; ``a`` is every process of its
-    variant (``on`` and ``on_2``), averaged per round."""
-    processes = [name for name in (a, f"{a}_2") if name in per_round]
-    pooled = [statistics.fmean(values) for values in zip(*(per_round[name] for name in processes), strict=True)]
-    return round(statistics.median(x / y for x, y in zip(pooled, per_round[b], strict=True)), 3)
+    variant (``on`` and ``on_2``), averaged per round, unless ``pooled`` is false."""
+    processes = _processes(a, per_round) if pooled else [a]
+    means = [statistics.fmean(values) for values in zip(*(per_round[name] for name in processes), strict=True)]
+    return round(statistics.median(x / y for x, y in zip(means, per_round[b], strict=True)), 3)
 
 
 def _py_spy(directory: Path, names: tuple[str, ...]) -> Callable[[dict[str, int]], Callable[[], None]]:
@@ -289,8 +294,8 @@ def _cpu_figures(driven: Driven, on: str, floor: str) -> dict[str, float]:
     """CPU per call of a variant: the mean of its processes (``on`` and ``on_2``)."""
     cpu = driven.cpu_ms_per_call
     off = cpu["off"]
-    ours = statistics.fmean(cpu[name] for name in (on, f"{on}_2") if name in cpu)
-    theirs = statistics.fmean(cpu[name] for name in (floor, f"{floor}_2") if name in cpu)
+    ours = statistics.fmean(cpu[name] for name in _processes(on, cpu))
+    theirs = statistics.fmean(cpu[name] for name in _processes(floor, cpu))
     return {
         "ratio": round(ours / off, 3),
         "ratio_floor": round(theirs / off, 3),
@@ -365,8 +370,7 @@ def measure_mcp(
         "mcp_tool_call_ratio_cde_otel_mcp": _ratio(ours_round.per_round, "on", "off"),
         # Each process alone: how far two processes of the same code are apart in this run.
         "mcp_tool_call_ratio_per_process": {
-            name: round(statistics.median(x / y for x, y in zip(per_round[name], per_round["off"], strict=True)), 3)
-            for name in ("on", "on_2", "floor", "floor_2")
+            name: _ratio(per_round, name, "off", pooled=False) for name in ("on", "on_2", "floor", "floor_2")
         },
         "mcp_server_cpu_ratio": files["ratio"],
         "mcp_server_cpu_ratio_floor": files["ratio_floor"],
