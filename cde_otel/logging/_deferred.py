@@ -15,23 +15,22 @@ Nothing is dropped: when :data:`MAX_QUEUED` are waiting, the caller bridges its 
 :meth:`DeferredRecords.drain` (``force_flush()``) and :meth:`~DeferredRecords.close`
 (``shutdown()``) bridge what is waiting before the providers flush. A record with an exception or
 a stack is bridged at once, while its frames are what they were.
+The thread's life (start, wake, fork, stop) is :class:`~cde_otel.logging._daemon.DaemonLoop`'s.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 
 from opentelemetry import context as otel_context
 
-from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
+from cde_otel.logging._daemon import DaemonLoop
 
 INTERVAL_S = 0.5
 QUIET_S = 0.05  # a host that logged nothing for this long is between requests
@@ -40,6 +39,7 @@ BATCH = 256  # waiting records that wake the thread early
 MAX_QUEUED = 8192  # beyond this the caller bridges its own record: bounded memory, nothing lost
 
 _log = logging.getLogger("cde_otel.logging")
+SITE = "logging.deferred"
 Snapshot = tuple[logging.LogRecord, str, otel_context.Context]
 
 
@@ -49,15 +49,16 @@ class DeferredRecords:
     def __init__(self, bridge_now: Callable[[logging.LogRecord], None]) -> None:
         self._bridge_now = bridge_now
         self._queue: deque[Snapshot] = deque()
-        self._wake = threading.Event()
         self._drain_lock = threading.Lock()  # one drainer at a time: records keep their order
-        self._start_lock = threading.Lock()
-        self._worker: threading.Thread | None = None
         self._closed = False
         self._last_added = 0.0  # time.monotonic() of the last record queued
-        self._pid = os.getpid()
-        weak = weakref.WeakMethod(self._after_fork)
-        os.register_at_fork(after_in_child=lambda: (method := weak()) is not None and method())
+        self._loop = DaemonLoop(
+            "cde-otel-log-records",
+            self._bridge_after_a_pause,
+            interval_s=INTERVAL_S,
+            site=SITE,
+            after_fork=self._after_fork,
+        )
 
     def add(self, record: logging.LogRecord) -> bool:
         """Queues ``record``; False when the caller must bridge it now (closed, full, or not deferrable)."""
@@ -69,34 +70,15 @@ class DeferredRecords:
             return False  # a bad format: bridged (and its failure handled) on the caller's thread, as before
         self._queue.append((record, message, otel_context.get_current()))
         self._last_added = time.monotonic()
-        if self._worker is None:
-            self._start()
+        if not self._loop.running:
+            self._loop.ensure_running()
         elif len(self._queue) >= BATCH:
-            self._wake.set()
+            self._loop.wake()
         return True
 
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._worker is not None or self._closed:
-                return
-            worker = threading.Thread(target=self._run, name="cde-otel-log-records", daemon=True)
-            self._worker = worker
-        token = otel_context.attach(otel_context.Context())  # the thread keeps no caller's context
-        try:
-            worker.start()
-        finally:
-            otel_context.detach(token)
-
-    def _run(self) -> None:
-        GUARD.active = True  # what bridging calls is never delivered to our handlers again
-        while not self._closed:
-            try:
-                self._wake.wait(INTERVAL_S)
-                self._wake.clear()
-                self._wait_for_a_pause()
-                self.drain()
-            except Exception:  # the thread must outlive any failure: the records would only pile up
-                swallowed("logging.deferred", _log, "cde-otel: bridging the waiting records failed")
+    def _bridge_after_a_pause(self) -> None:
+        self._wait_for_a_pause()
+        self.drain()
 
     def _wait_for_a_pause(self) -> None:
         """Returns once the host paused logging (:data:`QUIET_S`), by :data:`MAX_DELAY_S`, or when a
@@ -107,8 +89,7 @@ class DeferredRecords:
             quiet_for = now - self._last_added
             if quiet_for >= QUIET_S or now >= latest:
                 return
-            if self._wake.wait(min(QUIET_S - quiet_for, latest - now)):
-                self._wake.clear()
+            self._loop.sleep(min(QUIET_S - quiet_for, latest - now))
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Bridges every waiting record (by ``timeout_s``, if given); True when none is left. Never raises."""
@@ -132,26 +113,18 @@ class DeferredRecords:
             snapshot.msg, snapshot.args = message, None
             self._bridge_now(snapshot)
         except Exception:
-            swallowed("logging.deferred", _log, "cde-otel: a deferred record was not bridged (%s)", record.name)
+            swallowed(SITE, _log, "cde-otel: a deferred record was not bridged (%s)", record.name)
         finally:
             otel_context.detach(token)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stops deferring, bridges what waits and stops the thread. Idempotent; never raises."""
         self._closed = True
-        self._wake.set()
+        self._loop.wake()  # a thread waiting for a pause stops waiting
         self.drain(timeout_s)
-        worker, self._worker = self._worker, None
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(1.0)
+        self._loop.stop()
 
     def _after_fork(self) -> None:
-        """In a forked child: the parent's records are the parent's; the thread restarts on demand."""
-        if self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
+        """In a forked child: the parent's records are the parent's (the thread restarts on demand)."""
         self._queue = deque()
-        self._wake = threading.Event()
         self._drain_lock = threading.Lock()
-        self._start_lock = threading.Lock()
-        self._worker = None

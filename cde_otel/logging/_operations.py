@@ -14,8 +14,8 @@ operation:
 The lines are rendered straight to bytes with orjson (the standard ``json`` module if orjson is
 missing): no structlog chain, no stdlib logging hop, no logger look-up per event. They are
 buffered and written in batches — every second, at 64 KiB, at once after a WARNING line, and at
-:meth:`OperationEvents.close` (``shutdown()``) — by one daemon thread that starts with the first
-line. A batch is one ``write()`` (console) or one locked ``emit`` of the rotating log handler
+:meth:`OperationEvents.close` (``shutdown()``) — by one daemon thread (:mod:`._daemon`) that starts with the
+first line. A batch is one ``write()`` (console) or one locked ``emit`` of the rotating log handler
 (file), so lines from several processes never interleave. Nothing on a line is free text (ids,
 codes, numbers, operation names), so the lines need no scrubbing::
 
@@ -40,6 +40,7 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
 from cde_otel._version import __version__
+from cde_otel.logging._daemon import DaemonLoop
 from cde_otel.logging._sinks import (
     FOLLOWED,
     OPERATIONS_LOGGER,
@@ -105,15 +106,19 @@ class OperationEvents:
             self._otel = logger_provider.get_logger(OPERATIONS_LOGGER, __version__, SCHEMA_URL)
         #: Operations slower than this (ns) are reported as slow.
         self.slow_after_ns = int(slow_operation_ms * 1e6)
-        self._interval = flush_interval_s
         self._max_pending = max_pending_bytes
         self._lock = threading.Lock()  # the pending lines
         self._write_lock = threading.Lock()  # one batch at a time, in order
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._wake = threading.Event()
-        self._flusher: threading.Thread | None = None
         self._closed = False
+        self._loop = DaemonLoop(
+            "cde-otel-operation-lines",
+            self.flush,
+            interval_s=flush_interval_s,
+            site="logging.operation_lines",
+            after_fork=self._after_fork,
+        )
         self._process: Any = None  # psutil.Process, created on the first slow operation
         FOLLOWED.writers.add(self)
 
@@ -202,32 +207,14 @@ class OperationEvents:
 
     # -- buffering -------------------------------------------------------------------------------
     def _add(self, data: bytes, *, urgent: bool) -> None:
-        starting = None
         with self._lock:
             if self._closed:
                 return
             self._pending.append(data)
             self._pending_bytes += len(data)
             full = self._pending_bytes >= self._max_pending
-            if self._flusher is None:
-                starting = self._flusher = threading.Thread(
-                    target=self._run_flusher, name="cde-otel-operation-lines", daemon=True
-                )
-        if starting is not None:
-            # Started outside the lock: Thread.start() waits for the new thread's first signal, which
-            # may itself be a recorded operation (a Condition.notify target) that needs the lock.
-            starting.start()
+        self._loop.ensure_running()  # outside the lock: see DaemonLoop.ensure_running
         if urgent or full:
-            self.flush()
-
-    def _run_flusher(self) -> None:
-        from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-
-        GUARD.active = True  # whatever the sinks call is never recorded (see cde_otel._reentry)
-        otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        while not self._closed:
-            self._wake.wait(self._interval)
-            self._wake.clear()
             self.flush()
 
     def flush(self) -> None:
@@ -253,11 +240,8 @@ class OperationEvents:
         """Stops taking lines, writes what is pending and stops the flusher thread. Idempotent."""
         with self._lock:
             self._closed = True
-            flusher, self._flusher = self._flusher, None
         self.flush()
-        self._wake.set()
-        if flusher is not None and flusher.ident is not None and flusher is not threading.current_thread():
-            flusher.join(1.0)
+        self._loop.stop()
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's pending lines are the parent's; the flusher restarts on demand."""
@@ -265,8 +249,6 @@ class OperationEvents:
         self._write_lock = threading.Lock()
         self._pending = []
         self._pending_bytes = 0
-        self._wake = threading.Event()
-        self._flusher = None
 
     def _rss_mb(self) -> float | None:
         try:

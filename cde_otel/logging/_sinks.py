@@ -9,7 +9,6 @@ in :data:`FOLLOWED`, and written to from then on.
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TextIO
@@ -70,9 +69,8 @@ class FollowedOutputs:
     """The current set-up's outputs and level, and the live writers (the followers among them use them).
 
     One per process (:data:`FOLLOWED`), the only logging state outside an attachment: a standalone
-    instrumentor's writer is made with no reference to any set-up, so the two meet here; and a
-    forked child must reset every writer (``os.register_at_fork`` cannot be undone per writer).
-    Undoing the set-up (``detach()``, ``reset_logging()``) empties the outputs again.
+    instrumentor's writer is made with no reference to any set-up, so the two meet here. Undoing
+    the set-up (``detach()``, ``reset_logging()``) empties the outputs again.
     """
 
     def __init__(self) -> None:
@@ -95,13 +93,8 @@ class FollowedOutputs:
         if sinks and self.sinks == tuple(sinks):
             self.follow(())
 
-    def reset_after_fork(self) -> None:
-        for writer in list(self.writers):
-            writer._after_fork()
-
 
 FOLLOWED = FollowedOutputs()
-os.register_at_fork(after_in_child=FOLLOWED.reset_after_fork)
 
 
 def follow_setup(sinks: Sequence[LineSink], level: int = logging.INFO) -> None:
