@@ -7,7 +7,8 @@
 * ``Collector``: the real OpenTelemetry Collector (``scripts/install-backends.sh``) on a free
   loopback port, writing what it receives to a file, so each server's spans and log records can
   be counted by ``service.name``;
-* ``cpu_ticks``: a process's CPU (utime + stime, every thread, live or gone) from ``/proc``.
+* ``cpu_ticks``: a process's CPU (utime + stime, every thread, live or gone), or its main
+  thread's, from ``/proc``.
 """
 
 from __future__ import annotations
@@ -91,9 +92,11 @@ def fixture_servers(python: str, work: Path, otlp_endpoint: str | None) -> dict[
     return servers
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of the whole process (all threads, including those that ended), in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_ticks(pid: int, *, main_thread: bool = False) -> int:
+    """utime + stime of the whole process (all threads, including those that ended), in clock ticks;
+    with ``main_thread``, of its main thread alone (the one that serves a stdio server's requests)."""
+    stat = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rpartition(")")[2].split()
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5), counted after "(comm)"
 
 

@@ -124,6 +124,10 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     assert isinstance(mcp["round_order_seed"], int)
     cpu = mcp["server_cpu_ms_per_call"]
     assert set(cpu) == servers
+    main_thread = mcp["server_main_thread_cpu_ms_per_call"]
+    assert set(main_thread) == servers
+    # Part of the process: each server's main thread used some CPU, and no more than the process.
+    assert all(0 < main_thread[name] <= cpu[name] + 0.01 for name in servers)
     # From the per-call CPU reported beside them (rounded to µs there, hence approx): each variant
     # with files is the mean of its two processes.
     ours, floor = (cpu["on"] + cpu["on_2"]) / 2, (cpu["floor"] + cpu["floor_2"]) / 2
