@@ -31,11 +31,12 @@ What is patched is declared once in :mod:`cde_otel.instrumentation._targets`: th
 ``cde_otel.core`` (``Project.start_feature/activate/archive/transition_status``,
 ``Feature.advance_phase/complete/fail``, ``FileSystemProjectRepository.get_or_create/
 get_by_path/save`` and the backup/restore operations) and the same operations of the upstream
-``cde_orchestrator`` package when it is importable (patched on import, even after
-``instrument()``). Add your own with ``CDE_OTEL_TARGETS=module:Class.method,...`` or
-``instrument(targets=[...])``; sync and async methods both work. An entry that is malformed, whose
-module fails to import, or that is not a method of a class, is reported once (a warning on the
-``cde_otel.instrumentation`` logger, or one line on stderr) and skipped; the rest is instrumented.
+``cde_orchestrator`` package when it is importable. Both are patched when the host imports them,
+even after ``instrument()``: a host that never uses one does not import it for us. Add your own
+with ``CDE_OTEL_TARGETS=module:Class.method,...`` or ``instrument(targets=[...])``; sync and async
+methods both work. An entry that is malformed, whose module fails to import, or that is not a
+method of a class, is reported once (a warning on the ``cde_otel.instrumentation`` logger, or one
+line on stderr) and skipped; the rest is instrumented.
 A module that cannot be found yet is patched when it is imported, and reported at ``uninstrument()``
 (the exit) if it never was.
 
@@ -150,13 +151,7 @@ class CDEInstrumentor(HookedInstrumentor):
         if target.module in sys.modules:
             return True
         if target.role is not Role.CUSTOM:
-            if not target.module.startswith("cde_otel."):
-                return False  # e.g. cde_orchestrator: patched if and when it is imported
-            try:
-                importlib.import_module(target.module)
-            except Exception:
-                return False
-            return True
+            return False  # patched if and when the host imports it (ours or cde_orchestrator)
         if not _module_importable(target.module):
             # Not importable yet (telemetry may start before the script's directory is on sys.path):
             # patched if it is imported later, reported at uninstrument() (exit) if it never was.

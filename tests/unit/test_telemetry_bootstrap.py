@@ -90,6 +90,30 @@ def test_one_environment_variable_turns_everything_on(
     assert "succeeded" not in logs  # an ok operation's record is its span
 
 
+def test_a_host_that_never_uses_the_core_does_not_import_it_and_one_that_does_later_is_instrumented(
+    tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
+) -> None:
+    later = textwrap.dedent(
+        """
+        import sys
+        import cde_otel
+
+        cde_otel.configure()
+        print("core imported:", "cde_otel.core.repository" in sys.modules)
+        from cde_otel.core import FileSystemProjectRepository
+
+        project = FileSystemProjectRepository().get_or_create(sys.argv[1])
+        project.activate()
+        print("patched:", hasattr(type(project).activate, "__wrapped__"))
+        """
+    )
+    local = tmp_path / "telemetry"
+    result = _run(tmp_path, clean_env(CDE_OTEL_LOCAL_DIR=str(local)), later)
+    assert "core imported: False" in result.stdout  # nothing the host does not use: no imports, no objects
+    assert "patched: True" in result.stdout
+    assert "Project.activate" in {s["name"] for s in otlp_json_spans(local / "traces.jsonl")}
+
+
 def test_standard_otel_variables_are_honoured(
     tmp_path: Path, clean_env: EnvFactory, otlp_json_spans: SpanReader
 ) -> None:
