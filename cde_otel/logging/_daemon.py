@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable
 
 from opentelemetry import context as otel_context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from cde_otel._reentry import GUARD
 from cde_otel._swallowed import swallowed
@@ -103,13 +103,13 @@ class DaemonLoop:
 
     def _run(self) -> None:
         GUARD.active = True
-        otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-        while not self._stopped:
-            self.sleep(self._interval_s)
-            try:
-                self._step()
-            except Exception:
-                swallowed(self._site, _log, "cde-otel: background work of %s failed", self.name)
+        with suppress_instrumentation():
+            while not self._stopped:
+                self.sleep(self._interval_s)
+                try:
+                    self._step()
+                except Exception:
+                    swallowed(self._site, _log, "cde-otel: background work of %s failed", self.name)
 
     def _after_fork(self) -> None:
         self._wake = threading.Event()
