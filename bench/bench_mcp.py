@@ -156,6 +156,8 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
             for i in range(3):
                 await cycle(session, project, -1 - i)
         profiling = profile(driven.pids) if profile is not None else None
+        # The main thread's interval inside the process's (read after it, and before it at the end):
+        # in clock ticks, the main thread's share can then never exceed the whole process's.
         start_ticks = {name: cpu_ticks(pid) for name, pid in driven.pids.items()}
         start_main = {name: cpu_ticks(pid, main_thread=True) for name, pid in driven.pids.items()}
         order = random.Random(seed)
@@ -173,9 +175,9 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
         await anyio.sleep(_SETTLE_S)
         driven.calls = 3 * cycles * rounds
         for name, pid in driven.pids.items():
+            main = cpu_ticks(pid, main_thread=True) - start_main[name]
             ticks = cpu_ticks(pid) - start_ticks[name]
             driven.cpu_ms_per_call[name] = ticks * 1e3 / CLOCK_TICKS / driven.calls
-            main = cpu_ticks(pid, main_thread=True) - start_main[name]
             driven.main_thread_cpu_ms_per_call[name] = main * 1e3 / CLOCK_TICKS / driven.calls
         if profiling is not None:
             profiling()
