@@ -156,8 +156,8 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
             for i in range(3):
                 await cycle(session, project, -1 - i)
         profiling = profile(driven.pids) if profile is not None else None
-        # The main thread's interval inside the process's (read after it, and before it at the end):
-        # in clock ticks, the main thread's share can then never exceed the whole process's.
+        # The main thread's interval inside the process's (read after it, and before it at the end), so
+        # its share stays within the process's but for the truncation of each reading to clock ticks.
         start_ticks = {name: cpu_ticks(pid) for name, pid in driven.pids.items()}
         start_main = {name: cpu_ticks(pid, main_thread=True) for name, pid in driven.pids.items()}
         order = random.Random(seed)
