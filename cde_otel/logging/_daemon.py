@@ -4,7 +4,7 @@ Both background jobs of this package - writing the operation lines (:mod:`._oper
 bridging the host's deferred records (:mod:`._deferred`) - need the same life around their
 work, kept here once::
 
-    loop = DaemonLoop("cde-otel-operation-lines", self.flush, interval_s=1.0)
+    loop = DaemonLoop("cde-otel-operation-lines", self.flush, interval_s=1.0, site="logging.operation_lines")
     loop.ensure_running()   # on first use, not at import or configure() time
     loop.wake()             # run the step now rather than at the next interval
     loop.stop()             # after the owner did its last work itself: the thread ends
@@ -104,8 +104,10 @@ class DaemonLoop:
     def _run(self) -> None:
         GUARD.active = True
         with suppress_instrumentation():
-            while not self._stopped:
+            while True:
                 self.sleep(self._interval_s)
+                if self._stopped:
+                    return  # the owner did its last work itself before stop()
                 try:
                     self._step()
                 except Exception:
