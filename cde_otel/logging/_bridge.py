@@ -109,10 +109,19 @@ class StructlogBridge(StructlogProcessor):
 
 
 class _ScrubbedMessage(logging.Formatter):
-    """The LogRecord body: the message alone (no traceback, which goes to attributes), secrets masked."""
+    """The LogRecord body: the message alone (no traceback, which goes to attributes), secrets masked.
+
+    ``rendered`` is a deferred record's message as rendered when it was logged (its arguments may have
+    changed since), set by the one thread that bridges deferred records; it applies to that record only.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: tuple[logging.LogRecord, str] | None = None
 
     def format(self, record: logging.LogRecord) -> str:
-        return bounded_text(record.getMessage())
+        rendered = self.rendered
+        return bounded_text(rendered[1] if rendered is not None and rendered[0] is record else record.getMessage())
 
 
 def is_structlog_record(record: logging.LogRecord) -> bool:
@@ -132,7 +141,8 @@ class ForeignRecordBridge(LoggingHandler):
         deferred: bool = False,
     ) -> None:
         super().__init__(logger_provider=logger_provider)
-        self.setFormatter(_ScrubbedMessage())
+        self._message = _ScrubbedMessage()
+        self.setFormatter(self._message)
         # For a provider that batches anyway: translated off the caller's thread (see ._deferred).
         self._deferred = DeferredRecords(self._bridge_now) if deferred else None
         self._redact_keys = tuple(redact_keys)
@@ -173,10 +183,12 @@ class ForeignRecordBridge(LoggingHandler):
             self._deferred.close()
         super().close()
 
-    def _bridge_now(self, record: logging.LogRecord) -> None:
+    def _bridge_now(self, record: logging.LogRecord, message: str | None = None) -> None:
         # The contrib emit() without its per-record logger lookup and re-entry context variable: the
         # re-entry guard stops any record logged meanwhile before it reaches a handler of ours.
         was_active, GUARD.active = GUARD.active, True  # what translating calls is never recorded
+        if message is not None:  # a deferred record: its message as it was, without copying the record
+            self._message.rendered = (record, message)
         try:
             otel_logger = self._loggers.get(record.name)
             if otel_logger is None:
@@ -187,6 +199,8 @@ class ForeignRecordBridge(LoggingHandler):
             self.handleError(record)
         finally:
             GUARD.active = was_active
+            if message is not None:
+                self._message.rendered = None
 
 
 def otel_handler_on_root_takes(record: logging.LogRecord) -> bool:

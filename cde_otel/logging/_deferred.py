@@ -20,7 +20,6 @@ The thread's life (start, wake, fork, stop) is :class:`~cde_otel.logging._daemon
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -44,9 +43,10 @@ Snapshot = tuple[logging.LogRecord, str, otel_context.Context]
 
 
 class DeferredRecords:
-    """Records waiting to be bridged by ``bridge_now`` (which translates and emits one record)."""
+    """Records waiting to be bridged by ``bridge_now`` (which translates and emits one record, given
+    its message as rendered when it was logged)."""
 
-    def __init__(self, bridge_now: Callable[[logging.LogRecord], None]) -> None:
+    def __init__(self, bridge_now: Callable[[logging.LogRecord, str], None]) -> None:
         self._bridge_now = bridge_now
         self._queue: deque[Snapshot] = deque()
         self._drain_lock = threading.Lock()  # one drainer at a time: records keep their order
@@ -109,9 +109,7 @@ class DeferredRecords:
     def _bridge_snapshot(self, record: logging.LogRecord, message: str, ctx: otel_context.Context) -> None:
         token = otel_context.attach(ctx)  # the caller's trace and span ids, and its correlation id
         try:
-            snapshot = copy.copy(record)  # the host's record object stays as it was
-            snapshot.msg, snapshot.args = message, None
-            self._bridge_now(snapshot)
+            self._bridge_now(record, message)  # the host's record object stays as it was
         except Exception:
             swallowed(SITE, _log, "cde-otel: a deferred record was not bridged (%s)", record.name)
         finally:

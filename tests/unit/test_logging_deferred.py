@@ -18,7 +18,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import TracerProvider
 
 from cde_otel.logging import _deferred
-from cde_otel.logging._bridge import ForeignRecordBridge
+from cde_otel.logging._bridge import ForeignRecordBridge, _ScrubbedMessage
 from cde_otel.telemetry import correlation
 
 
@@ -227,3 +227,23 @@ def test_force_flush_bridges_the_waiting_records_first(
     printed = json.loads(done.stdout.splitlines()[-1])
     (record,) = [r for r in otlp_json_logs(tmp_path / "flushed.jsonl") if r["scope"] == "host.app"]
     assert (record["body"], record["traceId"]) == ("feature f-1 started", printed["trace_id"])
+
+
+def test_a_deferred_records_message_applies_to_that_record_only(
+    bridge: ForeignRecordBridge, exporter: InMemoryLogRecordExporter
+) -> None:
+    """The message rendered at log time is handed to the translation for its record, not any other
+    (a record bridged meanwhile on a caller's thread renders its own)."""
+    deferred = logging.LogRecord("host", logging.INFO, __file__, 1, "then %s", ("x",), None)
+    other = logging.LogRecord("host", logging.INFO, __file__, 2, "other %s", ("y",), None)
+    message_of = bridge.formatter
+    assert isinstance(message_of, _ScrubbedMessage)
+    message_of.rendered = (deferred, "then rendered")  # what the bridging thread sets while it translates
+    try:
+        assert message_of.format(deferred) == "then rendered"
+        assert message_of.format(other) == "other y"
+    finally:
+        message_of.rendered = None
+    bridge._bridge_now(deferred, "then rendered")
+    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["then rendered"]
+    assert message_of.rendered is None  # nothing left for a later record
