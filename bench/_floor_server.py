@@ -100,7 +100,7 @@ def _providers() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
     tracer_provider.add_span_processor(BatchSpanProcessor(spans))
     meter_provider = MeterProvider(
         resource=resource,
-        metric_readers=[PeriodicExportingMetricReader(metrics, export_interval_millis=5000)],
+        metric_readers=[PeriodicExportingMetricReader(metrics, export_interval_millis=_metric_interval_ms())],
         views=[View(instrument_type=Histogram, aggregation=ExponentialBucketHistogramAggregation(max_size=750))],
     )
     logger_provider = LoggerProvider(resource=resource)
@@ -108,6 +108,11 @@ def _providers() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
         BatchLogRecordProcessor(logs, max_queue_size=8192, max_export_batch_size=1024)
     )
     return tracer_provider, meter_provider, logger_provider
+
+
+def _metric_interval_ms() -> float:
+    """cde-otel's default interval, or the standard variable's (which cde-otel honours too)."""
+    return float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") or 5000)
 
 
 def _operation_attributes(name: str, function: str, instance: Any, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -331,7 +336,8 @@ def _log_through(logger_provider: LoggerProvider) -> None:
     logging.basicConfig = basic_config_keeping_ours
 
 
-def main() -> None:
+def instrument() -> tuple[TracerProvider, MeterProvider, LoggerProvider]:
+    """Everything but serving: the providers (returned), and the hand-written spans, metrics and records."""
     tracer_provider, meter_provider, logger_provider = _providers()
     trace.set_tracer_provider(tracer_provider)
     tracer = tracer_provider.get_tracer("floor")
@@ -339,6 +345,11 @@ def main() -> None:
     _log_through(logger_provider)
     _trace_domain(tracer, meter)
     _trace_requests(tracer, meter)
+    return tracer_provider, meter_provider, logger_provider
+
+
+def main() -> None:
+    instrument()
     serve()
 
 
