@@ -112,7 +112,8 @@ class _ScrubbedMessage(logging.Formatter):
     """The LogRecord body: the message alone (no traceback, which goes to attributes), secrets masked.
 
     ``rendered`` is a deferred record's message as rendered when it was logged (its arguments may have
-    changed since), set by the one thread that bridges deferred records; it applies to that record only.
+    changed since), set by whichever thread drains the deferred records (one at a time); it applies to
+    that record only, so a record bridged meanwhile on a caller's thread renders its own.
     """
 
     def __init__(self) -> None:
