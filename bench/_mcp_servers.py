@@ -139,10 +139,15 @@ def count_items(paths: list[Path]) -> dict[str, Counter[str]]:
     return counts
 
 
+def emitted_files(directory: Path) -> dict[str, int]:
+    """The spans, log records and their attributes written as OTLP-JSON lines under ``directory``."""
+    counts = count_items(sorted(directory.rglob("*.jsonl")))
+    return {kind: sum(by_service.values()) for kind, by_service in counts.items()}
+
+
 def emitted(server: Server, collector_file: Path | None) -> dict[str, int]:
     if server.files is not None:
-        counts = count_items(sorted(server.files.rglob("*.jsonl")))
-        return {kind: sum(by_service.values()) for kind, by_service in counts.items()}
+        return emitted_files(server.files)
     assert collector_file is not None and server.service is not None
     counts = count_items([collector_file])
     return {kind: by_service[server.service] for kind, by_service in counts.items()}

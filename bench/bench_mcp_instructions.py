@@ -35,7 +35,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _mcp_servers import Collector, clean_env, count_items, venv_python
+from _mcp_servers import Collector, clean_env, emitted_files, venv_python
 
 BENCH = Path(__file__).resolve().parent
 _SHORT_CYCLES = 2
@@ -87,11 +87,6 @@ def count(python: Path, variant: str, cycles: int, own: Path, endpoint: str) -> 
     if done.returncode != 0 or found is None or '"calls"' not in done.stdout:
         raise RuntimeError(f"{variant} ({cycles} cycles) failed: {done.stderr[-2000:]}")
     return int(found.group(1))
-
-
-def emitted_files(directory: Path) -> dict[str, int]:
-    counts = count_items(sorted(directory.rglob("*.jsonl")))
-    return {kind: sum(by_service.values()) for kind, by_service in counts.items()}
 
 
 def per_call(short: int, long: int, cycles: int) -> float:
