@@ -25,18 +25,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent / "tests" / "mcp_fixtures")]
 
 import _orchestrator_server  # noqa: E402  # the fixture's venv: found through the paths above
-
-_NEXT = {"define": "decompose", "decompose": "design"}
-
-
-async def _cycle(client: Any, project: str, i: int) -> None:
-    started = await client.call_tool("cde_startFeature", {"user_prompt": f"Feature {i}", "project_path": project})
-    feature_id = json.loads(started.content[0].text)["feature_id"]
-    for phase in ("define", "decompose"):
-        args = {"feature_id": feature_id, "phase_id": phase, "results": {"n": i}, "project_path": project}
-        answer = json.loads((await client.call_tool("cde_submitWork", args)).content[0].text)
-        if answer.get("phase", answer.get("current_phase")) != _NEXT[phase]:
-            raise AssertionError(f"cde_submitWork({phase}) answered {answer}")
+from bench_mcp import _fixture_cycle  # noqa: E402  # bench_mcp's very cycle, every answer checked
 
 
 async def drive(mode: str, cycles: int, warm: int) -> int:
@@ -47,9 +36,9 @@ async def drive(mode: str, cycles: int, warm: int) -> int:
     project = tempfile.mkdtemp(prefix="cde-otel-bench-")
     async with client_class(app) as client:
         for i in range(warm):
-            await _cycle(client, project, i)
+            await _fixture_cycle(client, project, i)
         for i in range(cycles):
-            await _cycle(client, project, warm + i)
+            await _fixture_cycle(client, project, warm + i)
     if mode == "on":
         importlib.import_module("cde_otel.telemetry").force_flush()
     for provider in floor_providers:
