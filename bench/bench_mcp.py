@@ -33,6 +33,7 @@ is checked** (not an error, the feature id, the next phase): a failing server ca
   main thread alone (``server_main_thread_cpu_ms_per_call``), whose CPU the round trip follows.
   ``mcp_added_cpu_vs_floor`` = (on - off) / (floor - off): the CPU cde-otel adds per call over
   what the hand-written floor adds.
+  ``mcp_added_main_thread_cpu_vs_floor`` (and ``_otlp``) is the same of the main threads alone.
 * The floor must emit what we emit: the spans and log records each wrote, and the attributes they
   carry, are counted (files, or the Collector's output by ``service.name``) and must be equal.
 
@@ -298,16 +299,22 @@ def measure_layer(iterations: int = 20_000) -> dict[str, float]:
 
 
 def _cpu_figures(driven: Driven, on: str, floor: str) -> dict[str, float]:
-    """CPU per call of a variant: the mean of its processes (``on`` and ``on_2``)."""
-    cpu = driven.cpu_ms_per_call
-    off = cpu["off"]
-    ours = statistics.fmean(cpu[name] for name in _processes(on, cpu))
-    theirs = statistics.fmean(cpu[name] for name in _processes(floor, cpu))
+    """CPU per call of a variant: the mean of its processes (``on`` and ``on_2``); and the same of
+    their main threads alone, which tells whether what we add lands where requests wait for it."""
+    cpu, main = driven.cpu_ms_per_call, driven.main_thread_cpu_ms_per_call
+    ours, theirs = (statistics.fmean(cpu[name] for name in _processes(v, cpu)) for v in (on, floor))
+    ours_main, theirs_main = (statistics.fmean(main[name] for name in _processes(v, main)) for v in (on, floor))
     return {
-        "ratio": round(ours / off, 3),
-        "ratio_floor": round(theirs / off, 3),
-        "added_vs_floor": round((ours - off) / (theirs - off), 3) if theirs > off else float("nan"),
+        "ratio": round(ours / cpu["off"], 3),
+        "ratio_floor": round(theirs / cpu["off"], 3),
+        "added_vs_floor": _added_ratio(ours, theirs, cpu["off"]),
+        "main_thread_added_vs_floor": _added_ratio(ours_main, theirs_main, main["off"]),
     }
+
+
+def _added_ratio(ours: float, theirs: float, off: float) -> float:
+    """(ours - off) / (theirs - off); NaN when the floor added nothing measurable."""
+    return round((ours - off) / (theirs - off), 3) if theirs > off else float("nan")
 
 
 def _same_output(counts: dict[str, dict[str, int]], on: str, floor: str) -> None:
@@ -385,6 +392,8 @@ def measure_mcp(
         "mcp_server_cpu_ratio_otlp": exported["ratio"],
         "mcp_server_cpu_ratio_floor_otlp": exported["ratio_floor"],
         "mcp_added_cpu_vs_floor_otlp": exported["added_vs_floor"],
+        "mcp_added_main_thread_cpu_vs_floor": files["main_thread_added_vs_floor"],
+        "mcp_added_main_thread_cpu_vs_floor_otlp": exported["main_thread_added_vs_floor"],
         "mcp": {
             "server": "orchestrator fixture on fastmcp 2.13.0 (mcp 1.x), stdio, upstream's per-call logging",
             "rounds": rounds,

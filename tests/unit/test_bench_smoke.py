@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -141,6 +142,17 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     assert result["mcp_server_cpu_ratio"] == pytest.approx(ours / cpu["off"], rel=0.01)
     added = (ours - cpu["off"]) / (floor - cpu["off"])
     assert result["mcp_added_cpu_vs_floor"] == pytest.approx(added, rel=0.01)
+    # The same of the main threads, unless the floor's added nothing measurable in a quick run (NaN).
+    for suffix in ("", "_otlp"):
+        ours_main, floor_main = (
+            (main_thread[variant + suffix] + main_thread[variant + suffix + "_2"]) / 2 for variant in ("on", "floor")
+        )
+        reported, floor_added = result["mcp_added_main_thread_cpu_vs_floor" + suffix], floor_main - main_thread["off"]
+        if floor_added >= 0.1:  # far enough from the per-server rounding to recompute
+            expected = (ours_main - main_thread["off"]) / floor_added
+            assert reported == pytest.approx(expected, rel=0.05), suffix
+        elif floor_added < -0.002:
+            assert math.isnan(reported), suffix
     # The floor emitted exactly what we emitted (items and their attributes), in both export modes,
     # and something was emitted.
     emitted = mcp["emitted"]
