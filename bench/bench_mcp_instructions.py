@@ -1,6 +1,6 @@
 """Benchmark: the instructions a tool call costs with telemetry on / off and the floor, counted by Valgrind.
 
-    .venv/bin/python bench/bench_mcp_instructions.py [--cycles 20]       (needs ``valgrind``; ~5 min)
+    .venv/bin/python bench/bench_mcp_instructions.py [--cycles 20] [--threads]   (needs ``valgrind``; ~5 min)
 
 ``bench_mcp`` measures CPU time, which on a shared machine moves with the neighbours: a whole run
 can come out 50 % slower than the one before, and two processes of the same code differ by several
@@ -20,6 +20,11 @@ What this cannot see: cache misses, the interpreter lock and garbage collection'
 
 Reports instructions per call for each variant, ``mcp_added_instructions_vs_floor`` (files) and
 ``mcp_added_instructions_vs_floor_otlp``: (on - off) / (floor - off).
+
+``--threads`` splits them by thread instead, over the timed cycles alone (one run per variant,
+``callgrind_control`` reading each thread's count at the fixture's marks, ``--pause``): the main
+thread, which serves the requests, and the others - before the final flush, so without the export:
+``mcp_added_main_thread_instructions_vs_floor`` (and ``_otlp``) is what we add where requests wait.
 """
 
 from __future__ import annotations
@@ -62,21 +67,17 @@ def _env(variant: str, own: Path, endpoint: str) -> dict[str, str]:
     return env
 
 
+def _under_callgrind(python: Path, variant: str, cycles: int, *options: str) -> list[str]:
+    """The in-process fixture for ``variant``, ``cycles`` cycles after the warm-up, under callgrind."""
+    fixture = [str(BENCH / "_inprocess_fixture.py"), variant.removesuffix("_otlp"), str(cycles), str(_WARM), *options]
+    return ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(python), *fixture]
+
+
 def count(python: Path, variant: str, cycles: int, own: Path, endpoint: str) -> int:
     """Instructions of one process of ``variant`` running ``cycles`` cycles after the warm-up (its
     files, if any, in ``own``)."""
-    mode = variant.removesuffix("_otlp")
     done = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            str(python),
-            str(BENCH / "_inprocess_fixture.py"),
-            mode,
-            str(cycles),
-            str(_WARM),
-        ],
+        _under_callgrind(python, variant, cycles),
         env=_env(variant, own, endpoint),
         capture_output=True,
         text=True,
@@ -87,6 +88,65 @@ def count(python: Path, variant: str, cycles: int, own: Path, endpoint: str) -> 
     if done.returncode != 0 or found is None or '"calls"' not in done.stdout:
         raise RuntimeError(f"{variant} ({cycles} cycles) failed: {done.stderr[-2000:]}")
     return int(found.group(1))
+
+
+_THREAD_TOTAL = re.compile(r"^\s*Th\s+(\d+)\s+([\d,]+)\s*$", re.MULTILINE)
+
+
+def thread_totals(control_output: str) -> dict[int, int]:
+    """Instructions so far per thread (callgrind's numbers, 1 the main thread), from the totals that
+    ``callgrind_control -e -b`` prints."""
+    totals = control_output.partition("Totals:")[2].partition("Frame:")[0]
+    found = {int(thread): int(count.replace(",", "")) for thread, count in _THREAD_TOTAL.findall(totals)}
+    if not found:
+        raise RuntimeError(f"no thread totals in callgrind_control's answer: {control_output[-2000:]}")
+    return found
+
+
+def count_threads(python: Path, variant: str, cycles: int, own: Path, endpoint: str) -> dict[int, float]:
+    """Instructions per call and thread of ``variant`` over its ``cycles`` timed cycles, up to the final flush."""
+    command = _under_callgrind(python, variant, cycles, "--pause")
+    with (own / "stderr.txt").open("w") as errors:  # a file: a full pipe would stall the fixture
+        env, pipe = _env(variant, own, endpoint), subprocess.PIPE
+        process = subprocess.Popen(command, env=env, stdin=pipe, stdout=pipe, stderr=errors, text=True)
+        try:
+            readings = [_totals_at(process, mark) for mark in ("warm", "timed")]
+            out, _ = process.communicate(timeout=1800)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    if process.returncode != 0 or '"calls"' not in out:
+        raise RuntimeError(f"{variant} failed: {(own / 'stderr.txt').read_text()[-2000:]}")
+    before, after = readings
+    return {thread: (count - before.get(thread, 0)) / (cycles * 3) for thread, count in after.items()}
+
+
+def _totals_at(process: subprocess.Popen[str], mark: str) -> dict[int, int]:
+    """Waits for the fixture's ``mark``, reads every thread's count, and lets the fixture go on."""
+    assert process.stdout is not None and process.stdin is not None
+    while (line := process.stdout.readline()) and line.strip() != mark:
+        pass
+    if not line:
+        raise RuntimeError(f"the fixture ended before its {mark!r} mark")
+    control = ["callgrind_control", "-e", "-b", str(process.pid)]
+    totals = thread_totals(subprocess.run(control, capture_output=True, text=True, timeout=300, check=False).stdout)
+    process.stdin.write("\n")
+    process.stdin.flush()
+    return totals
+
+
+def thread_report(per_variant: dict[str, dict[int, float]]) -> dict[str, object]:
+    main = {name: threads.get(1, 0.0) for name, threads in per_variant.items()}
+    others = {name: sum(v for thread, v in threads.items() if thread != 1) for name, threads in per_variant.items()}
+    off = main["off"]
+    return {
+        "mcp_added_main_thread_instructions_vs_floor": round((main["on"] - off) / (main["floor"] - off), 3),
+        "mcp_added_main_thread_instructions_vs_floor_otlp": round(
+            (main["on_otlp"] - off) / (main["floor_otlp"] - off), 3
+        ),
+        "main_thread_instructions_per_call_millions": {name: round(value / 1e6, 3) for name, value in main.items()},
+        "other_threads_instructions_per_call_millions": {name: round(v / 1e6, 3) for name, v in others.items()},
+    }
 
 
 def per_call(short: int, long: int, cycles: int) -> float:
@@ -108,6 +168,7 @@ def report(per_variant: dict[str, float]) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--cycles", type=int, default=20, help="cycles (3 calls) of the long run")
+    parser.add_argument("--threads", action="store_true", help="per thread, over the timed cycles (no export)")
     options = parser.parse_args()
     if options.cycles <= _SHORT_CYCLES:
         parser.error(f"--cycles must be above {_SHORT_CYCLES}")
@@ -117,22 +178,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cde-otel-instructions-") as tmp:
         work = Path(tmp)
         with Collector(work) as collector:
+            if options.threads:
+                print(json.dumps(_by_thread(python, work, collector.endpoint, options.cycles), indent=2))
+                return
             runs = [(variant, cycles) for variant in VARIANTS for cycles in (_SHORT_CYCLES, options.cycles)]
             dirs = {run: work / f"{run[0]}-{run[1]}" for run in runs}
             for directory in dirs.values():
                 directory.mkdir()
             with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 counted = list(pool.map(lambda r: count(python, r[0], r[1], dirs[r], collector.endpoint), runs))
-            # The floor must emit what we emit, or the comparison means nothing.
-            ours, floor = (emitted_files(dirs[name, options.cycles]) for name in ("on", "floor"))
-            if ours != floor or not ours.get("spans"):
-                sys.exit(f"bench_mcp_instructions: the floor emitted {floor}, ours {ours}")
+            ours = _same_output(dirs["on", options.cycles], dirs["floor", options.cycles])
     totals = dict(zip(runs, counted, strict=True))
     per_variant = {
         variant: per_call(totals[variant, _SHORT_CYCLES], totals[variant, options.cycles], options.cycles)
         for variant in VARIANTS
     }
     print(json.dumps({**report(per_variant), "cycles": options.cycles, "emitted_each": ours}, indent=2))
+
+
+def _by_thread(python: Path, work: Path, endpoint: str, cycles: int) -> dict[str, object]:
+    dirs = {variant: work / f"{variant}-threads" for variant in VARIANTS}
+    for directory in dirs.values():
+        directory.mkdir()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counted = list(pool.map(lambda v: count_threads(python, v, cycles, dirs[v], endpoint), VARIANTS))
+    ours = _same_output(dirs["on"], dirs["floor"])
+    return {**thread_report(dict(zip(VARIANTS, counted, strict=True))), "cycles": cycles, "emitted_each": ours}
+
+
+def _same_output(ours_dir: Path, floor_dir: Path) -> dict[str, int]:
+    """What each wrote; exits unless the floor emitted what we emitted (or the comparison means nothing)."""
+    ours, floor = emitted_files(ours_dir), emitted_files(floor_dir)
+    if ours != floor or not ours.get("spans"):
+        sys.exit(f"bench_mcp_instructions: the floor emitted {floor}, ours {ours}")
+    return ours
 
 
 if __name__ == "__main__":

@@ -256,6 +256,55 @@ def test_per_call_takes_start_up_out_and_the_ratio_is_added_over_added(bench_ins
     assert report["added_instructions_per_call_millions"] == {"on": 3, "floor": 4, "on_otlp": 5, "floor_otlp": 4}
 
 
+def test_the_in_process_fixture_waits_at_its_marks_when_asked(venv_python: Callable[[str], Path]) -> None:
+    fixture = subprocess.Popen(
+        [str(venv_python("fastmcp_2_13")), str(BENCH / "_inprocess_fixture.py"), "off", "2", "1", "--pause"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert fixture.stdin is not None and fixture.stdout is not None
+        assert fixture.stdout.readline().strip() == "warm"
+        fixture.stdin.write("\n")
+        fixture.stdin.flush()
+        assert fixture.stdout.readline().strip() == "timed"
+        fixture.stdin.write("\n")
+        fixture.stdin.flush()
+        assert json.loads(fixture.stdout.readline()) == {"mode": "off", "calls": 6}
+        assert fixture.wait(60) == 0
+    finally:
+        fixture.kill()
+
+
+def test_per_thread_counts_are_read_from_callgrind_control_and_the_main_thread_compared(
+    bench_instructions: object,
+) -> None:
+    answer = (
+        "PID 22166: python _inprocess_fixture.py on 20 5 --pause\n\n"
+        "  Totals:           Ir \n   Th 1  5,658,645,215 \n   Th 2        766,545 \n   Th 5     55,214,466 \n\n"
+        "  Frame:              Ir Backtrace for Thread 1\n   [ 0]          130,792 read (3800 x)\n"
+    )
+    assert bench_instructions.thread_totals(answer) == {1: 5_658_645_215, 2: 766_545, 5: 55_214_466}  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):
+        bench_instructions.thread_totals("PID 1: no such run")  # type: ignore[attr-defined]
+    report = bench_instructions.thread_report(  # type: ignore[attr-defined]
+        {
+            "off": {1: 10e6},
+            "on": {1: 12e6, 2: 1e6, 5: 2e6},
+            "floor": {1: 14e6, 2: 1e6},
+            "on_otlp": {1: 13e6, 5: 2e6},
+            "floor_otlp": {1: 14e6},
+        }
+    )
+    assert report["mcp_added_main_thread_instructions_vs_floor"] == 0.5
+    assert report["mcp_added_main_thread_instructions_vs_floor_otlp"] == 0.75
+    assert report["other_threads_instructions_per_call_millions"] == {
+        "off": 0, "on": 3, "floor": 1, "on_otlp": 2, "floor_otlp": 0
+    }  # fmt: skip
+
+
 def test_without_valgrind_the_benchmark_says_so(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # no valgrind on it
     done = subprocess.run(
