@@ -178,16 +178,12 @@ class Collector:
     """The real Collector on a free loopback port; ``out`` is the file it writes (OTLP-JSON lines)."""
 
     def __init__(self, work: Path) -> None:
-        binary = os.environ.get("CDE_OTEL_OTELCOL_BIN")  # the e2e's override, else what install-backends.sh built
-        if not binary:
-            sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-            from backends import find_binaries
+        sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+        from backends import find_binaries, free_ports
 
-            binary = str(find_binaries().otelcol)
-        self.binary = Path(binary)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        # the e2e's override, else what install-backends.sh built
+        self.binary = Path(os.environ.get("CDE_OTEL_OTELCOL_BIN") or find_binaries().otelcol)
+        [self.port] = free_ports(1)
         self.out = work / "collector.jsonl"
         self.config = work / "collector.yaml"
         self.config.write_text(_CONFIG.format(port=self.port, out=self.out))

@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -97,18 +98,38 @@ def poll_until(
         time.sleep(interval)
 
 
-def _free_ports(n: int) -> list[int]:
-    """Reserve ``n`` distinct free TCP ports on 127.0.0.1 (released before returning)."""
-    socks = []
+def _ephemeral_ports() -> range:
+    """The kernel's source ports for outgoing connections."""
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on 127.0.0.1 for servers about to start.
+
+    Outside the ephemeral range: a port from ``bind(0)`` is in it, and until the server binds it,
+    any outgoing connection (a readiness probe's, an exporter's) can take it as its source port.
+    Drawn from the system's randomness, so that test runs side by side do not draw the same ports.
+    """
+    ephemeral = _ephemeral_ports()
+    draw = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(1000 * n):
+        port = draw.randrange(10_000, 65_536)
+        if port in ephemeral or port in ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or in TIME_WAIT)
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"found {len(ports)} of {n} free ports on 127.0.0.1 outside {ephemeral}")
 
 
 def _tcp_open(hostport: str) -> bool:
@@ -348,7 +369,7 @@ class Backends:
             otlp_http,
             col_health,
             col_telemetry,
-        ) = _free_ports(10)
+        ) = free_ports(10)
 
         lo = "127.0.0.1"
         self.otlp_grpc_endpoint = f"{lo}:{otlp_grpc}"

@@ -26,7 +26,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from backends import CONFIG_DIR, Backends, Binaries, _free_ports, _http, _Proc, _tcp_open
+from backends import CONFIG_DIR, Backends, Binaries, _http, _Proc, _tcp_open, free_ports
 
 __all__ = ["GATEWAY_ID_KEY", "ScaleOutBackends", "parse_prometheus_text"]
 
@@ -71,7 +71,7 @@ class ScaleOutBackends(Backends):
         binaries: Binaries | None = None,
     ) -> None:
         lo = "127.0.0.1"
-        ports = _free_ports(4 * gateways)
+        ports = free_ports(4 * gateways)
         grpc_ports = ports[0::4]
         super().__init__(
             workdir,
