@@ -286,9 +286,11 @@ def test_per_thread_counts_are_read_from_callgrind_control_and_the_main_thread_c
         "  Totals:           Ir \n   Th 1  5,658,645,215 \n   Th 2        766,545 \n   Th 5     55,214,466 \n\n"
         "  Frame:              Ir Backtrace for Thread 1\n   [ 0]          130,792 read (3800 x)\n"
     )
-    assert bench_instructions.thread_totals(answer) == {1: 5_658_645_215, 2: 766_545, 5: 55_214_466}  # type: ignore[attr-defined]
+    assert bench_instructions.thread_events(answer) == {  # type: ignore[attr-defined]
+        1: {"Ir": 5_658_645_215}, 2: {"Ir": 766_545}, 5: {"Ir": 55_214_466}
+    }  # fmt: skip
     with pytest.raises(RuntimeError):
-        bench_instructions.thread_totals("PID 1: no such run")  # type: ignore[attr-defined]
+        bench_instructions.thread_events("PID 1: no such run")  # type: ignore[attr-defined]
     report = bench_instructions.thread_report(  # type: ignore[attr-defined]
         {
             "off": {1: 10e6},
@@ -303,6 +305,45 @@ def test_per_thread_counts_are_read_from_callgrind_control_and_the_main_thread_c
     assert report["other_threads_instructions_per_call_millions"] == {
         "off": 0, "on": 3, "floor": 1, "on_otlp": 2, "floor_otlp": 0
     }  # fmt: skip
+
+
+def test_simulated_l2_misses_are_read_per_thread_and_compared_like_instructions(bench_instructions: object) -> None:
+    answer = (
+        "  Totals:    Ir      Dr  Dw  I1mr  D1mr  D1mw  ILmr  DLmr  DLmw \n"
+        "   Th 1  9,000  4,000  2,000  300  100  30  7  17  5 \n   Th 3  500  200  100  10  8  2  0  1  0 \n\n"
+        "  Frame:  Ir  Dr Backtrace for Thread 1\n"
+    )
+    events = bench_instructions.thread_events(answer)  # type: ignore[attr-defined]
+    assert events[1] == {
+        "Ir": 9000, "Dr": 4000, "Dw": 2000, "I1mr": 300, "D1mr": 100, "D1mw": 30, "ILmr": 7, "DLmr": 17, "DLmw": 5
+    }  # fmt: skip
+    assert sum(events[3][name] for name in bench_instructions.L2_MISSES) == 1  # type: ignore[attr-defined]
+    report = bench_instructions.thread_report(  # type: ignore[attr-defined]
+        {"off": {1: 10e3}, "on": {1: 13e3, 2: 2e3}, "floor": {1: 14e3}, "on_otlp": {1: 12e3}, "floor_otlp": {1: 12e3}},
+        "l2_misses",
+        ("thousands", 1e3),
+    )
+    assert report["mcp_added_main_thread_l2_misses_vs_floor"] == 0.75
+    assert report["mcp_added_main_thread_l2_misses_vs_floor_otlp"] == 1.0
+    assert report["other_threads_l2_misses_per_call_thousands"]["on"] == 2
+
+
+def test_the_simulated_l2_is_the_one_sysfs_describes(bench_instructions: object, tmp_path: Path) -> None:
+    def cache(index: str, level: str, kind: str, size: str, ways: str) -> None:
+        directory = tmp_path / index
+        directory.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (directory / name).write_text(value + "\n")
+        (directory / "ways_of_associativity").write_text(ways + "\n")
+        (directory / "coherency_line_size").write_text("64\n")
+
+    l2_cache = bench_instructions.l2_cache  # type: ignore[attr-defined]
+    assert l2_cache(tmp_path) == (1 << 20, 8, 64)  # nothing said: a common L2
+    cache("index0", "1", "Data", "48K", "12")
+    cache("index1", "1", "Instruction", "32K", "8")
+    cache("index2", "2", "Unified", "2048K", "16")
+    cache("index3", "3", "Unified", "32768K", "16")
+    assert l2_cache(tmp_path) == (2 << 20, 16, 64)
 
 
 def test_without_valgrind_the_benchmark_says_so(tmp_path: Path) -> None:
