@@ -15,8 +15,8 @@ Per call = (a run of warm-up + ``--cycles`` cycles - a run of warm-up + 2 cycles
 start-up, imports and warm-up cancel out. Both sides export only at the final flush (schedules of
 600 s, standard variables), so what is counted is each item's cost - creation, processing, encoding,
 sending - and not how often a timer fired while Valgrind ran the process 50 times slower.
-What this cannot see: cache misses, the interpreter lock and garbage collection's timing - CPU time
-(``bench_mcp``) stays the goal's measure.
+What this cannot see: real cache misses (``--misses`` simulates one cache), the interpreter lock and
+garbage collection's timing - CPU time (``bench_mcp``) stays the goal's measure.
 
 Reports instructions per call for each variant, ``mcp_added_instructions_vs_floor`` (files) and
 ``mcp_added_instructions_vs_floor_otlp``: (on - off) / (floor - off).
