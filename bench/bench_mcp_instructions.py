@@ -105,8 +105,11 @@ def l2_cache(cache_dir: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> tu
     return 1 << 20, 8, 64
 
 
-def _cache_options() -> tuple[str, ...]:
-    size, ways, line = l2_cache()
+def _cache_options(cache: tuple[int, int, int] | None) -> tuple[str, ...]:
+    """Valgrind's options to simulate ``cache`` (bytes, ways, line bytes) as its last level; none for None."""
+    if cache is None:
+        return ()
+    size, ways, line = cache
     return ("--cache-sim=yes", f"--LL={size},{ways},{line}")
 
 
@@ -146,11 +149,11 @@ def thread_events(control_output: str) -> dict[int, dict[str, int]]:
 
 
 def count_threads(
-    python: Path, variant: str, cycles: int, own: Path, endpoint: str, *, misses: bool = False
+    python: Path, variant: str, cycles: int, own: Path, endpoint: str, *, cache: tuple[int, int, int] | None = None
 ) -> dict[int, dict[str, float]]:
     """Events per call and thread of ``variant`` over its ``cycles`` timed cycles, up to the final flush:
-    instructions (``Ir``), and with ``misses`` the simulated L2's (:data:`L2_MISSES`)."""
-    command = _under_callgrind(python, variant, cycles, "--pause", valgrind=_cache_options() if misses else ())
+    instructions (``Ir``), and with a ``cache`` (:func:`l2_cache`) its simulated misses (:data:`L2_MISSES`)."""
+    command = _under_callgrind(python, variant, cycles, "--pause", valgrind=_cache_options(cache))
     with (own / "stderr.txt").open("w") as errors:  # a file: a full pipe would stall the fixture
         env, pipe = _env(variant, own, endpoint), subprocess.PIPE
         process = subprocess.Popen(command, env=env, stdin=pipe, stdout=pipe, stderr=errors, text=True)
@@ -255,14 +258,15 @@ def _by_thread(python: Path, work: Path, endpoint: str, cycles: int, misses: boo
     dirs = {variant: work / f"{variant}-threads" for variant in VARIANTS}
     for directory in dirs.values():
         directory.mkdir()
+    cache = l2_cache() if misses else None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counted = list(pool.map(lambda v: count_threads(python, v, cycles, dirs[v], endpoint, misses=misses), VARIANTS))
+        counted = list(pool.map(lambda v: count_threads(python, v, cycles, dirs[v], endpoint, cache=cache), VARIANTS))
     ours = _same_output(dirs["on"], dirs["floor"])
     per_variant = dict(zip(VARIANTS, counted, strict=True))
     report = thread_report({v: {t: e["Ir"] for t, e in threads.items()} for v, threads in per_variant.items()})
-    if misses:
+    if cache is not None:
         l2 = {v: {t: sum(e[m] for m in L2_MISSES) for t, e in threads.items()} for v, threads in per_variant.items()}
-        size, ways, line = l2_cache()
+        size, ways, line = cache
         report |= thread_report(l2, "l2_misses", ("thousands", 1e3))
         report["l2_simulated"] = {"bytes": size, "ways": ways, "line_bytes": line}
     return {**report, "cycles": cycles, "emitted_each": ours}
