@@ -65,6 +65,7 @@ from _mcp_servers import CLOCK_TICKS, Collector, Server, clean_env, cpu_ticks, e
 
 _ROUNDS = {"full": 41, "quick": 3}
 _CYCLES = {"full": 6, "quick": 2}  # cycles (3 calls) per server per round
+_WARM_UP_CYCLES = 3  # per server, before anything is measured
 _SETTLE_S = 6.0  # > the span processor's 5 s schedule: what the last calls queued is exported
 _NEXT = {"define": "decompose", "decompose": "design"}
 Call = Callable[[Any, str, int], Awaitable[None]]
@@ -154,7 +155,7 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
             driven.pids[name] = pid
             sessions[name] = (session, str(project_dir))
         for session, project in sessions.values():  # warm-up: imports, first writes, caches
-            for i in range(3):
+            for i in range(_WARM_UP_CYCLES):
                 await cycle(session, project, -1 - i)
         profiling = profile(driven.pids) if profile is not None else None
         # The main thread's interval inside the process's (read after it, and before it at the end), so
@@ -183,6 +184,23 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
         if profiling is not None:
             profiling()
     return driven
+
+
+def gc_per_call(path: Path, warm_up_calls: int) -> dict[str, Any]:
+    """From a server's ``CDE_BENCH_GC_FILE``: the collections' CPU ms per call and their number by
+    generation, from the first timed call's start to the last call's."""
+    doc = json.loads(path.read_text())
+    calls = doc["calls"][warm_up_calls:]
+    if not calls:
+        raise ValueError(f"{path.name}: no timed call")
+    first, last = calls[0], calls[-1]
+    counted = [0, 0, 0]
+    cpu_ms = 0.0
+    for generation, ended, ms in doc["collections"]:
+        if first <= ended <= last:
+            counted[generation] += 1
+            cpu_ms += ms
+    return {"ms_per_call": round(cpu_ms / len(calls), 4), "collections": counted}
 
 
 async def _timed_cycle(cycle: Call, session: Any, project: str, i: int) -> float:
@@ -346,6 +364,8 @@ def measure_mcp(
         started = list(fixture)
         random.Random(f"start order {seed}").shuffle(started)
         fixture = {name: fixture[name] for name in started}
+        for name, server in fixture.items():
+            server.env["CDE_BENCH_GC_FILE"] = str(work / f"{name}.gc.json")
         (work / "fixture").mkdir()
         profile = _py_spy(py_spy, profiled) if py_spy is not None else None
         collector_start = collector.cpu_ticks() if collector is not None else 0
@@ -354,6 +374,7 @@ def measure_mcp(
         if collector is not None:
             collector_ms = (collector.cpu_ticks() - collector_start) * 1e3 / CLOCK_TICKS / driven.calls
         stack.close()  # the Collector writes out what it holds
+        collected = {name: gc_per_call(work / f"{name}.gc.json", 3 * _WARM_UP_CYCLES) for name in fixture}
         counts: dict[str, dict[str, int]] = {
             name: emitted(fixture[name], collector.out if collector is not None else None)
             for name in ("on", "on_2", "floor", "floor_2", "on_otlp", "on_otlp_2", "floor_otlp", "floor_otlp_2")
@@ -407,6 +428,10 @@ def measure_mcp(
                 name: round(v, 3) for name, v in driven.main_thread_cpu_ms_per_call.items()
             },
             "collector_cpu_ms_per_call": round(collector_ms, 3),
+            # The garbage collector's CPU time per timed call (its part of the figures above), and
+            # how many collections of each generation ran meanwhile.
+            "server_gc_ms_per_call": {name: c["ms_per_call"] for name, c in collected.items()},
+            "server_gc_collections": {name: c["collections"] for name, c in collected.items()},
             "emitted": counts,
             "load_average": {"start": load_start, "end": load_end},
             "mcp_layer_ms_per_call": round(medians["on"] - medians["on_without_mcp"], 3),

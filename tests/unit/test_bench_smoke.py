@@ -164,6 +164,32 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     )
     assert len(mcp["load_average"]["start"]) == 3
     assert isinstance(mcp["mcp_layer_owned_us"], NUMBER)
+    # Every server accounted its collections over the timed calls: young ones ran in each (a call
+    # allocates), and their CPU time is part of the server's.
+    assert set(mcp["server_gc_ms_per_call"]) == set(mcp["server_gc_collections"]) == servers
+    assert all(mcp["server_gc_collections"][name][0] > 0 for name in servers)
+    assert all(0 < mcp["server_gc_ms_per_call"][name] < cpu[name] + ticks for name in servers)
+
+
+def test_the_collectors_time_per_call_counts_only_the_timed_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "bench"))
+    bench_mcp = importlib.import_module("bench_mcp")
+    account = tmp_path / "on.gc.json"
+    calls = [1.0, 2.0, 10.0, 11.0, 12.0, 13.0]  # two warm-up calls, then four timed ones
+    collections = [
+        [2, 1.5, 70.0],  # during the warm-up: not counted
+        [0, 10.5, 0.2],
+        [1, 11.5, 0.6],
+        [0, 12.5, 0.2],
+        [2, 12.9, 80.0],
+        [2, 14.0, 90.0],  # after the last call (the server's exit): not counted
+    ]
+    account.write_text(json.dumps({"calls": calls, "collections": collections}))
+    assert bench_mcp.gc_per_call(account, 2) == {"ms_per_call": 20.25, "collections": [2, 1, 1]}
+    with pytest.raises(ValueError, match="no timed call"):
+        bench_mcp.gc_per_call(account, 6)
 
 
 def test_the_mcp_benchmark_refuses_a_failed_or_wrong_tool_call(monkeypatch: pytest.MonkeyPatch) -> None:
