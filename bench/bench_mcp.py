@@ -188,7 +188,10 @@ async def _interleaved(  # noqa: PLR0917  # anyio.run passes positional argument
 
 def gc_per_call(path: Path, warm_up_calls: int) -> dict[str, Any]:
     """From a server's ``CDE_BENCH_GC_FILE``: the collections' CPU ms per call and their number by
-    generation, from the first timed call's start to the last call's."""
+    generation, from the first timed call's start to the last call's; None for both when the server
+    did not write it (it was stopped before it could exit)."""
+    if not path.exists():
+        return {"ms_per_call": None, "collections": None}
     doc = json.loads(path.read_text())
     calls = doc["calls"][warm_up_calls:]
     if not calls:

@@ -190,6 +190,7 @@ def test_the_collectors_time_per_call_counts_only_the_timed_calls(
     assert bench_mcp.gc_per_call(account, 2) == {"ms_per_call": 20.25, "collections": [2, 1, 1]}
     with pytest.raises(ValueError, match="no timed call"):
         bench_mcp.gc_per_call(account, 6)
+    assert bench_mcp.gc_per_call(tmp_path / "killed.gc.json", 2) == {"ms_per_call": None, "collections": None}
 
 
 def test_the_mcp_benchmark_refuses_a_failed_or_wrong_tool_call(monkeypatch: pytest.MonkeyPatch) -> None:
