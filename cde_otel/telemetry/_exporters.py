@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.sdk._logs.export import ConsoleLogExporter
+from opentelemetry.sdk._logs import export as sdk_log_export
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -85,7 +85,9 @@ def _console_exporter(signal: str) -> Any:
         return ConsoleSpanExporter(out=sys.stderr)
     if signal == "metrics":
         return ConsoleMetricExporter(out=sys.stderr)
-    return ConsoleLogExporter(out=sys.stderr)
+    # ConsoleLogRecordExporter is the SDK's new name; the old one warns (DeprecationWarning) when built.
+    console_logs = getattr(sdk_log_export, "ConsoleLogRecordExporter", None) or sdk_log_export.ConsoleLogExporter
+    return console_logs(out=sys.stderr)
 
 
 def default_local_dir(service_name: str = DEFAULT_SERVICE_NAME) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,13 @@ def test_console_and_none_exporters() -> None:
     )
     assert isinstance(exporters["traces"], ConsoleSpanExporter)
     assert exporters["metrics"] is None and described["logs"] == "none"
+
+
+def test_the_console_log_exporter_is_built_without_a_deprecation_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exporters, described, _ = select_exporters(load_settings({}), {"OTEL_LOGS_EXPORTER": "console"})
+    assert described["logs"] == "console" and type(exporters["logs"]).__name__.startswith("ConsoleLog")
 
 
 @pytest.mark.parametrize(
