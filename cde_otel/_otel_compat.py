@@ -69,6 +69,12 @@ def queued_items(processor: Any) -> int:
         return 0
 
 
+def batch_emitter(processor: Any) -> Callable[[Any], None] | None:
+    """What a ``Batch*Processor`` queues an item with (``_batch_processor.emit``); None if it moved."""
+    emit = getattr(getattr(processor, "_batch_processor", None), "emit", None)
+    return emit if callable(emit) else None
+
+
 def is_proxy_logger_provider(provider: Any) -> bool:
     """Whether ``provider`` is the API's placeholder before a LoggerProvider is set
     (``opentelemetry._logs._internal.ProxyLoggerProvider``); by class name if the class moved."""

@@ -12,7 +12,8 @@ instrumentation's ``span.record_exception(...)``, a record from an OpenTelemetry
 ``LoggingHandler`` the host installed. Exception events' and log records' ``exception.message``
 and ``exception.stacktrace``, span status descriptions and log bodies go through
 :func:`~cde_otel.redaction.scrub_text` before export, and are cut to a few KB. This runs in the export thread, and costs
-one check per span without events or record without exception attributes.
+one check per span without events or record without exception attributes; the exporters that
+encode each item as it ends (:mod:`._encoded`) have it scrubbed first, on that thread.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from opentelemetry.trace import Status
 
 from cde_otel._otel_compat import EXPORT_LOGGERS, exporter_preferences
 from cde_otel.redaction import bounded_stack, bounded_text
+from cde_otel.telemetry._encoded import EncodedItem, Encoder
 
 _log = logging.getLogger("cde_otel.telemetry")
 # Set while one of our exporters runs in this thread: the shutdown filter below only ever
@@ -216,11 +218,18 @@ class TrackedSpanExporter(_Tracked, SpanExporter):
     def __init__(self, inner: SpanExporter, status: ExportStatus) -> None:
         self._inner, self._status = inner, status
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def item_encoder(self) -> Encoder | None:
+        """The wrapped exporter's ``encode_item`` after the scrubbing, if it encodes items as they end."""
+        encode = getattr(self._inner, "encode_item", None)
+        return None if encode is None else lambda span: encode(scrub_span(span))
+
+    def export(self, spans: Sequence[ReadableSpan | EncodedItem]) -> SpanExportResult:
         result = SpanExportResult.FAILURE
         with self._status.exporting("traces", len(spans)):
-            try:
-                result = self._inner.export([scrub_span(span) for span in spans])
+            try:  # an EncodedItem was scrubbed before it was encoded
+                result = self._inner.export(
+                    [span if isinstance(span, EncodedItem) else scrub_span(span) for span in spans]
+                )
             except Exception:
                 _log.debug("cde-otel: span export raised", exc_info=True)
         self._status.record("traces", result is SpanExportResult.SUCCESS, len(spans))
@@ -237,11 +246,18 @@ class TrackedLogExporter(_Tracked, LogRecordExporter):
     def __init__(self, inner: LogRecordExporter, status: ExportStatus) -> None:
         self._inner, self._status = inner, status
 
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+    def item_encoder(self) -> Encoder | None:
+        """The wrapped exporter's ``encode_item`` after the scrubbing, if it encodes items as they end."""
+        encode = getattr(self._inner, "encode_item", None)
+        return None if encode is None else lambda record: encode(scrub_log_record(record))
+
+    def export(self, batch: Sequence[ReadableLogRecord | EncodedItem]) -> LogRecordExportResult:
         result = LogRecordExportResult.FAILURE
         with self._status.exporting("logs", len(batch)):
-            try:
-                result = self._inner.export([scrub_log_record(record) for record in batch])
+            try:  # an EncodedItem was scrubbed before it was encoded
+                result = self._inner.export(
+                    [record if isinstance(record, EncodedItem) else scrub_log_record(record) for record in batch]
+                )
             except Exception:
                 _log.debug("cde-otel: log export raised", exc_info=True)
         self._status.record("logs", result is LogRecordExportResult.SUCCESS, len(batch))

@@ -80,6 +80,8 @@ class _LocalExporter:
 
 
 class LocalSpanExporter(_LocalExporter, SpanExporter):
+    encode_item = staticmethod(otlp_json.encoded_span)  # see ._encoded
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
@@ -94,6 +96,8 @@ class LocalSpanExporter(_LocalExporter, SpanExporter):
 
 
 class LocalLogExporter(_LocalExporter, LogRecordExporter):
+    encode_item = staticmethod(otlp_json.encoded_log)  # see ._encoded
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if not batch:
             return LogRecordExportResult.SUCCESS

@@ -24,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from cde_otel.telemetry._encoded import EncodedItem
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 JSON = dict[str, Any]
@@ -121,12 +122,19 @@ class Envelope:
         scopes_key: str,
         items_key: str,
     ) -> JSON:
-        """``{resources_key: [{resource, scopes_key: [{scope, items_key: [...]}]}]}``, in first-seen order."""
+        """``{resources_key: [{resource, scopes_key: [{scope, items_key: [...]}]}]}``, in first-seen order;
+        items encoded as they ended (:class:`~._encoded.EncodedItem`) as their JSON text."""
         resources = []
         for resource, resource_encoded, scopes in grouped(items, self._resources, self._scopes):
             scoped = []
             for scope, scope_encoded, scope_items in scopes:
-                block: JSON = {"scope": scope_encoded, items_key: [encode(item) for item in scope_items]}
+                block: JSON = {
+                    "scope": scope_encoded,
+                    items_key: [
+                        orjson.Fragment(item.payload) if type(item) is EncodedItem else encode(item)
+                        for item in scope_items
+                    ],
+                }
                 if scope is not None and scope.schema_url:
                     block["schemaUrl"] = scope.schema_url
                 scoped.append(block)
@@ -210,7 +218,12 @@ def _span(span: ReadableSpan) -> JSON:
     return encoded
 
 
-def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan]) -> JSON:
+def encoded_span(span: ReadableSpan) -> EncodedItem:
+    """One span as JSON text, to be written in a later request."""
+    return EncodedItem(span.resource, span.instrumentation_scope, orjson.dumps(_span(span)))
+
+
+def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan | EncodedItem]) -> JSON:
     """An ``ExportTraceServiceRequest``."""
     return envelope.group(spans, _span, resources_key="resourceSpans", scopes_key="scopeSpans", items_key="spans")
 
@@ -243,7 +256,12 @@ def _log(readable: ReadableLogRecord) -> JSON:
     return encoded
 
 
-def encode_logs(envelope: Envelope, records: Sequence[ReadableLogRecord]) -> JSON:
+def encoded_log(record: ReadableLogRecord) -> EncodedItem:
+    """One record as JSON text, to be written in a later request."""
+    return EncodedItem(record.resource, record.instrumentation_scope, orjson.dumps(_log(record)))
+
+
+def encode_logs(envelope: Envelope, records: Sequence[ReadableLogRecord | EncodedItem]) -> JSON:
     """An ``ExportLogsServiceRequest``."""
     return envelope.group(records, _log, resources_key="resourceLogs", scopes_key="scopeLogs", items_key="logRecords")
 

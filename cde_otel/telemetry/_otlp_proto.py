@@ -22,7 +22,9 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind, StatusCode
 
+from cde_otel.telemetry._encoded import EncodedItem
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 _pack_double = struct.Struct("<d").pack
@@ -124,18 +126,19 @@ _KEYS: dict[str, bytes] = {}
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
+    small, keys = _SMALL, _KEYS
     out = []
     for key, value in attributes.items():
         if type(value) is str:  # most attribute values: inlined
             text = value.encode("utf-8")
             size = len(text)
-            any_value = b"\x0a" + (_SMALL[size] if size < 0x80 else _varint(size)) + text
+            any_value = b"\x0a" + (small[size] if size < 0x80 else _varint(size)) + text
         else:
             any_value = _any_value(value)
         size = len(any_value)
-        pair = _key(key) + b"\x12" + (_SMALL[size] if size < 0x80 else _varint(size)) + any_value
+        pair = (keys.get(key) or _key(key)) + b"\x12" + (small[size] if size < 0x80 else _varint(size)) + any_value
         size = len(pair)
-        out.append(tag + (_SMALL[size] if size < 0x80 else _varint(size)) + pair)
+        out.append(tag + (small[size] if size < 0x80 else _varint(size)) + pair)
     return b"".join(out)
 
 
@@ -162,14 +165,18 @@ class Envelope:
 
     def request(self, items: Iterable[Any], encode: Callable[[Any], bytes]) -> bytes:
         """The ``Export*ServiceRequest``: resources (field 1), each with its scopes (field 2), each
-        with its items (field 2) and schema URLs (field 3)."""
+        with its items (field 2) and schema URLs (field 3). Items encoded as they ended
+        (:class:`~._encoded.EncodedItem`) bring their bytes."""
         out = []
         for resource, resource_field, scopes in grouped(items, self._resources, self._scopes):
             encoded_scopes = [
                 _field(
                     b"\x12",
                     scope_field
-                    + b"".join(_field(b"\x12", encode(item)) for item in scope_items)
+                    + b"".join(
+                        _field(b"\x12", item.payload if type(item) is EncodedItem else encode(item))
+                        for item in scope_items
+                    )
                     + _string(b"\x1a", scope.schema_url if scope else None),
                 )
                 for scope, scope_field, scope_items in scopes
@@ -195,61 +202,86 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
 
 
 # -- spans ------------------------------------------------------------------------------------------
+# The fields every span has, encoded once: its kind (the API counts from INTERNAL = 0, OTLP from 1),
+# its flags (the parent's "is remote" bit known, and set for a remote parent), a status without a message.
+_KINDS = {kind: b"\x30" + _varint(kind.value + 1) for kind in SpanKind}
+_LOCAL_PARENT = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE)
+_REMOTE_PARENT = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
+_STATUSES = {code: _field(b"\x7a", _uint(b"\x18", code.value)) for code in StatusCode}
+
+
 def _span(span: ReadableSpan) -> bytes:
     context = span.get_span_context()
     if context is None:
         raise Unencodable("a span without a context")
-    parent = span.parent
-    parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-    ]
-    if context.trace_state is not None:
-        parts.append(_string(b"\x1a", ",".join(f"{key}={value}" for key, value in context.trace_state.items())))
-    if parent:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    parts.append(_string(b"\x2a", span.name))
-    parts.append(b"\x30" + _varint(span.kind.value + 1))  # the API counts from INTERNAL = 0, OTLP from 1
-    parts.append(_fixed64(b"\x39", span.start_time))
-    parts.append(_fixed64(b"\x41", span.end_time))
-    parts.append(_attributes(b"\x4a", span.attributes))
-    parts.append(_uint(b"\x50", span.dropped_attributes))
+    parent, trace_state, name = span.parent, context.trace_state, span.name
+    start, end = span.start_time, span.end_time
     events, links, status = span.events, span.links, span.status  # events and links: a new tuple per access
-    for event in events:
-        parts.append(
-            _field(
-                b"\x5a",
-                _fixed64(b"\x09", event.timestamp)
-                + _string(b"\x12", event.name)
-                + _attributes(b"\x1a", event.attributes)
-                + _uint(b"\x20", event.dropped_attributes),
-            )
+    return b"".join(
+        (
+            b"\x0a\x10",
+            context.trace_id.to_bytes(16, "big"),
+            b"\x12\x08",
+            context.span_id.to_bytes(8, "big"),
+            _trace_state(trace_state) if trace_state else b"",
+            b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"",
+            _field(b"\x2a", _text(name)) if name else b"",
+            _KINDS[span.kind],
+            b"\x39" + _pack_fixed64(start) if start else b"",
+            b"\x41" + _pack_fixed64(end) if end else b"",
+            _attributes(b"\x4a", span.attributes),
+            _uint(b"\x50", span.dropped_attributes),
+            b"".join(map(_event, events)) if events else b"",
+            _uint(b"\x60", span.dropped_events),
+            b"".join(map(_link, links)) if links else b"",
+            _uint(b"\x70", span.dropped_links),
+            _status(status) if status is not None else b"",
+            _REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT,
         )
-    parts.append(_uint(b"\x60", span.dropped_events))
-    for link in links:
-        linked = link.context
-        parts.append(
-            _field(
-                b"\x6a",
-                b"\x0a\x10"
-                + linked.trace_id.to_bytes(16, "big")
-                + b"\x12\x08"
-                + linked.span_id.to_bytes(8, "big")
-                + _attributes(b"\x22", link.attributes)
-                + _uint(b"\x28", link.dropped_attributes)
-                + b"\x35"
-                + _pack_fixed32(_HAS_IS_REMOTE | (_IS_REMOTE if linked.is_remote else 0)),
-            )
-        )
-    parts.append(_uint(b"\x70", span.dropped_links))
-    if status is not None:
-        parts.append(_field(b"\x7a", _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value)))
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    parts.append(b"\x85\x01" + _pack_fixed32(flags))
-    return b"".join(parts)
+    )
 
 
-def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan]) -> bytes:
+def _trace_state(trace_state: Mapping[str, str]) -> bytes:
+    return _string(b"\x1a", ",".join(f"{key}={value}" for key, value in trace_state.items()))
+
+
+def _event(event: Any) -> bytes:
+    return _field(
+        b"\x5a",
+        _fixed64(b"\x09", event.timestamp)
+        + _string(b"\x12", event.name)
+        + _attributes(b"\x1a", event.attributes)
+        + _uint(b"\x20", event.dropped_attributes),
+    )
+
+
+def _link(link: Any) -> bytes:
+    linked = link.context
+    return _field(
+        b"\x6a",
+        b"\x0a\x10"
+        + linked.trace_id.to_bytes(16, "big")
+        + b"\x12\x08"
+        + linked.span_id.to_bytes(8, "big")
+        + _attributes(b"\x22", link.attributes)
+        + _uint(b"\x28", link.dropped_attributes)
+        + b"\x35"
+        + _pack_fixed32(_HAS_IS_REMOTE | (_IS_REMOTE if linked.is_remote else 0)),
+    )
+
+
+def _status(status: Any) -> bytes:
+    if not status.description:
+        return _STATUSES[status.status_code]
+    return _field(b"\x7a", _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value))
+
+
+def encoded_span(span: ReadableSpan) -> EncodedItem:
+    """One span's ``Span`` message, to be sent in a later request."""
+    return EncodedItem(span.resource, span.instrumentation_scope, _span(span))
+
+
+def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan | EncodedItem]) -> bytes:
     """A serialised ``ExportTraceServiceRequest``."""
     return envelope.request(spans, _span)
 
@@ -275,6 +307,11 @@ def _log(readable: ReadableLogRecord) -> bytes:
     )
 
 
-def encode_logs(envelope: Envelope, records: Sequence[ReadableLogRecord]) -> bytes:
+def encoded_log(record: ReadableLogRecord) -> EncodedItem:
+    """One record's ``LogRecord`` message, to be sent in a later request."""
+    return EncodedItem(record.resource, record.instrumentation_scope, _log(record))
+
+
+def encode_logs(envelope: Envelope, records: Sequence[ReadableLogRecord | EncodedItem]) -> bytes:
     """A serialised ``ExportLogsServiceRequest``."""
     return envelope.request(records, _log)

@@ -40,6 +40,7 @@ from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.semconv import SIGNALS as _SIGNALS
 from cde_otel.settings import Settings
 from cde_otel.telemetry._correlation_spans import CorrelationIdSpanProcessor
+from cde_otel.telemetry._encoded import EncodingBatchLogRecordProcessor, EncodingBatchSpanProcessor
 from cde_otel.telemetry._environment import (
     destination as _destination,
 )
@@ -139,8 +140,14 @@ def build_pipeline(
     tracer_provider.add_span_processor(CorrelationIdSpanProcessor())  # onto spans others start, too
     span_exporter: SpanExporter | None = exporters["traces"]
     if span_exporter is not None:
-        tracked.append(TrackedSpanExporter(span_exporter, status))
-        processors["traces"] = BatchSpanProcessor(tracked[-1])
+        tracked_spans = TrackedSpanExporter(span_exporter, status)
+        tracked.append(tracked_spans)
+        encode_span = tracked_spans.item_encoder()
+        processors["traces"] = (
+            BatchSpanProcessor(tracked_spans)
+            if encode_span is None
+            else EncodingBatchSpanProcessor(tracked_spans, encode_span)
+        )
         tracer_provider.add_span_processor(processors["traces"])
 
     readers: list[MetricReader] = []
@@ -170,9 +177,15 @@ def build_pipeline(
     log_exporter: LogRecordExporter | None = exporters["logs"]
     queue_size, batch_size = _log_batch_sizes(env)
     if log_exporter is not None:
-        tracked.append(TrackedLogExporter(log_exporter, status))
-        processors["logs"] = BatchLogRecordProcessor(
-            tracked[-1], max_queue_size=queue_size, max_export_batch_size=batch_size
+        tracked_logs = TrackedLogExporter(log_exporter, status)
+        tracked.append(tracked_logs)
+        encode_log = tracked_logs.item_encoder()
+        processors["logs"] = (
+            BatchLogRecordProcessor(tracked_logs, max_queue_size=queue_size, max_export_batch_size=batch_size)
+            if encode_log is None
+            else EncodingBatchLogRecordProcessor(
+                tracked_logs, encode_log, max_queue_size=queue_size, max_export_batch_size=batch_size
+            )
         )
         logger_provider.add_log_record_processor(processors["logs"])
 
