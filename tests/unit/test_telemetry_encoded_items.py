@@ -8,6 +8,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as stock_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as stock_spans
@@ -94,7 +95,8 @@ def test_json_lines_of_encoded_and_mixed_items_are_the_same_bytes() -> None:
     )
 
 
-def test_the_queue_keeps_the_encoding_and_not_the_span(tmp_path: Path) -> None:
+def test_the_queue_keeps_the_encoding_and_not_the_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # the span stays queued until the flush below
     pipeline = build_pipeline(load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)}), {"OTEL_METRICS_EXPORTER": "none"})
     try:
         processor = pipeline.batch_processors["traces"]
