@@ -23,7 +23,7 @@ import copy
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -194,6 +194,12 @@ def scrub_log_record(readable: ReadableLogRecord) -> ReadableLogRecord:
     return dataclasses.replace(readable, log_record=clean)
 
 
+def _scrubbed_encoder(inner: Any, scrub: Callable[[Any], Any]) -> Encoder | None:
+    """``inner``'s ``encode_item`` after ``scrub``, if it encodes items as they end (:mod:`._encoded`)."""
+    encode = getattr(inner, "encode_item", None)
+    return None if encode is None else lambda item: encode(scrub(item))
+
+
 class _Tracked:
     """Idempotent shutdown (the processor's and ``abort()`` may both call it) and ``abort()``."""
 
@@ -219,9 +225,7 @@ class TrackedSpanExporter(_Tracked, SpanExporter):
         self._inner, self._status = inner, status
 
     def item_encoder(self) -> Encoder | None:
-        """The wrapped exporter's ``encode_item`` after the scrubbing, if it encodes items as they end."""
-        encode = getattr(self._inner, "encode_item", None)
-        return None if encode is None else lambda span: encode(scrub_span(span))
+        return _scrubbed_encoder(self._inner, scrub_span)
 
     def export(self, spans: Sequence[ReadableSpan | EncodedItem]) -> SpanExportResult:
         result = SpanExportResult.FAILURE
@@ -247,9 +251,7 @@ class TrackedLogExporter(_Tracked, LogRecordExporter):
         self._inner, self._status = inner, status
 
     def item_encoder(self) -> Encoder | None:
-        """The wrapped exporter's ``encode_item`` after the scrubbing, if it encodes items as they end."""
-        encode = getattr(self._inner, "encode_item", None)
-        return None if encode is None else lambda record: encode(scrub_log_record(record))
+        return _scrubbed_encoder(self._inner, scrub_log_record)
 
     def export(self, batch: Sequence[ReadableLogRecord | EncodedItem]) -> LogRecordExportResult:
         result = LogRecordExportResult.FAILURE
