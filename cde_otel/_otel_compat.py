@@ -60,6 +60,14 @@ def exporter_preferences(exporter: Any) -> tuple[dict[type, Any] | None, dict[ty
     )
 
 
+def span_attribute_dict(span: Any) -> Any:
+    """A finished span's attributes as the plain dict the SDK keeps them in (``_attributes._dict``,
+    which the garbage collector does not track while it holds only strings and numbers); a copy of
+    ``span.attributes`` if that moved (the same attributes, one more dict per span)."""
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return inner if type(inner) is dict else dict(span.attributes or {})
+
+
 def queued_items(processor: Any) -> int:
     """Items still waiting in a ``Batch*Processor`` (``_batch_processor._queue``); 0 if it moved (the
     shutdown report then undercounts what was not sent)."""

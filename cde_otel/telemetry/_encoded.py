@@ -1,4 +1,4 @@
-"""Spans and log records encoded as they end, so the batch queue holds bytes, not object graphs.
+"""Spans and log records queued light, so the batch queue holds no SDK object graphs.
 
 A finished span waits in the batch processor's queue for up to its schedule delay (5 s), and
 with it a dozen objects the garbage collector tracks: the span, its attributes, its context,
@@ -6,42 +6,44 @@ its status. A busy server ends hundreds of spans in that time; each young collec
 finds them alive promotes them, and promoted objects bring the next full collection closer -
 one that walks every object of the host, 60-85 ms on the orchestrator. The exporters that
 write the wire format themselves (OTLP/HTTP protobuf, the embedded default's OTLP/JSON)
-encode each item once it ends instead: the queue then holds one small object per item with
-its bytes, which the collector does not walk, and the export joins the bytes into a request.
+therefore take each item in a lighter form as it ends (their ``queue_form``):
 
-The same bytes reach the wire either way (the tests compare them). The encoding moves from
-the export thread to the thread that ends the span, a few microseconds per span; the
-exporters other than these two (console, gRPC, an application's) are not touched.
+* a span becomes a :class:`SlimSpan`: the same fields, read once, in one object with slots
+  (its attributes the SDK's own plain dict, a status without a message shared). It is a few
+  field reads on the thread that ends the span - that thread is often a request's, so the
+  encoding stays on the export thread - and the encoders read it as they read a span;
+* a log record is encoded at once (:class:`EncodedItem`): records are bridged off the host's
+  thread already (:mod:`cde_otel.logging._deferred`), and the queue then holds its bytes.
+
+The same bytes reach the wire either way (the tests compare them); the exporters other than
+these two (console, gRPC, an application's) keep the SDK's processors.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID, SpanContext, TraceFlags
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
-from cde_otel._otel_compat import batch_emitter
+from cde_otel._otel_compat import batch_emitter, span_attribute_dict
 from cde_otel._swallowed import swallowed
 
 _log = logging.getLogger("cde_otel.telemetry")
 
-#: What a batch span processor checks before it queues an item: only sampled spans are encoded.
-_SAMPLED = SpanContext(INVALID_TRACE_ID, INVALID_SPAN_ID, False, TraceFlags(TraceFlags.SAMPLED))
-
 
 class EncodedItem:
-    """A span or log record as the exporter that sends it encodes it, with what the request groups
-    it by (its resource and instrumentation scope)."""
+    """A log record as the exporter that sends it encodes it, with what the request groups it by
+    (its resource and instrumentation scope)."""
 
     __slots__ = ("instrumentation_scope", "payload", "resource")
-
-    context = _SAMPLED  # read by ``BatchSpanProcessor.on_end``
 
     def __init__(self, resource: Any, instrumentation_scope: Any, payload: Any) -> None:
         self.resource = resource
@@ -49,35 +51,103 @@ class EncodedItem:
         self.payload = payload
 
 
-Encoder = Callable[[Any], EncodedItem]
+# A status without a message, one object per code for every span.
+_STATUSES = {code: Status(code) for code in StatusCode}
 
 
-def encoded_or_item(encode: Encoder, item: Any) -> Any:
-    """``item`` encoded, or ``item`` itself when that fails: the export encodes it (or falls back) later."""
+class SlimSpan:
+    """A finished span's fields, as the exporters (ours and the stock OTLP encoder) read a
+    ``ReadableSpan``; see the module docs."""
+
+    __slots__ = (
+        "attributes",
+        "context",
+        "dropped_attributes",
+        "dropped_events",
+        "dropped_links",
+        "end_time",
+        "events",
+        "instrumentation_scope",
+        "kind",
+        "links",
+        "name",
+        "parent",
+        "resource",
+        "start_time",
+        "status",
+    )
+    attributes: Mapping[str, Any]
+    context: SpanContext
+    dropped_attributes: int
+    dropped_events: int
+    dropped_links: int
+    end_time: int | None
+    events: Sequence[Event]
+    instrumentation_scope: InstrumentationScope | None
+    kind: SpanKind
+    links: Sequence[Link]
+    name: str
+    parent: SpanContext | None
+    resource: Resource
+    start_time: int | None
+    status: Status
+
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+
+def slim_span(span: ReadableSpan) -> SlimSpan:
+    """``span``'s fields in a :class:`SlimSpan`."""
+    slim = SlimSpan()
+    slim.context = span.context
+    slim.parent = span.parent
+    slim.name = span.name
+    slim.kind = span.kind
+    slim.start_time = span.start_time
+    slim.end_time = span.end_time
+    slim.attributes = span_attribute_dict(span)
+    slim.dropped_attributes = span.dropped_attributes
+    slim.events = span.events
+    slim.dropped_events = span.dropped_events
+    slim.links = span.links
+    slim.dropped_links = span.dropped_links
+    status = span.status
+    slim.status = status if status.description else _STATUSES[status.status_code]
+    slim.resource = span.resource
+    slim.instrumentation_scope = span.instrumentation_scope
+    return slim
+
+
+QueueForm = Callable[[Any], Any]
+
+
+def queued_form(form: QueueForm, item: Any) -> Any:
+    """``item`` in the form ``form`` gives, or ``item`` itself when that fails: the export takes it as it is."""
     try:
-        return encode(item)
+        return form(item)
     except Exception:
-        swallowed("export.encode_item", _log, "cde-otel: an item is queued unencoded")
+        swallowed("export.queue_form", _log, "cde-otel: an item is queued as it is")
         return item
 
 
-class EncodingBatchSpanProcessor(BatchSpanProcessor):
-    """A ``BatchSpanProcessor`` that queues each sampled span encoded by ``encode``."""
+class SlimBatchSpanProcessor(BatchSpanProcessor):
+    """A ``BatchSpanProcessor`` that queues each sampled span in the form ``form`` gives (:func:`slim_span`)."""
 
-    def __init__(self, span_exporter: SpanExporter, encode: Encoder, **kwargs: Any) -> None:
+    def __init__(self, span_exporter: SpanExporter, form: QueueForm, **kwargs: Any) -> None:
         super().__init__(span_exporter, **kwargs)
-        self._encode = encode
+        self._form = form
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.context and span.context.trace_flags.sampled:
-            super().on_end(encoded_or_item(self._encode, span))
+        context = span.context
+        if context and context.trace_flags.sampled:
+            super().on_end(queued_form(self._form, span))
 
 
 class EncodingBatchLogRecordProcessor(BatchLogRecordProcessor):
     """A ``BatchLogRecordProcessor`` that queues each record encoded by ``encode``; the stock
     ``on_emit`` when the SDK's processor no longer queues as this expects."""
 
-    def __init__(self, exporter: LogRecordExporter, encode: Encoder, **kwargs: Any) -> None:
+    def __init__(self, exporter: LogRecordExporter, encode: QueueForm, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)
         self._encode = encode
         self._emit = batch_emitter(self)
@@ -94,7 +164,7 @@ class EncodingBatchLogRecordProcessor(BatchLogRecordProcessor):
             instrumentation_scope=log_record.instrumentation_scope,
             limits=log_record.limits,
         )
-        item = encoded_or_item(self._encode, readable)
+        item = queued_form(self._encode, readable)
         if item is readable:
             super().on_emit(log_record)
         else:

@@ -35,7 +35,7 @@ from opentelemetry.trace import Status
 
 from cde_otel._otel_compat import EXPORT_LOGGERS, exporter_preferences
 from cde_otel.redaction import bounded_stack, bounded_text
-from cde_otel.telemetry._encoded import EncodedItem, Encoder
+from cde_otel.telemetry._encoded import EncodedItem, QueueForm, SlimSpan
 
 _log = logging.getLogger("cde_otel.telemetry")
 # Set while one of our exporters runs in this thread: the shutdown filter below only ever
@@ -194,10 +194,10 @@ def scrub_log_record(readable: ReadableLogRecord) -> ReadableLogRecord:
     return dataclasses.replace(readable, log_record=clean)
 
 
-def _scrubbed_encoder(inner: Any, scrub: Callable[[Any], Any]) -> Encoder | None:
-    """``inner``'s ``encode_item`` after ``scrub``, if it encodes items as they end (:mod:`._encoded`)."""
-    encode = getattr(inner, "encode_item", None)
-    return None if encode is None else lambda item: encode(scrub(item))
+def _scrubbed_queue_form(inner: Any, scrub: Callable[[Any], Any]) -> QueueForm | None:
+    """``inner``'s ``queue_form`` after ``scrub``, if it takes items lighter as they end (:mod:`._encoded`)."""
+    form = getattr(inner, "queue_form", None)
+    return None if form is None else lambda item: form(scrub(item))
 
 
 class _Tracked:
@@ -224,15 +224,15 @@ class TrackedSpanExporter(_Tracked, SpanExporter):
     def __init__(self, inner: SpanExporter, status: ExportStatus) -> None:
         self._inner, self._status = inner, status
 
-    def item_encoder(self) -> Encoder | None:
-        return _scrubbed_encoder(self._inner, scrub_span)
+    def queue_form(self) -> QueueForm | None:
+        return _scrubbed_queue_form(self._inner, scrub_span)
 
-    def export(self, spans: Sequence[ReadableSpan | EncodedItem]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan | SlimSpan]) -> SpanExportResult:
         result = SpanExportResult.FAILURE
         with self._status.exporting("traces", len(spans)):
-            try:  # an EncodedItem was scrubbed before it was encoded
+            try:  # a SlimSpan was scrubbed before it was queued
                 result = self._inner.export(
-                    [span if isinstance(span, EncodedItem) else scrub_span(span) for span in spans]
+                    [span if isinstance(span, SlimSpan) else scrub_span(span) for span in spans]
                 )
             except Exception:
                 _log.debug("cde-otel: span export raised", exc_info=True)
@@ -250,8 +250,8 @@ class TrackedLogExporter(_Tracked, LogRecordExporter):
     def __init__(self, inner: LogRecordExporter, status: ExportStatus) -> None:
         self._inner, self._status = inner, status
 
-    def item_encoder(self) -> Encoder | None:
-        return _scrubbed_encoder(self._inner, scrub_log_record)
+    def queue_form(self) -> QueueForm | None:
+        return _scrubbed_queue_form(self._inner, scrub_log_record)
 
     def export(self, batch: Sequence[ReadableLogRecord | EncodedItem]) -> LogRecordExportResult:
         result = LogRecordExportResult.FAILURE

@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from cde_otel.semconv import SIGNALS
 from cde_otel.telemetry import _otlp_json as otlp_json
+from cde_otel.telemetry._encoded import slim_span
 from cde_otel.telemetry._histograms import SDK_INSTRUMENTS
 from cde_otel.telemetry._otlp_json_metrics import encode_metrics
 from cde_otel.telemetry._rotating_lines import RotatingLines, rotated_files
@@ -80,7 +81,7 @@ class _LocalExporter:
 
 
 class LocalSpanExporter(_LocalExporter, SpanExporter):
-    encode_item = staticmethod(otlp_json.encoded_span)  # see ._encoded
+    queue_form = staticmethod(slim_span)  # see ._encoded
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
@@ -96,7 +97,7 @@ class LocalSpanExporter(_LocalExporter, SpanExporter):
 
 
 class LocalLogExporter(_LocalExporter, LogRecordExporter):
-    encode_item = staticmethod(otlp_json.encoded_log)  # see ._encoded
+    queue_form = staticmethod(otlp_json.encoded_log)  # see ._encoded
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if not batch:

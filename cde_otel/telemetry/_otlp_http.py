@@ -5,7 +5,7 @@ size limit and its self-metrics. The subclass's ``export`` *is* the stock ``expo
 object), run with its module's ``encode_spans`` / ``encode_logs`` bound to ours: a release whose
 ``export`` encodes some other way keeps its own. Our bytes are the stock encoder's byte for byte
 (see :mod:`._otlp_proto`); a batch ours cannot encode exactly is encoded by the stock encoder.
-Each span and record is encoded as it ends (``encode_item``, :mod:`._encoded`).
+Each span is queued slim and each record encoded as it ends (``queue_form``, :mod:`._encoded`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 
 from cde_otel._swallowed import swallowed
 from cde_otel.telemetry import _otlp_proto
-from cde_otel.telemetry._encoded import EncodedItem
+from cde_otel.telemetry._encoded import EncodedItem, slim_span
 
 _log = logging.getLogger("cde_otel.telemetry")
 
@@ -42,8 +42,9 @@ class _Encoded:
             return self._encode(self._batch)
         except Exception:  # e.g. an int beyond int64: the stock encoder's own handling (and log) decides
             swallowed("export.encode", _log, "cde-otel: the stock encoder takes an OTLP batch ours could not encode")
-        # Items encoded as they ended are ours already; two requests' bytes joined are one request
-        # with both's resources (protobuf merges repeated fields by concatenation).
+        # Records encoded as they ended are ours already (slim spans read as spans to the stock encoder);
+        # two requests' bytes joined are one request with both's resources (protobuf merges
+        # repeated fields by concatenation).
         encoded = [item for item in self._batch if type(item) is EncodedItem]
         others = [item for item in self._batch if type(item) is not EncodedItem]
         return (self._encode(encoded) if encoded else b"") + bytes(self._stock(others).SerializePartialToString())
@@ -81,11 +82,11 @@ class OTLPSpanExporter(StockSpanExporter):
     """``opentelemetry-exporter-otlp-proto-http``'s span exporter, encoding about three times faster."""
 
     export = with_encoder(StockSpanExporter.export, "encode_spans", _encode_spans)
-    encode_item = staticmethod(_otlp_proto.encoded_span)  # see ._encoded
+    queue_form = staticmethod(slim_span)  # see ._encoded
 
 
 class OTLPLogExporter(StockLogExporter):
     """``opentelemetry-exporter-otlp-proto-http``'s log exporter, encoding about three times faster."""
 
     export = with_encoder(StockLogExporter.export, "encode_logs", _encode_logs)
-    encode_item = staticmethod(_otlp_proto.encoded_log)  # see ._encoded
+    queue_form = staticmethod(_otlp_proto.encoded_log)  # see ._encoded

@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from cde_otel.telemetry._encoded import EncodedItem
+from cde_otel.telemetry._encoded import EncodedItem, SlimSpan
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 JSON = dict[str, Any]
@@ -123,7 +123,7 @@ class Envelope:
         items_key: str,
     ) -> JSON:
         """``{resources_key: [{resource, scopes_key: [{scope, items_key: [...]}]}]}``, in first-seen order;
-        items encoded as they ended (:class:`~._encoded.EncodedItem`) as their JSON text."""
+        records encoded as they ended (:class:`~._encoded.EncodedItem`) as their JSON text."""
         resources = []
         for resource, resource_encoded, scopes in grouped(items, self._resources, self._scopes):
             scoped = []
@@ -163,7 +163,7 @@ def _scope(scope: InstrumentationScope | None) -> JSON:
 # -- spans --------------------------------------------------------------------------------------
 
 
-def _span(span: ReadableSpan) -> JSON:
+def _span(span: ReadableSpan | SlimSpan) -> JSON:
     context = span.get_span_context()
     parent = span.parent
     flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
@@ -218,12 +218,7 @@ def _span(span: ReadableSpan) -> JSON:
     return encoded
 
 
-def encoded_span(span: ReadableSpan) -> EncodedItem:
-    """One span as JSON text, to be written in a later request."""
-    return EncodedItem(span.resource, span.instrumentation_scope, orjson.dumps(_span(span)))
-
-
-def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan | EncodedItem]) -> JSON:
+def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan | SlimSpan]) -> JSON:
     """An ``ExportTraceServiceRequest``."""
     return envelope.group(spans, _span, resources_key="resourceSpans", scopes_key="scopeSpans", items_key="spans")
 

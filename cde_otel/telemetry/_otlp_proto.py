@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
-from cde_otel.telemetry._encoded import EncodedItem
+from cde_otel.telemetry._encoded import EncodedItem, SlimSpan
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 _pack_double = struct.Struct("<d").pack
@@ -165,7 +165,7 @@ class Envelope:
 
     def request(self, items: Iterable[Any], encode: Callable[[Any], bytes]) -> bytes:
         """The ``Export*ServiceRequest``: resources (field 1), each with its scopes (field 2), each
-        with its items (field 2) and schema URLs (field 3). Items encoded as they ended
+        with its items (field 2) and schema URLs (field 3). Records encoded as they ended
         (:class:`~._encoded.EncodedItem`) bring their bytes."""
         out = []
         for resource, resource_field, scopes in grouped(items, self._resources, self._scopes):
@@ -210,7 +210,7 @@ _REMOTE_PARENT = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 _STATUSES = {code: _field(b"\x7a", _uint(b"\x18", code.value)) for code in StatusCode}
 
 
-def _span(span: ReadableSpan) -> bytes:
+def _span(span: ReadableSpan | SlimSpan) -> bytes:
     context = span.get_span_context()
     if context is None:
         raise Unencodable("a span without a context")
@@ -276,12 +276,7 @@ def _status(status: Any) -> bytes:
     return _field(b"\x7a", _string(b"\x12", status.description) + _uint(b"\x18", status.status_code.value))
 
 
-def encoded_span(span: ReadableSpan) -> EncodedItem:
-    """One span's ``Span`` message, to be sent in a later request."""
-    return EncodedItem(span.resource, span.instrumentation_scope, _span(span))
-
-
-def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan | EncodedItem]) -> bytes:
+def encode_spans(envelope: Envelope, spans: Sequence[ReadableSpan | SlimSpan]) -> bytes:
     """A serialised ``ExportTraceServiceRequest``."""
     return envelope.request(spans, _span)
 

@@ -40,7 +40,7 @@ from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.semconv import SIGNALS as _SIGNALS
 from cde_otel.settings import Settings
 from cde_otel.telemetry._correlation_spans import CorrelationIdSpanProcessor
-from cde_otel.telemetry._encoded import EncodingBatchLogRecordProcessor, EncodingBatchSpanProcessor
+from cde_otel.telemetry._encoded import EncodingBatchLogRecordProcessor, SlimBatchSpanProcessor
 from cde_otel.telemetry._environment import (
     destination as _destination,
 )
@@ -142,11 +142,9 @@ def build_pipeline(
     if span_exporter is not None:
         tracked_spans = TrackedSpanExporter(span_exporter, status)
         tracked.append(tracked_spans)
-        encode_span = tracked_spans.item_encoder()
+        span_form = tracked_spans.queue_form()
         processors["traces"] = (
-            BatchSpanProcessor(tracked_spans)
-            if encode_span is None
-            else EncodingBatchSpanProcessor(tracked_spans, encode_span)
+            BatchSpanProcessor(tracked_spans) if span_form is None else SlimBatchSpanProcessor(tracked_spans, span_form)
         )
         tracer_provider.add_span_processor(processors["traces"])
 
@@ -179,7 +177,7 @@ def build_pipeline(
     if log_exporter is not None:
         tracked_logs = TrackedLogExporter(log_exporter, status)
         tracked.append(tracked_logs)
-        encode_log = tracked_logs.item_encoder()
+        encode_log = tracked_logs.queue_form()
         processors["logs"] = (
             BatchLogRecordProcessor(tracked_logs, max_queue_size=queue_size, max_export_batch_size=batch_size)
             if encode_log is None

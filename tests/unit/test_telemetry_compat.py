@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricsData,
 )
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from cde_otel import _otel_compat as compat
@@ -56,6 +56,13 @@ def test_every_private_surface_is_found_on_the_installed_releases() -> None:
     assert compat.queued_items(processor) == 3
     tracer_provider.shutdown()
 
+    finished = InMemorySpanExporter()
+    spans_provider = TracerProvider()
+    spans_provider.add_span_processor(SimpleSpanProcessor(finished))
+    spans_provider.get_tracer("t").start_span("s", attributes={"a": "b"}).end()
+    (span,) = finished.get_finished_spans()
+    assert compat.span_attribute_dict(span) is span._attributes._dict  # no copy
+
     assert compat.is_proxy_logger_provider(get_logger_provider()) or isinstance(
         get_logger_provider(), LoggerProvider | NoOpLoggerProvider
     )
@@ -74,6 +81,8 @@ def test_a_moved_surface_degrades_to_its_documented_fallback() -> None:
     assert compat.reader_temporalities(moved) == {}
     assert compat.exporter_preferences(moved) == (None, None)
     assert compat.queued_items(moved) == 0
+    moved.attributes = {"a": "b"}
+    assert compat.span_attribute_dict(moved) == {"a": "b"} and compat.span_attribute_dict(moved) is not moved.attributes
     assert not compat.is_proxy_logger_provider(moved)
 
 

@@ -1,8 +1,9 @@
-"""Spans and records encoded as they end: the same bytes on the wire, nothing of the span kept in
-the queue, scrubbed before they are encoded, and the stock path for what cannot be encoded."""
+"""Spans queued slim and records encoded as they end: the same bytes on the wire, nothing of the
+span kept in the queue, scrubbed before they are queued, and the stock path for what ours cannot encode."""
 
 from __future__ import annotations
 
+import gc
 import json
 import weakref
 from pathlib import Path
@@ -30,7 +31,13 @@ from cde_otel._otel_compat import batch_emitter, queued_items
 from cde_otel._swallowed import swallowed_counts
 from cde_otel.settings import load_settings
 from cde_otel.telemetry import _otlp_http, _otlp_json, _otlp_proto
-from cde_otel.telemetry._encoded import EncodedItem, EncodingBatchLogRecordProcessor, EncodingBatchSpanProcessor
+from cde_otel.telemetry._encoded import (
+    EncodedItem,
+    EncodingBatchLogRecordProcessor,
+    SlimBatchSpanProcessor,
+    SlimSpan,
+    slim_span,
+)
 from cde_otel.telemetry._export_status import ExportStatus, TrackedSpanExporter
 from cde_otel.telemetry._pipeline import build_pipeline
 
@@ -64,13 +71,15 @@ def _finished_records() -> list[Any]:
     return list(exporter.get_finished_logs())
 
 
-def test_protobuf_requests_of_encoded_and_mixed_items_are_the_stock_encoders_bytes() -> None:
+def test_protobuf_requests_of_slim_and_mixed_spans_and_encoded_records_are_the_stock_encoders_bytes() -> None:
     spans = _finished_spans({**ALL_TYPES, "bytes": b"\x00\xff", "long": "x" * 300})
     stock = bytes(stock_spans(spans).SerializePartialToString())
-    encoded = [_otlp_proto.encoded_span(span) for span in spans]
-    assert _otlp_proto.encode_spans(_otlp_proto.Envelope(), encoded) == stock
-    mixed = [item if n % 2 else spans[n] for n, item in enumerate(encoded)]
+    slim = [slim_span(span) for span in spans]
+    assert _otlp_proto.encode_spans(_otlp_proto.Envelope(), slim) == stock
+    mixed = [item if n % 2 else spans[n] for n, item in enumerate(slim)]
     assert _otlp_proto.encode_spans(_otlp_proto.Envelope(), mixed) == stock
+    read_as_spans: Any = slim  # the stock encoder reads them as it reads spans
+    assert bytes(stock_spans(read_as_spans).SerializePartialToString()) == stock
 
     records = _finished_records()
     encoded_records = [_otlp_proto.encoded_log(record) for record in records]
@@ -79,12 +88,12 @@ def test_protobuf_requests_of_encoded_and_mixed_items_are_the_stock_encoders_byt
     )
 
 
-def test_json_lines_of_encoded_and_mixed_items_are_the_same_bytes() -> None:
+def test_json_lines_of_slim_and_mixed_spans_and_encoded_records_are_the_same_bytes() -> None:
     spans = _finished_spans(ALL_TYPES)
     line = _otlp_json.dumps_line(_otlp_json.encode_spans(_otlp_json.new_envelope(), spans))
-    encoded = [_otlp_json.encoded_span(span) for span in spans]
-    mixed = [item if n % 2 else spans[n] for n, item in enumerate(encoded)]
-    for batch in (encoded, mixed):
+    slim = [slim_span(span) for span in spans]
+    mixed = [item if n % 2 else spans[n] for n, item in enumerate(slim)]
+    for batch in (slim, mixed):
         assert _otlp_json.dumps_line(_otlp_json.encode_spans(_otlp_json.new_envelope(), batch)) == line
     assert len(json.loads(line)["resourceSpans"]) == 1  # an equal resource on another object: one group
 
@@ -95,12 +104,40 @@ def test_json_lines_of_encoded_and_mixed_items_are_the_same_bytes() -> None:
     )
 
 
-def test_the_queue_keeps_the_encoding_and_not_the_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slim_span_keeps_what_the_span_had_in_few_objects_the_collector_walks() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("parent"), tracer.start_as_current_span("child", attributes={"a": "b"}) as child:
+        child.add_event("seen", {"n": 1})
+        child.set_status(Status(StatusCode.ERROR, "failed"))
+    with tracer.start_as_current_span("plain", attributes={"a": "b", "n": 2}):
+        pass
+    provider.shutdown()
+    fields = ("name", "context", "parent", "kind", "start_time", "end_time", "resource", "instrumentation_scope")
+    counts = ("dropped_attributes", "dropped_events", "dropped_links")
+    for span in exporter.get_finished_spans():
+        slim = slim_span(span)
+        assert all(getattr(slim, field) == getattr(span, field) for field in (*fields, *counts))
+        assert slim.get_span_context() == span.get_span_context()
+        assert dict(slim.attributes) == dict(span.attributes or {})
+        assert (slim.events, slim.links) == (span.events, span.links)
+        assert (slim.status.status_code, slim.status.description) == (span.status.status_code, span.status.description)
+    by_name = {span.name: span for span in exporter.get_finished_spans()}
+    plain = slim_span(by_name["plain"])
+    # The attributes are the SDK's own dict of strings and numbers, which the collector does not walk;
+    # a status without a message is one shared object.
+    assert type(plain.attributes) is dict and not gc.is_tracked(plain.attributes)
+    assert plain.status is slim_span(by_name["parent"]).status
+
+
+def test_the_queue_keeps_a_slim_span_and_not_the_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # the span stays queued until the flush below
     pipeline = build_pipeline(load_settings({"CDE_OTEL_LOCAL_DIR": str(tmp_path)}), {"OTEL_METRICS_EXPORTER": "none"})
     try:
         processor = pipeline.batch_processors["traces"]
-        assert isinstance(processor, EncodingBatchSpanProcessor)
+        assert isinstance(processor, SlimBatchSpanProcessor)
         assert isinstance(pipeline.batch_processors["logs"], EncodingBatchLogRecordProcessor)
         tracer = pipeline.tracer_provider.get_tracer("host.instrumentation")
         with tracer.start_as_current_span("failed", attributes={"cde.feature.id": "f-1"}) as span:
@@ -108,7 +145,7 @@ def test_the_queue_keeps_the_encoding_and_not_the_span(tmp_path: Path, monkeypat
             ended = weakref.ref(span)
         del span
         assert queued_items(processor) == 1
-        assert ended() is None  # freed as it ended: the collector never walks it in the queue
+        assert ended() is None  # freed as it ended: the queue holds its fields, not its objects
         pipeline.logger_provider.get_logger("host").emit(
             LogRecord(body=f"caught: {SECRET}", severity_number=SeverityNumber.ERROR)
         )
@@ -122,7 +159,7 @@ def test_the_queue_keeps_the_encoding_and_not_the_span(tmp_path: Path, monkeypat
     (written,) = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert written["name"] == "failed" and written["status"] == {
         "code": 2,
-        "message": "login failed: password=[REDACTED] token [REDACTED]",  # scrubbed before it was encoded
+        "message": "login failed: password=[REDACTED] token [REDACTED]",  # scrubbed before it was queued
     }
     assert {"key": "cde.feature.id", "value": {"stringValue": "f-1"}} in written["attributes"]
     (logs,) = [json.loads(line) for line in (tmp_path / "logs.jsonl").read_text().splitlines()]
@@ -130,43 +167,67 @@ def test_the_queue_keeps_the_encoding_and_not_the_span(tmp_path: Path, monkeypat
     assert record["body"] == {"stringValue": "caught: password=[REDACTED] token [REDACTED]"}
 
 
-def test_a_span_that_cannot_be_encoded_as_it_ends_is_queued_as_is_and_sent_by_the_stock_encoder() -> None:
-    """An int beyond int64: the stock encoder skips that attribute; the rest of the batch is ours."""
-    batches: list[list[Any]] = []
+class _Kept(SpanExporter):
+    """What reaches the OTLP/HTTP exporter's export(), kept."""
 
-    class Queued(SpanExporter):  # what reaches the OTLP/HTTP exporter's export()
-        encode_item = staticmethod(_otlp_proto.encoded_span)
+    queue_form = staticmethod(slim_span)
 
-        def export(self, spans: Any) -> SpanExportResult:
-            batches.append(list(spans))
-            return SpanExportResult.SUCCESS
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
 
-    tracked = TrackedSpanExporter(Queued(), ExportStatus())
-    encode = tracked.item_encoder()
-    assert encode is not None
-    processor = EncodingBatchSpanProcessor(tracked, encode)
+    def export(self, spans: Any) -> SpanExportResult:
+        self.batches.append(list(spans))
+        return SpanExportResult.SUCCESS
+
+
+def _queued_through(exporter: _Kept, form: Any) -> TracerProvider:
     provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(processor)
+    provider.add_span_processor(SlimBatchSpanProcessor(TrackedSpanExporter(exporter, ExportStatus()), form))
+    return provider
+
+
+def test_a_batch_ours_cannot_encode_goes_to_the_stock_encoder_slim_spans_included() -> None:
+    """An int beyond int64: the stock encoder skips that attribute and sends the rest."""
+    kept = _Kept()
+    form = TrackedSpanExporter(kept, ExportStatus()).queue_form()
+    assert form is not None
+    provider = _queued_through(kept, form)
     tracer = provider.get_tracer("t")
-    before = swallowed_counts().get("export.encode_item", 0)
     with tracer.start_as_current_span("fine", attributes={"ok": 1}):
         pass
     with tracer.start_as_current_span("big int", attributes={"ok": 1, "huge": 2**70}):
         pass
-    assert swallowed_counts().get("export.encode_item", 0) == before + 1  # counted, not raised
     assert provider.force_flush()
     provider.shutdown()
 
-    (batch,) = batches
-    assert [type(item) is EncodedItem for item in batch] == [True, False]
+    (batch,) = kept.batches
+    assert [type(item) for item in batch] == [SlimSpan, SlimSpan]
+    before = swallowed_counts().get("export.encode", 0)
     request = ExportTraceServiceRequest.FromString(_otlp_http._encode_spans(batch).SerializePartialToString())
+    assert swallowed_counts().get("export.encode", 0) == before + 1  # counted, not raised
     names = [span.name for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
     assert sorted(names) == ["big int", "fine"]
     keys = {kv.key for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans for kv in s.attributes}
     assert keys == {"ok"}
 
 
-def test_exporters_without_an_item_encoder_keep_the_stock_processors(tmp_path: Path) -> None:
+def test_a_span_that_cannot_be_queued_slim_is_queued_as_it_is() -> None:
+    def failing(span: Any) -> Any:
+        raise ValueError("no slim form")
+
+    kept = _Kept()
+    provider = _queued_through(kept, failing)
+    before = swallowed_counts().get("export.queue_form", 0)
+    with provider.get_tracer("t").start_as_current_span("kept whole"):
+        pass
+    assert swallowed_counts().get("export.queue_form", 0) == before + 1  # counted, not raised
+    assert provider.force_flush()
+    provider.shutdown()
+    (batch,) = kept.batches
+    assert [(type(item), item.name) for item in batch] == [(ReadableSpan, "kept whole")]
+
+
+def test_exporters_without_a_queue_form_keep_the_stock_processors(tmp_path: Path) -> None:
     pipeline = build_pipeline(
         load_settings({}),
         {"OTEL_TRACES_EXPORTER": "console", "OTEL_LOGS_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"},
