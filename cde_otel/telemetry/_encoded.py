@@ -31,7 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from cde_otel._otel_compat import batch_emitter, span_attribute_dict
 from cde_otel._swallowed import swallowed
@@ -56,12 +56,12 @@ _STATUSES = {code: Status(code) for code in StatusCode}
 
 
 class SlimSpan:
-    """A finished span's fields, as the exporters (ours and the stock OTLP encoder) read a
-    ``ReadableSpan``; see the module docs."""
+    """A finished span's fields, its ids as plain integers; the exporters read it as they read a
+    ``ReadableSpan`` (the stock OTLP encoder too, through :meth:`get_span_context` and :attr:`parent`,
+    which build the contexts again). See the module docs."""
 
     __slots__ = (
         "attributes",
-        "context",
         "dropped_attributes",
         "dropped_events",
         "dropped_links",
@@ -71,13 +71,17 @@ class SlimSpan:
         "kind",
         "links",
         "name",
-        "parent",
+        "parent_id",
+        "parent_is_remote",
         "resource",
+        "span_id",
         "start_time",
         "status",
+        "trace_flags",
+        "trace_id",
+        "trace_state",
     )
     attributes: Mapping[str, Any]
-    context: SpanContext
     dropped_attributes: int
     dropped_events: int
     dropped_links: int
@@ -87,20 +91,41 @@ class SlimSpan:
     kind: SpanKind
     links: Sequence[Link]
     name: str
-    parent: SpanContext | None
+    parent_id: int | None
+    parent_is_remote: bool
     resource: Resource
+    span_id: int
     start_time: int | None
-    status: Status
+    status: Status | None
+    trace_flags: int
+    trace_id: int | None  # None: the span had no context
+    trace_state: TraceState | None  # None: empty
 
-    def get_span_context(self) -> SpanContext:
-        return self.context
+    def get_span_context(self) -> SpanContext | None:
+        return None if self.trace_id is None else self._context(self.span_id, False)
+
+    context = property(get_span_context)
+
+    @property
+    def parent(self) -> SpanContext | None:
+        return None if self.parent_id is None else self._context(self.parent_id, self.parent_is_remote)
+
+    def _context(self, span_id: int, is_remote: bool) -> SpanContext:
+        assert self.trace_id is not None
+        state = self.trace_state if self.trace_state is not None else TraceState()
+        return SpanContext(self.trace_id, span_id, is_remote, TraceFlags(self.trace_flags), state)
 
 
 def slim_span(span: ReadableSpan) -> SlimSpan:
     """``span``'s fields in a :class:`SlimSpan`."""
     slim = SlimSpan()
-    slim.context = span.context
-    slim.parent = span.parent
+    context, parent = span.context, span.parent
+    if context is None:
+        slim.trace_id, slim.span_id, slim.trace_flags, slim.trace_state = None, 0, 0, None
+    else:
+        slim.trace_id, slim.span_id, slim.trace_flags = context.trace_id, context.span_id, int(context.trace_flags)
+        slim.trace_state = context.trace_state or None
+    slim.parent_id, slim.parent_is_remote = (None, False) if parent is None else (parent.span_id, parent.is_remote)
     slim.name = span.name
     slim.kind = span.kind
     slim.start_time = span.start_time
@@ -112,7 +137,7 @@ def slim_span(span: ReadableSpan) -> SlimSpan:
     slim.links = span.links
     slim.dropped_links = span.dropped_links
     status = span.status
-    slim.status = status if status.description else _STATUSES[status.status_code]
+    slim.status = status if status is None or status.description else _STATUSES[status.status_code]
     slim.resource = span.resource
     slim.instrumentation_scope = span.instrumentation_scope
     return slim
@@ -131,16 +156,20 @@ def queued_form(form: QueueForm, item: Any) -> Any:
 
 
 class SlimBatchSpanProcessor(BatchSpanProcessor):
-    """A ``BatchSpanProcessor`` that queues each sampled span in the form ``form`` gives (:func:`slim_span`)."""
+    """A ``BatchSpanProcessor`` that queues each sampled span in the form ``form`` gives
+    (:func:`slim_span`); the stock ``on_end`` when the SDK's processor no longer queues as this expects."""
 
     def __init__(self, span_exporter: SpanExporter, form: QueueForm, **kwargs: Any) -> None:
         super().__init__(span_exporter, **kwargs)
         self._form = form
+        self._emit = batch_emitter(self)
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
-        if context and context.trace_flags.sampled:
-            super().on_end(queued_form(self._form, span))
+        if self._emit is None or not (context and context.trace_flags.sampled):
+            super().on_end(span)
+            return
+        self._emit(queued_form(self._form, span))
 
 
 class EncodingBatchLogRecordProcessor(BatchLogRecordProcessor):

@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from cde_otel.telemetry._encoded import EncodedItem, SlimSpan
+from cde_otel.telemetry._encoded import EncodedItem, SlimSpan, slim_span
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 JSON = dict[str, Any]
@@ -163,26 +163,25 @@ def _scope(scope: InstrumentationScope | None) -> JSON:
 # -- spans --------------------------------------------------------------------------------------
 
 
-def _span(span: ReadableSpan | SlimSpan) -> JSON:
-    context = span.get_span_context()
-    parent = span.parent
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+def _span(item: ReadableSpan | SlimSpan) -> JSON:
+    span = item if isinstance(item, SlimSpan) else slim_span(item)
+    trace_id, parent_id = span.trace_id, span.parent_id
     encoded: JSON = {
-        "traceId": f"{context.trace_id:032x}" if context else "0" * 32,
-        "spanId": f"{context.span_id:016x}" if context else "0" * 16,
-        "flags": flags,
+        "traceId": f"{trace_id:032x}" if trace_id is not None else "0" * 32,
+        "spanId": f"{span.span_id:016x}" if trace_id is not None else "0" * 16,
+        "flags": _HAS_IS_REMOTE | (_IS_REMOTE if span.parent_is_remote else 0),
         "kind": span.kind.value + 1,  # the API counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
         "startTimeUnixNano": str(span.start_time or 0),
         "endTimeUnixNano": str(span.end_time or 0),
     }
     if span.name:
         encoded["name"] = span.name
-    if context is not None and context.trace_state:
-        encoded["traceState"] = ",".join(f"{key}={value}" for key, value in context.trace_state.items())
-    if parent is not None:
-        encoded["parentSpanId"] = f"{parent.span_id:016x}"
+    if span.trace_state:
+        encoded["traceState"] = ",".join(f"{key}={value}" for key, value in span.trace_state.items())
+    if parent_id is not None:
+        encoded["parentSpanId"] = f"{parent_id:016x}"
     _with_attributes(encoded, span.attributes, span.dropped_attributes)
-    events, links, status_of = span.events, span.links, span.status  # events and links: a new tuple per access
+    events, links, status_of = span.events, span.links, span.status
     if events:
         encoded["events"] = [
             _with_attributes(
@@ -210,9 +209,9 @@ def _span(span: ReadableSpan | SlimSpan) -> JSON:
     if span.dropped_links:
         encoded["droppedLinksCount"] = span.dropped_links
     status: JSON = {}
-    if status_of.status_code.value:
+    if status_of is not None and status_of.status_code.value:
         status["code"] = status_of.status_code.value
-    if status_of.description:
+    if status_of is not None and status_of.description:
         status["message"] = status_of.description
     encoded["status"] = status
     return encoded

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
-from cde_otel.telemetry._encoded import EncodedItem, SlimSpan
+from cde_otel.telemetry._encoded import EncodedItem, SlimSpan, slim_span
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 _pack_double = struct.Struct("<d").pack
@@ -210,21 +210,20 @@ _REMOTE_PARENT = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 _STATUSES = {code: _field(b"\x7a", _uint(b"\x18", code.value)) for code in StatusCode}
 
 
-def _span(span: ReadableSpan | SlimSpan) -> bytes:
-    context = span.get_span_context()
-    if context is None:
+def _span(item: ReadableSpan | SlimSpan) -> bytes:
+    span = item if isinstance(item, SlimSpan) else slim_span(item)
+    trace_id, parent_id, trace_state, name = span.trace_id, span.parent_id, span.trace_state, span.name
+    if trace_id is None:
         raise Unencodable("a span without a context")
-    parent, trace_state, name = span.parent, context.trace_state, span.name
-    start, end = span.start_time, span.end_time
-    events, links, status = span.events, span.links, span.status  # events and links: a new tuple per access
+    start, end, events, links, status = span.start_time, span.end_time, span.events, span.links, span.status
     return b"".join(
         (
             b"\x0a\x10",
-            context.trace_id.to_bytes(16, "big"),
+            trace_id.to_bytes(16, "big"),
             b"\x12\x08",
-            context.span_id.to_bytes(8, "big"),
+            span.span_id.to_bytes(8, "big"),
             _trace_state(trace_state) if trace_state else b"",
-            b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"",
+            b"\x22\x08" + parent_id.to_bytes(8, "big") if parent_id is not None else b"",
             _field(b"\x2a", _text(name)) if name else b"",
             _KINDS[span.kind],
             b"\x39" + _pack_fixed64(start) if start else b"",
@@ -236,7 +235,7 @@ def _span(span: ReadableSpan | SlimSpan) -> bytes:
             b"".join(map(_link, links)) if links else b"",
             _uint(b"\x70", span.dropped_links),
             _status(status) if status is not None else b"",
-            _REMOTE_PARENT if parent is not None and parent.is_remote else _LOCAL_PARENT,
+            _REMOTE_PARENT if span.parent_is_remote else _LOCAL_PARENT,
         )
     )
 

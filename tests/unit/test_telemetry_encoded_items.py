@@ -127,9 +127,12 @@ def test_a_slim_span_keeps_what_the_span_had_in_few_objects_the_collector_walks(
     by_name = {span.name: span for span in exporter.get_finished_spans()}
     plain = slim_span(by_name["plain"])
     # The attributes are the SDK's own dict of strings and numbers, which the collector does not walk;
-    # a status without a message is one shared object.
+    # a status without a message is one shared object, the ids are integers: the slim span is the
+    # only object of its own the collector tracks.
     assert type(plain.attributes) is dict and not gc.is_tracked(plain.attributes)
     assert plain.status is slim_span(by_name["parent"]).status
+    shared = (SlimSpan, plain.resource, plain.instrumentation_scope, plain.kind, plain.status)
+    assert all(any(o is s for s in shared) for o in gc.get_referents(plain) if gc.is_tracked(o))
 
 
 def test_the_queue_keeps_a_slim_span_and_not_the_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,6 +242,20 @@ def test_exporters_without_a_queue_form_keep_the_stock_processors(tmp_path: Path
         pipeline.tracer_provider.shutdown()
         pipeline.logger_provider.shutdown()
         pipeline.meter_provider.shutdown()
+
+
+def test_a_span_processor_whose_queue_moved_takes_the_stock_path() -> None:
+    kept = _Kept()
+    processor = SlimBatchSpanProcessor(kept, slim_span)
+    processor._emit = None  # what batch_emitter gives for an SDK whose processor queues elsewhere
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(processor)
+    with provider.get_tracer("t").start_as_current_span("kept"):
+        pass
+    assert provider.force_flush()
+    provider.shutdown()
+    (batch,) = kept.batches
+    assert [(type(item), item.name) for item in batch] == [(ReadableSpan, "kept")]
 
 
 def test_a_log_processor_whose_queue_moved_takes_the_stock_path() -> None:
