@@ -15,6 +15,20 @@ def exact_quantile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def nearest_rank_quantile(values: list[float], q: float) -> float:
+    """The observation of rank ``ceil(q * n)`` (the inverse of the empirical CDF)."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+
+
+def near_an_exact_quantile(estimate: float, values: list[float], q: float, tolerance: float) -> bool:
+    """Whether ``estimate`` is within ``tolerance`` (relative) of the q-quantile of ``values`` under
+    either textbook definition, or between them. At a sparse tail they differ by a share of the gap
+    to the next observation: next to a slow outlier (a session's first call), by more than 2 %."""
+    low, high = sorted((nearest_rank_quantile(values, q), exact_quantile(values, q)))
+    return low * (1 - tolerance) <= estimate <= high * (1 + tolerance)
+
+
 def bucket_of_rank(histogram: dict[str, Any], values: list[float], q: float) -> tuple[float, float] | None:
     """The bounds of the bucket of a Prometheus native histogram (an instant query's ``histogram``)
     that holds the observation of rank ``ceil(q * n)``: where ``histogram_quantile`` must place
