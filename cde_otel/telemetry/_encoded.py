@@ -143,6 +143,11 @@ def slim_span(span: ReadableSpan) -> SlimSpan:
     return slim
 
 
+def as_slim_span(span: ReadableSpan | SlimSpan) -> SlimSpan:
+    """``span`` itself if it is slim already, else :func:`slim_span` of it: what the encoders read."""
+    return span if isinstance(span, SlimSpan) else slim_span(span)
+
+
 QueueForm = Callable[[Any], Any]
 
 

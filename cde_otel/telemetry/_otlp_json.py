@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from cde_otel.telemetry._encoded import EncodedItem, SlimSpan, slim_span
+from cde_otel.telemetry._encoded import EncodedItem, SlimSpan, as_slim_span
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 JSON = dict[str, Any]
@@ -164,7 +164,7 @@ def _scope(scope: InstrumentationScope | None) -> JSON:
 
 
 def _span(item: ReadableSpan | SlimSpan) -> JSON:
-    span = item if isinstance(item, SlimSpan) else slim_span(item)
+    span = as_slim_span(item)
     trace_id, parent_id = span.trace_id, span.parent_id
     encoded: JSON = {
         "traceId": f"{trace_id:032x}" if trace_id is not None else "0" * 32,

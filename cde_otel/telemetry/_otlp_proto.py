@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
 
-from cde_otel.telemetry._encoded import EncodedItem, SlimSpan, slim_span
+from cde_otel.telemetry._encoded import EncodedItem, SlimSpan, as_slim_span
 from cde_otel.telemetry._otlp_grouping import Canonical, grouped
 
 _pack_double = struct.Struct("<d").pack
@@ -211,7 +211,7 @@ _STATUSES = {code: _field(b"\x7a", _uint(b"\x18", code.value)) for code in Statu
 
 
 def _span(item: ReadableSpan | SlimSpan) -> bytes:
-    span = item if isinstance(item, SlimSpan) else slim_span(item)
+    span = as_slim_span(item)
     trace_id, parent_id, trace_state, name = span.trace_id, span.parent_id, span.trace_state, span.name
     if trace_id is None:
         raise Unencodable("a span without a context")

@@ -177,12 +177,12 @@ def build_pipeline(
     if log_exporter is not None:
         tracked_logs = TrackedLogExporter(log_exporter, status)
         tracked.append(tracked_logs)
-        encode_log = tracked_logs.queue_form()
+        log_form = tracked_logs.queue_form()
         processors["logs"] = (
             BatchLogRecordProcessor(tracked_logs, max_queue_size=queue_size, max_export_batch_size=batch_size)
-            if encode_log is None
+            if log_form is None
             else EncodingBatchLogRecordProcessor(
-                tracked_logs, encode_log, max_queue_size=queue_size, max_export_batch_size=batch_size
+                tracked_logs, log_form, max_queue_size=queue_size, max_export_batch_size=batch_size
             )
         )
         logger_provider.add_log_record_processor(processors["logs"])
