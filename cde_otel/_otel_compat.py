@@ -8,6 +8,9 @@ the newest (scripts/test-newest.sh) releases.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -60,12 +63,62 @@ def exporter_preferences(exporter: Any) -> tuple[dict[type, Any] | None, dict[ty
     )
 
 
-def span_attribute_dict(span: Any) -> Any:
-    """A finished span's attributes as the plain dict the SDK keeps them in (``_attributes._dict``,
-    which the garbage collector does not track while it holds only strings and numbers); a copy of
-    ``span.attributes`` if that moved (the same attributes, one more dict per span)."""
-    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return inner if type(inner) is dict else dict(span.attributes or {})
+#: The fields the SDK's ``ReadableSpan`` keeps in its instance dict, in the order read.
+_SPAN_FIELDS = operator.itemgetter(
+    "_context", "_parent", "_name", "_kind", "_start_time", "_end_time", "_attributes", "_events", "_links",
+    "_status", "_resource", "_instrumentation_scope",
+)  # fmt: skip
+
+
+@functools.cache
+def _sdk_span_classes() -> tuple[tuple[type, ...], Any, Any]:
+    from opentelemetry.attributes import BoundedAttributes
+    from opentelemetry.sdk.trace import ReadableSpan, Span
+    from opentelemetry.sdk.util import BoundedList
+
+    return (ReadableSpan, Span), BoundedAttributes, BoundedList
+
+
+def readable_span_fields(span: Any) -> tuple[Any, ...] | None:
+    """A finished span's fields, read at once from the SDK's own ``ReadableSpan`` (what ``Span.end``
+    hands the processors) or ``Span``, where its properties cost a call each and a locked copy for
+    the events and links: ``(context, parent, name, kind, start_time, end_time, attributes,
+    dropped_attributes, events, dropped_events, links, dropped_links, status, resource,
+    instrumentation_scope)``. The attributes are the plain dict the SDK keeps them in
+    (``BoundedAttributes._dict``, which the garbage collector does not track while it holds only
+    strings and numbers); no events or links are one shared empty tuple. None for any other class,
+    or when the fields moved: the caller then reads the public properties (a copy of the attributes,
+    one more dict per span)."""
+    span_classes, bounded_attributes, bounded_list = _sdk_span_classes()
+    if type(span) not in span_classes:
+        return None
+    try:
+        context, parent, name, kind, start, end, attributes, events, links, status, resource, scope = _SPAN_FIELDS(
+            span.__dict__
+        )
+    except KeyError:
+        return None
+    if isinstance(attributes, bounded_attributes):
+        attribute_dict, dropped_attributes = getattr(attributes, "_dict", None), attributes.dropped
+        if type(attribute_dict) is not dict:
+            return None
+    elif attributes is None:
+        attribute_dict, dropped_attributes = {}, 0
+    else:
+        return None
+    # A finished span's events and links no longer change: their deques are copied without the lock.
+    if isinstance(events, bounded_list) and type(events_dq := getattr(events, "_dq", None)) is deque:
+        event_tuple, dropped_events = (tuple(events_dq) if events_dq else ()), events.dropped
+    else:
+        event_tuple, dropped_events = (tuple(events) if events else ()), 0
+    if isinstance(links, bounded_list) and type(links_dq := getattr(links, "_dq", None)) is deque:
+        link_tuple, dropped_links = (tuple(links_dq) if links_dq else ()), links.dropped
+    else:
+        link_tuple, dropped_links = (tuple(links) if links else ()), 0
+    return (
+        context, parent, name, kind, start, end, attribute_dict, dropped_attributes,
+        event_tuple, dropped_events, link_tuple, dropped_links, status, resource, scope,
+    )  # fmt: skip
 
 
 def queued_items(processor: Any) -> int:

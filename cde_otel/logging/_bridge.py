@@ -210,7 +210,10 @@ def otel_handler_on_root_takes(record: logging.LogRecord) -> bool:
     - sends this record already (bridging it too would send it twice). Only a record that reaches
     root does: those of a logger that does not propagate (uvicorn's, FastMCP's) stop on the way,
     and only the bridge sends them."""
-    if not any(record.levelno >= h.level and _is_otel_logging_handler(h) for h in logging.root.handlers):
+    for handler in logging.root.handlers:
+        if record.levelno >= handler.level and _is_otel_logging_handler(handler):
+            break
+    else:
         return False
     logger = logging.Logger.manager.loggerDict.get(record.name)
     while isinstance(logger, logging.Logger) and logger is not logging.root:

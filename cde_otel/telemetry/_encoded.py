@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from cde_otel._otel_compat import batch_emitter, span_attribute_dict
+from cde_otel._otel_compat import batch_emitter, readable_span_fields
 from cde_otel._swallowed import swallowed
 
 _log = logging.getLogger("cde_otel.telemetry")
@@ -51,8 +51,9 @@ class EncodedItem:
         self.payload = payload
 
 
-# A status without a message, one object per code for every span.
-_STATUSES = {code: Status(code) for code in StatusCode}
+# A status without a message, one object per code for every span; by the code's id, as an enum
+# member hashes in Python.
+_STATUSES = {id(code): Status(code) for code in StatusCode}
 
 
 class SlimSpan:
@@ -118,28 +119,26 @@ class SlimSpan:
 
 def slim_span(span: ReadableSpan) -> SlimSpan:
     """``span``'s fields in a :class:`SlimSpan`."""
+    fields = readable_span_fields(span)
+    if fields is None:  # not the SDK's own class: its public properties
+        fields = (
+            span.context, span.parent, span.name, span.kind, span.start_time, span.end_time,
+            dict(span.attributes or {}), span.dropped_attributes, tuple(span.events), span.dropped_events,
+            tuple(span.links), span.dropped_links, span.status, span.resource, span.instrumentation_scope,
+        )  # fmt: skip
     slim = SlimSpan()
-    context, parent = span.context, span.parent
+    (
+        context, parent, slim.name, slim.kind, slim.start_time, slim.end_time,
+        slim.attributes, slim.dropped_attributes, slim.events, slim.dropped_events,
+        slim.links, slim.dropped_links, status, slim.resource, slim.instrumentation_scope,
+    ) = fields  # fmt: skip
     if context is None:
         slim.trace_id, slim.span_id, slim.trace_flags, slim.trace_state = None, 0, 0, None
     else:
         slim.trace_id, slim.span_id, slim.trace_flags = context.trace_id, context.span_id, int(context.trace_flags)
         slim.trace_state = context.trace_state or None
     slim.parent_id, slim.parent_is_remote = (None, False) if parent is None else (parent.span_id, parent.is_remote)
-    slim.name = span.name
-    slim.kind = span.kind
-    slim.start_time = span.start_time
-    slim.end_time = span.end_time
-    slim.attributes = span_attribute_dict(span)
-    slim.dropped_attributes = span.dropped_attributes
-    slim.events = span.events
-    slim.dropped_events = span.dropped_events
-    slim.links = span.links
-    slim.dropped_links = span.dropped_links
-    status = span.status
-    slim.status = status if status is None or status.description else _STATUSES[status.status_code]
-    slim.resource = span.resource
-    slim.instrumentation_scope = span.instrumentation_scope
+    slim.status = status if status is None or status.description else _STATUSES[id(status.status_code)]
     return slim
 
 

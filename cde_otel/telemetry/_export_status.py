@@ -13,7 +13,7 @@ instrumentation's ``span.record_exception(...)``, a record from an OpenTelemetry
 and ``exception.stacktrace``, span status descriptions and log bodies go through
 :func:`~cde_otel.redaction.scrub_text` before export, and are cut to a few KB. This runs in the export thread, and costs
 one check per span without events or record without exception attributes; the exporters that
-take each item in a lighter form as it ends (:mod:`._encoded`) have it scrubbed first, on the thread
+take each item in a lighter form as it ends (:mod:`._encoded`) have it scrubbed as it takes it, on the thread
 that ends it.
 """
 
@@ -24,7 +24,7 @@ import copy
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -151,19 +151,26 @@ def _scrubbed(attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {**attributes, **changed} if changed else None
 
 
+def _scrubbed_events(events: Sequence[Event]) -> list[Event] | None:
+    """``events`` with their exception text scrubbed, or None when nothing had to change."""
+    clean: list[Event] = []
+    changed = False
+    for event in events:
+        attributes = _scrubbed(event.attributes) if event.name == "exception" else None
+        changed |= attributes is not None
+        clean.append(event if attributes is None else Event(event.name, attributes, event.timestamp, limit=None))
+    return clean if changed else None
+
+
 def scrub_span(span: ReadableSpan) -> ReadableSpan:
     """``span`` itself, or a copy with its exception events and status description scrubbed."""
     description = span.status.description
-    if not span.events and not description:
+    events = span.events
+    if not events and not description:
         return span
-    events: list[Event] = []
-    changed = False
-    for event in span.events:
-        attributes = _scrubbed(event.attributes) if event.name == "exception" else None
-        changed |= attributes is not None
-        events.append(event if attributes is None else Event(event.name, attributes, event.timestamp, limit=None))
+    clean_events = _scrubbed_events(events) if events else None
     clean_description = bounded_text(description) if description else description
-    if not changed and clean_description == description:
+    if clean_events is None and clean_description == description:
         return span
     return ReadableSpan(
         name=span.name,
@@ -171,7 +178,7 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
         parent=span.parent,
         resource=span.resource,
         attributes=span.attributes,
-        events=events,
+        events=events if clean_events is None else clean_events,
         links=span.links,
         kind=span.kind,
         status=Status(span.status.status_code, clean_description),
@@ -179,6 +186,23 @@ def scrub_span(span: ReadableSpan) -> ReadableSpan:
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+
+
+def scrub_slim_span(span: Any) -> Any:
+    """A :class:`SlimSpan` with its exception events and status description scrubbed, in place (it
+    is the queue's own, nothing else holds it); anything else as it is (scrubbed at export)."""
+    if not isinstance(span, SlimSpan):
+        return span
+    if span.events:
+        clean_events = _scrubbed_events(span.events)
+        if clean_events is not None:
+            span.events = clean_events
+    status = span.status
+    if status is not None and status.description:
+        clean_description = bounded_text(status.description)
+        if clean_description != status.description:
+            span.status = Status(status.status_code, clean_description)
+    return span
 
 
 def scrub_log_record(readable: ReadableLogRecord) -> ReadableLogRecord:
@@ -193,12 +217,6 @@ def scrub_log_record(readable: ReadableLogRecord) -> ReadableLogRecord:
     if attributes is not None:
         clean.attributes = attributes
     return dataclasses.replace(readable, log_record=clean)
-
-
-def _scrubbed_queue_form(inner: Any, scrub: Callable[[Any], Any]) -> QueueForm | None:
-    """``inner``'s ``queue_form`` after ``scrub``, if it takes items lighter as they end (:mod:`._encoded`)."""
-    form = getattr(inner, "queue_form", None)
-    return None if form is None else lambda item: form(scrub(item))
 
 
 class _Tracked:
@@ -226,7 +244,9 @@ class TrackedSpanExporter(_Tracked, SpanExporter):
         self._inner, self._status = inner, status
 
     def queue_form(self) -> QueueForm | None:
-        return _scrubbed_queue_form(self._inner, scrub_span)
+        """The inner exporter's slim span (:mod:`._encoded`), scrubbed as it is made."""
+        form = getattr(self._inner, "queue_form", None)
+        return None if form is None else lambda span: scrub_slim_span(form(span))
 
     def export(self, spans: Sequence[ReadableSpan | SlimSpan]) -> SpanExportResult:
         result = SpanExportResult.FAILURE
@@ -252,7 +272,9 @@ class TrackedLogExporter(_Tracked, LogRecordExporter):
         self._inner, self._status = inner, status
 
     def queue_form(self) -> QueueForm | None:
-        return _scrubbed_queue_form(self._inner, scrub_log_record)
+        """The inner exporter's encoded record (:mod:`._encoded`), scrubbed before it is encoded."""
+        form = getattr(self._inner, "queue_form", None)
+        return None if form is None else lambda record: form(scrub_log_record(record))
 
     def export(self, batch: Sequence[ReadableLogRecord | EncodedItem]) -> LogRecordExportResult:
         result = LogRecordExportResult.FAILURE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider
@@ -23,7 +24,8 @@ from opentelemetry.trace import Status, StatusCode
 from cde_otel.instrumentation._wrapper import record_exception_scrubbed
 from cde_otel.logging import get_logger, setup_logging
 from cde_otel.redaction import STACK_LIMIT, TEXT_LIMIT, scrub_exception
-from cde_otel.telemetry._export_status import scrub_span
+from cde_otel.telemetry._encoded import slim_span
+from cde_otel.telemetry._export_status import scrub_slim_span, scrub_span
 
 HUGE = "password=hunter2 " + "x" * 10_000_000
 # What a bounded text may add to its limit: the "...[N chars cut]" marker.
@@ -63,7 +65,12 @@ def test_huge_log_messages_are_cut_in_otel_records_and_lines(
     assert json.loads(lines[0])["event"].endswith("chars cut]")
 
 
-def test_huge_exception_messages_are_cut_on_spans() -> None:
+@pytest.mark.parametrize(
+    "scrub",
+    [scrub_span, lambda span: scrub_slim_span(slim_span(span))],
+    ids=["at export", "as queued slim"],
+)
+def test_huge_exception_messages_are_cut_on_spans(scrub: Any) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -75,7 +82,7 @@ def test_huge_exception_messages_are_cut_on_spans() -> None:
         span.record_exception(RuntimeError(HUGE))
         span.set_status(Status(StatusCode.ERROR, HUGE))
 
-    exported = [scrub_span(finished) for finished in exporter.get_finished_spans()]
+    exported = [scrub(finished) for finished in exporter.get_finished_spans()]
     assert len(exported) == 2
     for finished in exported:
         (event,) = finished.events

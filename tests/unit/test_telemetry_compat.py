@@ -61,7 +61,15 @@ def test_every_private_surface_is_found_on_the_installed_releases() -> None:
     spans_provider.add_span_processor(SimpleSpanProcessor(finished))
     spans_provider.get_tracer("t").start_span("s", attributes={"a": "b"}).end()
     (span,) = finished.get_finished_spans()
-    assert compat.span_attribute_dict(span) is span._attributes._dict  # no copy
+    fields = compat.readable_span_fields(span)
+    assert fields is not None
+    public = (
+        span.context, span.parent, span.name, span.kind, span.start_time, span.end_time, dict(span.attributes),
+        span.dropped_attributes, span.events, span.dropped_events, span.links, span.dropped_links, span.status,
+        span.resource, span.instrumentation_scope,
+    )  # fmt: skip
+    assert fields == public
+    assert fields[6] is span._attributes._dict  # the SDK's own dict, no copy
 
     assert compat.is_proxy_logger_provider(get_logger_provider()) or isinstance(
         get_logger_provider(), LoggerProvider | NoOpLoggerProvider
@@ -81,8 +89,7 @@ def test_a_moved_surface_degrades_to_its_documented_fallback() -> None:
     assert compat.reader_temporalities(moved) == {}
     assert compat.exporter_preferences(moved) == (None, None)
     assert compat.queued_items(moved) == 0
-    moved.attributes = {"a": "b"}
-    assert compat.span_attribute_dict(moved) == {"a": "b"} and compat.span_attribute_dict(moved) is not moved.attributes
+    assert compat.readable_span_fields(moved) is None  # not the SDK's class: the caller reads its properties
     assert not compat.is_proxy_logger_provider(moved)
 
 
@@ -113,3 +120,51 @@ def test_a_logging_handler_without_the_attribute_hook_bridges_nothing_rather_tha
     moved.handle(record)
     assert exporter.get_finished_logs() == ()  # not bridged at all, never unredacted
     assert swallowed_counts()["logging.bridge_unsupported"] == before + 1
+
+
+def _public_fields(span: Any) -> tuple[Any, ...]:
+    return (
+        span.context, span.parent, span.name, span.kind, span.start_time, span.end_time, dict(span.attributes or {}),
+        span.dropped_attributes, tuple(span.events), span.dropped_events, tuple(span.links), span.dropped_links,
+        span.status, span.resource, span.instrumentation_scope,
+    )  # fmt: skip
+
+
+def test_a_finished_span_read_at_once_is_what_its_properties_read() -> None:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanLimits
+    from opentelemetry.trace import Link, Status, StatusCode
+
+    finished = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_attributes=2, max_events=1, max_links=1))
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("parent") as parent:
+        linked = parent.get_span_context()
+        span = tracer.start_span("child", attributes={"a": 1, "b": 2, "c": 3}, links=[Link(linked), Link(linked)])
+        span.add_event("one")
+        span.add_event("two")
+        span.set_status(Status(StatusCode.ERROR, "boom"))
+        span.end()
+    child = next(s for s in finished.get_finished_spans() if s.name == "child")
+    fields = compat.readable_span_fields(child)
+    assert fields == _public_fields(child)
+    assert (fields[7], fields[9], fields[11]) == (1, 1, 1)  # what the limits dropped, counted as the SDK counts
+    assert fields[1] is not None and fields[12].description == "boom"
+
+    bare = ReadableSpan(name="bare")  # built by hand: no attributes, the default empty events and links
+    assert compat.readable_span_fields(bare) == _public_fields(bare)
+
+    moved = ReadableSpan(name="moved")
+    del moved.__dict__["_events"]  # a release that keeps its events elsewhere
+    assert compat.readable_span_fields(moved) is None
+
+
+def test_a_span_class_of_someone_else_is_read_through_its_properties() -> None:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    class Renamed(ReadableSpan):  # a subclass may override what a property returns
+        @property
+        def name(self) -> str:
+            return "renamed"
+
+    assert compat.readable_span_fields(Renamed(name="n")) is None

@@ -144,6 +144,7 @@ def test_the_queue_keeps_a_slim_span_and_not_the_span(tmp_path: Path, monkeypatc
         assert isinstance(pipeline.batch_processors["logs"], EncodingBatchLogRecordProcessor)
         tracer = pipeline.tracer_provider.get_tracer("host.instrumentation")
         with tracer.start_as_current_span("failed", attributes={"cde.feature.id": "f-1"}) as span:
+            span.record_exception(RuntimeError(f"login failed: {SECRET}"))  # another instrumentation's call
             span.set_status(Status(StatusCode.ERROR, f"login failed: {SECRET}"))
             ended = weakref.ref(span)
         del span
@@ -165,6 +166,10 @@ def test_the_queue_keeps_a_slim_span_and_not_the_span(tmp_path: Path, monkeypatc
         "message": "login failed: password=[REDACTED] token [REDACTED]",  # scrubbed before it was queued
     }
     assert {"key": "cde.feature.id", "value": {"stringValue": "f-1"}} in written["attributes"]
+    (event,) = written["events"]
+    event_text = json.dumps(event)
+    assert "hunter2" not in event_text and "sk-live" not in event_text
+    assert "login failed: password=[REDACTED]" in event_text
     (logs,) = [json.loads(line) for line in (tmp_path / "logs.jsonl").read_text().splitlines()]
     (record,) = logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
     assert record["body"] == {"stringValue": "caught: password=[REDACTED] token [REDACTED]"}
