@@ -161,7 +161,15 @@ class ForeignRecordBridge(LoggingHandler):
         # Checked per record: opentelemetry-instrument adds its handler after configure() ran.
         if otel_handler_on_root_takes(record):
             return False
-        return bool(super().filter(record))
+        return not self.filters or bool(super().filter(record))
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """``Handler.handle`` without the handler's lock: :meth:`emit` queues the record or hands it to
+        the SDK's logger, both safe from any thread, so nothing needs serialising here."""
+        if self.filter(record):
+            self.emit(record)
+            return True
+        return False
 
     def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         raw, event_name = super()._get_attributes(record)

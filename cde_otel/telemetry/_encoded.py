@@ -173,7 +173,12 @@ class SlimBatchSpanProcessor(BatchSpanProcessor):
         if self._emit is None or not (context and context.trace_flags.sampled):
             super().on_end(span)
             return
-        self._emit(queued_form(self._form, span))
+        try:  # queued_form(), inline: this runs for every span
+            item = self._form(span)
+        except Exception:
+            swallowed("export.queue_form", _log, "cde-otel: an item is queued as it is")
+            item = span
+        self._emit(item)
 
 
 class EncodingBatchLogRecordProcessor(BatchLogRecordProcessor):
