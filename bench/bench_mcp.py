@@ -218,11 +218,15 @@ def _processes(variant: str, measured: dict[str, Any]) -> list[str]:
 
 
 def _ratio(per_round: dict[str, list[float]], a: str, b: str, *, pooled: bool = True) -> float:
-    """The median over rounds of ``a``'s round trip over ``b``'s; ``a`` is every process of its
-    variant (``on`` and ``on_2``), averaged per round, unless ``pooled`` is false."""
-    processes = _processes(a, per_round) if pooled else [a]
-    means = [statistics.fmean(values) for values in zip(*(per_round[name] for name in processes), strict=True)]
-    return round(statistics.median(x / y for x, y in zip(means, per_round[b], strict=True)), 3)
+    """The median over rounds of ``a``'s round trip over ``b``'s; each is every process of its
+    variant (``on`` and ``on_2``), averaged per round (``a`` alone unless ``pooled``)."""
+    a_means = _round_means(per_round, _processes(a, per_round) if pooled else [a])
+    b_means = _round_means(per_round, _processes(b, per_round))
+    return round(statistics.median(x / y for x, y in zip(a_means, b_means, strict=True)), 3)
+
+
+def _round_means(per_round: dict[str, list[float]], processes: list[str]) -> list[float]:
+    return [statistics.fmean(values) for values in zip(*(per_round[name] for name in processes), strict=True)]
 
 
 def _py_spy(directory: Path, names: tuple[str, ...]) -> Callable[[dict[str, int]], Callable[[], None]]:
@@ -403,6 +407,10 @@ def measure_mcp(
     return {
         "mcp_tool_call_ratio": _ratio(per_round, "on", "off"),
         "mcp_tool_call_ratio_floor": _ratio(per_round, "floor", "off"),
+        # Ours against the floor round by round: what differs between the two ratios above, without
+        # the scatter of ``off``'s own round trips in each.
+        "mcp_tool_call_ratio_vs_floor": _ratio(per_round, "on", "floor"),
+        "mcp_tool_call_ratio_vs_floor_otlp": _ratio(per_round, "on_otlp", "floor_otlp") if otlp else float("nan"),
         "mcp_tool_call_ratio_without_mcp_layer": _ratio(per_round, "on_without_mcp", "off"),
         "mcp_tool_call_ratio_logs_warning": _ratio(per_round, "on_logs_warning", "off"),
         "mcp_tool_call_ratio_cde_otel_mcp": _ratio(ours_round.per_round, "on", "off"),

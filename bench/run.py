@@ -114,6 +114,8 @@ GOALS: tuple[Goal, ...] = (
     Goal("scale_gateway_cpu_us_per_span", "gateway tier CPU per span (µs)", None, None),
     Goal("mcp_tool_call_ratio", "MCP tool call round trip, on / off (fastmcp 2.13, 2 processes)", operator.le, 1.15),
     Goal("mcp_tool_call_ratio_floor", "… the plain-SDK floor (same signals by hand) / off", None, None),
+    Goal("mcp_tool_call_ratio_vs_floor", "… ours / the floor's, round by round (files)", operator.le, 1.0),
+    Goal("mcp_tool_call_ratio_vs_floor_otlp", "… ours / the floor's, round by round (OTLP/HTTP)", operator.le, 1.0),
     Goal("mcp_server_cpu_ratio", "MCP server CPU per call, on / off (embedded default, files)", operator.le, 1.10),
     Goal("mcp_server_cpu_ratio_floor", "… the plain-SDK floor / off, same run", None, None),
     Goal("mcp_added_cpu_vs_floor", "CPU added per call: ours / the floor's (files)", operator.le, 1.0),
@@ -173,6 +175,8 @@ KEYS_BY_BENCHMARK = {
     "mcp": (
         "mcp_tool_call_ratio",
         "mcp_tool_call_ratio_floor",
+        "mcp_tool_call_ratio_vs_floor",
+        "mcp_tool_call_ratio_vs_floor_otlp",
         "mcp_server_cpu_ratio",
         "mcp_server_cpu_ratio_floor",
         "mcp_added_cpu_vs_floor",

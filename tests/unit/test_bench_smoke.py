@@ -108,6 +108,8 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     keys = [
         "mcp_tool_call_ratio",
         "mcp_tool_call_ratio_floor",
+        "mcp_tool_call_ratio_vs_floor",
+        "mcp_tool_call_ratio_vs_floor_otlp",
         "mcp_tool_call_ratio_without_mcp_layer",
         "mcp_tool_call_ratio_logs_warning",
         "mcp_tool_call_ratio_cde_otel_mcp",
