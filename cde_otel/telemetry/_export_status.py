@@ -13,8 +13,8 @@ instrumentation's ``span.record_exception(...)``, a record from an OpenTelemetry
 and ``exception.stacktrace``, span status descriptions and log bodies go through
 :func:`~cde_otel.redaction.scrub_text` before export, and are cut to a few KB. This runs in the export thread, and costs
 one check per span without events or record without exception attributes; the exporters that
-take each item in a lighter form as it ends (:mod:`._encoded`) have it scrubbed as it takes it, on the thread
-that ends it.
+take each item in a lighter form as it ends (:mod:`._encoded`) have it scrubbed when it takes that
+form, on the thread that ends it.
 """
 
 from __future__ import annotations

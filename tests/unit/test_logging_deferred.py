@@ -181,6 +181,22 @@ def test_without_deferral_a_record_is_bridged_on_the_callers_thread(
         host_logger[0].removeHandler(handler)
 
 
+def test_a_filter_added_to_the_bridge_still_decides_which_records_it_sends(
+    provider: LoggerProvider, exporter: InMemoryLogRecordExporter, host_logger: tuple[logging.Logger, Kept]
+) -> None:
+    """The bridge handles a record without the handler lock, and still through its filters."""
+    handler = ForeignRecordBridge(provider)
+    handler.addFilter(lambda record: "secret" not in record.getMessage())
+    host_logger[0].addHandler(handler)
+    try:
+        host_logger[0].info("kept")
+        host_logger[0].info("a secret")
+        assert [r.log_record.body for r in exporter.get_finished_logs()] == ["kept"]
+        assert [r.getMessage() for r in host_logger[1].records] == ["kept", "a secret"]  # the host's own: both
+    finally:
+        host_logger[0].removeHandler(handler)
+
+
 def test_a_record_that_cannot_be_rendered_fails_on_the_callers_thread_as_before(
     bridge: ForeignRecordBridge, exporter: InMemoryLogRecordExporter, host_logger: tuple[logging.Logger, Kept]
 ) -> None:
