@@ -64,7 +64,7 @@ def test_every_private_surface_is_found_on_the_installed_releases() -> None:
     fields = compat.readable_span_fields(span)
     assert fields is not None
     public = (
-        span.context, span.parent, span.name, span.kind, span.start_time, span.end_time, dict(span.attributes),
+        span.context, span.parent, span.name, span.kind, span.start_time, span.end_time, dict(span.attributes or {}),
         span.dropped_attributes, span.events, span.dropped_events, span.links, span.dropped_links, span.status,
         span.resource, span.instrumentation_scope,
     )  # fmt: skip
