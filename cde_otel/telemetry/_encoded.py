@@ -173,12 +173,7 @@ class SlimBatchSpanProcessor(BatchSpanProcessor):
         if self._emit is None or not (context and context.trace_flags.sampled):
             super().on_end(span)
             return
-        try:  # queued_form(), inline: this runs for every span
-            item = self._form(span)
-        except Exception:
-            swallowed("export.queue_form", _log, "cde-otel: an item is queued as it is")
-            item = span
-        self._emit(item)
+        self._emit(queued_form(self._form, span))
 
 
 class EncodingBatchLogRecordProcessor(BatchLogRecordProcessor):
