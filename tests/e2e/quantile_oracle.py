@@ -33,8 +33,7 @@ def bucket_of_rank(histogram: dict[str, Any], values: list[float], q: float) -> 
     """The bounds of the bucket of a Prometheus native histogram (an instant query's ``histogram``)
     that holds the observation of rank ``ceil(q * n)``: where ``histogram_quantile`` must place
     the q-quantile, at whatever resolution the (summed) histogram has there."""
-    ordered = sorted(values)
-    observation = ordered[max(math.ceil(q * len(ordered)) - 1, 0)]
+    observation = nearest_rank_quantile(values, q)
     for _rule, lower, upper, _count in histogram.get("buckets", []):
         low, high = float(lower), float(upper)
         if low <= observation <= high:
