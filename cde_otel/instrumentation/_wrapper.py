@@ -200,7 +200,10 @@ class OperationTelemetry:
             # Recorded while the span is still current, so the exemplar carries its trace and span ids.
             self.duration.record(max(end_ns - op.start_ns, 0) / 1e9, metric_attrs)
             span.end(end_time=end_ns)
-            if self.events is not None:
+            events = self.events
+            if events is not None and (
+                error_code is not None or events.ok_lines or end_ns - op.start_ns > events.slow_after_ns
+            ):  # else, with the defaults, an ok operation's record is its span
                 self._report(target, op, end_ns, error_code)
         finally:
             if span.is_recording():  # something above failed before the span ended
@@ -212,8 +215,6 @@ class OperationTelemetry:
         events = self.events
         assert events is not None
         slow = end_ns - op.start_ns > events.slow_after_ns
-        if not (slow or error_code is not None or events.ok_lines):
-            return  # the defaults: an ok operation's record is its span
         cpu_ms = None
         if slow:
             self.slow_targets.add(target.spec)

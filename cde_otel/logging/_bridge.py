@@ -125,11 +125,6 @@ class _ScrubbedMessage(logging.Formatter):
         return bounded_text(rendered[1] if rendered is not None and rendered[0] is record else record.getMessage())
 
 
-def is_structlog_record(record: logging.LogRecord) -> bool:
-    """True for records that ``ProcessorFormatter.wrap_for_formatter`` produced (structlog events)."""
-    return isinstance(record.msg, dict) and hasattr(record, "_logger")
-
-
 class ForeignRecordBridge(LoggingHandler):
     """``LoggingHandler`` for stdlib records (not structlog's, nor OpenTelemetry's), redacted, with correlation id."""
 
@@ -156,8 +151,10 @@ class ForeignRecordBridge(LoggingHandler):
             swallowed("logging.bridge_unsupported", logging.getLogger(__name__), "stdlib records not bridged to OTel")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._supported or is_structlog_record(record) or record.name.startswith(_OWN_LOGGERS):
+        if not self._supported or record.name.startswith(_OWN_LOGGERS):
             return False
+        if isinstance(record.msg, dict) and hasattr(record, "_logger"):
+            return False  # structlog's ProcessorFormatter.wrap_for_formatter made it: bridged already
         # Checked per record: opentelemetry-instrument adds its handler after configure() ran.
         if otel_handler_on_root_takes(record):
             return False
@@ -219,8 +216,10 @@ def otel_handler_on_root_takes(record: logging.LogRecord) -> bool:
     root does: those of a logger that does not propagate (uvicorn's, FastMCP's) stop on the way,
     and only the bridge sends them."""
     for handler in logging.root.handlers:
-        if record.levelno >= handler.level and _is_otel_logging_handler(handler):
-            break
+        if record.levelno >= handler.level:
+            kind = type(handler)
+            if kind.__name__ == "LoggingHandler" and kind.__module__.startswith("opentelemetry."):
+                break
     else:
         return False
     logger = logging.Logger.manager.loggerDict.get(record.name)
@@ -229,8 +228,3 @@ def otel_handler_on_root_takes(record: logging.LogRecord) -> bool:
             return False
         logger = logger.parent
     return True
-
-
-def _is_otel_logging_handler(handler: logging.Handler) -> bool:
-    kind = type(handler)
-    return kind.__name__ == "LoggingHandler" and kind.__module__.startswith("opentelemetry.")

@@ -164,6 +164,61 @@ def test_the_session_gives_every_span_the_client_and_is_recorded_once_closed(
     }  # never the address, port or session id: per-connection values
 
 
+def test_protocol_versions_a_client_makes_up_stay_bounded_in_series_and_in_what_is_kept(
+    mcp: MCPTelemetry, telemetry: CapturedTelemetry
+) -> None:
+    versions = [f"2025-01-{i:02d}" for i in range(1, 29)] + [f"v{i}" for i in range(100)] + [HUGE]
+    for version in versions:
+        mcp.end(mcp.begin("ping", None, transport="pipe", protocol_version=version))
+    seen = {p.attributes[ATTR_MCP_PROTOCOL_VERSION] for p in telemetry.points(METRIC_MCP_SERVER_OPERATION_DURATION)}
+    assert OTHER_VALUE in seen and len(seen) <= 17  # the first 16 dates, then _OTHER
+    assert len(mcp._shared_transport_attrs) <= 64  # reused attribute sets: bounded, never the huge one
+    assert all(version is None or len(version) <= 32 for _, version in mcp._shared_transport_attrs)
+    spans = telemetry.spans()
+    assert spans[0].attributes[ATTR_MCP_PROTOCOL_VERSION] == "2025-01-01"
+    assert spans[-1].attributes[ATTR_MCP_PROTOCOL_VERSION] == OTHER_VALUE
+
+
+def test_requests_that_share_transport_attributes_never_share_their_own(
+    mcp: MCPTelemetry, telemetry: CapturedTelemetry
+) -> None:
+    first = mcp.begin("tools/list", None, transport="pipe", protocol_version="2025-11-25")
+    first.attrs["added.later"] = "x"
+    first.metric_attrs["added.later"] = "x"
+    mcp.end(first)
+    mcp.end(mcp.begin("tools/list", None, transport="pipe", protocol_version="2025-11-25"))
+    _, second = telemetry.spans()
+    assert "added.later" not in second.attributes
+    assert second.attributes[ATTR_NETWORK_TRANSPORT] == "pipe"
+    assert second.attributes[ATTR_MCP_PROTOCOL_VERSION] == "2025-11-25"
+
+
+def test_a_session_follows_the_client_description_each_request_brings(
+    mcp: MCPTelemetry, telemetry: CapturedTelemetry
+) -> None:
+    session = type("Connection", (), {})()
+    info = {"name": "claude-code", "version": "2.1.0"}
+    mcp.end(mcp.begin("initialize", None, session=session, client_info=info))
+    mcp.end(mcp.begin("tools/list", None, session=session, client_info=info))  # the same object: nothing new
+    mcp.end(mcp.begin("tools/list", None, session=session, client_info={"name": "cursor", "version": "1.7"}))
+    mcp.end(mcp.begin("tools/list", None, session=session))  # none given: the session's own stays
+    names = [(s.attributes[ATTR_MCP_CLIENT_NAME], s.attributes[ATTR_MCP_CLIENT_VERSION]) for s in telemetry.spans()]
+    assert names == [("claude-code", "2.1.0")] * 2 + [("cursor", "1.7")] * 2
+
+
+def test_a_tool_registered_while_its_first_call_runs_names_the_span_and_the_metric(
+    mcp: MCPTelemetry, telemetry: CapturedTelemetry
+) -> None:
+    call = mcp.begin("tools/call", {"name": "cde_submitWork"})
+    assert not call.known  # unregistered when the call began: the bare method so far
+    call.result = {"content": [{"type": "text", "text": "{}"}], "isError": False}  # a registered tool answered
+    mcp.end(call)
+    mcp.end(mcp.begin("tools/call", {"name": "cde_submitWork"}))  # known from the start now
+    assert [s.name for s in telemetry.spans()] == ["tools/call cde_submitWork"] * 2
+    [point] = telemetry.points(METRIC_MCP_SERVER_OPERATION_DURATION)
+    assert point.attributes[ATTR_GEN_AI_TOOL_NAME] == "cde_submitWork" and point.count == 2
+
+
 def test_client_names_on_the_session_metric_are_bounded(mcp: MCPTelemetry, telemetry: CapturedTelemetry) -> None:
     for i in range(100):
         session = type("Connection", (), {})()

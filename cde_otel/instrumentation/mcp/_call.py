@@ -16,6 +16,7 @@ class MCPCall:
     __slots__ = (
         "attrs",
         "exception",
+        "known",
         "method",
         "metric_attrs",
         "name",
@@ -36,6 +37,7 @@ class MCPCall:
         self.metric_attrs = metric_attrs
         self.method = ""  # as the client sent it, capped
         self.target: str | None = None  # the tool or prompt name as sent, capped
+        self.known = False  # the target was a registered name when the request began (names stay known)
         self.owned = False
         self.result: Any = None
         self.exception: BaseException | None = None

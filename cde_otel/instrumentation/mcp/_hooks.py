@@ -42,11 +42,12 @@ def arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) ->
     return args[index] if len(args) > index else kwargs.get(name)
 
 
-def safe_begin(telemetry: MCPTelemetry, begin: Callable[[], MCPCall | None]) -> MCPCall | None:
+def safe_begin(telemetry: MCPTelemetry, begin: Callable[..., MCPCall | None], *args: Any) -> MCPCall | None:
+    """``begin(*args)`` when telemetry is on; None when it is off or failed (the failure swallowed)."""
     if not telemetry.active or not is_instrumentation_enabled():
         return None
     try:
-        return begin()
+        return begin(*args)
     except Exception:
         swallowed("mcp.begin", _log, "cde-otel: starting MCP telemetry failed")
         return None

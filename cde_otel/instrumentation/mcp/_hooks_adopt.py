@@ -115,7 +115,7 @@ class _AdoptedSpan:
         except BaseException:
             self._detach_parent()
             raise
-        self._call = safe_begin(self._telemetry, lambda: self._begin(span))
+        self._call = safe_begin(self._telemetry, self._begin, span)
         return span
 
     def _detach_parent(self) -> None:

@@ -47,8 +47,9 @@ def _v1_meta(request_meta: Any) -> Mapping[str, Any] | None:
     return extra if extra else None
 
 
-def _v1_transport(message_metadata: Any) -> tuple[str, str | None, dict[str, Any] | None]:
-    request = _v1_request(message_metadata)
+def _v1_transport(request: Any) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(transport, session id, peer) of a request the transport handed on as ``request`` (its HTTP
+    request, a Starlette ``Request``; None on stdio)."""
     if request is None:
         return NETWORK_TRANSPORT_PIPE, None, None
     headers = getattr(request, "headers", None)
@@ -65,34 +66,39 @@ def _v1_request(message_metadata: Any) -> Any:
     return getattr(message_metadata, "request_context", None)
 
 
+def _begin_handled_request(
+    telemetry: MCPTelemetry, server: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> MCPCall:
+    """The span of ``Server._handle_request(message, req, session, ...)``: each part of the request read once."""
+    if len(args) >= 3:  # how the SDK calls it
+        message, req, session = args[0], args[1], args[2]
+    else:
+        message, req, session = (arg(args, kwargs, i, name) for i, name in enumerate(("message", "req", "session")))
+    request = getattr(getattr(message, "message_metadata", None), "request_context", None)  # HTTP; None on stdio
+    transport, session_id, peer = _v1_transport(request)
+    meta = _v1_meta(getattr(message, "request_meta", None))
+    return telemetry.begin(
+        str(getattr(req, "method", "")),
+        _v1_params(getattr(req, "params", None)),
+        request_id=getattr(message, "request_id", None),
+        meta=meta,
+        transport=transport,
+        protocol_version=_v1_protocol_version(session),
+        session_id=session_id,
+        session=session,
+        client_info=_v1_client_info(session),
+        peer=peer,
+        server=server,
+        session_opens=False,  # initialize opens it: a stateless HTTP session serves one request
+        choice=choose(meta, request),
+    )
+
+
 def v1_handle_request(telemetry: MCPTelemetry) -> Wrapper:
     """``Server._handle_request(message, req, session, lifespan_context, raise_exceptions)``."""
 
-    def begin(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> MCPCall:
-        message = arg(args, kwargs, 0, "message")
-        req = arg(args, kwargs, 1, "req")
-        session = arg(args, kwargs, 2, "session")
-        metadata = getattr(message, "message_metadata", None)
-        transport, session_id, peer = _v1_transport(metadata)
-        meta = _v1_meta(getattr(message, "request_meta", None))
-        return telemetry.begin(
-            str(getattr(req, "method", "")),
-            _v1_params(getattr(req, "params", None)),
-            request_id=getattr(message, "request_id", None),
-            meta=meta,
-            transport=transport,
-            protocol_version=_v1_protocol_version(session),
-            session_id=session_id,
-            session=session,
-            client_info=_v1_client_info(session),
-            peer=peer,
-            server=instance,
-            session_opens=False,  # initialize opens it: a stateless HTTP session serves one request
-            choice=choose(meta, _v1_request(metadata)),
-        )
-
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = safe_begin(telemetry, lambda: begin(instance, args, kwargs))
+        call = safe_begin(telemetry, _begin_handled_request, telemetry, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -127,8 +133,8 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
     """``ServerSession._received_request(responder)``: the session answers ``initialize`` itself."""
 
     def begin(session: Any, responder: Any, root: Any) -> MCPCall:
-        metadata = getattr(responder, "message_metadata", None)
-        transport, session_id, peer = _v1_transport(metadata)
+        request = _v1_request(getattr(responder, "message_metadata", None))
+        transport, session_id, peer = _v1_transport(request)
         meta = _v1_meta(getattr(responder, "request_meta", None))
         return telemetry.begin(
             "initialize",
@@ -140,7 +146,7 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
             session=session,
             client_info=getattr(getattr(root, "params", None), "clientInfo", None),
             peer=peer,
-            choice=choose(meta, _v1_request(metadata)),
+            choice=choose(meta, request),
         )
 
     async def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -148,7 +154,7 @@ def v1_received_request(telemetry: MCPTelemetry) -> Wrapper:
         root = getattr(getattr(responder, "request", None), "root", None)
         if type(root).__name__ != "InitializeRequest" or current_call.get() is not None:
             return await wrapped(*args, **kwargs)
-        call = safe_begin(telemetry, lambda: begin(instance, responder, root))
+        call = safe_begin(telemetry, begin, instance, responder, root)
         if call is None:
             return await wrapped(*args, **kwargs)
         try:

@@ -42,13 +42,25 @@ SESSION_SPAN_ATTRIBUTES = (ATTR_MCP_CLIENT_NAME, ATTR_MCP_CLIENT_VERSION)
 
 
 class MCPSession:
-    __slots__ = ("attrs", "client_name", "client_version", "start", "transport_attrs")
+    __slots__ = (
+        "_info",
+        "_noted_transport",
+        "client_name",
+        "client_version",
+        "span_attributes",
+        "start",
+        "transport_attrs",
+    )
 
     def __init__(self) -> None:
         self.start = time.monotonic()
         self.client_name: str | None = None
         self.client_version: str | None = None
         self.transport_attrs: dict[str, str] = {}
+        #: What every request's span carries about the session (read-only for callers).
+        self.span_attributes: dict[str, str] = {}
+        self._info: Any = None  # the client description noted last (requests of a session share one)
+        self._noted_transport: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, info: Any) -> MCPSession:
@@ -56,19 +68,26 @@ class MCPSession:
         session.note_client(info)
         return session
 
+    def note(self, transport_attrs: Mapping[str, Any], info: Any) -> dict[str, str]:
+        """Keeps what one request shows of the session (its transport, the client's description, if
+        any); returns :attr:`span_attributes`. What was noted from the very same objects is skipped."""
+        if transport_attrs is not self._noted_transport:
+            self.transport_attrs.update((k, v) for k, v in transport_attrs.items() if isinstance(v, str))
+            self._noted_transport = transport_attrs
+        if info is not None and info is not self._info:
+            self.note_client(info)
+            self._info = info
+        return self.span_attributes
+
     def note_client(self, info: Any) -> None:
         name, version = client_info(info)
         if name is not None:
             self.client_name = name
             self.client_version = version
-
-    def span_attributes(self) -> dict[str, str]:
-        attrs: dict[str, str] = {}
-        if self.client_name is not None:
-            attrs[ATTR_MCP_CLIENT_NAME] = self.client_name
-        if self.client_version is not None:
-            attrs[ATTR_MCP_CLIENT_VERSION] = self.client_version
-        return attrs
+            attrs = {ATTR_MCP_CLIENT_NAME: name}
+            if version is not None:
+                attrs[ATTR_MCP_CLIENT_VERSION] = version
+            self.span_attributes = attrs
 
 
 def client_info(info: Any) -> tuple[str | None, str | None]:

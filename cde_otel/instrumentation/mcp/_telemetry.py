@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._correlation import client_correlation_id
 from cde_otel.instrumentation.mcp._attributes import (
+    LIST_METHODS,
     OTHER,
     TOOL,
     BoundedValues,
@@ -70,6 +71,8 @@ _METRIC_TRANSPORT_ATTRS = (
     ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_MCP_PROTOCOL_VERSION,
 )
+# Transport attribute sets kept for reuse (one per transport and protocol version a client sent).
+_MAX_SHARED_TRANSPORTS = 64
 
 
 class MCPTelemetry:
@@ -98,6 +101,7 @@ class MCPTelemetry:
         self._error_types = BoundedValues(256)
         self._codes = BoundedValues(256)
         self._versions = BoundedValues(16)
+        self._shared_transport_attrs: dict[tuple[str | None, str | None], Mapping[str, Any]] = {}
         self.active = True
 
     # -- start --------------------------------------------------------------------
@@ -130,15 +134,16 @@ class MCPTelemetry:
         (its registry tells a registered tool from a name the client made up).
         """
         target = request_target(method, params)
-        if target is not None and server is not None:
-            self.note_registered(server, method, target)
-        known = target is not None and self.known.knows(method, target)
-        name = span_name(method, target if known else None)
-        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: bounded_method(method)}
+        known = target is not None and self.note_registered(server, method, target)
+        bounded = bounded_method(method)
+        name = f"{bounded} {target}" if known else bounded
+        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: bounded}
         if method == TOOL:
             metric_attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
         transport_attrs = self._transport_attrs(transport, peer, protocol_version)
-        metric_attrs.update((k, v) for k, v in transport_attrs.items() if k in _METRIC_TRANSPORT_ATTRS)
+        for key in _METRIC_TRANSPORT_ATTRS:
+            if key in transport_attrs:
+                metric_attrs[key] = transport_attrs[key]
         attrs = request_attrs(
             method,
             params,
@@ -150,20 +155,20 @@ class MCPTelemetry:
             capture_max_length=self.capture_max_length,
         )
         attrs.update(transport_attrs)
+        info = client_info if client_info is not None else meta.get(CLIENT_INFO_META_KEY) if meta else None
         mcp_session = self.sessions.get(session, opens=session_opens or method == "initialize")
         if mcp_session is not None:
-            self._note_session(mcp_session, transport_attrs, client_info, meta)
-            attrs.update(mcp_session.span_attributes())
-        elif client_info is not None or (meta and CLIENT_INFO_META_KEY in meta):
+            attrs.update(mcp_session.note(transport_attrs, info))
+        elif info is not None:
             # No session we follow (stateless HTTP; the 2026 protocol names the client per request).
-            info = client_info if client_info is not None else meta[CLIENT_INFO_META_KEY]  # type: ignore[index]
-            attrs.update(MCPSession.of(info).span_attributes())
+            attrs.update(MCPSession.of(info).span_attributes)
 
         if adopt is None:
             choice = choice or choose(meta)
             parent = choice.parent
+            links = [trace.Link(choice.link)] if choice.link is not None else None
             start_ns = time.time_ns()
-            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, choice.links, start_time=start_ns)
+            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, links, start_time=start_ns)
         else:
             parent = context.get_current()
             span = adopt
@@ -171,12 +176,15 @@ class MCPTelemetry:
             span.update_name(name)  # the framework named it after the raw tool name
             span.set_attributes(attrs)
         parsed = adopt is None and choice is not None and choice.from_meta  # the client's baggage is in parent
-        cid = _client_correlation_id(meta, parent, parsed) or trace.format_trace_id(span.get_span_context().trace_id)
+        cid = client_correlation_id(meta, parent, parsed=parsed) or trace.format_trace_id(
+            span.get_span_context().trace_id
+        )
         span.set_attribute(ATTR_CORRELATION_ID, cid)
         ctx = baggage.set_baggage(CORRELATION_KEY, cid, trace.set_span_in_context(span, parent))
         call = MCPCall(span, name, attrs, metric_attrs)
         call.method = method
         call.target = target
+        call.known = known
         call.owned = adopt is None
         call.start_ns = start_ns
         call.token = context.attach(ctx)
@@ -184,11 +192,33 @@ class MCPTelemetry:
         call.start_perf = time.perf_counter()
         return call
 
-    def note_registered(self, server: Any, method: str, name: str) -> None:
-        if not self.known.knows(method, name) and registered(server, method, name):
-            self.known.learn(method, (name,))
+    def note_registered(self, server: Any, method: str, name: str) -> bool:
+        """Whether ``name`` is known now: learned already, or found in ``server``'s registry (then learned)."""
+        if self.known.knows(method, name):
+            return True
+        if server is None or not registered(server, method, name):
+            return False
+        self.known.learn(method, (name,))
+        return self.known.knows(method, name)
 
     def _transport_attrs(
+        self, transport: str | None, peer: Mapping[str, Any] | None, protocol_version: Any
+    ) -> Mapping[str, Any]:
+        """The transport's span attributes (read-only: shared by the requests of one transport and
+        version when there is no peer, e.g. every request of a stdio session)."""
+        if peer is not None or not (
+            protocol_version is None or (isinstance(protocol_version, str) and len(protocol_version) <= 32)
+        ):
+            return self._new_transport_attrs(transport, peer, protocol_version)
+        key = (transport, protocol_version)
+        attrs = self._shared_transport_attrs.get(key)
+        if attrs is None:
+            attrs = self._new_transport_attrs(transport, None, protocol_version)
+            if len(self._shared_transport_attrs) < _MAX_SHARED_TRANSPORTS:  # versions are the client's to send
+                self._shared_transport_attrs[key] = attrs
+        return attrs
+
+    def _new_transport_attrs(
         self, transport: str | None, peer: Mapping[str, Any] | None, protocol_version: Any
     ) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
@@ -205,16 +235,6 @@ class MCPTelemetry:
         if not isinstance(version, str) or not version:
             return None
         return self._versions(version) if _PROTOCOL_VERSION.fullmatch(version) else OTHER
-
-    @staticmethod
-    def _note_session(
-        session: MCPSession, transport_attrs: Mapping[str, Any], client_info: Any, meta: Mapping[str, Any] | None
-    ) -> None:
-        session.transport_attrs.update((k, v) for k, v in transport_attrs.items() if isinstance(v, str))
-        if client_info is not None:
-            session.note_client(client_info)
-        elif meta and CLIENT_INFO_META_KEY in meta:
-            session.note_client(meta[CLIENT_INFO_META_KEY])
 
     # -- end ----------------------------------------------------------------------
     def end(self, call: MCPCall) -> None:
@@ -235,18 +255,24 @@ class MCPTelemetry:
         """
         span = call.span
         method = call.method
+        result = call.result
         is_tool_call = method == TOOL
-        if call.result is not None:
-            self.known.learn_listed(method, call.result)  # the server's own tools/list, prompts/list
-        failure = None if cancelled(call.exception) else failure_of(call.result, call.exception, is_tool_call)
-        if failure is None and call.target is not None and call.result is not None:
+        if result is not None and method in LIST_METHODS:
+            self.known.learn_listed(method, result)  # the server's own tools/list, prompts/list
+        error = call.exception
+        failure = None if error is not None and cancelled(error) else failure_of(result, error, is_tool_call)
+        if failure is None and call.target is not None and result is not None and not call.known:
             self.known.learn(method, (call.target,))  # only a registered tool or prompt answers
-        self._bound_target(call)
+        if call.owned and (call.known or call.target is None):  # the span's name is final already
+            if call.target is not None:
+                call.metric_attrs[TARGET_ATTRS[method]] = call.target
+        else:
+            self._bound_target(call)
         if failure is None:
-            if is_tool_call and call.result is not None:
-                result_ids(call.result, span, call.attrs)
-            if self.capture_content and call.result is not None:
-                text = first_text(call.result)
+            if is_tool_call and result is not None:
+                result_ids(result, span, call.attrs)
+            if self.capture_content and result is not None:
+                text = first_text(result)
                 if text is not None:
                     span.set_attribute(ATTR_GEN_AI_TOOL_CALL_RESULT, scrubbed_prefix(text, self.capture_max_length))
             return None
@@ -303,8 +329,3 @@ class MCPTelemetry:
         if call.token is not None:
             context.detach(call.token)  # type: ignore[arg-type]
             call.token = None
-
-
-def _client_correlation_id(meta: Mapping[str, Any] | None, ctx: context.Context, parsed: bool) -> str | None:
-    """The client's correlation id, cleaned (printable, ≤ 128 characters); ``parsed``: its baggage is in ``ctx``."""
-    return client_correlation_id(meta, ctx, parsed=parsed)
