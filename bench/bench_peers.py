@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_peers.py [--quick]
 
-Goals: default ≤ 2.0 times the plain-SDK floor and ≤ 0.6 times the OTel + structlog peer.
+Goals: default ≤ 1.25 times the plain-SDK floor and ≤ 0.4 times the OTel + structlog peer.
 
 One process, one operation (``Project.transition_status``, ACTIVE <-> ARCHIVED, pure and
 disk-free), each variant on its own direct subclass of ``Project``, interleaved round by

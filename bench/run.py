@@ -84,8 +84,8 @@ class Goal:
 
 
 GOALS: tuple[Goal, ...] = (
-    Goal("peers_default_vs_floor", "defaults / plain-SDK floor, CPU incl. export", operator.le, 2.0),
-    Goal("peers_default_vs_peer", "defaults / OTel + structlog peer, CPU incl. export", operator.le, 0.6),
+    Goal("peers_default_vs_floor", "defaults / plain-SDK floor, CPU incl. export", operator.le, 1.25),
+    Goal("peers_default_vs_peer", "defaults / OTel + structlog peer, CPU incl. export", operator.le, 0.4),
     Goal("peers_like_for_like_vs_peer", "defaults + the peer's 2 lines, 2 records per op / peer", None, None),
     Goal("peers_log_file_vs_floor", "… with CDE_OTEL_LOG_FILE (a line per operation) / floor", None, None),
     Goal("peers_log_file_vs_peer", "… with CDE_OTEL_LOG_FILE / peer", None, None),

@@ -74,7 +74,8 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     host_logging = result["host_logging"]["cpu_ns_per_record"]
     assert set(host_logging) == {"host", "stamped", "cde_otel", "contrib_handler"}
     assert result["goals"]["host_log_record_vs_contrib_handler"]["passed"] is None  # context only
-    assert result["goals"]["peers_default_vs_floor"]["goal"] == "≤ 2.00"
+    assert result["goals"]["peers_default_vs_floor"]["goal"] == "≤ 1.25"
+    assert result["goals"]["peers_default_vs_peer"]["goal"] == "≤ 0.40"
 
     disabled = result["disabled"]
     assert disabled["method_is_plain_function"] is True
