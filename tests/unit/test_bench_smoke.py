@@ -167,11 +167,15 @@ def test_mcp_benchmark_reports_its_keys(run_bench: BenchRunner) -> None:
     )
     assert len(mcp["load_average"]["start"]) == 3
     assert isinstance(mcp["mcp_layer_owned_us"], NUMBER)
-    # Every server accounted its collections over the timed calls: young ones ran in each (a call
-    # allocates), and their CPU time is part of the server's.
-    assert set(mcp["server_gc_ms_per_call"]) == set(mcp["server_gc_collections"]) == servers
-    assert all(mcp["server_gc_collections"][name][0] > 0 for name in servers)
-    assert all(0 < mcp["server_gc_ms_per_call"][name] < cpu[name] + ticks for name in servers)
+    # Every server accounted its collections over the timed calls, and their CPU time is part of the
+    # server's. A quick run's few calls on small projects may run no young collection in a server
+    # (one starts after 700 net allocations), so none is required of each; the servers together ran some.
+    collections, gc_ms = mcp["server_gc_collections"], mcp["server_gc_ms_per_call"]
+    assert set(gc_ms) == set(collections) == servers
+    assert all(len(counts) == 3 and all(n >= 0 for n in counts) for counts in collections.values())
+    assert sum(counts[0] for counts in collections.values()) > 0
+    assert all(0 <= gc_ms[name] < cpu[name] + ticks for name in servers)
+    assert all(gc_ms[name] == 0 for name in servers if sum(collections[name]) == 0)
 
 
 def test_the_collectors_time_per_call_counts_only_the_timed_calls(
