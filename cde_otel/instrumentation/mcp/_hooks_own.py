@@ -74,7 +74,7 @@ def _begin_handled_request(
         message, req, session = args[0], args[1], args[2]
     else:
         message, req, session = (arg(args, kwargs, i, name) for i, name in enumerate(("message", "req", "session")))
-    request = getattr(getattr(message, "message_metadata", None), "request_context", None)  # HTTP; None on stdio
+    request = _v1_request(getattr(message, "message_metadata", None))
     transport, session_id, peer = _v1_transport(request)
     meta = _v1_meta(getattr(message, "request_meta", None))
     return telemetry.begin(

@@ -166,9 +166,8 @@ class MCPTelemetry:
         if adopt is None:
             choice = choice or choose(meta)
             parent = choice.parent
-            links = [trace.Link(choice.link)] if choice.link is not None else None
             start_ns = time.time_ns()
-            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, links, start_time=start_ns)
+            span = self.tracer.start_span(name, parent, SpanKind.SERVER, attrs, choice.links, start_time=start_ns)
         else:
             parent = context.get_current()
             span = adopt
@@ -263,11 +262,7 @@ class MCPTelemetry:
         failure = None if error is not None and cancelled(error) else failure_of(result, error, is_tool_call)
         if failure is None and call.target is not None and result is not None and not call.known:
             self.known.learn(method, (call.target,))  # only a registered tool or prompt answers
-        if call.owned and (call.known or call.target is None):  # the span's name is final already
-            if call.target is not None:
-                call.metric_attrs[TARGET_ATTRS[method]] = call.target
-        else:
-            self._bound_target(call)
+        self._bound_target(call)
         if failure is None:
             if is_tool_call and result is not None:
                 result_ids(result, span, call.attrs)
@@ -282,9 +277,11 @@ class MCPTelemetry:
         """The tool or prompt name on metrics and in the span name: registered, else ``_OTHER``
         (and the bare method in the span name). An adopted span is renamed and capped again: the
         framework may have renamed it after the raw name since."""
-        known = call.target is not None and self.known.knows(call.method, call.target)
+        known = call.target is not None and (call.known or self.known.knows(call.method, call.target))
         if call.target is not None:
             call.metric_attrs[TARGET_ATTRS[call.method]] = call.target if known else OTHER
+        if call.owned and known == call.known:
+            return  # our span, named so when it began (a name once known stays known)
         name = span_name(call.method, call.target if known else None)
         if name != call.name or not call.owned:
             call.name = name
