@@ -73,8 +73,6 @@ MCP_METHODS = frozenset(
 TOOL = "tools/call"
 PROMPT = "prompts/get"
 _LISTS = {"tools/list": TOOL, "prompts/list": PROMPT}
-#: The methods whose result lists the server's registered names.
-LIST_METHODS = frozenset(_LISTS)
 
 
 def capped(value: object, limit: int = MAX_VALUE) -> str:

@@ -31,7 +31,8 @@ from cde_otel.semconv import (
 
 CLIENT_INFO_META_KEY = "io.modelcontextprotocol/clientInfo"
 _MAX_CLIENT_FIELD = 128
-_METRIC_ATTRS = (
+#: Attributes of the transport a metric may carry (the rest of a request's are per request or per connection).
+METRIC_TRANSPORT_ATTRS = (
     ATTR_NETWORK_TRANSPORT,
     ATTR_NETWORK_PROTOCOL_NAME,
     ATTR_NETWORK_PROTOCOL_VERSION,
@@ -136,17 +137,7 @@ class Sessions:
             return
         if session is None or self._duration is None:
             return
-        attrs: dict[str, str] = {
-            k: v
-            for k, v in session.transport_attrs.items()
-            if k
-            in (
-                ATTR_NETWORK_TRANSPORT,
-                ATTR_NETWORK_PROTOCOL_NAME,
-                ATTR_NETWORK_PROTOCOL_VERSION,
-                ATTR_MCP_PROTOCOL_VERSION,
-            )
-        }
+        attrs: dict[str, str] = {k: v for k, v in session.transport_attrs.items() if k in METRIC_TRANSPORT_ATTRS}
         name, version = self._names(session.client_name), self._versions(session.client_version)
         if name is not None:
             attrs[ATTR_MCP_CLIENT_NAME] = name

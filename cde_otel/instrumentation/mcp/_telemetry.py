@@ -22,7 +22,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from cde_otel._correlation import client_correlation_id
 from cde_otel.instrumentation.mcp._attributes import (
-    LIST_METHODS,
     OTHER,
     TOOL,
     BoundedValues,
@@ -44,7 +43,7 @@ from cde_otel.instrumentation.mcp._errors import (
 )
 from cde_otel.instrumentation.mcp._request import TARGET_ATTRS, request_attrs, request_target, span_name
 from cde_otel.instrumentation.mcp._results import first_text, result_ids
-from cde_otel.instrumentation.mcp._session import CLIENT_INFO_META_KEY, MCPSession, Sessions
+from cde_otel.instrumentation.mcp._session import CLIENT_INFO_META_KEY, METRIC_TRANSPORT_ATTRS, MCPSession, Sessions
 from cde_otel.semconv import (
     ATTR_CORRELATION_ID,
     ATTR_ERROR_CODE,
@@ -53,8 +52,6 @@ from cde_otel.semconv import (
     ATTR_GEN_AI_TOOL_CALL_RESULT,
     ATTR_MCP_METHOD_NAME,
     ATTR_MCP_PROTOCOL_VERSION,
-    ATTR_NETWORK_PROTOCOL_NAME,
-    ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_NETWORK_TRANSPORT,
     ATTR_OPERATION,
     ATTR_RPC_RESPONSE_STATUS_CODE,
@@ -64,13 +61,6 @@ from cde_otel.semconv import (
 
 # A protocol version as the specification spells them (a date); anything else is _OTHER on metrics.
 _PROTOCOL_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
-# Attributes of the transport a metric may carry (the rest of a request's attributes are per-request).
-_METRIC_TRANSPORT_ATTRS = (
-    ATTR_NETWORK_TRANSPORT,
-    ATTR_NETWORK_PROTOCOL_NAME,
-    ATTR_NETWORK_PROTOCOL_VERSION,
-    ATTR_MCP_PROTOCOL_VERSION,
-)
 # Transport attribute sets kept for reuse (one per transport and protocol version a client sent).
 _MAX_SHARED_TRANSPORTS = 64
 
@@ -135,13 +125,12 @@ class MCPTelemetry:
         """
         target = request_target(method, params)
         known = target is not None and self.note_registered(server, method, target)
-        bounded = bounded_method(method)
-        name = f"{bounded} {target}" if known else bounded
-        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: bounded}
+        name = span_name(method, target if known else None)
+        metric_attrs: dict[str, Any] = {ATTR_MCP_METHOD_NAME: bounded_method(method)}
         if method == TOOL:
             metric_attrs[ATTR_GEN_AI_OPERATION_NAME] = EXECUTE_TOOL
         transport_attrs = self._transport_attrs(transport, peer, protocol_version)
-        for key in _METRIC_TRANSPORT_ATTRS:
+        for key in METRIC_TRANSPORT_ATTRS:
             if key in transport_attrs:
                 metric_attrs[key] = transport_attrs[key]
         attrs = request_attrs(
@@ -256,10 +245,10 @@ class MCPTelemetry:
         method = call.method
         result = call.result
         is_tool_call = method == TOOL
-        if result is not None and method in LIST_METHODS:
+        if result is not None:
             self.known.learn_listed(method, result)  # the server's own tools/list, prompts/list
         error = call.exception
-        failure = None if error is not None and cancelled(error) else failure_of(result, error, is_tool_call)
+        failure = None if cancelled(error) else failure_of(result, error, is_tool_call)
         if failure is None and call.target is not None and result is not None and not call.known:
             self.known.learn(method, (call.target,))  # only a registered tool or prompt answers
         self._bound_target(call)
