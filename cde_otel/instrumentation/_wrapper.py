@@ -201,20 +201,19 @@ class OperationTelemetry:
             self.duration.record(max(end_ns - op.start_ns, 0) / 1e9, metric_attrs)
             span.end(end_time=end_ns)
             events = self.events
-            if events is not None and (
-                error_code is not None or events.ok_lines or end_ns - op.start_ns > events.slow_after_ns
-            ):  # else, with the defaults, an ok operation's record is its span
-                self._report(target, op, end_ns, error_code)
+            if events is not None:
+                slow = end_ns - op.start_ns > events.slow_after_ns
+                if slow or error_code is not None or events.ok_lines:  # else, by default, its record is its span
+                    self._report(target, op, end_ns, error_code, slow)
         finally:
             if span.is_recording():  # something above failed before the span ended
                 span.end(end_time=end_ns)
             context.detach(op.token)  # type: ignore[arg-type]
 
-    def _report(self, target: Target, op: _Operation, end_ns: int, error_code: str | None) -> None:
+    def _report(self, target: Target, op: _Operation, end_ns: int, error_code: str | None, slow: bool) -> None:
         """The operation's line and, when it failed or was slow, its log record (inside its span's context)."""
         events = self.events
         assert events is not None
-        slow = end_ns - op.start_ns > events.slow_after_ns
         cpu_ms = None
         if slow:
             self.slow_targets.add(target.spec)
