@@ -8,11 +8,13 @@ in-memory client (what its hooks see).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -204,6 +206,24 @@ def test_a_session_follows_the_client_description_each_request_brings(
     mcp.end(mcp.begin("tools/list", None, session=session))  # none given: the session's own stays
     names = [(s.attributes[ATTR_MCP_CLIENT_NAME], s.attributes[ATTR_MCP_CLIENT_VERSION]) for s in telemetry.spans()]
     assert names == [("claude-code", "2.1.0")] * 2 + [("cursor", "1.7")] * 2
+
+
+def test_a_session_keeps_no_client_description_a_request_sent_once_the_request_is_over(
+    mcp: MCPTelemetry, telemetry: CapturedTelemetry
+) -> None:
+    class Sent(dict[str, str]):  # a dict a weak reference can watch
+        pass
+
+    session = type("Connection", (), {})()
+    mcp.end(mcp.begin("initialize", None, session=session))
+    meta: dict[str, Any] = {"io.modelcontextprotocol/clientInfo": Sent(name="cursor", version="1.7")}
+    sent = weakref.ref(meta["io.modelcontextprotocol/clientInfo"])
+    mcp.end(mcp.begin("tools/list", {"_meta": meta}, meta=meta, session=session))
+    del meta
+    gc.collect()
+    assert sent() is None  # the client's bytes went with its request
+    mcp.end(mcp.begin("tools/list", None, session=session))
+    assert telemetry.spans()[-1].attributes[ATTR_MCP_CLIENT_NAME] == "cursor"  # what it said stays
 
 
 def test_a_tool_registered_while_its_first_call_runs_names_the_span_and_the_metric(

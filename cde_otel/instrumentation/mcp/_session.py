@@ -60,7 +60,7 @@ class MCPSession:
         self.transport_attrs: dict[str, str] = {}
         #: What every request's span carries about the session (read-only for callers).
         self.span_attributes: dict[str, str] = {}
-        self._info: Any = None  # the client description noted last (requests of a session share one)
+        self._info: Any = None  # the framework's client description noted last (its requests share one)
         self._noted_transport: Mapping[str, Any] | None = None
 
     @classmethod
@@ -77,7 +77,9 @@ class MCPSession:
             self._noted_transport = transport_attrs
         if info is not None and info is not self._info:
             self.note_client(info)
-            self._info = info
+            # The framework's own description (held by its session anyway) is remembered; a mapping the
+            # client sent with one request is not kept beyond it.
+            self._info = None if isinstance(info, Mapping) else info
         return self.span_attributes
 
     def note_client(self, info: Any) -> None:
