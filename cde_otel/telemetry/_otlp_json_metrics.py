@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, MetricsData, Sum
 
 from cde_otel.telemetry._otlp_json import JSON, Envelope, _double, _with_attributes
@@ -133,7 +134,8 @@ def encode_metrics(envelope: Envelope, data: MetricsData) -> JSON:
         for scope_metrics in resource_metrics.scope_metrics:
             block: JSON = {
                 "scope": envelope.scope(scope_metrics.scope),
-                "metrics": [_metric(metric) for metric in scope_metrics.metrics],
+                # One metric's dicts at a time, serialised as they are built (see _otlp_json's Envelope.group).
+                "metrics": [orjson.Fragment(orjson.dumps(_metric(metric))) for metric in scope_metrics.metrics],
             }
             if scope_metrics.scope.schema_url:
                 block["schemaUrl"] = scope_metrics.scope.schema_url
