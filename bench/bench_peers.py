@@ -59,7 +59,7 @@ from _timing import Interleaved, Loop, interleave
 _ITERATIONS = {"full": 400, "quick": 100}
 _ROUNDS = {"full": 41, "quick": 7}
 OPERATION = "Project.transition_status"
-GOALS = {"default/floor": 2.0, "default/peer": 0.6}
+GOALS = {"default/floor": 1.25, "default/peer": 0.4}
 _RATIOS = (
     ("default", "floor"),
     ("default", "peer"),

@@ -76,6 +76,7 @@ def test_in_process_benchmarks_report_their_keys(run_bench: BenchRunner) -> None
     assert result["goals"]["host_log_record_vs_contrib_handler"]["passed"] is None  # context only
     assert result["goals"]["peers_default_vs_floor"]["goal"] == "≤ 1.25"
     assert result["goals"]["peers_default_vs_peer"]["goal"] == "≤ 0.40"
+    assert peers["goals"] == {"default/floor": 1.25, "default/peer": 0.4}  # what bench_peers reports agrees
 
     disabled = result["disabled"]
     assert disabled["method_is_plain_function"] is True
