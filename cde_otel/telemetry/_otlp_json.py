@@ -132,7 +132,7 @@ class Envelope:
             for scope, scope_encoded, scope_items in scopes:
                 # Each item serialised on its own, so its dicts are freed before the next is built: a
                 # batch held as dicts was ~25 tracked objects per span alive at once, and 512 spans set
-                # off 15 young collections, each promoting whatever the host had alive at that moment.
+                # off 15-16 young collections, each promoting whatever the host had alive at that moment.
                 block: JSON = {
                     "scope": scope_encoded,
                     items_key: [
