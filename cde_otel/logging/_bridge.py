@@ -35,6 +35,7 @@ from cde_otel._structlog_otel import StructlogProcessor
 from cde_otel._swallowed import swallowed
 from cde_otel.logging._deferred import DeferredRecords
 from cde_otel.logging._processors import otel_attribute_value
+from cde_otel.logging._records import is_otel_logging_handler
 from cde_otel.redaction import bounded_stack, bounded_text, redact_value
 from cde_otel.semconv import RECORD_CORRELATION_ID, RECORD_STAMPS
 
@@ -216,10 +217,8 @@ def otel_handler_on_root_takes(record: logging.LogRecord) -> bool:
     root does: those of a logger that does not propagate (uvicorn's, FastMCP's) stop on the way,
     and only the bridge sends them."""
     for handler in logging.root.handlers:
-        if record.levelno >= handler.level:
-            kind = type(handler)
-            if kind.__name__ == "LoggingHandler" and kind.__module__.startswith("opentelemetry."):
-                break
+        if record.levelno >= handler.level and is_otel_logging_handler(handler):
+            break
     else:
         return False
     logger = logging.Logger.manager.loggerDict.get(record.name)

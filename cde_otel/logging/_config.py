@@ -29,7 +29,7 @@ from cde_otel.logging._processors import (
     redactor,
     scrub_rendered_exception,
 )
-from cde_otel.logging._records import records_bridged
+from cde_otel.logging._records import is_otel_logging_handler, records_bridged
 from cde_otel.logging._sinks import HandlerSink, LineSink, StreamSink, follow_setup, stop_following
 from cde_otel.settings import LogFormat, LogRotation, Settings, load_settings
 
@@ -251,7 +251,7 @@ def _resolve_logger_provider(logger_provider: LoggerProvider | None, otel: bool 
 def _remove_foreign_otel_handlers(root: logging.Logger) -> None:
     """Drops another OTel logging handler on root (e.g. ``opentelemetry-instrument``'s): it would duplicate records."""
     for handler in list(root.handlers):
-        if type(handler).__name__ == "LoggingHandler" and type(handler).__module__.startswith("opentelemetry."):
+        if is_otel_logging_handler(handler):
             root.removeHandler(handler)
             logging.getLogger(__name__).debug("replaced %s on the root logger by the cde_otel bridge", handler)
 

@@ -240,3 +240,9 @@ def _owner(hook: object) -> object | None:
         if hook is None:
             return None
     return None
+
+
+def is_otel_logging_handler(handler: logging.Handler) -> bool:
+    """OpenTelemetry's own ``LoggingHandler`` (the SDK's or contrib's, e.g. ``opentelemetry-instrument``'s)."""
+    kind = type(handler)
+    return kind.__name__ == "LoggingHandler" and kind.__module__.startswith("opentelemetry.")
