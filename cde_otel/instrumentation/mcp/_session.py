@@ -38,8 +38,6 @@ METRIC_TRANSPORT_ATTRS = (
     ATTR_NETWORK_PROTOCOL_VERSION,
     ATTR_MCP_PROTOCOL_VERSION,
 )
-#: Span attributes that describe the session rather than the request (set on every request's span).
-SESSION_SPAN_ATTRIBUTES = (ATTR_MCP_CLIENT_NAME, ATTR_MCP_CLIENT_VERSION)
 
 
 class MCPSession:
