@@ -44,6 +44,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench_peers import GOALS as PEERS_GOALS  # light: the stdlib and two bench helpers
+
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = (
     "peers",
@@ -84,8 +86,18 @@ class Goal:
 
 
 GOALS: tuple[Goal, ...] = (
-    Goal("peers_default_vs_floor", "defaults / plain-SDK floor, CPU incl. export", operator.le, 1.25),
-    Goal("peers_default_vs_peer", "defaults / OTel + structlog peer, CPU incl. export", operator.le, 0.4),
+    Goal(
+        "peers_default_vs_floor",
+        "defaults / plain-SDK floor, CPU incl. export",
+        operator.le,
+        PEERS_GOALS["default/floor"],
+    ),
+    Goal(
+        "peers_default_vs_peer",
+        "defaults / OTel + structlog peer, CPU incl. export",
+        operator.le,
+        PEERS_GOALS["default/peer"],
+    ),
     Goal("peers_like_for_like_vs_peer", "defaults + the peer's 2 lines, 2 records per op / peer", None, None),
     Goal("peers_log_file_vs_floor", "… with CDE_OTEL_LOG_FILE (a line per operation) / floor", None, None),
     Goal("peers_log_file_vs_peer", "… with CDE_OTEL_LOG_FILE / peer", None, None),
