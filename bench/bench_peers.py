@@ -8,7 +8,9 @@ One process, one operation (``Project.transition_status``, ACTIVE <-> ARCHIVED, 
 disk-free), each variant on its own direct subclass of ``Project``, interleaved round by
 round (``_timing``). The cost is **process CPU time per operation including the exporters'
 work**: every timed run ends with a ``force_flush`` of that variant's span and log
-processors, so encoding and writing its batches is billed to it, whatever thread did it.
+processors, so encoding and writing its batches is billed to it, whatever thread did it; and
+for cde-otel's variants, with the aggregation of the duration records configure()'s
+MeterProvider defers to its next collection.
 Periodic metric export is off for every variant (``OTEL_METRIC_EXPORT_INTERVAL`` of an hour):
 a 5 s export is noise per operation, and would land on whichever variant runs at that moment.
 
@@ -409,7 +411,12 @@ def _run(work: Path, rounds: int, iterations: int) -> tuple[Interleaved, list[st
     if pipeline is None:
         raise RuntimeError("configure() returned None (OTEL_SDK_DISABLED?)")
 
+    measurements = pipeline.deferred_measurements
+    if measurements is None:
+        raise RuntimeError("configure()'s MeterProvider does not defer its duration records")
+
     def flush_default() -> None:
+        measurements.drain()  # the duration records wait for a collection: aggregated in the timed run
         pipeline.tracer_provider.force_flush()
         pipeline.logger_provider.force_flush()
 

@@ -108,7 +108,10 @@ class CDEInstrumentor(HookedInstrumentor):
         telemetry = OperationTelemetry(
             tracer,
             duration_histogram(
-                meter, METRIC_OPERATION_DURATION, "Duration of CDE project, feature and state operations."
+                meter,
+                METRIC_OPERATION_DURATION,
+                "Duration of CDE project, feature and state operations.",
+                meter_provider=kwargs.get("meter_provider"),
             ),
             errors_counter(kwargs.get("meter_provider")),
             events=_operation_events(settings, kwargs),

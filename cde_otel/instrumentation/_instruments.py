@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, MeterProvider, Observation
 from opentelemetry.trace import Tracer
 
+from cde_otel._measurements import deferred, deferred_measurements
 from cde_otel._swallowed import swallowed_counts
 from cde_otel._version import __version__
 from cde_otel.semconv import (
@@ -39,12 +40,16 @@ def scope_instruments(scope: str, kwargs: Mapping[str, Any]) -> tuple[Tracer, Me
     return tracer, _meter(meter_provider, scope)
 
 
-def duration_histogram(meter: Meter, name: str, description: str) -> Histogram:
+def duration_histogram(meter: Meter, name: str, description: str, *, meter_provider: MeterProvider | None) -> Histogram:
     """A duration histogram in seconds, with second-scale advisory boundaries for a user's own
-    MeterProvider (``configure()``'s views make it exponential)."""
-    return meter.create_histogram(
+    MeterProvider (``configure()``'s views make it exponential). On ``configure()``'s own
+    MeterProvider (``meter``'s, None: the global one) its records are aggregated when the metrics
+    are collected (:mod:`cde_otel._measurements`), by the callback of ``cde.instrumentation.failures``."""
+    register_failures_counter(meter_provider)
+    histogram = meter.create_histogram(
         name, unit="s", description=description, explicit_bucket_boundaries_advisory=CLASSIC_BOUNDARIES_S
     )
+    return deferred(meter_provider, histogram)
 
 
 def errors_counter(meter_provider: MeterProvider | None = None) -> Counter:
@@ -64,7 +69,10 @@ def errors_counter(meter_provider: MeterProvider | None = None) -> Counter:
 def register_failures_counter(meter_provider: MeterProvider | None = None) -> None:
     """``cde.instrumentation.failures``: what the wrappers and hooks swallowed, by site
     (:mod:`cde_otel._swallowed`). Once per MeterProvider, whichever instrumentor comes first: the
-    SDK warns when an observable instrument is registered twice."""
+    SDK warns when an observable instrument is registered twice.
+
+    Its callback also aggregates the provider's deferred duration records: the SDK calls an
+    observable instrument's callbacks in every collection, before it reads the aggregations."""
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
     with _failures_lock:
         if provider in _failures_registered:
@@ -72,11 +80,24 @@ def register_failures_counter(meter_provider: MeterProvider | None = None) -> No
         _failures_registered.add(provider)
     _meter(provider).create_observable_counter(
         METRIC_INSTRUMENTATION_FAILURES,
-        callbacks=[_observe_failures],
+        callbacks=[_failures_observer(weakref.ref(provider))],
         unit="{failure}",
         description="Failures cde-otel swallowed inside its own wrappers and hooks (telemetry may be incomplete).",
     )
 
 
-def _observe_failures(options: CallbackOptions) -> Iterable[Observation]:
+def _failures_observer(
+    provider: weakref.ref[MeterProvider],
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe_failures(options: CallbackOptions) -> Iterable[Observation]:
+        owner = provider()
+        measurements = None if owner is None else deferred_measurements(owner)
+        if measurements is not None:
+            measurements.drain()  # swallows its own failures: the failures observed below include them
+        return _failures()
+
+    return observe_failures
+
+
+def _failures() -> list[Observation]:
     return [Observation(count, {ATTR_INSTRUMENTATION_SITE: site}) for site, count in swallowed_counts().items()]

@@ -36,6 +36,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from cde_otel._measurements import DeferredMeasurements, defer_measurements
 from cde_otel._otel_compat import cardinality_limit_kwargs
 from cde_otel.semconv import SIGNALS as _SIGNALS
 from cde_otel.settings import Settings
@@ -110,6 +111,7 @@ class Pipeline:
     )
     batch_processors: dict[str, Any] = field(default_factory=dict)  # signal -> Batch*Processor (queue left)
     otlp_endpoints: tuple[tuple[str, int], ...] = ()  # (host, port) of each OTLP endpoint in use
+    deferred_measurements: DeferredMeasurements | None = None  # our MeterProvider's, closed at shutdown
 
 
 def build_pipeline(
@@ -170,6 +172,9 @@ def build_pipeline(
         views=duration_views(settings.histogram, settings.histogram_max_size),
         shutdown_on_exit=False,
     )
+    # Only our readers read it, one of them every export interval: the duration records can wait
+    # for them (cde_otel._measurements). Not when nothing collects but health, now and then.
+    measurements = defer_measurements(meter_provider) if app.meter is None and metric_exporter is not None else None
 
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     log_exporter: LogRecordExporter | None = exporters["logs"]
@@ -203,6 +208,7 @@ def build_pipeline(
         tracked_exporters=tracked,
         batch_processors=processors,
         otlp_endpoints=_otlp_endpoints(described, env),
+        deferred_measurements=measurements,
     )
 
 

@@ -75,6 +75,8 @@ def shutdown_pipeline(pipeline: Pipeline, timeout_s: float | None = None) -> Shu
     deadline = started + budget - min(0.5, budget / 4)  # the rest is for the interpreter's teardown
     margin = min(0.25, budget / 8)
     status = pipeline.export_status or ExportStatus()
+    if pipeline.deferred_measurements is not None:
+        pipeline.deferred_measurements.close()  # a record made after the last collection is not queued
     with quiet_export_logs(status):
         workers = [_start_shutdown(name, provider) for name, provider in owned]
         if status.all_failing() or _refused(pipeline.otlp_endpoints, min(0.2, margin)):

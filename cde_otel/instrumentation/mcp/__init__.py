@@ -106,6 +106,7 @@ class MCPInstrumentor(HookedInstrumentor):
                 meter,
                 METRIC_MCP_SERVER_OPERATION_DURATION,
                 "MCP request duration as observed on the server, from receipt to response.",
+                meter_provider=kwargs.get("meter_provider"),
             ),
             errors_counter(kwargs.get("meter_provider")),  # the cde_otel scope's, shared with CDEInstrumentor
             session_duration=meter.create_histogram(
