@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,50 @@ def test_an_application_meter_provider_or_metrics_not_exported_are_never_deferre
         assert deferred_measurements(pipeline.meter_provider) is None
     finally:
         shutdown_pipeline(pipeline, 0.5)
+
+
+_EMBEDDED_DEFAULT = """
+from cde_otel import telemetry
+from cde_otel.core import Project, ProjectStatus
+from cde_otel.instrumentation import CDEInstrumentor
+from cde_otel.instrumentation.mcp import MCPInstrumentor
+
+telemetry.configure()
+print(type(CDEInstrumentor()._state.duration).__name__, type(MCPInstrumentor()._state.duration).__name__)
+project = Project(name="p", path="/nonexistent/p")
+project.status = ProjectStatus.ACTIVE
+for _ in range(3):
+    project.transition_status(ProjectStatus.ARCHIVED)
+    project.transition_status(ProjectStatus.ACTIVE)
+telemetry.shutdown()
+"""
+
+
+def test_the_embedded_default_defers_and_exports_each_record_with_its_spans_exemplar(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDE_OTEL_", "OTEL_"))}
+    env.update(CDE_OTEL_LOCAL_DIR=str(tmp_path), CDE_OTEL_STARTUP_LINE="false")
+    done = subprocess.run(
+        [sys.executable, "-c", _EMBEDDED_DEFAULT], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["DeferredHistogram", "DeferredHistogram"]
+    span_ids = {
+        span["spanId"]
+        for line in (tmp_path / "traces.jsonl").read_text().splitlines()
+        for resource in json.loads(line)["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+        if span["name"] == "Project.transition_status"
+    }
+    assert len(span_ids) == 6
+    last = (tmp_path / "metrics.jsonl").read_text().splitlines()[-1]
+    [point] = [
+        p
+        for resource in json.loads(last)["resourceMetrics"]
+        for scope in resource["scopeMetrics"]
+        for metric in scope["metrics"]
+        if metric["name"] == METRIC_OPERATION_DURATION
+        for p in metric["exponentialHistogram"]["dataPoints"]
+    ]
+    assert int(point["count"]) == 6  # every record, aggregated by the last collection at shutdown
+    assert point["exemplars"] and {e["spanId"] for e in point["exemplars"]} <= span_ids
