@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from forking import in_forked_child  # type: ignore[import-not-found]  # by file name, as pytest imports it
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
@@ -104,27 +105,19 @@ def test_a_forked_child_has_no_thread_of_the_parents_and_starts_its_own() -> Non
         "cde-otel-test-fork", steps, interval_s=3600, site="test.daemon", after_fork=lambda: reset.append(os.getpid())
     )
     loop.ensure_running()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report what it sees through the pipe, then leave at once
-        code = 1
-        try:
-            child = os.getpid()
-            was_running = loop.running
-            loop.ensure_running()
-            loop.wake()
-            stepped = _until(lambda: len(steps.seen) == 1)
-            os.write(write_end, f"{was_running} {reset == [child]} {stepped}".encode())
-            loop.stop()
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    _, status = os.waitpid(pid, 0)
-    report = os.read(read_end, 100).decode()
-    os.close(read_end)
+
+    def child() -> str:
+        was_running = loop.running
+        loop.ensure_running()
+        loop.wake()
+        stepped = _until(lambda: len(steps.seen) == 1)
+        report = f"{was_running} {reset == [os.getpid()]} {stepped}"
+        loop.stop()
+        return report
+
+    code, report = in_forked_child(child)
     try:
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert code == 0
         assert report == "False True True"  # no parent's thread; the owner reset; a thread of its own
         assert loop.running and reset == []  # the parent's loop is untouched
     finally:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from forking import in_forked_child  # type: ignore[import-not-found]  # by file name, as pytest imports it
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -121,22 +122,12 @@ def test_a_forked_child_drops_its_parents_records() -> None:
     histogram.record(0.1, {ATTR_OPERATION: "save"})
     measurements = deferred_measurements(provider)
     assert measurements is not None
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report what it sees through the pipe, then leave at once
-        code = 1
-        try:
-            histogram.record(0.1, {ATTR_OPERATION: "save"})  # its own records still queue
-            os.write(write_end, str(len(measurements)).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    _, status = os.waitpid(pid, 0)
-    report = os.read(read_end, 100).decode()
-    os.close(read_end)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert report == "1"  # the child's one record, not its parent's
+
+    def child() -> str:
+        histogram.record(0.1, {ATTR_OPERATION: "save"})  # its own records still queue
+        return str(len(measurements))
+
+    assert in_forked_child(child) == (0, "1")  # the child's one record, not its parent's
     assert len(measurements) == 1  # the parent's queue is untouched
     provider.shutdown()
 
