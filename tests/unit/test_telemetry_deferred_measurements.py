@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from forking import in_forked_child  # type: ignore[import-not-found]  # by file name, as pytest imports it
@@ -132,16 +133,20 @@ def test_a_forked_child_drops_its_parents_records() -> None:
     provider.shutdown()
 
 
+def _points(line: str, name: str) -> list[dict[str, Any]]:
+    """The data points of exponential histogram ``name`` in one line of ``metrics.jsonl``."""
+    return [
+        point
+        for resource in json.loads(line)["resourceMetrics"]
+        for scope in resource["scopeMetrics"]
+        for metric in scope["metrics"]
+        if metric["name"] == name
+        for point in metric["exponentialHistogram"]["dataPoints"]
+    ]
+
+
 def _exported_counts(path: Path, name: str) -> list[int]:
-    counts: list[int] = []
-    for line in path.read_text().splitlines():
-        for resource in json.loads(line)["resourceMetrics"]:
-            for scope in resource["scopeMetrics"]:
-                for metric in scope["metrics"]:
-                    if metric["name"] == name:
-                        data = metric.get("exponentialHistogram") or metric["histogram"]
-                        counts.extend(int(p["count"]) for p in data["dataPoints"])
-    return counts
+    return [int(point["count"]) for line in path.read_text().splitlines() for point in _points(line, name)]
 
 
 def test_configures_pipeline_defers_and_its_shutdown_exports_what_waits(tmp_path: Path) -> None:
@@ -218,13 +223,6 @@ def test_the_embedded_default_defers_and_exports_each_record_with_its_spans_exem
     }
     assert len(span_ids) == 6
     last = (tmp_path / "metrics.jsonl").read_text().splitlines()[-1]
-    [point] = [
-        p
-        for resource in json.loads(last)["resourceMetrics"]
-        for scope in resource["scopeMetrics"]
-        for metric in scope["metrics"]
-        if metric["name"] == METRIC_OPERATION_DURATION
-        for p in metric["exponentialHistogram"]["dataPoints"]
-    ]
+    [point] = _points(last, METRIC_OPERATION_DURATION)
     assert int(point["count"]) == 6  # every record, aggregated by the last collection at shutdown
     assert point["exemplars"] and {e["spanId"] for e in point["exemplars"]} <= span_ids
